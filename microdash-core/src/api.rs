@@ -1,0 +1,284 @@
+//! JSON wire types of the HTTP API, shared by the server, the Rust client and the dashboard.
+//!
+//! Inputs are permissive (every field optional) so validation in [`crate::metric`] can
+//! report all problems at once; outputs are exactly what clients see.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// One metric as a client sends it. Unknown fields are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricIn {
+    /// Required metric name.
+    #[serde(default)]
+    pub metric_name: Option<String>,
+    /// Required finite value.
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// RFC 3339 string or Unix seconds; the time of receipt when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampIn>,
+    /// Optional agent (host, device) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Optional string-to-string dimensions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// Optional idempotency key: a metric with a `dedupe_id` already stored is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_id: Option<String>,
+}
+
+/// A timestamp as clients may write it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimestampIn {
+    /// An RFC 3339 string such as `2024-05-01T12:00:00Z`.
+    Rfc3339(String),
+    /// Seconds since the Unix epoch, possibly fractional.
+    UnixSeconds(f64),
+}
+
+impl Serialize for TimestampIn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TimestampIn::Rfc3339(text) => s.serialize_str(text),
+            TimestampIn::UnixSeconds(secs) => s.serialize_f64(*secs),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TimestampIn {
+    // A hand-written visitor rather than `#[serde(untagged)]`: untagged enums buffer every
+    // value, and this sits on the ingestion hot path.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TimestampIn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 string or Unix seconds")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TimestampIn, E> {
+                Ok(TimestampIn::Rfc3339(v.to_owned()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TimestampIn, E> {
+                Ok(TimestampIn::UnixSeconds(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TimestampIn, E> {
+                Ok(TimestampIn::UnixSeconds(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TimestampIn, E> {
+                Ok(TimestampIn::UnixSeconds(v as f64))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl TimestampIn {
+    /// Parse a query-string timestamp: Unix seconds if it is a number, else RFC 3339.
+    pub fn from_query(s: &str) -> Self {
+        match s.parse::<f64>() {
+            Ok(secs) => TimestampIn::UnixSeconds(secs),
+            Err(_) => TimestampIn::Rfc3339(s.to_owned()),
+        }
+    }
+}
+
+/// One validation problem. `index` is the metric's position in the request (absent when the
+/// problem concerns the whole request), `field` the offending field (absent when the whole
+/// element is wrong).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// Position of the metric in the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// Field name, such as `value` or `tags.host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Build a field error.
+    pub fn new(index: Option<usize>, field: Option<String>, message: impl Into<String>) -> Self {
+        Self {
+            index,
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, such as `invalid_metrics` or `unauthorized`.
+    pub error: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Per-field problems, for validation errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+}
+
+/// Answer to an accepted `POST /api/v1/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// How many metrics were durably handed to the queue.
+    pub accepted: usize,
+}
+
+/// Time resolution of a query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolution {
+    /// Raw points as ingested.
+    #[default]
+    #[serde(rename = "raw")]
+    Raw,
+    /// One-minute rollups.
+    #[serde(rename = "1m")]
+    OneMinute,
+    /// Five-minute rollups.
+    #[serde(rename = "5m")]
+    FiveMinutes,
+}
+
+/// Query string of `GET /api/v1/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsQuery {
+    /// Only this metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    /// Only this agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Inclusive start: RFC 3339 or Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Exclusive end: RFC 3339 or Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// `raw`, `1m` or `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// Most points to return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+}
+
+/// One point in a query answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointOut {
+    /// Metric name.
+    pub metric_name: String,
+    /// Agent id, `null` when the metric had none.
+    pub agent_id: Option<String>,
+    /// Tags of the series.
+    pub tags: BTreeMap<String, String>,
+    /// RFC 3339 UTC timestamp with milliseconds.
+    pub timestamp: String,
+    /// The value.
+    pub value: f64,
+}
+
+/// Answer to `GET /api/v1/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResponse {
+    /// The resolution served.
+    pub resolution: Resolution,
+    /// Number of points in `data`.
+    pub count: usize,
+    /// Points ordered by timestamp.
+    pub data: Vec<PointOut>,
+}
+
+/// Status of one dependency in `GET /api/v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyHealth {
+    /// `up` or `down`.
+    pub status: String,
+    /// Which backend (for example `sqlite`, `mysql`, `redis`, `in-process`).
+    pub backend: String,
+    /// Why it is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Answer to `GET /api/v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// `ok` when every dependency is up, else `degraded`.
+    pub status: String,
+    /// Each dependency by name (`database`, `queue`).
+    pub checks: BTreeMap<String, DependencyHealth>,
+}
+
+/// A tenant as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantOut {
+    /// Database id.
+    pub id: i64,
+    /// URL- and topic-safe short name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+}
+
+/// Body of `POST /api/v1/admin/tenants`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTenant {
+    /// Short name, `[a-z0-9-]`.
+    pub slug: String,
+    /// Display name; defaults to the slug.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An API token as listings show it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenOut {
+    /// Database id, used to revoke.
+    pub id: i64,
+    /// Tenant slug, `null` for admin tokens.
+    pub tenant: Option<String>,
+    /// Label given at creation.
+    pub name: String,
+    /// The first characters of the token, to recognise it.
+    pub prefix: String,
+    /// Comma-separated scopes.
+    pub scopes: String,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// Last authenticated use, RFC 3339, with minute precision.
+    pub last_used_at: Option<String>,
+    /// When it was revoked, RFC 3339.
+    pub revoked_at: Option<String>,
+}
+
+/// Body of `POST /api/v1/admin/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateToken {
+    /// Tenant slug; absent for an admin token.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Comma-separated scopes, e.g. `ingest,read`.
+    pub scopes: String,
+    /// Label.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Answer to token creation: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    /// The stored token's description.
+    #[serde(flatten)]
+    pub info: TokenOut,
+    /// The secret bearer token. It is not stored and cannot be shown again.
+    pub token: String,
+}

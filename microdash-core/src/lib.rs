@@ -1,0 +1,20 @@
+//! microdash's domain, shared by every other crate and by the dashboard.
+//!
+//! - [`api`]: the JSON wire types of the HTTP API (what clients send and receive).
+//! - [`metric`]: validated domain types ([`metric::Metric`], [`metric::Batch`]) and the
+//!   validation that turns wire input into them under configurable [`metric::Limits`].
+//! - [`token`]: API token format, scopes and hashing.
+//! - [`error`]: the [`error::ErrorKind`] every crate's errors map to, so the HTTP layer can
+//!   choose a status in one place.
+//!
+//! Architecture invariant: this crate does no IO and never depends on tokio, diesel or
+//! reqwest. It takes the current time as an argument instead of reading a clock, which keeps
+//! it deterministic in tests and lets it compile for `wasm32-unknown-unknown`.
+
+pub mod api;
+pub mod error;
+pub mod metric;
+pub mod token;
+
+pub use error::ErrorKind;
+pub use metric::{Batch, Limits, Metric, SeriesKey};

@@ -1,0 +1,295 @@
+//! Tenants and API tokens.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::RunQueryDsl;
+use microdash_core::token::{self, Scope, Scopes};
+
+use crate::schema::{api_tokens, tenants};
+use crate::{Store, StoreError, with_conn};
+
+/// A tenant: the unit of isolation. Every series, point, agent and token belongs to one.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = tenants)]
+pub struct Tenant {
+    /// Database id.
+    pub id: i64,
+    /// Short, URL- and topic-safe name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// A stored token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Database id.
+    pub id: i64,
+    /// Owning tenant; `None` for admin tokens.
+    pub tenant_id: Option<i64>,
+    /// Owning tenant's slug, for display.
+    pub tenant_slug: Option<String>,
+    /// Label.
+    pub name: String,
+    /// First characters of the token, for recognising it.
+    pub prefix: String,
+    /// What it may do.
+    pub scopes: Scopes,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Last authenticated use, Unix milliseconds (updated at most once a minute).
+    pub last_used_at_ms: Option<i64>,
+    /// Revocation time, Unix milliseconds.
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// Who a valid token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's id, for `last_used_at` bookkeeping.
+    pub token_id: i64,
+    /// The tenant whose data the token may touch; `None` for admin tokens.
+    pub tenant_id: Option<i64>,
+    /// What it may do.
+    pub scopes: Scopes,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+struct TokenRow {
+    id: i64,
+    tenant_id: Option<i64>,
+    name: String,
+    prefix: String,
+    scopes: String,
+    created_at_ms: i64,
+    last_used_at_ms: Option<i64>,
+    revoked_at_ms: Option<i64>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = tenants)]
+struct NewTenant<'a> {
+    slug: &'a str,
+    name: &'a str,
+    created_at_ms: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = api_tokens)]
+struct NewToken {
+    tenant_id: Option<i64>,
+    name: String,
+    prefix: String,
+    token_hash: String,
+    scopes: String,
+    created_at_ms: i64,
+}
+
+fn conflict_as(err: DieselError, what: impl FnOnce() -> String) -> StoreError {
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            StoreError::Conflict(what())
+        }
+        other => StoreError::Query(other),
+    }
+}
+
+impl Store {
+    /// Create a tenant. Fails with [`StoreError::Conflict`] if the slug is taken.
+    pub async fn create_tenant(
+        &self,
+        slug: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<Tenant, StoreError> {
+        token::check_slug(slug).map_err(StoreError::Invalid)?;
+        let row = NewTenant {
+            slug,
+            name: if name.is_empty() { slug } else { name },
+            created_at_ms: now_ms,
+        };
+        with_conn!(self, |conn| diesel::insert_into(tenants::table)
+            .values(&row)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| conflict_as(e, || format!("tenant {slug:?}")))?);
+        self.tenant_by_slug(slug)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("tenant {slug:?}")))
+    }
+
+    /// All tenants, oldest first.
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        Ok(with_conn!(self, |conn| tenants::table
+            .select(Tenant::as_select())
+            .order(tenants::id)
+            .load(&mut conn)
+            .await?))
+    }
+
+    /// The tenant with this slug, if any.
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        Ok(with_conn!(self, |conn| tenants::table
+            .filter(tenants::slug.eq(slug))
+            .select(Tenant::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?))
+    }
+
+    /// Create a token and return it with its secret, which is never stored nor shown again.
+    ///
+    /// Admin tokens (`tenant_id == None`) must carry the `admin` scope; tenant tokens may not.
+    pub async fn create_token(
+        &self,
+        tenant_id: Option<i64>,
+        scopes: Scopes,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<(TokenInfo, String), StoreError> {
+        if scopes.is_empty() {
+            return Err(StoreError::Invalid(
+                "a token needs at least one scope".into(),
+            ));
+        }
+        if tenant_id.is_some() == scopes.contains(Scope::Admin) {
+            return Err(StoreError::Invalid(
+                "the admin scope is for tokens without a tenant, and only those tokens may have it"
+                    .into(),
+            ));
+        }
+        let secret = new_secret()?;
+        let row = NewToken {
+            tenant_id,
+            name: name.to_owned(),
+            prefix: token::display_prefix(&secret).to_owned(),
+            token_hash: token::hash_token(&secret),
+            scopes: scopes.to_string(),
+            created_at_ms: now_ms,
+        };
+        with_conn!(self, |conn| diesel::insert_into(api_tokens::table)
+            .values(&row)
+            .execute(&mut conn)
+            .await?);
+        let stored: TokenRow = with_conn!(self, |conn| api_tokens::table
+            .filter(api_tokens::token_hash.eq(&row.token_hash))
+            .select(TokenRow::as_select())
+            .first(&mut conn)
+            .await?);
+        let info = self.describe_tokens(vec![stored]).await?.remove(0);
+        Ok((info, secret))
+    }
+
+    /// All tokens, newest first; pass a tenant id to see only that tenant's.
+    pub async fn list_tokens(&self, tenant_id: Option<i64>) -> Result<Vec<TokenInfo>, StoreError> {
+        // Token tables are small: filtering in memory keeps one query shape for both backends.
+        let mut rows: Vec<TokenRow> = with_conn!(self, |conn| api_tokens::table
+            .select(TokenRow::as_select())
+            .order(api_tokens::id.desc())
+            .load(&mut conn)
+            .await?);
+        if let Some(tenant_id) = tenant_id {
+            rows.retain(|row| row.tenant_id == Some(tenant_id));
+        }
+        self.describe_tokens(rows).await
+    }
+
+    /// Revoke a token; it stops authenticating at once. Revoking twice keeps the first time.
+    pub async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<TokenInfo, StoreError> {
+        let target = api_tokens::table
+            .filter(api_tokens::id.eq(id))
+            .filter(api_tokens::revoked_at_ms.is_null());
+        with_conn!(self, |conn| diesel::update(target)
+            .set(api_tokens::revoked_at_ms.eq(now_ms))
+            .execute(&mut conn)
+            .await?);
+        let row: Option<TokenRow> = with_conn!(self, |conn| api_tokens::table
+            .filter(api_tokens::id.eq(id))
+            .select(TokenRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?);
+        let row = row.ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+        Ok(self.describe_tokens(vec![row]).await?.remove(0))
+    }
+
+    /// Look a bearer token up. `None` for unknown, malformed or revoked tokens.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Option<Principal>, StoreError> {
+        if !token::looks_like_token(bearer) {
+            return Ok(None);
+        }
+        let query = api_tokens::table
+            .filter(api_tokens::token_hash.eq(token::hash_token(bearer)))
+            .filter(api_tokens::revoked_at_ms.is_null())
+            .select((api_tokens::id, api_tokens::tenant_id, api_tokens::scopes));
+        let row: Option<(i64, Option<i64>, String)> =
+            with_conn!(self, |conn| query.first(&mut conn).await.optional()?);
+        Ok(row.map(|(token_id, tenant_id, scopes)| Principal {
+            token_id,
+            tenant_id,
+            // Stored scopes were written by `create_token` from a parsed set.
+            scopes: scopes.parse().unwrap_or_default(),
+        }))
+    }
+
+    /// Record that tokens were used at `now_ms`.
+    pub async fn touch_tokens(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let target = api_tokens::table.filter(api_tokens::id.eq_any(ids.to_vec()));
+        with_conn!(self, |conn| diesel::update(target)
+            .set(api_tokens::last_used_at_ms.eq(now_ms))
+            .execute(&mut conn)
+            .await?);
+        Ok(())
+    }
+
+    /// Whether any unrevoked admin token exists; the first start uses it to explain how to
+    /// get one.
+    pub async fn has_admin_token(&self) -> Result<bool, StoreError> {
+        let query = api_tokens::table
+            .filter(api_tokens::tenant_id.is_null())
+            .filter(api_tokens::revoked_at_ms.is_null())
+            .select(api_tokens::id);
+        let found: Option<i64> =
+            with_conn!(self, |conn| query.first(&mut conn).await.optional()?);
+        Ok(found.is_some())
+    }
+
+    async fn describe_tokens(&self, rows: Vec<TokenRow>) -> Result<Vec<TokenInfo>, StoreError> {
+        let tenants = self.list_tenants().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| TokenInfo {
+                id: row.id,
+                tenant_id: row.tenant_id,
+                tenant_slug: row
+                    .tenant_id
+                    .and_then(|id| tenants.iter().find(|t| t.id == id))
+                    .map(|t| t.slug.clone()),
+                name: row.name,
+                prefix: row.prefix,
+                scopes: row.scopes.parse().unwrap_or_default(),
+                created_at_ms: row.created_at_ms,
+                last_used_at_ms: row.last_used_at_ms,
+                revoked_at_ms: row.revoked_at_ms,
+            })
+            .collect())
+    }
+}
+
+fn new_secret() -> Result<String, StoreError> {
+    let mut random = [0u8; 128];
+    getrandom::fill(&mut random)
+        .map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
+    // 128 bytes yield 40 accepted characters with overwhelming probability (each byte is
+    // kept with probability 62/64); draw again in the astronomically rare other case.
+    match token::token_from_random(&random) {
+        Some(secret) => Ok(secret),
+        None => new_secret(),
+    }
+}

@@ -1,0 +1,58 @@
+//! Errors of the storage layer.
+
+use microdash_core::ErrorKind;
+
+/// Everything that can go wrong in [`crate::Store`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not one this build understands.
+    #[error("unsupported database url {0:?}: use a file path, sqlite://PATH or mysql://...")]
+    UnsupportedUrl(String),
+    /// No connection could be had from the pool (database down, pool exhausted).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A migration failed; the database is left as it was before that migration.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A query failed.
+    #[error("query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A row to create collides with an existing one (for example a tenant slug).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Input rejected before touching the database.
+    #[error("{0}")]
+    Invalid(String),
+    /// A stored payload (dead letter) could not be decoded.
+    #[error("corrupt stored payload: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// The shared error classification.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Unavailable(_) => ErrorKind::Unavailable,
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Invalid(_) | StoreError::UnsupportedUrl(_) => ErrorKind::Invalid,
+            StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection
+                | diesel::result::DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => ErrorKind::Unavailable,
+            StoreError::Migration(_) | StoreError::Query(_) | StoreError::Corrupt(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}
+
+impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for StoreError {
+    fn from(err: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
+        StoreError::Unavailable(err.to_string())
+    }
+}

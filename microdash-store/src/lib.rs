@@ -1,0 +1,269 @@
+//! microdash storage on diesel + diesel-async: SQLite (the embedded default) and MariaDB
+//! behind one API.
+//!
+//! - [`Store`]: the handle everything else uses; cheap to clone.
+//! - `admin`: tenants and API tokens ([`Tenant`], [`TokenInfo`], [`Principal`]).
+//! - `data`: series, raw points, agents and the dead-letter store ([`InsertStats`],
+//!   [`PointQuery`], [`StoredPoint`], [`DeadLetter`]).
+//! - [`testing`]: per-test databases, for this crate's tests and its dependents'.
+//!
+//! API boundary: no diesel type appears in a public signature, so the backends can change
+//! without touching callers. Each query is written once and compiled per backend by the
+//! `with_conn!` macro, which matches on the pool enum.
+//!
+//! Architecture invariant: `(tenant_id, dedupe_id)` is a unique index on points, so a
+//! metric retried or delivered twice is stored once even when two workers race.
+
+mod admin;
+mod data;
+mod error;
+mod schema;
+pub mod testing;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel_async::AsyncConnection;
+use diesel_async::AsyncMysqlConnection;
+use diesel_async::SimpleAsyncConnection;
+use diesel_async::pooled_connection::bb8::Pool as Bb8Pool;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub use admin::{Principal, Tenant, TokenInfo};
+pub use data::{DeadLetter, InsertStats, PointQuery, StoredPoint};
+pub use error::StoreError;
+
+type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (WAL mode).
+    Sqlite,
+    /// MariaDB / MySQL.
+    Mysql,
+}
+
+impl Backend {
+    /// Short name for health output and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Mysql => "mysql",
+        }
+    }
+}
+
+/// Pool tuning.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most open connections. SQLite has one writer at a time, so more mainly helps reads.
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection before the store reports unavailable.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+enum Pool {
+    Sqlite(Bb8Pool<SqliteConn>),
+    Mysql(Bb8Pool<AsyncMysqlConnection>),
+}
+
+/// Handle to the database: pooled connections plus a cache of series ids.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    backend: Backend,
+    pool: Pool,
+    /// `(tenant_id, series_hash) -> series id`. Series are never renamed or deleted while
+    /// the process runs, so entries cannot go stale; the map is cleared if it grows past
+    /// [`SERIES_CACHE_MAX`] to bound memory.
+    series_cache: Mutex<HashMap<(i64, String), i64>>,
+}
+
+const SERIES_CACHE_MAX: usize = 1_000_000;
+
+/// Run `$body` with `$conn` bound to a pooled connection of whichever backend is in use.
+/// The body is compiled once per backend, so it must type-check against both.
+macro_rules! with_conn {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        match &$store.inner.pool {
+            $crate::Pool::Sqlite(pool) => {
+                #[allow(unused_mut)]
+                let mut $conn = pool.get().await?;
+                $body
+            }
+            $crate::Pool::Mysql(pool) => {
+                #[allow(unused_mut)]
+                let mut $conn = pool.get().await?;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+impl Store {
+    /// Open a store. `url` is `mysql://user:pass@host/db`, `sqlite://PATH` or a plain file
+    /// path (SQLite). A SQLite file and its directory are created when missing.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let (backend, pool) = if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(
+                url,
+                fast_recycling(),
+            );
+            (
+                Backend::Mysql,
+                Pool::Mysql(build_pool(manager, options).await?),
+            )
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            if path.is_empty() || path.contains("://") {
+                return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            }
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("creating {}: {e}", dir.display()))
+                })?;
+            }
+            let mut config = fast_recycling::<SqliteConn>();
+            config.custom_setup = Box::new(|url| Box::pin(establish_sqlite(url.to_owned())));
+            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+            (
+                Backend::Sqlite,
+                Pool::Sqlite(build_pool(manager, options).await?),
+            )
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                backend,
+                pool,
+                series_cache: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Apply pending migrations. Safe to call on every start and from several processes.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let url = self.inner.url.clone();
+        let applied = match self.inner.backend {
+            Backend::Sqlite => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(&url).to_owned();
+                let conn = establish_sqlite(path)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                run_migrations(conn, SQLITE_MIGRATIONS).await?
+            }
+            Backend::Mysql => {
+                let url = url.replacen("mariadb://", "mysql://", 1);
+                let conn = AsyncMysqlConnection::establish(&url)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                run_migrations(conn, MYSQL_MIGRATIONS).await?
+            }
+        };
+        if applied > 0 {
+            tracing::info!(
+                backend = self.backend().name(),
+                applied,
+                "database migrated"
+            );
+        }
+        Ok(())
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Check that a connection can be had and answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_conn!(self, |conn| conn.batch_execute("SELECT 1").await?);
+        Ok(())
+    }
+}
+
+fn fast_recycling<C: AsyncConnection + 'static>() -> ManagerConfig<C> {
+    // Checking each connection with a query on every checkout would double the round trips
+    // of the small auth lookups; a broken connection is detected on use and dropped instead.
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    config
+}
+
+async fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    options: &StoreOptions,
+) -> Result<Bb8Pool<C>, StoreError>
+where
+    C: Send + 'static,
+    AsyncDieselConnectionManager<C>:
+        bb8::ManageConnection<Connection = C, Error = diesel_async::pooled_connection::PoolError>,
+{
+    let pool = bb8::Pool::builder()
+        .max_size(options.max_connections)
+        .connection_timeout(options.connect_timeout)
+        .build(manager)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    // bb8 connects lazily; fail at start-up rather than on the first request.
+    drop(pool.get().await?);
+    Ok(pool)
+}
+
+/// Open one SQLite connection with the pragmas every connection needs.
+async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteConn> {
+    let mut conn = SqliteConn::establish(&path).await?;
+    // WAL lets readers run beside the single writer; NORMAL sync is durable across process
+    // crashes (only an OS crash can lose the last commits); busy_timeout makes concurrent
+    // writers wait instead of failing.
+    conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
+}
+
+async fn run_migrations<C>(conn: C, migrations: EmbeddedMigrations) -> Result<usize, StoreError>
+where
+    C: AsyncConnection + Send + 'static,
+    diesel_async::AsyncMigrationHarness<C>: MigrationHarness<C::Backend>,
+{
+    // The harness blocks on the runtime internally, so it runs on a blocking thread; that
+    // also makes migration work on a current-thread runtime.
+    tokio::task::spawn_blocking(move || {
+        let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+        harness
+            .run_pending_migrations(migrations)
+            .map(|done| done.len())
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    })
+    .await
+    .map_err(|e| StoreError::Migration(e.to_string()))?
+}

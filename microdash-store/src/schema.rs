@@ -1,0 +1,76 @@
+//! One diesel schema for every backend: only BigInt, Double, Integer and Text columns, which
+//! map the same way on SQLite and MariaDB.
+
+diesel::table! {
+    tenants (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        tenant_id -> Nullable<BigInt>,
+        name -> Text,
+        prefix -> Text,
+        token_hash -> Text,
+        scopes -> Text,
+        created_at_ms -> BigInt,
+        last_used_at_ms -> Nullable<BigInt>,
+        revoked_at_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    agents (tenant_id, agent_id) {
+        tenant_id -> BigInt,
+        agent_id -> Text,
+        last_seen_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    series (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        metric_name -> Text,
+        agent_id -> Text,
+        tags -> Text,
+        series_hash -> Text,
+    }
+}
+
+diesel::table! {
+    points (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        series_id -> BigInt,
+        ts_ms -> BigInt,
+        value -> Double,
+        dedupe_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    dead_letters (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        payload -> Text,
+        error -> Text,
+        attempts -> Integer,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::joinable!(points -> series (series_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_tokens,
+    agents,
+    series,
+    points,
+    dead_letters
+);

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, and integration tests against real MariaDB and Redis.
+# Services that are down are started with the machine's own commands; a service that still
+# cannot be reached fails the run (tests never skip a missing service).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+ensure_service() {
+  local name=$1 port=$2; shift 2
+  if port_open "$port"; then return 0; fi
+  echo "test.sh: $name is not listening on $port, starting it" >&2
+  "$@" >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do port_open "$port" && return 0; sleep 0.5; done
+  echo "test.sh: $name is unreachable on 127.0.0.1:$port; the integration tests need it" >&2
+  exit 1
+}
+
+ensure_service MariaDB 3306 start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+ensure_service Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+  --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+
+cargo test --workspace --all-targets "$@"
+cargo test --workspace --doc
