@@ -76,7 +76,8 @@ impl Scope {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The scope as written in scope lists.
+    pub fn name(self) -> &'static str {
         match self {
             Scope::Ingest => "ingest",
             Scope::Read => "read",

@@ -1,1 +1,89 @@
-fn main() {}
+//! Hot paths of ingestion: parsing and validating a bulk payload, and the batch insert.
+//!
+//! `cargo bench -p microdash-ingest --bench ingest`. The insert benchmarks use real
+//! databases: a SQLite file, and MariaDB at `MICRODASH_TEST_MYSQL_URL`.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use microdash_core::metric::parse_metrics;
+use microdash_core::{Batch, Limits};
+use microdash_store::Backend;
+use microdash_store::testing::TestDb;
+
+/// A realistic bulk request: 1,000 metrics over 50 agents, with tags.
+fn payload(n: usize, offset: usize) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"metric_name":"cpu.usage","value":{}.5,"timestamp":{},"agent_id":"host-{}","tags":{{"dc":"eu-1","core":"{}"}}}}"#,
+                i % 100,
+                1_700_000_000 + offset + i,
+                i % 50,
+                i % 4
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+fn parse(c: &mut Criterion) {
+    let body = payload(1_000, 0);
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("parse_and_validate");
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("bulk_1000", |b| {
+        b.iter(|| parse_metrics(black_box(body.as_bytes()), &limits, 0).unwrap())
+    });
+    group.finish();
+}
+
+fn insert(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("insert_batch");
+    group.throughput(Throughput::Elements(5_000));
+    group.sample_size(20);
+    for backend in [Backend::Sqlite, Backend::Mysql] {
+        let (db, store, tenant) = rt.block_on(async {
+            let db = TestDb::new(backend).await;
+            let store = db.store().await;
+            let tenant = store.create_tenant("bench", "", 0).await.unwrap();
+            (db, store, tenant.id)
+        });
+        let mut round = 0;
+        group.bench_function(backend.name(), |b| {
+            b.to_async(&rt).iter_batched(
+                || {
+                    round += 1;
+                    // Five queued requests merged into one insert, as a worker does.
+                    (0..5)
+                        .map(|k| Batch {
+                            tenant_id: tenant,
+                            received_at_ms: 0,
+                            metrics: parse_metrics(
+                                payload(1_000, (round * 5 + k) * 1_000).as_bytes(),
+                                &Limits::default(),
+                                0,
+                            )
+                            .unwrap(),
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |batches| {
+                    let store = store.clone();
+                    async move { store.insert_batches(&batches, 0).await.unwrap() }
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        drop(db);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse, insert);
+criterion_main!(benches);

@@ -1,1 +1,23 @@
-//! tmp
+//! microdash ingestion: everything between a client's request and a stored row.
+//!
+//! - [`http`]: the axum application ([`http::router`], [`http::serve`]): ingestion, queries,
+//!   health, admin, Prometheus metrics.
+//! - [`ingestor`]: the one entry point every source feeds (validate, count, enqueue).
+//! - [`queue`]: the in-process and Redis Streams queues behind one [`queue::Queue`].
+//! - [`worker`]: the workers that store queued batches, retry, and dead-letter.
+//! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
+//! - [`views`]: stored records as the API shows them.
+//!
+//! API boundary: services embed this crate by building a [`queue::Queue`], a
+//! [`microdash_store::Store`] and an [`http::AppState`], then calling [`http::serve`] and
+//! [`worker::run_workers`]; the `microdash` binary does exactly that.
+
+pub mod clock;
+pub mod http;
+pub mod ingestor;
+pub mod queue;
+pub mod telemetry;
+pub mod views;
+pub mod worker;
+
+pub use ingestor::{IngestError, Ingestor};

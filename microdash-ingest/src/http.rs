@@ -1,0 +1,160 @@
+//! The HTTP surface: [`router`] builds the axum app (tests drive it without a socket),
+//! [`serve`] runs it on a listener until a shutdown future resolves.
+//!
+//! Layers, outermost first: status counting, request id, tracing, panic catcher, timeout.
+//! Authentication is the [`auth::Auth`] extractor, so a handler that takes it cannot forget
+//! it; handlers then check the scope they need.
+
+mod admin;
+pub mod auth;
+mod error;
+mod metrics;
+mod ops;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get};
+use microdash_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use self::error::ApiError;
+use crate::ingestor::Ingestor;
+use crate::queue::Queue;
+use crate::telemetry::Telemetry;
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Requests running longer than this are answered `408`.
+    pub request_timeout: Duration,
+    /// Default number of points a query returns.
+    pub default_query_limit: usize,
+    /// Most points a query may return.
+    pub max_query_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            default_query_limit: 1_000,
+            max_query_limit: 100_000,
+        }
+    }
+}
+
+/// Everything handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage, for queries, auth and admin.
+    pub store: Store,
+    /// The queue behind the ingestor, for health and depth.
+    pub queue: Queue,
+    /// Validation and enqueueing.
+    pub ingestor: Ingestor,
+    /// Counters for `/metrics`.
+    pub telemetry: Arc<Telemetry>,
+    /// HTTP settings.
+    pub config: Arc<HttpConfig>,
+    token_usage: Arc<auth::TokenUsage>,
+}
+
+impl AppState {
+    /// Assemble the state; the ingestor must feed `queue`.
+    pub fn new(
+        store: Store,
+        queue: Queue,
+        ingestor: Ingestor,
+        telemetry: Arc<Telemetry>,
+        config: HttpConfig,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            ingestor,
+            telemetry,
+            config: Arc::new(config),
+            token_usage: Arc::default(),
+        }
+    }
+}
+
+/// The complete application.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.ingestor.limits().max_body_bytes;
+    let api = Router::new()
+        .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
+        .route("/api/v1/health", get(ops::health))
+        .route(
+            "/api/v1/admin/tenants",
+            get(admin::list_tenants).post(admin::create_tenant),
+        )
+        .route(
+            "/api/v1/admin/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route("/api/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/livez", get(ops::livez))
+        .route("/metrics", get(ops::prometheus))
+        .fallback(ops::not_found)
+        .layer(DefaultBodyLimit::max(body_limit));
+    api.layer(
+        tower::ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(state.clone(), count_status))
+            .layer(SetRequestIdLayer::x_request_id(CountingRequestId::default()))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(TraceLayer::new_for_http())
+            .layer(CatchPanicLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                state.config.request_timeout,
+            )),
+    )
+    .with_state(state)
+}
+
+/// Serve `router(state)` on `listener` until `shutdown` resolves, then finish in-flight
+/// requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn count_status(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    state.telemetry.record_http(response.status().as_u16());
+    response
+}
+
+/// Request ids unique within the process: the process id plus a counter, cheaper
+/// than UUIDs and just as good for correlating one server's logs.
+#[derive(Clone, Default)]
+struct CountingRequestId {
+    next: Arc<AtomicU64>,
+}
+
+impl MakeRequestId for CountingRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{:x}-{n}", std::process::id()))
+            .ok()
+            .map(RequestId::new)
+    }
+}

@@ -1,0 +1,148 @@
+//! The one place where errors become HTTP responses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use microdash_core::ErrorKind;
+use microdash_core::api::{ErrorBody, FieldError};
+use microdash_core::metric::PayloadError;
+use microdash_store::StoreError;
+
+use crate::ingestor::IngestError;
+use crate::queue::QueueError;
+
+/// Seconds a client should wait before retrying when the queue or database is unavailable.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// An error answer: status, stable code, message and optional per-field details.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with an explicit status and code.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: code.to_owned(),
+                message: message.into(),
+                details: Vec::new(),
+            },
+        }
+    }
+
+    /// `401`: no usable credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// `403`: valid credentials without the right.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// `422` naming one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut err = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("{field} {message}"),
+        );
+        err.body
+            .details
+            .push(FieldError::new(None, Some(field.to_owned()), message));
+        err
+    }
+
+    /// Map a shared error kind to a status; internal causes are logged, not shown.
+    fn from_kind(kind: ErrorKind, message: String) -> Self {
+        let (status, code) = match kind {
+            ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let message = match kind {
+            ErrorKind::Internal => {
+                tracing::error!(error = %message, "internal error");
+                "internal error; see the server log".to_owned()
+            }
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %message, "dependency unavailable");
+                message
+            }
+            _ => message,
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::from_kind(err.kind(), err.to_string())
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        Self::from_kind(err.kind(), err.to_string())
+    }
+}
+
+impl From<PayloadError> for ApiError {
+    fn from(err: PayloadError) -> Self {
+        match err {
+            PayloadError::Malformed(msg) => {
+                Self::new(StatusCode::BAD_REQUEST, "malformed_json", msg)
+            }
+            err @ PayloadError::TooMany { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_metrics",
+                err.to_string(),
+            ),
+            PayloadError::Invalid(details) => {
+                let mut api = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_metrics",
+                    format!("{} problem(s) found; nothing was accepted", details.len()),
+                );
+                api.body.details = details;
+                api
+            }
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::Payload(e) => e.into(),
+            IngestError::Queue(e) => e.into(),
+        }
+    }
+}

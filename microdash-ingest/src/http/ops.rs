@@ -1,0 +1,68 @@
+//! Operational endpoints: health, liveness, Prometheus metrics, 404.
+//!
+//! These carry no tenant data and are left unauthenticated so load balancers and
+//! Prometheus can reach them; put them behind the network boundary you trust.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use microdash_core::api::{DependencyHealth, HealthResponse};
+
+use super::{ApiError, AppState};
+
+/// Each dependency's status; `503` when any is down.
+pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let (db, queue) = tokio::join!(state.store.ping(), state.queue.ping());
+    let check = |backend: &str, result: Result<(), String>| DependencyHealth {
+        status: if result.is_ok() { "up" } else { "down" }.to_owned(),
+        backend: backend.to_owned(),
+        error: result.err(),
+    };
+    let checks = BTreeMap::from([
+        (
+            "database".to_owned(),
+            check(state.store.backend().name(), db.map_err(|e| e.to_string())),
+        ),
+        (
+            "queue".to_owned(),
+            check(state.queue.backend_name(), queue.map_err(|e| e.to_string())),
+        ),
+    ]);
+    let healthy = checks.values().all(|c| c.status == "up");
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(HealthResponse {
+            status: if healthy { "ok" } else { "degraded" }.to_owned(),
+            checks,
+        }),
+    )
+}
+
+/// The process is up and serving.
+pub(super) async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// Prometheus text exposition.
+pub(super) async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    let depth = state.queue.depth().await.ok();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.telemetry.encode(depth),
+    )
+}
+
+pub(super) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}

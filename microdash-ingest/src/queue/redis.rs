@@ -1,0 +1,247 @@
+//! The Redis Streams queue.
+//!
+//! One stream (`{prefix}:ingest`) and one consumer group (`workers`). A worker reads new
+//! entries with `XREADGROUP`; an entry stays in the group's pending list until the worker
+//! `XACK`s it after the batch is stored. Entries pending longer than `claim_idle` belonged to
+//! a worker that died or hung, and are claimed by another worker with `XCLAIM`. Acknowledged
+//! entries are deleted, so the stream's length is the backlog.
+
+use std::time::Duration;
+
+use bb8_redis::RedisConnectionManager;
+use microdash_core::Batch;
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+
+use super::{Delivery, QueueError, Receipt};
+
+const GROUP: &str = "workers";
+const FIELD: &str = "b";
+
+/// Redis queue settings.
+#[derive(Debug, Clone)]
+pub struct RedisQueueConfig {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Prefix of every key, so several deployments (or tests) can share one server.
+    pub key_prefix: String,
+    /// A pending entry idle for this long is taken over by another worker.
+    pub claim_idle: Duration,
+    /// Pooled connections for enqueueing.
+    pub max_connections: u32,
+}
+
+impl RedisQueueConfig {
+    /// Defaults for a server at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: "microdash".into(),
+            claim_idle: Duration::from_secs(30),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Redis Streams queue. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisQueue {
+    client: redis::Client,
+    pool: bb8::Pool<RedisConnectionManager>,
+    stream: String,
+    claim_idle: Duration,
+}
+
+/// One worker's consumer: its name in the group and a connection of its own, because a
+/// blocking `XREADGROUP` would hold up every other command on a shared connection.
+pub struct RedisConsumer {
+    name: String,
+    conn: MultiplexedConnection,
+}
+
+impl RedisQueue {
+    /// Connect, and create the stream and consumer group if they do not exist.
+    pub async fn connect(config: &RedisQueueConfig) -> Result<Self, QueueError> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let manager = RedisConnectionManager::new(config.url.as_str())?;
+        let pool = bb8::Pool::builder()
+            .max_size(config.max_connections)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .await?;
+        let queue = Self {
+            client,
+            pool,
+            stream: format!("{}:ingest", config.key_prefix),
+            claim_idle: config.claim_idle,
+        };
+        // Start at 0 so entries added before the group existed are still processed.
+        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&queue.stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut *queue.conn().await?)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
+            _ => Ok(queue),
+        }
+    }
+
+    async fn conn(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, QueueError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| QueueError::Pool(e.to_string()))
+    }
+
+    pub(super) async fn enqueue(&self, batch: &Batch) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(batch)?;
+        let _id: String = self
+            .conn()
+            .await?
+            .xadd(&self.stream, "*", &[(FIELD, payload)])
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn consumer(&self, name: &str) -> Result<RedisConsumer, QueueError> {
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        Ok(RedisConsumer {
+            name: name.to_owned(),
+            conn,
+        })
+    }
+
+    pub(super) async fn receive(
+        &self,
+        consumer: &mut RedisConsumer,
+        max_metrics: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        // Orphans first: a batch a dead worker left behind is older than anything new.
+        let claimed = self.claim_orphans(consumer).await?;
+        if !claimed.is_empty() {
+            return Ok(claimed);
+        }
+        // Batches carry up to thousands of metrics; read a few at a time.
+        let count = (max_metrics / 1000).clamp(1, 64);
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&consumer.name)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(wait.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(">")
+            .query_async(&mut consumer.conn)
+            .await?;
+        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
+        entries.map(|entry| decode(entry, 1)).collect()
+    }
+
+    async fn claim_orphans(
+        &self,
+        consumer: &mut RedisConsumer,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let idle_ms = self.claim_idle.as_millis() as u64;
+        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg("IDLE")
+            .arg(idle_ms)
+            .arg("-")
+            .arg("+")
+            .arg(16)
+            .query_async(&mut consumer.conn)
+            .await?;
+        let orphans: Vec<_> = pending
+            .ids
+            .into_iter()
+            .filter(|p| p.consumer != consumer.name)
+            .collect();
+        if orphans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = orphans.iter().map(|p| p.id.as_str()).collect();
+        // XCLAIM re-checks the idle time, so two workers cannot both take the same entry.
+        let claimed: StreamClaimReply = redis::cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(&consumer.name)
+            .arg(idle_ms)
+            .arg(&ids)
+            .query_async(&mut consumer.conn)
+            .await?;
+        tracing::warn!(count = claimed.ids.len(), consumer = %consumer.name, "claimed batches left pending by another worker");
+        claimed
+            .ids
+            .into_iter()
+            .map(|entry| {
+                let before = orphans
+                    .iter()
+                    .find(|p| p.id == entry.id)
+                    .map_or(1, |p| p.times_delivered);
+                decode(entry, u32::try_from(before + 1).unwrap_or(u32::MAX))
+            })
+            .collect()
+    }
+
+    pub(super) async fn ack(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
+        let ids: Vec<&str> = deliveries
+            .iter()
+            .filter_map(|d| match &d.receipt {
+                Receipt::Redis(id) => Some(id.as_str()),
+                Receipt::Memory => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        let _: () = redis::pipe()
+            .cmd("XACK")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(&ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.stream)
+            .arg(&ids)
+            .ignore()
+            .query_async(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn depth(&self) -> Result<u64, QueueError> {
+        Ok(self.conn().await?.xlen(&self.stream).await?)
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), QueueError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut *self.conn().await?)
+            .await?;
+        Ok(())
+    }
+}
+
+fn decode(entry: StreamId, deliveries: u32) -> Result<Delivery, QueueError> {
+    let payload: Vec<u8> = entry.get(FIELD).unwrap_or_default();
+    let batch = serde_json::from_slice(&payload)?;
+    Ok(Delivery {
+        batch,
+        receipt: Receipt::Redis(entry.id),
+        deliveries,
+    })
+}

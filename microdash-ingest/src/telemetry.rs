@@ -1,0 +1,233 @@
+//! The server's own metrics, exposed at `GET /metrics` in Prometheus text format.
+//!
+//! Every source (HTTP now, MQTT later) reports what it received, accepted and rejected
+//! through [`Telemetry::record_received`] and friends, so logs and counters cannot disagree.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Where metrics came in.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Source {
+    /// `POST /api/v1/metrics`.
+    Http,
+    /// The MQTT bridge.
+    Mqtt,
+}
+
+/// Why metrics were turned away.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum RejectReason {
+    /// Failed validation or not JSON.
+    Invalid,
+    /// Over a size limit.
+    TooLarge,
+    /// The queue could not take them.
+    QueueUnavailable,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: Source,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    source: Source,
+    reason: RejectReason,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: u16,
+}
+
+/// Counters, gauges and histograms of one server or worker process.
+pub struct Telemetry {
+    registry: Registry,
+    http_requests: Family<StatusLabels, Counter>,
+    received: Family<SourceLabels, Counter>,
+    accepted: Family<SourceLabels, Counter>,
+    rejected: Family<RejectLabels, Counter>,
+    persisted: Counter,
+    duplicates: Counter,
+    dead_lettered: Counter,
+    store_retries: Counter,
+    queue_depth: Gauge,
+    worker_lag_seconds: Gauge<f64, AtomicU64>,
+    batch_metrics: Histogram,
+    insert_seconds: Histogram,
+    ingest_to_persist_seconds: Histogram,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("microdash");
+        let t = Self {
+            http_requests: Family::default(),
+            received: Family::default(),
+            accepted: Family::default(),
+            rejected: Family::default(),
+            persisted: Counter::default(),
+            duplicates: Counter::default(),
+            dead_lettered: Counter::default(),
+            store_retries: Counter::default(),
+            queue_depth: Gauge::default(),
+            worker_lag_seconds: Gauge::default(),
+            batch_metrics: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
+            insert_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            ingest_to_persist_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by status",
+            t.http_requests.clone(),
+        );
+        registry.register(
+            "metrics_received",
+            "Metrics received, valid or not",
+            t.received.clone(),
+        );
+        registry.register(
+            "metrics_accepted",
+            "Metrics validated and handed to the queue",
+            t.accepted.clone(),
+        );
+        registry.register(
+            "metrics_rejected",
+            "Metrics turned away, by reason",
+            t.rejected.clone(),
+        );
+        registry.register(
+            "metrics_persisted",
+            "Metrics written to storage",
+            t.persisted.clone(),
+        );
+        registry.register(
+            "metrics_duplicate",
+            "Metrics skipped because their dedupe_id was stored",
+            t.duplicates.clone(),
+        );
+        registry.register(
+            "dead_lettered_batches",
+            "Batches moved to the dead-letter store",
+            t.dead_lettered.clone(),
+        );
+        registry.register(
+            "store_retries",
+            "Failed storage attempts that were retried",
+            t.store_retries.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Batches waiting in the queue",
+            t.queue_depth.clone(),
+        );
+        registry.register(
+            "worker_lag_seconds",
+            "Age of the last persisted batch when it was persisted",
+            t.worker_lag_seconds.clone(),
+        );
+        registry.register(
+            "worker_batch_metrics",
+            "Metrics per storage insert",
+            t.batch_metrics.clone(),
+        );
+        registry.register(
+            "store_insert_seconds",
+            "Duration of one storage insert",
+            t.insert_seconds.clone(),
+        );
+        registry.register(
+            "ingest_to_persist_seconds",
+            "Time from acceptance to storage",
+            t.ingest_to_persist_seconds.clone(),
+        );
+        Self { registry, ..t }
+    }
+
+    /// Count an answered HTTP request.
+    pub fn record_http(&self, status: u16) {
+        self.http_requests
+            .get_or_create(&StatusLabels { status })
+            .inc();
+    }
+
+    /// Count metrics that arrived from `source`, before validation.
+    pub fn record_received(&self, source: Source, count: usize) {
+        self.received
+            .get_or_create(&SourceLabels { source })
+            .inc_by(count as u64);
+    }
+
+    /// Count metrics handed to the queue.
+    pub fn record_accepted(&self, source: Source, count: usize) {
+        self.accepted
+            .get_or_create(&SourceLabels { source })
+            .inc_by(count as u64);
+    }
+
+    /// Count metrics turned away.
+    pub fn record_rejected(&self, source: Source, reason: RejectReason, count: usize) {
+        self.rejected
+            .get_or_create(&RejectLabels { source, reason })
+            .inc_by(count as u64);
+    }
+
+    /// Record one successful storage insert.
+    pub fn record_insert(
+        &self,
+        metrics: usize,
+        inserted: usize,
+        seconds: f64,
+        lag_seconds: &[f64],
+    ) {
+        self.persisted.inc_by(inserted as u64);
+        self.duplicates
+            .inc_by(metrics.saturating_sub(inserted) as u64);
+        self.batch_metrics.observe(metrics as f64);
+        self.insert_seconds.observe(seconds);
+        for lag in lag_seconds {
+            self.ingest_to_persist_seconds.observe(*lag);
+        }
+        if let Some(last) = lag_seconds.last() {
+            self.worker_lag_seconds.set(*last);
+        }
+    }
+
+    /// Count a retried storage failure.
+    pub fn record_retry(&self) {
+        self.store_retries.inc();
+    }
+
+    /// Count a dead-lettered batch.
+    pub fn record_dead_letter(&self) {
+        self.dead_lettered.inc();
+    }
+
+    /// The text exposition, with the queue depth sampled by the caller just before.
+    pub fn encode(&self, queue_depth: Option<u64>) -> String {
+        if let Some(depth) = queue_depth {
+            self.queue_depth
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

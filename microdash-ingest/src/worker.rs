@@ -1,0 +1,236 @@
+//! Workers: take batches off the queue, store them, acknowledge them.
+//!
+//! A failed insert is retried with exponential backoff. When the database is unavailable
+//! the worker keeps retrying (the queue absorbs the backlog and, once full, HTTP answers
+//! `503`), so an outage loses nothing. Any other failure that survives every attempt moves
+//! the batch to the dead-letter store, after splitting a multi-batch insert so that one bad
+//! batch does not take good ones with it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use microdash_core::ErrorKind;
+use microdash_store::{InsertStats, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::queue::{Consumer, Delivery, Queue};
+use crate::telemetry::Telemetry;
+
+/// Worker tuning.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Concurrent workers in this process.
+    pub workers: usize,
+    /// Most metrics written in one insert (several queued batches are merged up to this).
+    pub max_batch_metrics: usize,
+    /// How long one receive waits for work before checking for shutdown.
+    pub receive_wait: Duration,
+    /// Attempts at storing a batch before it is dead-lettered (database outages excepted).
+    pub max_attempts: usize,
+    /// First retry delay.
+    pub retry_initial_delay: Duration,
+    /// Longest retry delay.
+    pub retry_max_delay: Duration,
+    /// Name prefix of this process's consumers (Redis), unique per process.
+    pub consumer_prefix: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            max_batch_metrics: 10_000,
+            receive_wait: Duration::from_millis(250),
+            max_attempts: 5,
+            retry_initial_delay: Duration::from_millis(100),
+            retry_max_delay: Duration::from_secs(5),
+            consumer_prefix: format!("worker-{}", std::process::id()),
+        }
+    }
+}
+
+/// Run `config.workers` workers until `shutdown` is cancelled. In-process queues are
+/// drained first (close the queue after cancelling); Redis workers finish and acknowledge
+/// the batch in hand and leave the rest for other workers.
+pub async fn run_workers(
+    queue: Queue,
+    store: Store,
+    telemetry: Arc<Telemetry>,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) {
+    let config = Arc::new(config);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..config.workers.max(1) {
+        let worker = Worker {
+            queue: queue.clone(),
+            store: store.clone(),
+            telemetry: telemetry.clone(),
+            config: config.clone(),
+        };
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { worker.run(n, shutdown).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        if let Err(err) = result {
+            tracing::error!(error = %err, "worker task failed");
+        }
+    }
+}
+
+struct Worker {
+    queue: Queue,
+    store: Store,
+    telemetry: Arc<Telemetry>,
+    config: Arc<WorkerConfig>,
+}
+
+impl Worker {
+    async fn run(&self, n: usize, shutdown: CancellationToken) {
+        let name = format!("{}-{n}", self.config.consumer_prefix);
+        let mut consumer = loop {
+            match self.queue.consumer(&name).await {
+                Ok(consumer) => break consumer,
+                Err(err) => {
+                    tracing::warn!(worker = %name, error = %err, "queue unreachable, retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(self.config.retry_max_delay) => {}
+                    }
+                }
+            }
+        };
+        tracing::debug!(worker = %name, "worker started");
+        loop {
+            // A durable queue keeps what is left for the next worker; an in-process one is
+            // drained until it reports closed.
+            if shutdown.is_cancelled() && self.queue.is_durable() {
+                break;
+            }
+            match self
+                .queue
+                .receive(
+                    &mut consumer,
+                    self.config.max_batch_metrics,
+                    self.config.receive_wait,
+                )
+                .await
+            {
+                Ok(deliveries) if deliveries.is_empty() => {}
+                Ok(deliveries) => self.process(deliveries, &shutdown).await,
+                Err(crate::queue::QueueError::Closed) => break,
+                Err(err) => {
+                    tracing::warn!(worker = %name, error = %err, "receive failed");
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = tokio::time::sleep(self.config.retry_initial_delay) => {}
+                    }
+                    if let Consumer::Redis(_) = consumer {
+                        // Reconnect: the dedicated connection may be the broken part.
+                        if let Ok(fresh) = self.queue.consumer(&name).await {
+                            consumer = fresh;
+                        }
+                    }
+                }
+            }
+        }
+        tracing::debug!(worker = %name, "worker stopped");
+    }
+
+    async fn process(&self, deliveries: Vec<Delivery>, shutdown: &CancellationToken) {
+        match self.store_with_retries(&deliveries, shutdown).await {
+            Ok(()) => self.ack(&deliveries).await,
+            Err(err) if err.kind() == ErrorKind::Unavailable => {
+                // Only reached on shutdown: the database never came back. Redis keeps the
+                // batches pending for the next worker; in-process ones are lost with the
+                // process, and said so.
+                if !self.queue.is_durable() {
+                    let metrics: usize = deliveries.iter().map(|d| d.batch.metrics.len()).sum();
+                    tracing::error!(metrics, error = %err, "shutting down with the database unavailable: batches not stored");
+                }
+            }
+            Err(err) if deliveries.len() > 1 => {
+                tracing::warn!(batches = deliveries.len(), error = %err, "merged insert failed, storing batches one by one");
+                for delivery in deliveries {
+                    Box::pin(self.process(vec![delivery], shutdown)).await;
+                }
+            }
+            Err(err) => {
+                let delivery = &deliveries[0];
+                let attempts = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
+                match self
+                    .store
+                    .add_dead_letter(&delivery.batch, &err.to_string(), attempts, now_ms())
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::error!(tenant_id = delivery.batch.tenant_id, error = %err, "batch dead-lettered");
+                        self.telemetry.record_dead_letter();
+                        self.ack(&deliveries).await;
+                    }
+                    // Not acknowledged: a durable queue will deliver it again.
+                    Err(dl_err) => {
+                        tracing::error!(error = %err, dead_letter_error = %dl_err, "batch could not be stored nor dead-lettered")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Store the batches, retrying with backoff. Unavailability is retried until shutdown;
+    /// other errors up to `max_attempts` times.
+    async fn store_with_retries(
+        &self,
+        deliveries: &[Delivery],
+        shutdown: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let batches: Vec<_> = deliveries.iter().map(|d| d.batch.clone()).collect();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.config.retry_initial_delay)
+            .with_max_delay(self.config.retry_max_delay)
+            .with_max_times(self.config.max_attempts.saturating_sub(1))
+            .with_jitter();
+        loop {
+            let started = Instant::now();
+            let attempt = || async { self.store.insert_batches(&batches, now_ms()).await };
+            let result = attempt
+                .retry(backoff)
+                .sleep(tokio::time::sleep)
+                .when(|_| !shutdown.is_cancelled() || !self.queue.is_durable())
+                .notify(|err, delay| {
+                    self.telemetry.record_retry();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "storing a batch failed");
+                })
+                .await;
+            match result {
+                Ok(stats) => {
+                    self.record(&batches, stats, started.elapsed().as_secs_f64());
+                    return Ok(());
+                }
+                Err(err) if err.kind() == ErrorKind::Unavailable && !shutdown.is_cancelled() => {
+                    tracing::error!(error = %err, "database unavailable; holding the batch and retrying");
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    fn record(&self, batches: &[microdash_core::Batch], stats: InsertStats, seconds: f64) {
+        let now = now_ms();
+        let lags: Vec<f64> = batches
+            .iter()
+            .map(|b| (now - b.received_at_ms).max(0) as f64 / 1000.0)
+            .collect();
+        self.telemetry
+            .record_insert(stats.metrics, stats.inserted, seconds, &lags);
+    }
+
+    async fn ack(&self, deliveries: &[Delivery]) {
+        if let Err(err) = self.queue.ack(deliveries).await {
+            // Harmless beyond a redelivery: dedupe_id makes the second store a no-op.
+            tracing::warn!(error = %err, "acknowledging batches failed; they may be delivered again");
+        }
+    }
+}
