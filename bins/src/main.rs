@@ -1,1 +1,83 @@
-fn main() {}
+//! `microdash`: the all-in-one server (`serve`, the default), the split `server` and
+//! `worker` processes, and the admin commands. Parsing and wiring only; the work is in the
+//! library crates.
+
+mod admin;
+mod config;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "microdash",
+    version,
+    about = "Lightweight multi-tenant observability dashboard"
+)]
+struct Cli {
+    /// Optional TOML configuration file.
+    #[arg(long, env = "MICRODASH_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// API and workers in one process (the default).
+    Serve {
+        /// Create a `demo` tenant if missing and print a fresh token for it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// API only, for a split deployment (needs --redis-url).
+    Server,
+    /// Workers only, for a split deployment (needs --redis-url).
+    Worker,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// Inspect and replay batches that could not be stored.
+    #[command(subcommand)]
+    Dlq(admin::DlqCommand),
+    /// Print the effective configuration (all layers merged) as JSON.
+    Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_ref(), &cli.overrides)?;
+    init_tracing(&config.log_filter);
+    match cli.command.unwrap_or(Command::Serve { demo: false }) {
+        Command::Serve { demo } => run::all_in_one(&config, demo).await,
+        Command::Server => run::server(&config).await,
+        Command::Worker => run::worker(&config).await,
+        Command::Tenant(cmd) => admin::tenant(&config, cmd).await,
+        Command::Token(cmd) => admin::token(&config, cmd).await,
+        Command::Dlq(cmd) => admin::dlq(&config, cmd).await,
+        Command::Config => {
+            println!("{}", serde_json::to_string_pretty(&config)?);
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    // RUST_LOG, when set, wins over the configured filter.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,1 +1,234 @@
-//! tmp
+//! Rust client for the microdash HTTP API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), microdash_client::Error> {
+//! use microdash_client::{Client, MetricIn, MetricsQuery};
+//!
+//! let client = Client::new("http://127.0.0.1:8080", "mdk_...")?;
+//! client.push(&[MetricIn::new("cpu.usage", 0.42).agent("web-1").tag("dc", "eu")]).await?;
+//! let points = client.query(&MetricsQuery { metric_name: Some("cpu.usage".into()), ..Default::default() }).await?;
+//! println!("{} points", points.count);
+//! # Ok(()) }
+//! ```
+//!
+//! Errors the server answers with come back as [`Error::Api`], carrying the server's stable
+//! error code, its message and any per-field details.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+pub use microdash_core::api::{
+    Accepted, CreateTenant, CreateToken, CreatedToken, ErrorBody, FieldError, HealthResponse,
+    MetricIn, MetricsQuery, QueryResponse, TenantOut, TokenOut,
+};
+
+/// Client failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error.
+    #[error("{status}: {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable machine-readable code, such as `invalid_metrics`.
+        code: String,
+        /// Human-readable message.
+        message: String,
+        /// Per-field validation problems.
+        details: Vec<FieldError>,
+        /// How long the server asked to wait before retrying (`503`).
+        retry_after: Option<Duration>,
+    },
+    /// The request could not be sent or the answer not read.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The request body could not be encoded.
+    #[error("encoding the request: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The base URL is not usable.
+    #[error("invalid base url {0:?}")]
+    InvalidUrl(String),
+}
+
+impl Error {
+    /// Whether retrying later may succeed (the server was unavailable or unreachable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api { status, .. } => *status == 503 || *status == 429,
+            Error::Http(e) => e.is_connect() || e.is_timeout(),
+            Error::InvalidUrl(_) | Error::Encode(_) => false,
+        }
+    }
+}
+
+/// A connection to one microdash server with one token. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// A client for the server at `base_url` (such as `http://127.0.0.1:8080`).
+    pub fn new(base_url: &str, token: &str) -> Result<Self, Error> {
+        Self::with_http(base_url, token, Self::default_http()?)
+    }
+
+    /// A client using a caller-configured `reqwest::Client` (timeouts, proxies, pools).
+    pub fn with_http(base_url: &str, token: &str, http: reqwest::Client) -> Result<Self, Error> {
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(Error::InvalidUrl(base_url.to_owned()));
+        }
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// The `reqwest::Client` used by [`Client::new`]: 30 s timeout, rustls with ring.
+    pub fn default_http() -> Result<reqwest::Client, Error> {
+        // reqwest is built without a bundled crypto provider; install ring once per process
+        // (a second install fails harmlessly when one is already set).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?)
+    }
+
+    /// Push metrics (one request, any number up to the server's limit).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// use microdash_client::MetricIn;
+    /// let accepted = client.push(&[MetricIn::new("temp", 21.5).agent("sensor-7")]).await?;
+    /// assert_eq!(accepted.accepted, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn push(&self, metrics: &[MetricIn]) -> Result<Accepted, Error> {
+        self.push_json(serde_json::to_vec(metrics)?).await
+    }
+
+    /// Push an already-serialised JSON body (one metric object or an array).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// client.push_json(br#"{"metric_name":"up","value":1}"#.to_vec()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn push_json(&self, body: Vec<u8>) -> Result<Accepted, Error> {
+        let request = self
+            .http
+            .post(self.url("/api/v1/metrics"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.send(request).await
+    }
+
+    /// Query points of the token's tenant.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// use microdash_client::MetricsQuery;
+    /// let q = MetricsQuery { metric_name: Some("temp".into()), limit: Some("100".into()), ..Default::default() };
+    /// for point in client.query(&q).await?.data {
+    ///     println!("{} {}", point.timestamp, point.value);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn query(&self, query: &MetricsQuery) -> Result<QueryResponse, Error> {
+        self.send(self.http.get(self.url("/api/v1/metrics")).query(query))
+            .await
+    }
+
+    /// Dependency health (no token needed, but the client sends it anyway).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// assert_eq!(client.health().await?.status, "ok");
+    /// # Ok(()) }
+    /// ```
+    pub async fn health(&self) -> Result<HealthResponse, Error> {
+        self.send(self.http.get(self.url("/api/v1/health"))).await
+    }
+
+    /// Create a tenant (admin token).
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// let tenant = admin.create_tenant("fleet", "IoT fleet").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_tenant(&self, slug: &str, name: &str) -> Result<TenantOut, Error> {
+        let body = CreateTenant {
+            slug: slug.to_owned(),
+            name: Some(name.to_owned()),
+        };
+        self.send(
+            self.http
+                .post(self.url("/api/v1/admin/tenants"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Create a token (admin token); the secret is in the answer and nowhere else.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// use microdash_client::CreateToken;
+    /// let created = admin
+    ///     .create_token(&CreateToken { tenant: Some("fleet".into()), scopes: "ingest".into(), name: Some("agents".into()) })
+    ///     .await?;
+    /// println!("{}", created.token);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken, Error> {
+        self.send(
+            self.http
+                .post(self.url("/api/v1/admin/tokens"))
+                .json(request),
+        )
+        .await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, Error> {
+        let response = request.bearer_auth(&self.token).send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.json().await?);
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        let body: ErrorBody = serde_json::from_str(&text).unwrap_or_else(|_| ErrorBody {
+            error: status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_lowercase()
+                .replace(' ', "_"),
+            message: text,
+            details: Vec::new(),
+        });
+        Err(Error::Api {
+            status: status.as_u16(),
+            code: body.error,
+            message: body.message,
+            details: body.details,
+            retry_after,
+        })
+    }
+}

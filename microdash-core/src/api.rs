@@ -31,6 +31,43 @@ pub struct MetricIn {
     pub dedupe_id: Option<String>,
 }
 
+impl MetricIn {
+    /// A metric with a name and a value; the server stamps it with the time of receipt.
+    pub fn new(metric_name: impl Into<String>, value: f64) -> Self {
+        Self {
+            metric_name: Some(metric_name.into()),
+            value: Some(value),
+            ..Self::default()
+        }
+    }
+
+    /// Set the agent id.
+    pub fn agent(mut self, agent_id: impl Into<String>) -> Self {
+        self.agent_id = Some(agent_id.into());
+        self
+    }
+
+    /// Add a tag.
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// Set the timestamp, Unix milliseconds.
+    pub fn at_millis(mut self, ms: i64) -> Self {
+        self.timestamp = Some(TimestampIn::UnixSeconds(ms as f64 / 1000.0));
+        self
+    }
+
+    /// Set the idempotency key.
+    pub fn dedupe_id(mut self, id: impl Into<String>) -> Self {
+        self.dedupe_id = Some(id.into());
+        self
+    }
+}
+
 /// A timestamp as clients may write it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TimestampIn {

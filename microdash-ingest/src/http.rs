@@ -137,6 +137,24 @@ pub async fn serve(
         .await
 }
 
+/// Serve only the operational endpoints (`/livez`, `/api/v1/health`, `/metrics`), for
+/// processes that run workers without the API.
+pub async fn serve_ops(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/api/v1/health", get(ops::health))
+        .route("/livez", get(ops::livez))
+        .route("/metrics", get(ops::prometheus))
+        .fallback(ops::not_found)
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 async fn count_status(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     state.telemetry.record_http(response.status().as_u16());

@@ -1,1 +1,332 @@
-fn main() {}
+//! `microdash-loadgen`: a high-volume publisher for benchmarks and demos.
+//!
+//! It pushes bulk requests at a target rate (or as fast as the server takes them) and, in
+//! parallel, measures ingest-to-queryable latency: it writes a probe point, then polls the
+//! query API until the point is returned. It prints accepted metrics/s and percentiles.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use hdrhistogram::Histogram;
+use microdash_client::{Client, CreateToken, MetricsQuery};
+use tokio::sync::Mutex;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "microdash-loadgen",
+    about = "Load generator and latency probe for microdash"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Push over the HTTP API.
+    Http(HttpArgs),
+}
+
+#[derive(Debug, Args)]
+struct HttpArgs {
+    /// Server base URL.
+    #[arg(
+        long,
+        env = "MICRODASH_LOADGEN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// A tenant token with ingest and read scopes (one tenant).
+    #[arg(
+        long,
+        env = "MICRODASH_LOADGEN_TOKEN",
+        required_unless_present = "admin_token"
+    )]
+    token: Option<String>,
+    /// An admin token: the generator creates `--tenants` tenants and tokens of its own.
+    #[arg(long, env = "MICRODASH_LOADGEN_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Tenants to spread the load over (with --admin-token).
+    #[arg(long, default_value_t = 1)]
+    tenants: usize,
+    /// Target metrics per second; 0 pushes as fast as the server accepts.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Metrics per request.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Concurrent requests in flight.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// How long to push.
+    #[arg(long, default_value_t = 10)]
+    duration_s: u64,
+    /// Distinct agents per tenant.
+    #[arg(long, default_value_t = 50)]
+    agents: usize,
+    /// Interval between latency probes; 0 disables probing.
+    #[arg(long, default_value_t = 100)]
+    probe_interval_ms: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Default)]
+struct Totals {
+    accepted: AtomicU64,
+    requests: AtomicU64,
+    failed: AtomicU64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Mode::Http(args) = Cli::parse().mode;
+    if args.batch_size == 0 || args.concurrency == 0 {
+        bail!("--batch-size and --concurrency must be at least 1");
+    }
+    let clients = tenant_clients(&args).await?;
+    let bodies: Vec<Arc<Vec<Vec<u8>>>> = (0..clients.len())
+        .map(|_| Arc::new(bodies(&args)))
+        .collect();
+    let totals = Arc::new(Totals::default());
+    let request_us = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration_s);
+    // Each task sends one request per period so that all tasks together hit the rate.
+    let period = (args.rate > 0).then(|| {
+        Duration::from_secs_f64(args.concurrency as f64 * args.batch_size as f64 / args.rate as f64)
+    });
+
+    let concurrency = args.concurrency;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..concurrency {
+        let (clients, bodies, totals, request_us) = (
+            clients.clone(),
+            bodies.clone(),
+            totals.clone(),
+            request_us.clone(),
+        );
+        tasks.spawn(async move {
+            let mut ticker = period.map(|p| {
+                // Stagger the tasks over one period so requests are spread evenly.
+                let mut t = tokio::time::interval_at(
+                    tokio::time::Instant::now() + p.mul_f64(task as f64 / concurrency as f64),
+                    p,
+                );
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            let mut n = task;
+            while Instant::now() < deadline {
+                if let Some(ticker) = ticker.as_mut() {
+                    ticker.tick().await;
+                }
+                let tenant = n % clients.len();
+                let body = bodies[tenant][n % bodies[tenant].len()].clone();
+                n += 1;
+                let sent = Instant::now();
+                match clients[tenant].push_json(body).await {
+                    Ok(accepted) => {
+                        totals
+                            .accepted
+                            .fetch_add(accepted.accepted as u64, Ordering::Relaxed);
+                        let us = sent.elapsed().as_micros() as u64;
+                        let _ = request_us.lock().await.record(us.max(1));
+                    }
+                    Err(err) => {
+                        totals.failed.fetch_add(1, Ordering::Relaxed);
+                        if err.is_retryable() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        } else {
+                            eprintln!("request failed: {err}");
+                        }
+                    }
+                }
+                totals.requests.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let probe = (args.probe_interval_ms > 0).then(|| {
+        tokio::spawn(probe(
+            clients[0].clone(),
+            deadline,
+            Duration::from_millis(args.probe_interval_ms),
+        ))
+    });
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("load task panicked")?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let probe_us = match probe {
+        Some(handle) => Some(handle.await.context("probe task panicked")??),
+        None => None,
+    };
+    report(
+        &args,
+        &totals,
+        elapsed,
+        &*request_us.lock().await,
+        probe_us.as_ref(),
+    )
+}
+
+/// One client per tenant: the given token, or tenants created with the admin token.
+async fn tenant_clients(args: &HttpArgs) -> anyhow::Result<Vec<Client>> {
+    let http = Client::default_http()?;
+    if let Some(token) = &args.token {
+        return Ok(vec![Client::with_http(&args.url, token, http)?]);
+    }
+    let admin = Client::with_http(
+        &args.url,
+        args.admin_token.as_deref().unwrap_or_default(),
+        http.clone(),
+    )?;
+    let run = std::process::id();
+    let mut clients = Vec::new();
+    for i in 0..args.tenants.max(1) {
+        let slug = format!("loadgen-{run}-{i}");
+        admin
+            .create_tenant(&slug, "loadgen")
+            .await
+            .with_context(|| format!("creating tenant {slug}"))?;
+        let request = CreateToken {
+            tenant: Some(slug),
+            scopes: "ingest,read".into(),
+            name: Some("loadgen".into()),
+        };
+        let created = admin
+            .create_token(&request)
+            .await
+            .context("creating a token")?;
+        clients.push(Client::with_http(&args.url, &created.token, http.clone())?);
+    }
+    Ok(clients)
+}
+
+/// Pre-serialised request bodies, so the generator spends its CPU on sending, not JSON.
+fn bodies(args: &HttpArgs) -> Vec<Vec<u8>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    (0..16)
+        .map(|b| {
+            let items: Vec<String> = (0..args.batch_size)
+                .map(|i| {
+                    let k = b * args.batch_size + i;
+                    format!(
+                        r#"{{"metric_name":"load.metric{}","value":{},"timestamp":{:.3},"agent_id":"agent-{}","tags":{{"region":"r{}"}}}}"#,
+                        k % 10,
+                        k % 1000,
+                        now + k as f64 / 1000.0,
+                        k % args.agents.max(1),
+                        k % 3
+                    )
+                })
+                .collect();
+            format!("[{}]", items.join(",")).into_bytes()
+        })
+        .collect()
+}
+
+/// Write a probe point, poll until it is queryable, record the delay; repeat until `deadline`.
+async fn probe(
+    client: Client,
+    deadline: Instant,
+    interval: Duration,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut hist = Histogram::<u64>::new(3)?;
+    let query = MetricsQuery {
+        metric_name: Some("loadgen.probe".into()),
+        limit: Some("1".into()),
+        ..MetricsQuery::default()
+    };
+    let mut seq = 0u64;
+    while Instant::now() < deadline {
+        seq += 1;
+        let body = format!(r#"{{"metric_name":"loadgen.probe","value":{seq},"agent_id":"probe"}}"#);
+        let started = Instant::now();
+        if client.push_json(body.into_bytes()).await.is_err() {
+            tokio::time::sleep(interval).await;
+            continue;
+        }
+        let give_up = started + Duration::from_secs(10);
+        loop {
+            let latest = client
+                .query(&query)
+                .await
+                .ok()
+                .and_then(|r| r.data.last().map(|p| p.value));
+            if latest == Some(seq as f64) {
+                let _ = hist.record((started.elapsed().as_micros() as u64).max(1));
+                break;
+            }
+            if Instant::now() > give_up {
+                eprintln!("probe {seq} not queryable after 10 s");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(interval.saturating_sub(started.elapsed())).await;
+    }
+    Ok(hist)
+}
+
+fn report(
+    args: &HttpArgs,
+    totals: &Totals,
+    elapsed: f64,
+    request_us: &Histogram<u64>,
+    probe_us: Option<&Histogram<u64>>,
+) -> anyhow::Result<()> {
+    let accepted = totals.accepted.load(Ordering::Relaxed);
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let percentiles = |h: &Histogram<u64>| serde_json::json!({"p50_ms": ms(h, 0.5), "p90_ms": ms(h, 0.9), "p99_ms": ms(h, 0.99), "max_ms": h.max() as f64 / 1000.0, "samples": h.len()});
+    let summary = serde_json::json!({
+        "target_rate": args.rate,
+        "batch_size": args.batch_size,
+        "concurrency": args.concurrency,
+        "tenants": args.tenants,
+        "elapsed_s": elapsed,
+        "requests": totals.requests.load(Ordering::Relaxed),
+        "failed_requests": totals.failed.load(Ordering::Relaxed),
+        "accepted_metrics": accepted,
+        "accepted_per_s": accepted as f64 / elapsed,
+        "request_latency": percentiles(request_us),
+        "ingest_to_queryable": probe_us.map(percentiles),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!(
+        "accepted {accepted} metrics in {elapsed:.1} s: {:.0} metrics/s",
+        accepted as f64 / elapsed
+    );
+    println!(
+        "requests {} ({} failed)",
+        totals.requests.load(Ordering::Relaxed),
+        totals.failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "request latency    p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms",
+        ms(request_us, 0.5),
+        ms(request_us, 0.9),
+        ms(request_us, 0.99)
+    );
+    if let Some(h) = probe_us {
+        println!(
+            "ingest-to-queryable p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} probes)",
+            ms(h, 0.5),
+            ms(h, 0.9),
+            ms(h, 0.99),
+            h.max() as f64 / 1000.0,
+            h.len()
+        );
+    }
+    Ok(())
+}

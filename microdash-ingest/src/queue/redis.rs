@@ -183,7 +183,9 @@ impl RedisQueue {
             .arg(&ids)
             .query_async(&mut consumer.conn)
             .await?;
-        tracing::warn!(count = claimed.ids.len(), consumer = %consumer.name, "claimed batches left pending by another worker");
+        if !claimed.ids.is_empty() {
+            tracing::warn!(count = claimed.ids.len(), consumer = %consumer.name, "claimed batches left pending by another worker");
+        }
         claimed
             .ids
             .into_iter()

@@ -1,0 +1,254 @@
+//! Configuration: defaults < TOML file (`--config`) < `MICRODASH_*` environment < flags.
+//!
+//! Every key is a snake_case noun with its unit; the environment variable is the key in
+//! upper case with the `MICRODASH_` prefix (`workers` -> `MICRODASH_WORKERS`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use microdash_core::Limits;
+use microdash_ingest::http::HttpConfig;
+use microdash_ingest::queue::RedisQueueConfig;
+use microdash_ingest::worker::WorkerConfig;
+use microdash_store::StoreOptions;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the server, worker and admin commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen_addr: String,
+    /// `sqlite://PATH` (embedded default) or `mysql://user:pass@host:port/db`.
+    pub database_url: String,
+    /// Most pooled database connections.
+    pub db_max_connections: u32,
+    /// Redis URL; when set the queue is Redis Streams, otherwise in-process.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    pub redis_key_prefix: String,
+    /// A Redis batch pending this long is taken over from its (presumed dead) worker.
+    pub redis_claim_idle_ms: u64,
+    /// In-process queue capacity, in batches (requests).
+    pub queue_capacity_batches: usize,
+    /// How long a request waits for room in a full in-process queue before `503`.
+    pub enqueue_timeout_ms: u64,
+    /// Worker tasks per process.
+    pub workers: usize,
+    /// Most metrics per database insert.
+    pub worker_max_batch_metrics: usize,
+    /// Attempts before a failing batch is dead-lettered (database outages retry forever).
+    pub worker_max_attempts: usize,
+    /// First retry delay.
+    pub worker_retry_initial_delay_ms: u64,
+    /// Longest retry delay.
+    pub worker_retry_max_delay_ms: u64,
+    /// Requests running longer are answered `408`.
+    pub request_timeout_ms: u64,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Most metrics in one request.
+    pub max_metrics_per_request: usize,
+    /// Longest metric name.
+    pub max_name_bytes: usize,
+    /// Longest agent id.
+    pub max_agent_id_bytes: usize,
+    /// Most tags per metric.
+    pub max_tags: usize,
+    /// Longest tag key.
+    pub max_tag_key_bytes: usize,
+    /// Longest tag value.
+    pub max_tag_value_bytes: usize,
+    /// Longest dedupe id.
+    pub max_dedupe_id_bytes: usize,
+    /// Points a query returns when it names no limit.
+    pub default_query_limit: usize,
+    /// Most points one query may return.
+    pub max_query_limit: usize,
+    /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
+    pub log_filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let limits = Limits::default();
+        let worker = WorkerConfig::default();
+        let http = HttpConfig::default();
+        Self {
+            listen_addr: "127.0.0.1:8080".into(),
+            database_url: "sqlite://data/microdash.db".into(),
+            db_max_connections: StoreOptions::default().max_connections,
+            redis_url: None,
+            redis_key_prefix: "microdash".into(),
+            redis_claim_idle_ms: 30_000,
+            queue_capacity_batches: 4_096,
+            enqueue_timeout_ms: 1_000,
+            workers: worker.workers,
+            worker_max_batch_metrics: worker.max_batch_metrics,
+            worker_max_attempts: worker.max_attempts,
+            worker_retry_initial_delay_ms: worker.retry_initial_delay.as_millis() as u64,
+            worker_retry_max_delay_ms: worker.retry_max_delay.as_millis() as u64,
+            request_timeout_ms: http.request_timeout.as_millis() as u64,
+            max_body_bytes: limits.max_body_bytes,
+            max_metrics_per_request: limits.max_metrics_per_request,
+            max_name_bytes: limits.max_name_bytes,
+            max_agent_id_bytes: limits.max_agent_id_bytes,
+            max_tags: limits.max_tags,
+            max_tag_key_bytes: limits.max_tag_key_bytes,
+            max_tag_value_bytes: limits.max_tag_value_bytes,
+            max_dedupe_id_bytes: limits.max_dedupe_id_bytes,
+            default_query_limit: http.default_query_limit,
+            max_query_limit: http.max_query_limit,
+            log_filter: "info".into(),
+        }
+    }
+}
+
+/// Settings given as command-line flags; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Address the HTTP API listens on [env: MICRODASH_LISTEN_ADDR] [default: 127.0.0.1:8080].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<String>,
+    /// Database URL: sqlite://PATH or mysql://... [env: MICRODASH_DATABASE_URL].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Redis URL; selects the Redis Streams queue [env: MICRODASH_REDIS_URL].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// Worker tasks per process [env: MICRODASH_WORKERS].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// Merge the layers. `file` is the `--config` path (or `MICRODASH_CONFIG`).
+    pub fn load(file: Option<&PathBuf>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file(path));
+        }
+        figment
+            .merge(
+                Env::prefixed("MICRODASH_")
+                    .filter(|key| Self::keys().iter().any(|k| key == k.as_str())),
+            )
+            .merge(Serialized::globals(overrides))
+            .extract()
+            .context("reading configuration")
+    }
+
+    /// Every key, for picking this program's variables out of the environment (other
+    /// `MICRODASH_*` variables, such as the tests' or the config path, are not settings).
+    fn keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Validation limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_metrics_per_request: self.max_metrics_per_request,
+            max_name_bytes: self.max_name_bytes,
+            max_agent_id_bytes: self.max_agent_id_bytes,
+            max_tags: self.max_tags,
+            max_tag_key_bytes: self.max_tag_key_bytes,
+            max_tag_value_bytes: self.max_tag_value_bytes,
+            max_dedupe_id_bytes: self.max_dedupe_id_bytes,
+        }
+    }
+
+    /// Worker settings.
+    pub fn worker(&self) -> WorkerConfig {
+        WorkerConfig {
+            workers: self.workers,
+            max_batch_metrics: self.worker_max_batch_metrics,
+            max_attempts: self.worker_max_attempts,
+            retry_initial_delay: Duration::from_millis(self.worker_retry_initial_delay_ms),
+            retry_max_delay: Duration::from_millis(self.worker_retry_max_delay_ms),
+            ..WorkerConfig::default()
+        }
+    }
+
+    /// HTTP settings.
+    pub fn http(&self) -> HttpConfig {
+        HttpConfig {
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            default_query_limit: self.default_query_limit,
+            max_query_limit: self.max_query_limit,
+        }
+    }
+
+    /// Database pool settings.
+    pub fn store(&self) -> StoreOptions {
+        StoreOptions {
+            max_connections: self.db_max_connections,
+            ..StoreOptions::default()
+        }
+    }
+
+    /// Redis queue settings, when Redis is configured.
+    pub fn redis(&self) -> Option<RedisQueueConfig> {
+        self.redis_url.as_ref().map(|url| RedisQueueConfig {
+            key_prefix: self.redis_key_prefix.clone(),
+            claim_idle: Duration::from_millis(self.redis_claim_idle_ms),
+            ..RedisQueueConfig::new(url.clone())
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API fixes the error type.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_merge_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "md.toml",
+                "workers = 3\nlisten_addr = \"0.0.0.0:9000\"\nmax_tags = 4\n",
+            )?;
+            jail.set_env("MICRODASH_WORKERS", "5");
+            jail.set_env("MICRODASH_REDIS_URL", "redis://r/");
+            let overrides = Overrides {
+                listen_addr: Some("127.0.0.1:1".into()),
+                ..Overrides::default()
+            };
+            let config = Config::load(Some(&PathBuf::from("md.toml")), &overrides)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.workers, 5, "environment beats file");
+            assert_eq!(config.listen_addr, "127.0.0.1:1", "flags beat everything");
+            assert_eq!(config.max_tags, 4, "file beats defaults");
+            assert_eq!(config.redis_url.as_deref(), Some("redis://r/"));
+            assert_eq!(config.database_url, Config::default().database_url);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("md.toml", "wrokers = 3\n")?;
+            let err =
+                Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("wrokers"), "{err:#}");
+            Ok(())
+        });
+    }
+}

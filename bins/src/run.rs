@@ -1,0 +1,201 @@
+//! Wiring for the long-running commands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use microdash_core::token::Scopes;
+use microdash_ingest::Ingestor;
+use microdash_ingest::clock::now_ms;
+use microdash_ingest::http::{self, AppState};
+use microdash_ingest::queue::{MemoryQueue, Queue, RedisQueue};
+use microdash_ingest::telemetry::Telemetry;
+use microdash_ingest::worker::run_workers;
+use microdash_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Open the database and bring its schema up to date.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url, &config.store())
+        .await
+        .with_context(|| format!("opening database {}", config.database_url))?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+async fn open_queue(config: &Config) -> anyhow::Result<Queue> {
+    Ok(match config.redis() {
+        Some(redis) => Queue::Redis(
+            RedisQueue::connect(&redis)
+                .await
+                .with_context(|| format!("connecting to Redis at {}", redis.url))?,
+        ),
+        None => Queue::Memory(MemoryQueue::new(
+            config.queue_capacity_batches,
+            Duration::from_millis(config.enqueue_timeout_ms),
+        )),
+    })
+}
+
+struct Parts {
+    store: Store,
+    queue: Queue,
+    state: AppState,
+    telemetry: Arc<Telemetry>,
+}
+
+async fn assemble(config: &Config) -> anyhow::Result<Parts> {
+    let store = open_store(config).await?;
+    let queue = open_queue(config).await?;
+    let telemetry = Arc::new(Telemetry::new());
+    let ingestor = Ingestor::new(queue.clone(), config.limits(), telemetry.clone());
+    let state = AppState::new(
+        store.clone(),
+        queue.clone(),
+        ingestor,
+        telemetry.clone(),
+        config.http(),
+    );
+    Ok(Parts {
+        store,
+        queue,
+        state,
+        telemetry,
+    })
+}
+
+async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(&config.listen_addr)
+        .await
+        .with_context(|| format!("binding {}", config.listen_addr))
+}
+
+/// API and workers in one process.
+pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
+    let parts = assemble(config).await?;
+    let listener = bind(config).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    announce(&parts.store, &url, demo).await?;
+    let shutdown = shutdown_signal();
+    let workers = tokio::spawn(run_workers(
+        parts.queue.clone(),
+        parts.store.clone(),
+        parts.telemetry.clone(),
+        config.worker(),
+        shutdown.clone(),
+    ));
+    http::serve(listener, parts.state, shutdown.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    // HTTP has stopped taking metrics: let the workers drain what was accepted.
+    parts.queue.close();
+    workers.await.context("joining workers")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// API only: a split deployment's front end.
+pub async fn server(config: &Config) -> anyhow::Result<()> {
+    if config.redis_url.is_none() {
+        bail!("a separate server needs a shared queue: set --redis-url (or MICRODASH_REDIS_URL)");
+    }
+    let parts = assemble(config).await?;
+    let listener = bind(config).await?;
+    announce(
+        &parts.store,
+        &format!("http://{}", listener.local_addr()?),
+        false,
+    )
+    .await?;
+    http::serve(listener, parts.state, shutdown_signal().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    Ok(())
+}
+
+/// Workers only, plus `/livez`, `/api/v1/health` and `/metrics` on the listen address.
+pub async fn worker(config: &Config) -> anyhow::Result<()> {
+    if config.redis_url.is_none() {
+        bail!("a separate worker needs a shared queue: set --redis-url (or MICRODASH_REDIS_URL)");
+    }
+    let parts = assemble(config).await?;
+    let listener = bind(config).await?;
+    tracing::info!(addr = %listener.local_addr()?, workers = config.workers, "worker started");
+    let shutdown = shutdown_signal();
+    let ops = tokio::spawn(http::serve_ops(
+        listener,
+        parts.state,
+        shutdown.clone().cancelled_owned(),
+    ));
+    run_workers(
+        parts.queue,
+        parts.store,
+        parts.telemetry,
+        config.worker(),
+        shutdown,
+    )
+    .await;
+    ops.await
+        .context("joining the ops server")?
+        .context("serving ops endpoints")?;
+    Ok(())
+}
+
+/// Print where the server is and, on a database without admin tokens, how to get one.
+async fn announce(store: &Store, url: &str, demo: bool) -> anyhow::Result<()> {
+    println!("microdash is listening on {url}");
+    if !store.has_admin_token().await? {
+        println!("No admin token exists yet. Create one with:  microdash token create --admin");
+    }
+    if demo {
+        let tenant = match store.tenant_by_slug("demo").await? {
+            Some(tenant) => tenant,
+            None => store.create_tenant("demo", "Demo", now_ms()).await?,
+        };
+        let scopes: Scopes = "ingest,read".parse()?;
+        let (_, token) = store
+            .create_token(Some(tenant.id), scopes, "demo", now_ms())
+            .await?;
+        println!("demo tenant: demo");
+        println!("demo token (ingest, read; shown once): {token}");
+        println!(
+            "push:  curl -sS -X POST {url}/api/v1/metrics -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"metric_name\":\"cpu.usage\",\"value\":42.5,\"agent_id\":\"web-1\"}}'"
+        );
+        println!(
+            "query: curl -sS '{url}/api/v1/metrics?metric_name=cpu.usage' -H 'Authorization: Bearer {token}'"
+        );
+    }
+    Ok(())
+}
+
+/// Cancelled on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
+        }
+        tracing::info!("shutting down: finishing in-flight work");
+        cancel.cancel();
+    });
+    token
+}

@@ -1,0 +1,93 @@
+//! Split deployment over Redis and MariaDB: a worker process killed with SIGKILL in the
+//! middle of its work loses nothing that was answered `202`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{eventually, microdash, microdash_output};
+use microdash_client::{Client, MetricsQuery};
+use microdash_store::Backend;
+use microdash_store::testing::{TestDb, unique_name};
+
+const REQUESTS: usize = 100;
+const PER_REQUEST: usize = 1_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_a_worker_mid_batch_loses_nothing() {
+    let db = TestDb::new(Backend::Mysql).await;
+    let redis_url = std::env::var("MICRODASH_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let prefix = unique_name("md_kill");
+    let env = [
+        ("MICRODASH_DATABASE_URL", db.url.as_str()),
+        ("MICRODASH_REDIS_URL", redis_url.as_str()),
+        ("MICRODASH_REDIS_KEY_PREFIX", prefix.as_str()),
+        ("MICRODASH_REDIS_CLAIM_IDLE_MS", "500"),
+        ("MICRODASH_WORKER_MAX_BATCH_METRICS", "2000"),
+        ("MICRODASH_LISTEN_ADDR", "127.0.0.1:0"),
+    ];
+    microdash_output(&["tenant", "create", "kill"], &env);
+    let created: serde_json::Value = serde_json::from_str(&microdash_output(
+        &["token", "create", "--tenant", "kill", "--json"],
+        &env,
+    ))
+    .unwrap();
+    let server = microdash(&["server"], &env);
+    let url = server
+        .line_with("listening on")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let client = Client::new(&url, created["token"].as_str().unwrap()).unwrap();
+
+    // Everything is accepted before any worker runs, so the backlog sits in Redis.
+    let mut accepted = 0;
+    for r in 0..REQUESTS {
+        let items: Vec<String> = (0..PER_REQUEST)
+            .map(|i| {
+                format!(
+                    r#"{{"metric_name":"k","value":{i},"timestamp":{},"dedupe_id":"{r}-{i}"}}"#,
+                    1_700_000_000 + r * PER_REQUEST + i
+                )
+            })
+            .collect();
+        accepted += client
+            .push_json(format!("[{}]", items.join(",")).into_bytes())
+            .await
+            .unwrap()
+            .accepted;
+    }
+    assert_eq!(accepted, REQUESTS * PER_REQUEST);
+
+    let count = || {
+        let client = client.clone();
+        async move {
+            let query = MetricsQuery {
+                metric_name: Some("k".into()),
+                limit: Some("100000".into()),
+                ..MetricsQuery::default()
+            };
+            client.query(&query).await.unwrap().count
+        }
+    };
+    let doomed = microdash(&["worker"], &env);
+    let stored_before_kill = eventually(20, "the first worker to store something", || async {
+        let n = count().await;
+        (n > 0).then_some(n)
+    })
+    .await;
+    doomed.kill_hard();
+    assert!(
+        stored_before_kill < accepted,
+        "the worker was killed with work in hand ({stored_before_kill} of {accepted} stored)"
+    );
+
+    let rescuer = microdash(&["worker"], &env);
+    eventually(60, "every accepted metric stored", || async {
+        (count().await == accepted).then_some(())
+    })
+    .await;
+    assert!(rescuer.terminate().success());
+    assert!(server.terminate().success());
+}
