@@ -42,6 +42,9 @@ pub struct Config {
     pub worker_max_batch_metrics: usize,
     /// Attempts before a failing batch is dead-lettered (database outages retry forever).
     pub worker_max_attempts: usize,
+    /// A batch delivered more often than this (its workers crashed or stalled) is
+    /// dead-lettered without another attempt.
+    pub worker_max_deliveries: u32,
     /// First retry delay.
     pub worker_retry_initial_delay_ms: u64,
     /// Longest retry delay.
@@ -89,6 +92,7 @@ impl Default for Config {
             workers: worker.workers,
             worker_max_batch_metrics: worker.max_batch_metrics,
             worker_max_attempts: worker.max_attempts,
+            worker_max_deliveries: worker.max_deliveries,
             worker_retry_initial_delay_ms: worker.retry_initial_delay.as_millis() as u64,
             worker_retry_max_delay_ms: worker.retry_max_delay.as_millis() as u64,
             request_timeout_ms: http.request_timeout.as_millis() as u64,
@@ -179,6 +183,7 @@ impl Config {
             workers: self.workers,
             max_batch_metrics: self.worker_max_batch_metrics,
             max_attempts: self.worker_max_attempts,
+            max_deliveries: self.worker_max_deliveries,
             retry_initial_delay: Duration::from_millis(self.worker_retry_initial_delay_ms),
             retry_max_delay: Duration::from_millis(self.worker_retry_max_delay_ms),
             ..WorkerConfig::default()

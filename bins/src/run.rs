@@ -47,6 +47,7 @@ struct Parts {
 }
 
 async fn assemble(config: &Config) -> anyhow::Result<Parts> {
+    microdash_store::check_limits(&config.limits()).context("checking the configured limits")?;
     let store = open_store(config).await?;
     let queue = open_queue(config).await?;
     let telemetry = Arc::new(Telemetry::new());

@@ -115,6 +115,44 @@ async fn all_in_one_serves_the_demo_tenant_and_stops_gracefully() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_and_replayed_from_the_cli() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let tenant = store.create_tenant("dl", "", 0).await.unwrap();
+    let metrics = microdash_core::metric::parse_metrics(
+        br#"[{"metric_name":"late","value":1},{"metric_name":"late","value":2}]"#,
+        &Default::default(),
+        5,
+    )
+    .unwrap();
+    let batch = microdash_core::Batch {
+        tenant_id: tenant.id,
+        received_at_ms: 5,
+        metrics,
+    };
+    store
+        .add_dead_letter(&batch, "disk full", 5, 5)
+        .await
+        .unwrap();
+    let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
+
+    let listed = microdash_output(&["dlq", "list"], &env);
+    assert!(listed.contains("disk full"), "{listed}");
+    let replayed = microdash_output(&["dlq", "replay"], &env);
+    assert!(replayed.contains("1 replayed, 0 failed"), "{replayed}");
+    let query = microdash_store::PointQuery {
+        metric_name: Some("late".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.query_points(tenant.id, &query).await.unwrap().len(),
+        2
+    );
+    assert!(store.list_dead_letters().await.unwrap().is_empty());
+}
+
 #[test]
 fn config_layers_reach_the_binary() {
     let dir = tempfile::tempdir().unwrap();

@@ -86,7 +86,7 @@ impl Ingestor {
             received_at_ms,
             metrics,
         };
-        match self.queue.enqueue(&batch).await {
+        match self.queue.enqueue(batch).await {
             Ok(()) => {
                 self.telemetry.record_accepted(source, count);
                 Ok(count)

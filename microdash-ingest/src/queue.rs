@@ -77,10 +77,10 @@ pub enum Queue {
 impl Queue {
     /// Hand a batch over; when this returns `Ok` the batch will be persisted (in-process:
     /// unless the process dies first; Redis: unless Redis loses it).
-    pub async fn enqueue(&self, batch: &Batch) -> Result<(), QueueError> {
+    pub async fn enqueue(&self, batch: Batch) -> Result<(), QueueError> {
         match self {
-            Queue::Memory(q) => q.enqueue(batch.clone()).await,
-            Queue::Redis(q) => q.enqueue(batch).await,
+            Queue::Memory(q) => q.enqueue(batch).await,
+            Queue::Redis(q) => q.enqueue(&batch).await,
         }
     }
 

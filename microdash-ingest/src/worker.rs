@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
-use microdash_core::ErrorKind;
+use microdash_core::{Batch, ErrorKind};
 use microdash_store::{InsertStats, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,9 @@ pub struct WorkerConfig {
     pub retry_initial_delay: Duration,
     /// Longest retry delay.
     pub retry_max_delay: Duration,
+    /// A batch delivered more often than this (workers crashed or stalled on it) is
+    /// dead-lettered without another attempt.
+    pub max_deliveries: u32,
     /// Name prefix of this process's consumers (Redis), unique per process.
     pub consumer_prefix: String,
 }
@@ -46,9 +49,23 @@ impl Default for WorkerConfig {
             max_attempts: 5,
             retry_initial_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(5),
-            consumer_prefix: format!("worker-{}", std::process::id()),
+            max_deliveries: 10,
+            consumer_prefix: unique_consumer_prefix(),
         }
     }
+}
+
+/// Host, process id and start time: unique even across containers where every process is
+/// pid 1, and across restarts.
+fn unique_consumer_prefix() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".into());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{host}-{}-{:x}", std::process::id(), started % 0xffff_ffff)
 }
 
 /// Run `config.workers` workers until `shutdown` is cancelled. In-process queues are
@@ -109,15 +126,22 @@ impl Worker {
             if shutdown.is_cancelled() && self.queue.is_durable() {
                 break;
             }
-            match self
-                .queue
-                .receive(
-                    &mut consumer,
-                    self.config.max_batch_metrics,
-                    self.config.receive_wait,
-                )
-                .await
-            {
+            let receive = self.queue.receive(
+                &mut consumer,
+                self.config.max_batch_metrics,
+                self.config.receive_wait,
+            );
+            let received = if self.queue.is_durable() {
+                // Redis: stop waiting at shutdown; anything delivered but dropped here stays
+                // pending and is claimed by another worker.
+                tokio::select! {
+                    received = receive => received,
+                    () = shutdown.cancelled() => break,
+                }
+            } else {
+                receive.await
+            };
+            match received {
                 Ok(deliveries) if deliveries.is_empty() => {}
                 Ok(deliveries) => self.process(deliveries, &shutdown).await,
                 Err(crate::queue::QueueError::Closed) => break,
@@ -140,6 +164,21 @@ impl Worker {
     }
 
     async fn process(&self, deliveries: Vec<Delivery>, shutdown: &CancellationToken) {
+        // A batch delivered this often has already taken down or stalled other workers:
+        // set it aside instead of letting it do so again.
+        let (poison, deliveries): (Vec<_>, Vec<_>) = deliveries
+            .into_iter()
+            .partition(|d| d.deliveries > self.config.max_deliveries);
+        for delivery in &poison {
+            let error = format!(
+                "delivered {} times without being stored",
+                delivery.deliveries
+            );
+            self.dead_letter(delivery, &error, shutdown).await;
+        }
+        if deliveries.is_empty() {
+            return;
+        }
         match self.store_with_retries(&deliveries, shutdown).await {
             Ok(()) => self.ack(&deliveries).await,
             Err(err) if err.kind() == ErrorKind::Unavailable => {
@@ -158,21 +197,41 @@ impl Worker {
                 }
             }
             Err(err) => {
-                let delivery = &deliveries[0];
-                let attempts = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
-                match self
-                    .store
-                    .add_dead_letter(&delivery.batch, &err.to_string(), attempts, now_ms())
+                self.dead_letter(&deliveries[0], &err.to_string(), shutdown)
                     .await
-                {
-                    Ok(()) => {
-                        tracing::error!(tenant_id = delivery.batch.tenant_id, error = %err, "batch dead-lettered");
-                        self.telemetry.record_dead_letter();
-                        self.ack(&deliveries).await;
+            }
+        }
+    }
+
+    /// Move a batch to the dead-letter store, then acknowledge it. If even that fails, a
+    /// durable queue keeps the batch for a later delivery; an in-process one has nowhere
+    /// else to keep it, so the worker keeps trying until shutdown.
+    async fn dead_letter(&self, delivery: &Delivery, error: &str, shutdown: &CancellationToken) {
+        let attempts = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
+        loop {
+            match self
+                .store
+                .add_dead_letter(&delivery.batch, error, attempts, now_ms())
+                .await
+            {
+                Ok(()) => {
+                    tracing::error!(
+                        tenant_id = delivery.batch.tenant_id,
+                        error,
+                        "batch dead-lettered"
+                    );
+                    self.telemetry.record_dead_letter();
+                    self.ack(std::slice::from_ref(delivery)).await;
+                    return;
+                }
+                Err(dl_err) => {
+                    tracing::error!(error, dead_letter_error = %dl_err, "batch could not be stored nor dead-lettered");
+                    if self.queue.is_durable() || shutdown.is_cancelled() {
+                        return;
                     }
-                    // Not acknowledged: a durable queue will deliver it again.
-                    Err(dl_err) => {
-                        tracing::error!(error = %err, dead_letter_error = %dl_err, "batch could not be stored nor dead-lettered")
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = tokio::time::sleep(self.config.retry_max_delay) => {}
                     }
                 }
             }
@@ -186,7 +245,7 @@ impl Worker {
         deliveries: &[Delivery],
         shutdown: &CancellationToken,
     ) -> Result<(), StoreError> {
-        let batches: Vec<_> = deliveries.iter().map(|d| d.batch.clone()).collect();
+        let batches: Vec<&Batch> = deliveries.iter().map(|d| &d.batch).collect();
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.retry_initial_delay)
             .with_max_delay(self.config.retry_max_delay)
@@ -217,7 +276,7 @@ impl Worker {
         }
     }
 
-    fn record(&self, batches: &[microdash_core::Batch], stats: InsertStats, seconds: f64) {
+    fn record(&self, batches: &[&Batch], stats: InsertStats, seconds: f64) {
         let now = now_ms();
         let lags: Vec<f64> = batches
             .iter()

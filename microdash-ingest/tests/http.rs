@@ -448,3 +448,59 @@ async fn health_liveness_and_prometheus() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_that_keeps_failing_is_dead_lettered_without_taking_others_down() {
+    let app = App::start().await;
+    let t = app.tenant("t", "ingest,read").await;
+    // No tenant 9999 exists: its series violate the foreign key on every attempt. Queued
+    // next to good batches, it must be isolated, not fail them.
+    app.queue
+        .enqueue(microdash_core::Batch {
+            tenant_id: 9999,
+            received_at_ms: 0,
+            metrics: microdash_core::metric::parse_metrics(
+                br#"{"metric_name":"orphan","value":1}"#,
+                &Limits::default(),
+                0,
+            )
+            .unwrap(),
+        })
+        .await
+        .unwrap();
+    let good = Some(r#"{"metric_name":"good","value":1}"#);
+    assert_eq!(
+        app.call("POST", "/api/v1/metrics", Some(&t.token), good)
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    app.wait_for_points(&t.token, "metric_name=good", 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let letters = loop {
+        let letters = app.store.list_dead_letters().await.unwrap();
+        if !letters.is_empty() {
+            break letters;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poison batch was never dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (
+            letters.len(),
+            letters[0].batch.tenant_id,
+            letters[0].attempts
+        ),
+        (1, 9999, 5)
+    );
+    assert!(
+        app.call("GET", "/metrics", None, None)
+            .await
+            .text
+            .contains("microdash_dead_lettered_batches_total 1")
+    );
+    app.stop().await;
+}

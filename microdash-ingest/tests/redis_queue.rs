@@ -54,7 +54,7 @@ async fn delivers_acknowledges_and_counts_depth() {
     let q = queue(&config()).await;
     q.ping().await.unwrap();
     for v in [1.0, 2.0, 3.0] {
-        q.enqueue(&batch(v)).await.unwrap();
+        q.enqueue(batch(v)).await.unwrap();
     }
     assert_eq!(q.depth().await.unwrap(), 3);
     let mut consumer = q.consumer("c1").await.unwrap();
@@ -82,7 +82,7 @@ async fn delivers_acknowledges_and_counts_depth() {
 #[tokio::test]
 async fn a_batch_left_unacknowledged_is_claimed_by_another_consumer() {
     let q = queue(&config()).await;
-    q.enqueue(&batch(7.0)).await.unwrap();
+    q.enqueue(batch(7.0)).await.unwrap();
     let mut dead = q.consumer("dead").await.unwrap();
     let taken = q
         .receive(&mut dead, 10_000, Duration::from_millis(100))

@@ -106,6 +106,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Tenant, StoreError> {
         token::check_slug(slug).map_err(StoreError::Invalid)?;
+        check_label("tenant name", name)?;
         let row = NewTenant {
             slug,
             name: if name.is_empty() { slug } else { name },
@@ -150,6 +151,7 @@ impl Store {
         name: &str,
         now_ms: i64,
     ) -> Result<(TokenInfo, String), StoreError> {
+        check_label("token name", name)?;
         if scopes.is_empty() {
             return Err(StoreError::Invalid(
                 "a token needs at least one scope".into(),
@@ -280,6 +282,18 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Longest tenant or token name, in bytes (the MariaDB column width).
+pub const MAX_LABEL_BYTES: usize = 200;
+
+fn check_label(what: &str, label: &str) -> Result<(), StoreError> {
+    if label.len() > MAX_LABEL_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "{what} is longer than {MAX_LABEL_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 fn new_secret() -> Result<String, StoreError> {

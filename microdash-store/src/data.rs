@@ -1,9 +1,10 @@
 //! Series, raw points, agents and dead letters.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use microdash_core::{Batch, SeriesKey};
 
 use crate::schema::{agents, dead_letters, points, series};
@@ -12,6 +13,9 @@ use crate::{Pool, SERIES_CACHE_MAX, Store, StoreError, with_conn};
 /// Rows per INSERT statement: 5 bind parameters a row stays well under SQLite's and
 /// MariaDB's limits on parameters per statement.
 const ROWS_PER_STATEMENT: usize = 5_000;
+
+/// A series identified by borrowed parts of a metric: tenant, name, agent, tags.
+type SeriesRef<'a> = (i64, &'a str, &'a str, &'a BTreeMap<String, String>);
 
 /// What [`Store::insert_batches`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,35 +114,53 @@ impl Store {
     /// Persist batches: create missing series, record agents as seen at `now_ms`, and insert
     /// the points in multi-row statements. Metrics whose `(tenant, dedupe_id)` is already
     /// stored are skipped, which makes redelivery harmless.
-    pub async fn insert_batches(
+    pub async fn insert_batches<B: Borrow<Batch>>(
         &self,
-        batches: &[Batch],
+        batches: &[B],
         now_ms: i64,
     ) -> Result<InsertStats, StoreError> {
+        let batches: Vec<&Batch> = batches.iter().map(Borrow::borrow).collect();
         let metrics: usize = batches.iter().map(|b| b.metrics.len()).sum();
-        let ids = self.resolve_series(batches).await?;
-        let mut rows = Vec::with_capacity(metrics);
-        let mut seen = HashSet::new();
-        for batch in batches {
+        // Group metrics by series without allocating per metric: a bulk request has far
+        // fewer series than metrics, and only distinct series are keyed and hashed.
+        let mut slots: HashMap<SeriesRef<'_>, usize> = HashMap::new();
+        let mut distinct: Vec<SeriesKey> = Vec::new();
+        let mut slot_of_metric = Vec::with_capacity(metrics);
+        let mut seen_agents = HashSet::new();
+        for batch in &batches {
             for metric in &batch.metrics {
-                let hash = metric.series_key(batch.tenant_id).identity_hash();
+                let agent = metric.agent_id.as_deref().unwrap_or("");
+                let slot = *slots
+                    .entry((batch.tenant_id, &metric.name, agent, &metric.tags))
+                    .or_insert_with(|| {
+                        distinct.push(metric.series_key(batch.tenant_id));
+                        distinct.len() - 1
+                    });
+                slot_of_metric.push(slot);
+                if !agent.is_empty() {
+                    seen_agents.insert((batch.tenant_id, agent));
+                }
+            }
+        }
+        let series_ids = self.resolve_series(&distinct).await?;
+        let mut slot_iter = slot_of_metric.into_iter();
+        let mut rows = Vec::with_capacity(metrics);
+        for batch in &batches {
+            for (metric, slot) in batch.metrics.iter().zip(slot_iter.by_ref()) {
                 rows.push(NewPoint {
                     tenant_id: batch.tenant_id,
-                    series_id: ids[&(batch.tenant_id, hash)],
+                    series_id: series_ids[slot],
                     ts_ms: metric.timestamp_ms,
                     value: metric.value,
                     dedupe_id: metric.dedupe_id.clone(),
                 });
-                if let Some(agent) = &metric.agent_id {
-                    seen.insert((batch.tenant_id, agent.clone()));
-                }
             }
         }
-        let agents: Vec<AgentSeen> = seen
+        let agents: Vec<AgentSeen> = seen_agents
             .into_iter()
             .map(|(tenant_id, agent_id)| AgentSeen {
                 tenant_id,
-                agent_id,
+                agent_id: agent_id.to_owned(),
                 last_seen_ms: now_ms,
             })
             .collect();
@@ -169,40 +191,33 @@ impl Store {
             }
             Pool::Mysql(pool) => {
                 let mut conn = pool.get().await?;
-                if !agents.is_empty() {
-                    diesel::replace_into(agents::table)
-                        .values(&agents)
-                        .execute(&mut conn)
-                        .await?;
-                }
-                let mut inserted = 0;
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    inserted += diesel::insert_or_ignore_into(points::table)
-                        .values(chunk)
-                        .execute(&mut conn)
-                        .await?;
-                }
-                inserted
+                // One transaction, so a failure halfway leaves nothing behind to duplicate
+                // on retry.
+                conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                    if !agents.is_empty() {
+                        diesel::replace_into(agents::table)
+                            .values(&agents)
+                            .execute(conn)
+                            .await?;
+                    }
+                    let mut inserted = 0;
+                    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                        inserted += diesel::insert_or_ignore_into(points::table)
+                            .values(chunk)
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(inserted)
+                })
+                .await?
             }
         };
         Ok(InsertStats { metrics, inserted })
     }
 
-    /// Series ids for every metric in `batches`, creating the missing series.
-    async fn resolve_series(
-        &self,
-        batches: &[Batch],
-    ) -> Result<HashMap<(i64, String), i64>, StoreError> {
-        let mut wanted: HashMap<(i64, String), SeriesKey> = HashMap::new();
-        for batch in batches {
-            for metric in &batch.metrics {
-                let key = metric.series_key(batch.tenant_id);
-                wanted
-                    .entry((batch.tenant_id, key.identity_hash()))
-                    .or_insert(key);
-            }
-        }
-        let mut ids = HashMap::with_capacity(wanted.len());
+    /// The id of each series in `keys` (same order), creating the missing ones.
+    async fn resolve_series(&self, keys: &[SeriesKey]) -> Result<Vec<i64>, StoreError> {
+        let mut ids = vec![0; keys.len()];
         let mut missing = Vec::new();
         {
             let cache = self
@@ -210,19 +225,23 @@ impl Store {
                 .series_cache
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for (id_key, key) in wanted {
-                match cache.get(&id_key) {
-                    Some(id) => {
-                        ids.insert(id_key, *id);
-                    }
-                    None => missing.push((id_key, key)),
+            for (slot, key) in keys.iter().enumerate() {
+                match cache.get(key) {
+                    Some(id) => ids[slot] = *id,
+                    None => missing.push(slot),
                 }
             }
         }
         if missing.is_empty() {
             return Ok(ids);
         }
-        for ((_, hash), key) in &missing {
+        // The hash leaves the tenant out (it is a column of its own), so key by both.
+        let hashes: HashMap<(i64, String), usize> = missing
+            .iter()
+            .map(|slot| ((keys[*slot].tenant_id, keys[*slot].identity_hash()), *slot))
+            .collect();
+        for ((_, hash), slot) in &hashes {
+            let key = &keys[*slot];
             let row = NewSeries {
                 tenant_id: key.tenant_id,
                 metric_name: key.name.clone(),
@@ -238,37 +257,46 @@ impl Store {
                 .await?);
         }
         let mut by_tenant: HashMap<i64, Vec<String>> = HashMap::new();
-        for ((tenant_id, hash), _) in &missing {
+        for (tenant_id, hash) in hashes.keys() {
             by_tenant.entry(*tenant_id).or_default().push(hash.clone());
         }
-        let mut found = Vec::new();
-        for (tenant_id, hashes) in by_tenant {
-            for chunk in hashes.chunks(ROWS_PER_STATEMENT) {
+        let mut found = 0;
+        {
+            let mut cache = self
+                .inner
+                .series_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if cache.len() + hashes.len() > SERIES_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        for (tenant_id, tenant_hashes) in by_tenant {
+            for chunk in tenant_hashes.chunks(ROWS_PER_STATEMENT) {
                 let query = series::table
                     .filter(series::tenant_id.eq(tenant_id))
                     .filter(series::series_hash.eq_any(chunk.to_vec()))
                     .select((series::series_hash, series::id));
                 let rows: Vec<(String, i64)> =
                     with_conn!(self, |conn| query.load(&mut conn).await?);
-                found.extend(rows.into_iter().map(|(hash, id)| ((tenant_id, hash), id)));
+                let mut cache = self
+                    .inner
+                    .series_cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                for (hash, id) in rows {
+                    if let Some(slot) = hashes.get(&(tenant_id, hash)) {
+                        ids[*slot] = id;
+                        cache.insert(keys[*slot].clone(), id);
+                        found += 1;
+                    }
+                }
             }
         }
-        let mut cache = self
-            .inner
-            .series_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if cache.len() + found.len() > SERIES_CACHE_MAX {
-            cache.clear();
-        }
-        for (key, id) in found {
-            cache.insert(key.clone(), id);
-            ids.insert(key, id);
-        }
-        if let Some(((tenant_id, _), key)) = missing.iter().find(|(k, _)| !ids.contains_key(k)) {
+        if found < hashes.len() {
             return Err(StoreError::NotFound(format!(
-                "series {} of tenant {tenant_id} after creating it",
-                key.name
+                "{} series after creating them",
+                hashes.len() - found
             )));
         }
         Ok(ids)
@@ -281,15 +309,27 @@ impl Store {
         tenant_id: i64,
         query: &PointQuery,
     ) -> Result<Vec<StoredPoint>, StoreError> {
-        let series_rows: Vec<(i64, String, String, String)> = with_conn!(self, |conn| {
-            let mut q = series::table
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        // One join, filtered on the tenant of both tables: the series index narrows by
+        // tenant, name and agent, the points index by series and time.
+        let mut rows: Vec<(i64, String, String, String, i64, f64)> = with_conn!(self, |conn| {
+            let mut q = points::table
+                .inner_join(series::table)
                 .filter(series::tenant_id.eq(tenant_id))
+                .filter(points::tenant_id.eq(tenant_id))
                 .select((
-                    series::id,
+                    points::series_id,
                     series::metric_name,
                     series::agent_id,
                     series::tags,
+                    points::ts_ms,
+                    points::value,
                 ))
+                .order((points::ts_ms.desc(), points::id.desc()))
+                .limit(limit)
                 .into_boxed();
             if let Some(name) = &query.metric_name {
                 q = q.filter(series::metric_name.eq(name.clone()));
@@ -297,20 +337,6 @@ impl Store {
             if let Some(agent) = &query.agent_id {
                 q = q.filter(series::agent_id.eq(agent.clone()));
             }
-            q.load(&mut conn).await?
-        });
-        if series_rows.is_empty() || query.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let series_ids: Vec<i64> = series_rows.iter().map(|s| s.0).collect();
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let mut rows: Vec<(i64, i64, f64)> = with_conn!(self, |conn| {
-            let mut q = points::table
-                .filter(points::series_id.eq_any(series_ids.clone()))
-                .select((points::series_id, points::ts_ms, points::value))
-                .order((points::ts_ms.desc(), points::id.desc()))
-                .limit(limit)
-                .into_boxed();
             if let Some(start) = query.start_ms {
                 q = q.filter(points::ts_ms.ge(start));
             }
@@ -320,27 +346,22 @@ impl Store {
             q.load(&mut conn).await?
         });
         rows.reverse();
-        // Each series described once; points copy the description.
-        let described: HashMap<i64, StoredPoint> = series_rows
-            .into_iter()
-            .map(|(id, metric_name, agent, tags)| {
-                let point = StoredPoint {
-                    metric_name,
-                    agent_id: (!agent.is_empty()).then_some(agent),
-                    tags: serde_json::from_str(&tags).unwrap_or_default(),
-                    timestamp_ms: 0,
-                    value: 0.0,
-                };
-                (id, point)
-            })
-            .collect();
+        // Tags are parsed once per series, not once per point.
+        let mut tags_of: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
         Ok(rows
             .into_iter()
-            .map(|(series_id, timestamp_ms, value)| StoredPoint {
-                timestamp_ms,
-                value,
-                ..described[&series_id].clone()
-            })
+            .map(
+                |(series_id, metric_name, agent, tags, timestamp_ms, value)| StoredPoint {
+                    metric_name,
+                    agent_id: (!agent.is_empty()).then_some(agent),
+                    tags: tags_of
+                        .entry(series_id)
+                        .or_insert_with(|| serde_json::from_str(&tags).unwrap_or_default())
+                        .clone(),
+                    timestamp_ms,
+                    value,
+                },
+            )
             .collect())
     }
 

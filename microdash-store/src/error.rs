@@ -39,15 +39,42 @@ impl StoreError {
             StoreError::Conflict(_) => ErrorKind::Conflict,
             StoreError::NotFound(_) => ErrorKind::NotFound,
             StoreError::Invalid(_) | StoreError::UnsupportedUrl(_) => ErrorKind::Invalid,
-            StoreError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection
-                | diesel::result::DatabaseErrorKind::UnableToSendCommand,
-                _,
-            )) => ErrorKind::Unavailable,
+            StoreError::Query(err) if is_transient(err) => ErrorKind::Unavailable,
             StoreError::Migration(_) | StoreError::Query(_) | StoreError::Corrupt(_) => {
                 ErrorKind::Internal
             }
         }
+    }
+}
+
+/// Whether a query failed for a reason that goes away by itself: a lost connection, a
+/// deadlock, a lock wait, a busy SQLite file. diesel-async reports MySQL I/O and driver
+/// failures, and SQLite reports `SQLITE_BUSY`, only as `Unknown` with a message, so the
+/// message decides.
+fn is_transient(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    const TRANSIENT: [&str; 10] = [
+        "deadlock",
+        "lock wait timeout",
+        "database is locked",
+        "input/output",
+        "io error",
+        "connection",
+        "broken pipe",
+        "timed out",
+        "gone away",
+        "driver error",
+    ];
+    match err {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message().to_ascii_lowercase();
+            TRANSIENT.iter().any(|t| message.contains(t))
+        }
+        _ => false,
     }
 }
 

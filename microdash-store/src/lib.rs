@@ -34,8 +34,9 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use microdash_core::SeriesKey;
 
-pub use admin::{Principal, Tenant, TokenInfo};
+pub use admin::{MAX_LABEL_BYTES, Principal, Tenant, TokenInfo};
 pub use data::{DeadLetter, InsertStats, PointQuery, StoredPoint};
 pub use error::StoreError;
 
@@ -43,6 +44,32 @@ type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+
+/// Widest values the schema stores (MariaDB column widths; SQLite follows the same rule so
+/// both backends accept the same data).
+const STORED_WIDTHS: [(&str, usize); 3] = [
+    ("max_name_bytes", 200),
+    ("max_agent_id_bytes", 128),
+    ("max_dedupe_id_bytes", 128),
+];
+
+/// Check that validation limits fit the schema: a limit above a column's width would let a
+/// value through validation only to be truncated (or rejected) by the database.
+pub fn check_limits(limits: &microdash_core::Limits) -> Result<(), StoreError> {
+    let configured = [
+        limits.max_name_bytes,
+        limits.max_agent_id_bytes,
+        limits.max_dedupe_id_bytes,
+    ];
+    for ((key, width), value) in STORED_WIDTHS.iter().zip(configured) {
+        if value > *width {
+            return Err(StoreError::Invalid(format!(
+                "{key} = {value} exceeds what storage holds ({width})"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +123,10 @@ struct Inner {
     url: String,
     backend: Backend,
     pool: Pool,
-    /// `(tenant_id, series_hash) -> series id`. Series are never renamed or deleted while
-    /// the process runs, so entries cannot go stale; the map is cleared if it grows past
+    /// Series key -> series id. Series are never renamed or deleted while the process
+    /// runs, so entries cannot go stale; the map is cleared if it grows past
     /// [`SERIES_CACHE_MAX`] to bound memory.
-    series_cache: Mutex<HashMap<(i64, String), i64>>,
+    series_cache: Mutex<HashMap<SeriesKey, i64>>,
 }
 
 const SERIES_CACHE_MAX: usize = 1_000_000;

@@ -209,6 +209,51 @@ async fn dedupe_is_idempotent_across_racing_writers(store: Store) {
     assert_eq!(stats.inserted, 1);
 }
 
+async fn one_insert_with_the_same_new_series_in_two_tenants(store: Store) {
+    let a = store.create_tenant("a", "", NOW).await.unwrap();
+    let b = store.create_tenant("b", "", NOW).await.unwrap();
+    let body = r#"{"metric_name":"cpu","value":1,"agent_id":"h","tags":{"k":"v"}}"#;
+    let stats = store
+        .insert_batches(&[batch(a.id, body), batch(b.id, body)], NOW)
+        .await
+        .unwrap();
+    assert_eq!(stats.inserted, 2);
+    for tenant in [a.id, b.id] {
+        assert_eq!(
+            store.query_points(tenant, &all("cpu")).await.unwrap().len(),
+            1,
+            "tenant {tenant}"
+        );
+    }
+}
+
+async fn dedupe_ids_and_names_are_case_sensitive(store: Store) {
+    let t = store.create_tenant("t", "", NOW).await.unwrap();
+    let body = r#"[{"metric_name":"m","value":1,"dedupe_id":"abc"},{"metric_name":"m","value":2,"dedupe_id":"ABC"},
+                   {"metric_name":"M","value":3}]"#;
+    assert_eq!(
+        store
+            .insert_batches(&[batch(t.id, body)], NOW)
+            .await
+            .unwrap()
+            .inserted,
+        3
+    );
+    assert_eq!(store.query_points(t.id, &all("m")).await.unwrap().len(), 2);
+    assert_eq!(store.query_points(t.id, &all("M")).await.unwrap().len(), 1);
+    let long = "x".repeat(201);
+    assert!(matches!(
+        store.create_tenant("long", &long, NOW).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store
+            .create_token(Some(t.id), "read".parse().unwrap(), &long, NOW)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
 async fn dead_letters_keep_the_batch(store: Store) {
     let t = store.create_tenant("t", "", NOW).await.unwrap();
     let kept = batch(t.id, r#"{"metric_name":"m","value":1}"#);
@@ -258,5 +303,7 @@ on_every_backend!(
     points_round_trip_and_isolation,
     dedupe_is_idempotent_across_racing_writers,
     dead_letters_keep_the_batch,
+    one_insert_with_the_same_new_series_in_two_tenants,
+    dedupe_ids_and_names_are_case_sensitive,
     migrate_twice_and_ping,
 );

@@ -17,6 +17,13 @@ use redis::streams::{StreamClaimReply, StreamId, StreamPendingCountReply, Stream
 use super::{Delivery, QueueError, Receipt};
 
 const GROUP: &str = "workers";
+/// Longest `XREADGROUP BLOCK`; the consumer connection's response timeout is above it.
+const MAX_BLOCK: Duration = Duration::from_secs(5);
+
+/// Entries to read at once: a queued batch usually holds up to a thousand metrics.
+fn entries_per_read(max_metrics: usize) -> usize {
+    (max_metrics / 1000).clamp(1, 16)
+}
 const FIELD: &str = "b";
 
 /// Redis queue settings.
@@ -109,7 +116,10 @@ impl RedisQueue {
     }
 
     pub(super) async fn consumer(&self, name: &str) -> Result<RedisConsumer, QueueError> {
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        // Long enough for the longest BLOCK, short enough that a half-open connection is
+        // noticed and replaced instead of hanging the worker.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(MAX_BLOCK + Duration::from_secs(10)));
         let conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
@@ -127,12 +137,11 @@ impl RedisQueue {
         wait: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         // Orphans first: a batch a dead worker left behind is older than anything new.
-        let claimed = self.claim_orphans(consumer).await?;
+        let claimed = self.claim_orphans(consumer, max_metrics).await?;
         if !claimed.is_empty() {
             return Ok(claimed);
         }
-        // Batches carry up to thousands of metrics; read a few at a time.
-        let count = (max_metrics / 1000).clamp(1, 64);
+        let count = entries_per_read(max_metrics);
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -140,19 +149,47 @@ impl RedisQueue {
             .arg("COUNT")
             .arg(count)
             .arg("BLOCK")
-            .arg(wait.as_millis() as u64)
+            .arg(wait.min(MAX_BLOCK).as_millis() as u64)
             .arg("STREAMS")
             .arg(&self.stream)
             .arg(">")
             .query_async(&mut consumer.conn)
             .await?;
         let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
-        entries.map(|entry| decode(entry, 1)).collect()
+        self.decode_all(entries.map(|entry| (entry, 1))).await
+    }
+
+    /// Decode entries; one that cannot be decoded is logged and removed so it does not block
+    /// the others forever (it was written by something other than microdash).
+    async fn decode_all(
+        &self,
+        entries: impl Iterator<Item = (StreamId, u32)>,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (entry, deliveries) in entries {
+            let payload: Vec<u8> = entry.get(FIELD).unwrap_or_default();
+            match serde_json::from_slice(&payload) {
+                Ok(batch) => good.push(Delivery {
+                    batch,
+                    receipt: Receipt::Redis(entry.id),
+                    deliveries,
+                }),
+                Err(err) => {
+                    tracing::error!(id = %entry.id, error = %err, "dropping an undecodable queue entry");
+                    bad.push(entry.id);
+                }
+            }
+        }
+        let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+        self.remove(&bad).await?;
+        Ok(good)
     }
 
     async fn claim_orphans(
         &self,
         consumer: &mut RedisConsumer,
+        max_metrics: usize,
     ) -> Result<Vec<Delivery>, QueueError> {
         let idle_ms = self.claim_idle.as_millis() as u64;
         let pending: StreamPendingCountReply = redis::cmd("XPENDING")
@@ -162,14 +199,12 @@ impl RedisQueue {
             .arg(idle_ms)
             .arg("-")
             .arg("+")
-            .arg(16)
+            .arg(entries_per_read(max_metrics))
             .query_async(&mut consumer.conn)
             .await?;
-        let orphans: Vec<_> = pending
-            .ids
-            .into_iter()
-            .filter(|p| p.consumer != consumer.name)
-            .collect();
+        // A consumer asking for work holds nothing in flight, so even entries under its own
+        // name (a previous process with the same name) are orphans.
+        let orphans = pending.ids;
         if orphans.is_empty() {
             return Ok(Vec::new());
         }
@@ -186,17 +221,14 @@ impl RedisQueue {
         if !claimed.ids.is_empty() {
             tracing::warn!(count = claimed.ids.len(), consumer = %consumer.name, "claimed batches left pending by another worker");
         }
-        claimed
-            .ids
-            .into_iter()
-            .map(|entry| {
-                let before = orphans
-                    .iter()
-                    .find(|p| p.id == entry.id)
-                    .map_or(1, |p| p.times_delivered);
-                decode(entry, u32::try_from(before + 1).unwrap_or(u32::MAX))
-            })
-            .collect()
+        let entries = claimed.ids.into_iter().map(|entry| {
+            let before = orphans
+                .iter()
+                .find(|p| p.id == entry.id)
+                .map_or(1, |p| p.times_delivered);
+            (entry, u32::try_from(before + 1).unwrap_or(u32::MAX))
+        });
+        self.decode_all(entries).await
     }
 
     pub(super) async fn ack(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
@@ -207,6 +239,11 @@ impl RedisQueue {
                 Receipt::Memory => None,
             })
             .collect();
+        self.remove(&ids).await
+    }
+
+    /// Acknowledge and delete entries, so the stream holds only the backlog.
+    async fn remove(&self, ids: &[&str]) -> Result<(), QueueError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -215,11 +252,11 @@ impl RedisQueue {
             .cmd("XACK")
             .arg(&self.stream)
             .arg(GROUP)
-            .arg(&ids)
+            .arg(ids)
             .ignore()
             .cmd("XDEL")
             .arg(&self.stream)
-            .arg(&ids)
+            .arg(ids)
             .ignore()
             .query_async(&mut *conn)
             .await?;
@@ -236,14 +273,4 @@ impl RedisQueue {
             .await?;
         Ok(())
     }
-}
-
-fn decode(entry: StreamId, deliveries: u32) -> Result<Delivery, QueueError> {
-    let payload: Vec<u8> = entry.get(FIELD).unwrap_or_default();
-    let batch = serde_json::from_slice(&payload)?;
-    Ok(Delivery {
-        batch,
-        receipt: Receipt::Redis(entry.id),
-        deliveries,
-    })
 }
