@@ -99,12 +99,7 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
             println!("created tenant {} (id {})", tenant.slug, tenant.id);
         }
         TenantCommand::List { json } => {
-            let tenants: Vec<_> = store
-                .list_tenants()
-                .await?
-                .iter()
-                .map(views::tenant)
-                .collect();
+            let tenants: Vec<_> = store.list_tenants().await?.iter().map(views::tenant).collect();
             if json {
                 return print_json(&tenants);
             }
@@ -121,75 +116,40 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
 pub async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     match cmd {
-        TokenCommand::Create {
-            tenant,
-            scopes,
-            admin,
-            name,
-            json,
-        } => {
+        TokenCommand::Create { tenant, scopes, admin, name, json } => {
             let (tenant_id, scopes): (Option<i64>, Scopes) = if admin {
                 (None, "admin".parse()?)
             } else {
                 let slug = tenant.context("--tenant is required")?;
-                let tenant = store
-                    .tenant_by_slug(&slug)
-                    .await?
-                    .with_context(|| format!("tenant {slug:?} does not exist"))?;
+                let tenant =
+                    store.tenant_by_slug(&slug).await?.with_context(|| format!("tenant {slug:?} does not exist"))?;
                 (Some(tenant.id), scopes.parse()?)
             };
-            let (info, secret) = store
-                .create_token(tenant_id, scopes, &name, now_ms())
-                .await?;
+            let (info, secret) = store.create_token(tenant_id, scopes, &name, now_ms()).await?;
             if json {
-                return print_json(&microdash_core::api::CreatedToken {
-                    info: views::token(&info),
-                    token: secret,
-                });
+                return print_json(&microdash_core::api::CreatedToken { info: views::token(&info), token: secret });
             }
-            println!(
-                "created token {} (id {}, scopes {})",
-                info.prefix, info.id, info.scopes
-            );
+            println!("created token {} (id {}, scopes {})", info.prefix, info.id, info.scopes);
             println!("{secret}");
             eprintln!("This is the only time the token is shown; store it now.");
         }
         TokenCommand::List { tenant, json } => {
             let tenant_id = match tenant {
                 Some(slug) => Some(
-                    store
-                        .tenant_by_slug(&slug)
-                        .await?
-                        .with_context(|| format!("tenant {slug:?} does not exist"))?
-                        .id,
+                    store.tenant_by_slug(&slug).await?.with_context(|| format!("tenant {slug:?} does not exist"))?.id,
                 ),
                 None => None,
             };
-            let tokens: Vec<_> = store
-                .list_tokens(tenant_id)
-                .await?
-                .iter()
-                .map(views::token)
-                .collect();
+            let tokens: Vec<_> = store.list_tokens(tenant_id).await?.iter().map(views::token).collect();
             if json {
                 return print_json(&tokens);
             }
-            println!(
-                "{:<6} {:<14} {:<16} {:<14} {:<26} STATE",
-                "ID", "PREFIX", "TENANT", "SCOPES", "LAST USED"
-            );
+            println!("{:<6} {:<14} {:<16} {:<14} {:<26} STATE", "ID", "PREFIX", "TENANT", "SCOPES", "LAST USED");
             for t in tokens {
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
                 let tenant = t.tenant.as_deref().unwrap_or("(admin)");
                 let last = t.last_used_at.as_deref().unwrap_or("never");
-                println!(
-                    "{:<6} {:<14} {:<16} {:<14} {:<26} {state}",
-                    t.id, t.prefix, tenant, t.scopes, last
-                );
+                println!("{:<6} {:<14} {:<16} {:<14} {:<26} {state}", t.id, t.prefix, tenant, t.scopes, last);
             }
         }
         TokenCommand::Revoke { id } => {
@@ -206,10 +166,7 @@ pub async fn dlq(config: &Config, cmd: DlqCommand) -> anyhow::Result<()> {
     let letters = store.list_dead_letters().await?;
     match cmd {
         DlqCommand::List => {
-            println!(
-                "{:<6} {:<8} {:<8} {:<9} {:<26} ERROR",
-                "ID", "TENANT", "METRICS", "ATTEMPTS", "AT"
-            );
+            println!("{:<6} {:<8} {:<8} {:<9} {:<26} ERROR", "ID", "TENANT", "METRICS", "ATTEMPTS", "AT");
             for l in &letters {
                 let at = format_millis(l.created_at_ms);
                 println!(
@@ -224,26 +181,17 @@ pub async fn dlq(config: &Config, cmd: DlqCommand) -> anyhow::Result<()> {
             }
         }
         DlqCommand::Replay { ids } => {
-            let chosen: Vec<_> = letters
-                .iter()
-                .filter(|l| ids.is_empty() || ids.contains(&l.id))
-                .collect();
+            let chosen: Vec<_> = letters.iter().filter(|l| ids.is_empty() || ids.contains(&l.id)).collect();
             if let Some(missing) = ids.iter().find(|id| !letters.iter().any(|l| l.id == **id)) {
                 bail!("no dead letter with id {missing}");
             }
             let (mut replayed, mut failed) = (0, 0);
             for letter in chosen {
                 // The same insert the workers use, so dedupe_id keeps a replay idempotent.
-                match store
-                    .insert_batches(std::slice::from_ref(&letter.batch), now_ms())
-                    .await
-                {
+                match store.insert_batches(std::slice::from_ref(&letter.batch), now_ms()).await {
                     Ok(stats) => {
                         store.delete_dead_letter(letter.id).await?;
-                        println!(
-                            "replayed {}: {} metrics, {} new",
-                            letter.id, stats.metrics, stats.inserted
-                        );
+                        println!("replayed {}: {} metrics, {} new", letter.id, stats.metrics, stats.inserted);
                         replayed += 1;
                     }
                     Err(err) => {

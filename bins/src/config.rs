@@ -87,7 +87,7 @@ impl Default for Config {
             redis_url: None,
             redis_key_prefix: "microdash".into(),
             redis_claim_idle_ms: 30_000,
-            queue_capacity_batches: 4_096,
+            queue_capacity_batches: 256,
             enqueue_timeout_ms: 1_000,
             workers: worker.workers,
             worker_max_batch_metrics: worker.max_batch_metrics,
@@ -137,18 +137,11 @@ impl Config {
     pub fn load(file: Option<&PathBuf>, overrides: &Overrides) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
-            anyhow::ensure!(
-                path.exists(),
-                "config file {} does not exist",
-                path.display()
-            );
+            anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
             figment = figment.merge(Toml::file(path));
         }
         figment
-            .merge(
-                Env::prefixed("MICRODASH_")
-                    .filter(|key| Self::keys().iter().any(|k| key == k.as_str())),
-            )
+            .merge(Env::prefixed("MICRODASH_").filter(|key| Self::keys().iter().any(|k| key == k.as_str())))
             .merge(Serialized::globals(overrides))
             .extract()
             .context("reading configuration")
@@ -201,10 +194,7 @@ impl Config {
 
     /// Database pool settings.
     pub fn store(&self) -> StoreOptions {
-        StoreOptions {
-            max_connections: self.db_max_connections,
-            ..StoreOptions::default()
-        }
+        StoreOptions { max_connections: self.db_max_connections, ..StoreOptions::default() }
     }
 
     /// Redis queue settings, when Redis is configured.
@@ -225,18 +215,11 @@ mod tests {
     #[test]
     fn layers_merge_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "md.toml",
-                "workers = 3\nlisten_addr = \"0.0.0.0:9000\"\nmax_tags = 4\n",
-            )?;
+            jail.create_file("md.toml", "workers = 3\nlisten_addr = \"0.0.0.0:9000\"\nmax_tags = 4\n")?;
             jail.set_env("MICRODASH_WORKERS", "5");
             jail.set_env("MICRODASH_REDIS_URL", "redis://r/");
-            let overrides = Overrides {
-                listen_addr: Some("127.0.0.1:1".into()),
-                ..Overrides::default()
-            };
-            let config = Config::load(Some(&PathBuf::from("md.toml")), &overrides)
-                .map_err(|e| e.to_string())?;
+            let overrides = Overrides { listen_addr: Some("127.0.0.1:1".into()), ..Overrides::default() };
+            let config = Config::load(Some(&PathBuf::from("md.toml")), &overrides).map_err(|e| e.to_string())?;
             assert_eq!(config.workers, 5, "environment beats file");
             assert_eq!(config.listen_addr, "127.0.0.1:1", "flags beat everything");
             assert_eq!(config.max_tags, 4, "file beats defaults");
@@ -250,8 +233,7 @@ mod tests {
     fn unknown_keys_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("md.toml", "wrokers = 3\n")?;
-            let err =
-                Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).unwrap_err();
+            let err = Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains("wrokers"), "{err:#}");
             Ok(())
         });

@@ -13,11 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "microdash",
-    version,
-    about = "Lightweight multi-tenant observability dashboard"
-)]
+#[command(name = "microdash", version, about = "Lightweight multi-tenant observability dashboard")]
 struct Cli {
     /// Optional TOML configuration file.
     #[arg(long, env = "MICRODASH_CONFIG", global = true)]
@@ -76,8 +72,5 @@ fn init_tracing(filter: &str) {
     // RUST_LOG, when set, wins over the configured filter.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

@@ -28,9 +28,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 async fn open_queue(config: &Config) -> anyhow::Result<Queue> {
     Ok(match config.redis() {
         Some(redis) => Queue::Redis(
-            RedisQueue::connect(&redis)
-                .await
-                .with_context(|| format!("connecting to Redis at {}", redis.url))?,
+            RedisQueue::connect(&redis).await.with_context(|| format!("connecting to Redis at {}", redis.url))?,
         ),
         None => Queue::Memory(MemoryQueue::new(
             config.queue_capacity_batches,
@@ -52,25 +50,12 @@ async fn assemble(config: &Config) -> anyhow::Result<Parts> {
     let queue = open_queue(config).await?;
     let telemetry = Arc::new(Telemetry::new());
     let ingestor = Ingestor::new(queue.clone(), config.limits(), telemetry.clone());
-    let state = AppState::new(
-        store.clone(),
-        queue.clone(),
-        ingestor,
-        telemetry.clone(),
-        config.http(),
-    );
-    Ok(Parts {
-        store,
-        queue,
-        state,
-        telemetry,
-    })
+    let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), config.http());
+    Ok(Parts { store, queue, state, telemetry })
 }
 
 async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(&config.listen_addr)
-        .await
-        .with_context(|| format!("binding {}", config.listen_addr))
+    tokio::net::TcpListener::bind(&config.listen_addr).await.with_context(|| format!("binding {}", config.listen_addr))
 }
 
 /// API and workers in one process.
@@ -87,9 +72,7 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
         config.worker(),
         shutdown.clone(),
     ));
-    http::serve(listener, parts.state, shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    http::serve(listener, parts.state, shutdown.clone().cancelled_owned()).await.context("serving HTTP")?;
     // HTTP has stopped taking metrics: let the workers drain what was accepted.
     parts.queue.close();
     workers.await.context("joining workers")?;
@@ -104,15 +87,8 @@ pub async fn server(config: &Config) -> anyhow::Result<()> {
     }
     let parts = assemble(config).await?;
     let listener = bind(config).await?;
-    announce(
-        &parts.store,
-        &format!("http://{}", listener.local_addr()?),
-        false,
-    )
-    .await?;
-    http::serve(listener, parts.state, shutdown_signal().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    announce(&parts.store, &format!("http://{}", listener.local_addr()?), false).await?;
+    http::serve(listener, parts.state, shutdown_signal().cancelled_owned()).await.context("serving HTTP")?;
     Ok(())
 }
 
@@ -125,22 +101,9 @@ pub async fn worker(config: &Config) -> anyhow::Result<()> {
     let listener = bind(config).await?;
     tracing::info!(addr = %listener.local_addr()?, workers = config.workers, "worker started");
     let shutdown = shutdown_signal();
-    let ops = tokio::spawn(http::serve_ops(
-        listener,
-        parts.state,
-        shutdown.clone().cancelled_owned(),
-    ));
-    run_workers(
-        parts.queue,
-        parts.store,
-        parts.telemetry,
-        config.worker(),
-        shutdown,
-    )
-    .await;
-    ops.await
-        .context("joining the ops server")?
-        .context("serving ops endpoints")?;
+    let ops = tokio::spawn(http::serve_ops(listener, parts.state, shutdown.clone().cancelled_owned()));
+    run_workers(parts.queue, parts.store, parts.telemetry, config.worker(), shutdown).await;
+    ops.await.context("joining the ops server")?.context("serving ops endpoints")?;
     Ok(())
 }
 
@@ -156,17 +119,13 @@ async fn announce(store: &Store, url: &str, demo: bool) -> anyhow::Result<()> {
             None => store.create_tenant("demo", "Demo", now_ms()).await?,
         };
         let scopes: Scopes = "ingest,read".parse()?;
-        let (_, token) = store
-            .create_token(Some(tenant.id), scopes, "demo", now_ms())
-            .await?;
+        let (_, token) = store.create_token(Some(tenant.id), scopes, "demo", now_ms()).await?;
         println!("demo tenant: demo");
         println!("demo token (ingest, read; shown once): {token}");
         println!(
             "push:  curl -sS -X POST {url}/api/v1/metrics -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"metric_name\":\"cpu.usage\",\"value\":42.5,\"agent_id\":\"web-1\"}}'"
         );
-        println!(
-            "query: curl -sS '{url}/api/v1/metrics?metric_name=cpu.usage' -H 'Authorization: Bearer {token}'"
-        );
+        println!("query: curl -sS '{url}/api/v1/metrics?metric_name=cpu.usage' -H 'Authorization: Bearer {token}'");
     }
     Ok(())
 }

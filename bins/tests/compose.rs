@@ -16,12 +16,7 @@ fn compose() -> Value {
 fn known_settings() -> Vec<String> {
     let out = common::microdash_output(&["config"], &[]);
     let config: serde_json::Value = serde_json::from_str(&out).unwrap();
-    config
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| format!("MICRODASH_{}", k.to_uppercase()))
-        .collect()
+    config.as_object().unwrap().keys().map(|k| format!("MICRODASH_{}", k.to_uppercase())).collect()
 }
 
 #[test]
@@ -31,31 +26,14 @@ fn services_exist_with_health_checks_and_volumes() {
     for name in ["app", "worker", "mariadb", "redis", "mosquitto"] {
         let service = &services[name];
         assert!(service.is_mapping(), "service {name} is missing");
-        assert!(
-            service["healthcheck"]["test"].is_sequence(),
-            "service {name} has no health check"
-        );
+        assert!(service["healthcheck"]["test"].is_sequence(), "service {name} has no health check");
     }
     assert_eq!(services["app"]["command"][0], "server");
     assert_eq!(services["worker"]["command"][0], "worker");
-    for (name, volume) in [
-        ("mariadb", "mariadb-data"),
-        ("redis", "redis-data"),
-        ("mosquitto", "mosquitto-data"),
-    ] {
+    for (name, volume) in [("mariadb", "mariadb-data"), ("redis", "redis-data"), ("mosquitto", "mosquitto-data")] {
         let mounts = services[name]["volumes"].as_sequence().unwrap();
-        assert!(
-            mounts
-                .iter()
-                .any(|m| m.as_str().unwrap().starts_with(volume)),
-            "{name} does not mount {volume}"
-        );
-        assert!(
-            compose["volumes"]
-                .as_mapping()
-                .unwrap()
-                .contains_key(volume)
-        );
+        assert!(mounts.iter().any(|m| m.as_str().unwrap().starts_with(volume)), "{name} does not mount {volume}");
+        assert!(compose["volumes"].as_mapping().unwrap().contains_key(volume));
     }
 }
 
@@ -64,44 +42,24 @@ fn environment_names_match_what_the_binary_reads() {
     let known = known_settings();
     let compose = compose();
     for name in ["app", "worker"] {
-        let env = compose["services"][name]["environment"]
-            .as_mapping()
-            .unwrap();
-        let mut keys: Vec<String> = env
-            .keys()
-            .filter_map(|k| k.as_str().map(str::to_owned))
-            .filter(|k| k != "<<")
-            .collect();
+        let env = compose["services"][name]["environment"].as_mapping().unwrap();
+        let mut keys: Vec<String> =
+            env.keys().filter_map(|k| k.as_str().map(str::to_owned)).filter(|k| k != "<<").collect();
         // The shared block merged in with `<<: *microdash-env`.
-        keys.extend(
-            compose["x-microdash-env"]
-                .as_mapping()
-                .unwrap()
-                .keys()
-                .map(|k| k.as_str().unwrap().to_owned()),
-        );
+        keys.extend(compose["x-microdash-env"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()));
         for key in keys {
-            assert!(
-                known.contains(&key),
-                "{name} sets {key}, which microdash does not read (known: {known:?})"
-            );
+            assert!(known.contains(&key), "{name} sets {key}, which microdash does not read (known: {known:?})");
         }
     }
-    let loadgen = compose["services"]["loadgen"]["environment"]
-        .as_mapping()
-        .unwrap();
+    let loadgen = compose["services"]["loadgen"]["environment"].as_mapping().unwrap();
     for key in loadgen.keys().map(|k| k.as_str().unwrap()) {
-        assert!(
-            ["MICRODASH_LOADGEN_URL", "MICRODASH_LOADGEN_ADMIN_TOKEN"].contains(&key),
-            "loadgen reads no {key}"
-        );
+        assert!(["MICRODASH_LOADGEN_URL", "MICRODASH_LOADGEN_ADMIN_TOKEN"].contains(&key), "loadgen reads no {key}");
     }
 }
 
 #[test]
 fn the_dockerfile_builds_the_binaries_compose_runs() {
-    let dockerfile =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Dockerfile")).unwrap();
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Dockerfile")).unwrap();
     for needle in [
         "cargo build --release --locked -p microdash-bins",
         "target/release/microdash ",

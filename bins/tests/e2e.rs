@@ -13,86 +13,41 @@ async fn all_in_one_serves_the_demo_tenant_and_stops_gracefully() {
     let db = TestDb::new(Backend::Sqlite).await;
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server
-        .line_with("listening on")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(
-        server
-            .line_with("No admin token")
-            .contains("token create --admin")
-    );
-    let token = server
-        .line_with("demo token")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    assert!(server.line_with("No admin token").contains("token create --admin"));
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
 
     let client = Client::new(&url, &token).unwrap();
     assert_eq!(client.health().await.unwrap().status, "ok");
-    let metrics: Vec<MetricIn> = (0..100)
-        .map(|i| {
-            MetricIn::new("temp", f64::from(i))
-                .agent("sensor-1")
-                .tag("room", "lab")
-        })
-        .collect();
+    let metrics: Vec<MetricIn> =
+        (0..100).map(|i| MetricIn::new("temp", f64::from(i)).agent("sensor-1").tag("room", "lab")).collect();
     assert_eq!(client.push(&metrics).await.unwrap().accepted, 100);
-    let query = MetricsQuery {
-        metric_name: Some("temp".into()),
-        agent_id: Some("sensor-1".into()),
-        ..MetricsQuery::default()
-    };
-    let points = eventually(5, "100 points", || async {
-        client.query(&query).await.ok().filter(|r| r.count == 100)
-    })
-    .await;
+    let query =
+        MetricsQuery { metric_name: Some("temp".into()), agent_id: Some("sensor-1".into()), ..MetricsQuery::default() };
+    let points =
+        eventually(5, "100 points", || async { client.query(&query).await.ok().filter(|r| r.count == 100) }).await;
     assert_eq!(points.data[0].tags["room"], "lab");
 
-    let Err(Error::Api {
-        status,
-        code,
-        details,
-        ..
-    }) = client.push(&[MetricIn::default()]).await
-    else {
+    let Err(Error::Api { status, code, details, .. }) = client.push(&[MetricIn::default()]).await else {
         panic!("invalid metric accepted")
     };
-    assert_eq!(
-        (status, code.as_str(), details.len()),
-        (422, "invalid_metrics", 2)
-    );
+    assert_eq!((status, code.as_str(), details.len()), (422, "invalid_metrics", 2));
 
     // Admin CLI on the same database, while the server runs.
     let created = microdash_output(&["tenant", "create", "fleet", "--json"], &env);
     assert!(created.contains("\"slug\": \"fleet\""), "{created}");
     let token_json: serde_json::Value = serde_json::from_str(&microdash_output(
-        &[
-            "token", "create", "--tenant", "fleet", "--scopes", "ingest", "--json",
-        ],
+        &["token", "create", "--tenant", "fleet", "--scopes", "ingest", "--json"],
         &env,
     ))
     .unwrap();
     let fleet = Client::new(&url, token_json["token"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        fleet
-            .push(&[MetricIn::new("up", 1.0)])
-            .await
-            .unwrap()
-            .accepted,
-        1
-    );
+    assert_eq!(fleet.push(&[MetricIn::new("up", 1.0)]).await.unwrap().accepted, 1);
     let Err(Error::Api { status: 403, .. }) = fleet.query(&query).await else {
         panic!("an ingest-only token could read")
     };
     let listed = microdash_output(&["token", "list", "--tenant", "fleet"], &env);
-    assert!(
-        listed.contains("active") && !listed.contains(token_json["token"].as_str().unwrap()),
-        "{listed}"
-    );
+    assert!(listed.contains("active") && !listed.contains(token_json["token"].as_str().unwrap()), "{listed}");
     let id = token_json["id"].to_string();
     microdash_output(&["token", "revoke", &id], &env);
     let Err(Error::Api { status: 401, .. }) = fleet.push(&[MetricIn::new("up", 1.0)]).await else {
@@ -102,17 +57,9 @@ async fn all_in_one_serves_the_demo_tenant_and_stops_gracefully() {
     let admin = microdash_output(&["token", "create", "--admin"], &env);
     let admin_token = admin.lines().nth(1).unwrap().trim();
     let admin_client = Client::new(&url, admin_token).unwrap();
-    assert!(
-        admin_client
-            .create_tenant("via-api", "Via API")
-            .await
-            .is_ok()
-    );
+    assert!(admin_client.create_tenant("via-api", "Via API").await.is_ok());
 
-    assert!(
-        server.terminate().success(),
-        "SIGTERM ends the server cleanly"
-    );
+    assert!(server.terminate().success(), "SIGTERM ends the server cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,30 +73,16 @@ async fn dead_letters_are_listed_and_replayed_from_the_cli() {
         5,
     )
     .unwrap();
-    let batch = microdash_core::Batch {
-        tenant_id: tenant.id,
-        received_at_ms: 5,
-        metrics,
-    };
-    store
-        .add_dead_letter(&batch, "disk full", 5, 5)
-        .await
-        .unwrap();
+    let batch = microdash_core::Batch { tenant_id: tenant.id, received_at_ms: 5, metrics };
+    store.add_dead_letter(&batch, "disk full", 5, 5).await.unwrap();
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
 
     let listed = microdash_output(&["dlq", "list"], &env);
     assert!(listed.contains("disk full"), "{listed}");
     let replayed = microdash_output(&["dlq", "replay"], &env);
     assert!(replayed.contains("1 replayed, 0 failed"), "{replayed}");
-    let query = microdash_store::PointQuery {
-        metric_name: Some("late".into()),
-        limit: 10,
-        ..Default::default()
-    };
-    assert_eq!(
-        store.query_points(tenant.id, &query).await.unwrap().len(),
-        2
-    );
+    let query = microdash_store::PointQuery { metric_name: Some("late".into()), limit: 10, ..Default::default() };
+    assert_eq!(store.query_points(tenant.id, &query).await.unwrap().len(), 2);
     assert!(store.list_dead_letters().await.unwrap().is_empty());
 }
 
@@ -159,19 +92,10 @@ fn config_layers_reach_the_binary() {
     let file = dir.path().join("microdash.toml");
     std::fs::write(&file, "workers = 7\nmax_tags = 9\n").unwrap();
     let out = microdash_output(
-        &[
-            "config",
-            "--config",
-            file.to_str().unwrap(),
-            "--listen-addr",
-            "0.0.0.0:1",
-        ],
+        &["config", "--config", file.to_str().unwrap(), "--listen-addr", "0.0.0.0:1"],
         &[("MICRODASH_MAX_TAGS", "11")],
     );
     let config: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        (config["workers"].as_u64(), config["max_tags"].as_u64()),
-        (Some(7), Some(11))
-    );
+    assert_eq!((config["workers"].as_u64(), config["max_tags"].as_u64()), (Some(7), Some(11)));
     assert_eq!(config["listen_addr"], "0.0.0.0:1");
 }

@@ -15,8 +15,7 @@ const PER_REQUEST: usize = 1_000;
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_a_worker_mid_batch_loses_nothing() {
     let db = TestDb::new(Backend::Mysql).await;
-    let redis_url = std::env::var("MICRODASH_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let redis_url = std::env::var("MICRODASH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let prefix = unique_name("md_kill");
     let env = [
         ("MICRODASH_DATABASE_URL", db.url.as_str()),
@@ -27,18 +26,10 @@ async fn killing_a_worker_mid_batch_loses_nothing() {
         ("MICRODASH_LISTEN_ADDR", "127.0.0.1:0"),
     ];
     microdash_output(&["tenant", "create", "kill"], &env);
-    let created: serde_json::Value = serde_json::from_str(&microdash_output(
-        &["token", "create", "--tenant", "kill", "--json"],
-        &env,
-    ))
-    .unwrap();
+    let created: serde_json::Value =
+        serde_json::from_str(&microdash_output(&["token", "create", "--tenant", "kill", "--json"], &env)).unwrap();
     let server = microdash(&["server"], &env);
-    let url = server
-        .line_with("listening on")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
     let client = Client::new(&url, created["token"].as_str().unwrap()).unwrap();
 
     // Everything is accepted before any worker runs, so the backlog sits in Redis.
@@ -52,22 +43,15 @@ async fn killing_a_worker_mid_batch_loses_nothing() {
                 )
             })
             .collect();
-        accepted += client
-            .push_json(format!("[{}]", items.join(",")).into_bytes())
-            .await
-            .unwrap()
-            .accepted;
+        accepted += client.push_json(format!("[{}]", items.join(",")).into_bytes()).await.unwrap().accepted;
     }
     assert_eq!(accepted, REQUESTS * PER_REQUEST);
 
     let count = || {
         let client = client.clone();
         async move {
-            let query = MetricsQuery {
-                metric_name: Some("k".into()),
-                limit: Some("100000".into()),
-                ..MetricsQuery::default()
-            };
+            let query =
+                MetricsQuery { metric_name: Some("k".into()), limit: Some("100000".into()), ..MetricsQuery::default() };
             client.query(&query).await.unwrap().count
         }
     };
@@ -84,10 +68,7 @@ async fn killing_a_worker_mid_batch_loses_nothing() {
     );
 
     let rescuer = microdash(&["worker"], &env);
-    eventually(60, "every accepted metric stored", || async {
-        (count().await == accepted).then_some(())
-    })
-    .await;
+    eventually(60, "every accepted metric stored", || async { (count().await == accepted).then_some(()) }).await;
     assert!(rescuer.terminate().success());
     assert!(server.terminate().success());
 }

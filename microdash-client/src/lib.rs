@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 pub use microdash_core::api::{
-    Accepted, CreateTenant, CreateToken, CreatedToken, ErrorBody, FieldError, HealthResponse,
-    MetricIn, MetricsQuery, QueryResponse, TenantOut, TokenOut,
+    Accepted, CreateTenant, CreateToken, CreatedToken, ErrorBody, FieldError, HealthResponse, MetricIn, MetricsQuery,
+    QueryResponse, TenantOut, TokenOut,
 };
 
 /// Client failures.
@@ -81,11 +81,7 @@ impl Client {
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(Error::InvalidUrl(base_url.to_owned()));
         }
-        Ok(Self {
-            http,
-            base: base_url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-        })
+        Ok(Self { http, base: base_url.trim_end_matches('/').to_owned(), token: token.to_owned() })
     }
 
     /// The `reqwest::Client` used by [`Client::new`]: 30 s timeout, rustls with ring.
@@ -93,9 +89,7 @@ impl Client {
         // reqwest is built without a bundled crypto provider; install ring once per process
         // (a second install fails harmlessly when one is already set).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Ok(reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?)
+        Ok(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?)
     }
 
     /// Push metrics (one request, any number up to the server's limit).
@@ -139,8 +133,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn query(&self, query: &MetricsQuery) -> Result<QueryResponse, Error> {
-        self.send(self.http.get(self.url("/api/v1/metrics")).query(query))
-            .await
+        self.send(self.http.get(self.url("/api/v1/metrics")).query(query)).await
     }
 
     /// Dependency health (no token needed, but the client sends it anyway).
@@ -162,16 +155,8 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn create_tenant(&self, slug: &str, name: &str) -> Result<TenantOut, Error> {
-        let body = CreateTenant {
-            slug: slug.to_owned(),
-            name: Some(name.to_owned()),
-        };
-        self.send(
-            self.http
-                .post(self.url("/api/v1/admin/tenants"))
-                .json(&body),
-        )
-        .await
+        let body = CreateTenant { slug: slug.to_owned(), name: Some(name.to_owned()) };
+        self.send(self.http.post(self.url("/api/v1/admin/tenants")).json(&body)).await
     }
 
     /// Create a token (admin token); the secret is in the answer and nowhere else.
@@ -186,22 +171,14 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn create_token(&self, request: &CreateToken) -> Result<CreatedToken, Error> {
-        self.send(
-            self.http
-                .post(self.url("/api/v1/admin/tokens"))
-                .json(request),
-        )
-        .await
+        self.send(self.http.post(self.url("/api/v1/admin/tokens")).json(request)).await
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn send<T: DeserializeOwned>(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<T, Error> {
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, Error> {
         let response = request.bearer_auth(&self.token).send().await?;
         let status = response.status();
         if status.is_success() {
@@ -215,11 +192,7 @@ impl Client {
             .map(Duration::from_secs);
         let text = response.text().await.unwrap_or_default();
         let body: ErrorBody = serde_json::from_str(&text).unwrap_or_else(|_| ErrorBody {
-            error: status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_lowercase()
-                .replace(' ', "_"),
+            error: status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
             message: text,
             details: Vec::new(),
         });

@@ -34,11 +34,7 @@ pub struct MetricIn {
 impl MetricIn {
     /// A metric with a name and a value; the server stamps it with the time of receipt.
     pub fn new(metric_name: impl Into<String>, value: f64) -> Self {
-        Self {
-            metric_name: Some(metric_name.into()),
-            value: Some(value),
-            ..Self::default()
-        }
+        Self { metric_name: Some(metric_name.into()), value: Some(value), ..Self::default() }
     }
 
     /// Set the agent id.
@@ -49,9 +45,7 @@ impl MetricIn {
 
     /// Add a tag.
     pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.tags
-            .get_or_insert_with(BTreeMap::new)
-            .insert(key.into(), value.into());
+        self.tags.get_or_insert_with(BTreeMap::new).insert(key.into(), value.into());
         self
     }
 
@@ -141,11 +135,7 @@ pub struct FieldError {
 impl FieldError {
     /// Build a field error.
     pub fn new(index: Option<usize>, field: Option<String>, message: impl Into<String>) -> Self {
-        Self {
-            index,
-            field,
-            message: message.into(),
-        }
+        Self { index, field, message: message.into() }
     }
 }
 

@@ -112,11 +112,7 @@ impl SeriesKey {
             // NUL cannot occur in names or agent ids, so the parts cannot run together.
             hasher.update([0]);
         }
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -168,20 +164,10 @@ impl PayloadError {
 /// `now_ms` stamps metrics that carry no timestamp. The common case (valid input) takes a
 /// single typed pass; only a body that fails to deserialise is re-read as a generic JSON
 /// value, so that every problem can be reported with its index and field.
-pub fn parse_metrics(
-    body: &[u8],
-    limits: &Limits,
-    now_ms: i64,
-) -> Result<Vec<Metric>, PayloadError> {
-    let is_array = body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'[');
-    let typed: Result<Vec<MetricIn>, _> = if is_array {
-        serde_json::from_slice(body)
-    } else {
-        serde_json::from_slice::<MetricIn>(body).map(|m| vec![m])
-    };
+pub fn parse_metrics(body: &[u8], limits: &Limits, now_ms: i64) -> Result<Vec<Metric>, PayloadError> {
+    let is_array = body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[');
+    let typed: Result<Vec<MetricIn>, _> =
+        if is_array { serde_json::from_slice(body) } else { serde_json::from_slice::<MetricIn>(body).map(|m| vec![m]) };
     let inputs = match typed {
         Ok(inputs) => inputs,
         Err(err) => return Err(explain_type_errors(body, err, limits)),
@@ -190,23 +176,12 @@ pub fn parse_metrics(
 }
 
 /// Validate already-deserialised wire metrics; all problems are collected, none are dropped.
-pub fn validate_all(
-    inputs: Vec<MetricIn>,
-    limits: &Limits,
-    now_ms: i64,
-) -> Result<Vec<Metric>, PayloadError> {
+pub fn validate_all(inputs: Vec<MetricIn>, limits: &Limits, now_ms: i64) -> Result<Vec<Metric>, PayloadError> {
     if inputs.len() > limits.max_metrics_per_request {
-        return Err(PayloadError::TooMany {
-            count: inputs.len(),
-            max: limits.max_metrics_per_request,
-        });
+        return Err(PayloadError::TooMany { count: inputs.len(), max: limits.max_metrics_per_request });
     }
     if inputs.is_empty() {
-        return Err(PayloadError::Invalid(vec![FieldError::new(
-            None,
-            None,
-            "no metrics in request",
-        )]));
+        return Err(PayloadError::Invalid(vec![FieldError::new(None, None, "no metrics in request")]));
     }
     let mut errors = Vec::new();
     let mut metrics = Vec::with_capacity(inputs.len());
@@ -219,19 +194,13 @@ pub fn validate_all(
             })),
         }
     }
-    if errors.is_empty() {
-        Ok(metrics)
-    } else {
-        Err(PayloadError::Invalid(errors))
-    }
+    if errors.is_empty() { Ok(metrics) } else { Err(PayloadError::Invalid(errors)) }
 }
 
 /// Validate one wire metric. Errors carry the field but not yet the index.
 pub fn validate(input: MetricIn, limits: &Limits, now_ms: i64) -> Result<Metric, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut fail = |field: &str, message: String| {
-        errors.push(FieldError::new(None, Some(field.to_owned()), message))
-    };
+    let mut fail = |field: &str, message: String| errors.push(FieldError::new(None, Some(field.to_owned()), message));
 
     match &input.metric_name {
         None => fail("metric_name", "is required".into()),
@@ -263,33 +232,20 @@ pub fn validate(input: MetricIn, limits: &Limits, now_ms: i64) -> Result<Metric,
     }
     if let Some(tags) = &input.tags {
         if tags.len() > limits.max_tags {
-            fail(
-                "tags",
-                format!(
-                    "has {} tags, at most {} allowed",
-                    tags.len(),
-                    limits.max_tags
-                ),
-            );
+            fail("tags", format!("has {} tags, at most {} allowed", tags.len(), limits.max_tags));
         }
         for (key, value) in tags {
             if let Err(msg) = check_identifier(key, limits.max_tag_key_bytes) {
                 fail(&format!("tags.{key}"), format!("key {msg}"));
             }
             if value.len() > limits.max_tag_value_bytes {
-                fail(
-                    &format!("tags.{key}"),
-                    format!("value is longer than {} bytes", limits.max_tag_value_bytes),
-                );
+                fail(&format!("tags.{key}"), format!("value is longer than {} bytes", limits.max_tag_value_bytes));
             }
         }
     }
     if let Some(id) = &input.dedupe_id {
         if id.is_empty() || id.len() > limits.max_dedupe_id_bytes {
-            fail(
-                "dedupe_id",
-                format!("must be 1 to {} bytes", limits.max_dedupe_id_bytes),
-            );
+            fail("dedupe_id", format!("must be 1 to {} bytes", limits.max_dedupe_id_bytes));
         }
     }
 
@@ -315,13 +271,8 @@ pub fn check_identifier(s: &str, max_bytes: usize) -> Result<(), String> {
     if s.len() > max_bytes {
         return Err(format!("is longer than {max_bytes} bytes"));
     }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
-    {
-        return Err(format!(
-            "contains {c:?}; allowed are letters, digits, '_', '.', ':' and '-'"
-        ));
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))) {
+        return Err(format!("contains {c:?}; allowed are letters, digits, '_', '.', ':' and '-'"));
     }
     Ok(())
 }
@@ -339,10 +290,7 @@ fn explain_type_errors(body: &[u8], err: serde_json::Error, limits: &Limits) -> 
         _ => return PayloadError::Malformed("expected a metric object or an array of them".into()),
     };
     if items.len() > limits.max_metrics_per_request {
-        return PayloadError::TooMany {
-            count: items.len(),
-            max: limits.max_metrics_per_request,
-        };
+        return PayloadError::TooMany { count: items.len(), max: limits.max_metrics_per_request };
     }
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
@@ -352,28 +300,19 @@ fn explain_type_errors(body: &[u8], err: serde_json::Error, limits: &Limits) -> 
         };
         let mut expect = |field: &str, ok: bool, what: &str| {
             if !ok {
-                errors.push(FieldError::new(
-                    Some(index),
-                    Some(field.to_owned()),
-                    format!("must be {what}"),
-                ));
+                errors.push(FieldError::new(Some(index), Some(field.to_owned()), format!("must be {what}")));
             }
         };
         for (field, v) in obj {
             match field.as_str() {
-                "metric_name" | "agent_id" | "dedupe_id" => {
-                    expect(field, v.is_string() || v.is_null(), "a string")
-                }
+                "metric_name" | "agent_id" | "dedupe_id" => expect(field, v.is_string() || v.is_null(), "a string"),
                 "value" => expect(field, v.is_number() || v.is_null(), "a number"),
-                "timestamp" => expect(
-                    field,
-                    v.is_string() || v.is_number() || v.is_null(),
-                    "an RFC 3339 string or Unix seconds",
-                ),
+                "timestamp" => {
+                    expect(field, v.is_string() || v.is_number() || v.is_null(), "an RFC 3339 string or Unix seconds")
+                }
                 "tags" => {
                     let ok = v.is_null()
-                        || v.as_object()
-                            .is_some_and(|tags| tags.values().all(serde_json::Value::is_string));
+                        || v.as_object().is_some_and(|tags| tags.values().all(serde_json::Value::is_string));
                     expect(field, ok, "an object of string values");
                 }
                 _ => {}
@@ -404,11 +343,7 @@ impl TimestampIn {
                 (secs * 1000.0).round() as i64
             }
         };
-        if (0..=MAX_MS).contains(&ms) {
-            Ok(ms)
-        } else {
-            Err("is outside 1970..=9999".into())
-        }
+        if (0..=MAX_MS).contains(&ms) { Ok(ms) } else { Err("is outside 1970..=9999".into()) }
     }
 }
 
@@ -433,10 +368,7 @@ mod tests {
         match (got, expected) {
             (Ok(metrics), Ok(n)) => assert_eq!(metrics.len(), n, "{body}"),
             (Err(PayloadError::Invalid(errors)), Err(want)) => {
-                let got: Vec<_> = errors
-                    .iter()
-                    .map(|e| (e.index, e.field.as_deref()))
-                    .collect();
+                let got: Vec<_> = errors.iter().map(|e| (e.index, e.field.as_deref())).collect();
                 assert_eq!(got, want, "{body}: {errors:?}");
             }
             (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
@@ -446,10 +378,7 @@ mod tests {
     #[test]
     fn accepts_valid_single_and_bulk() {
         check(r#"{"metric_name":"cpu","value":1.5}"#, Ok(1));
-        check(
-            r#"[{"metric_name":"cpu","value":1},{"metric_name":"mem","value":2,"unknown":true}]"#,
-            Ok(2),
-        );
+        check(r#"[{"metric_name":"cpu","value":1},{"metric_name":"mem","value":2,"unknown":true}]"#, Ok(2));
         check(
             r#" [{"metric_name":"cpu","value":1,"timestamp":"2024-01-01T00:00:00Z","agent_id":"h-1","tags":{"dc":"x"},"dedupe_id":"a"}]"#,
             Ok(1),
@@ -458,44 +387,25 @@ mod tests {
 
     #[test]
     fn names_every_bad_field_with_its_index() {
-        check(
-            r#"[{"metric_name":"cpu","value":1},{"value":2}]"#,
-            Err(&[(Some(1), Some("metric_name"))]),
-        );
+        check(r#"[{"metric_name":"cpu","value":1},{"value":2}]"#, Err(&[(Some(1), Some("metric_name"))]));
         check(
             r#"[{"metric_name":"cpu"},{"metric_name":"a b","value":1,"timestamp":"yesterday"}]"#,
-            Err(&[
-                (Some(0), Some("value")),
-                (Some(1), Some("metric_name")),
-                (Some(1), Some("timestamp")),
-            ]),
+            Err(&[(Some(0), Some("value")), (Some(1), Some("metric_name")), (Some(1), Some("timestamp"))]),
         );
         check(
             r#"[{"metric_name":"cpu","value":"high"},{"metric_name":7,"value":1}]"#,
             Err(&[(Some(0), Some("value")), (Some(1), Some("metric_name"))]),
         );
-        check(
-            r#"{"metric_name":"cpu","value":1,"tags":{"k":1}}"#,
-            Err(&[(Some(0), Some("tags"))]),
-        );
+        check(r#"{"metric_name":"cpu","value":1,"tags":{"k":1}}"#, Err(&[(Some(0), Some("tags"))]));
         check(r#"[1]"#, Err(&[(Some(0), None)]));
         check(r#"[]"#, Err(&[(None, None)]));
     }
 
     #[test]
     fn rejects_malformed_and_oversized() {
-        assert!(matches!(
-            parse_metrics(b"{nope", &Limits::default(), NOW),
-            Err(PayloadError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_metrics(b"42", &Limits::default(), NOW),
-            Err(PayloadError::Malformed(_))
-        ));
-        let limits = Limits {
-            max_metrics_per_request: 1,
-            ..Limits::default()
-        };
+        assert!(matches!(parse_metrics(b"{nope", &Limits::default(), NOW), Err(PayloadError::Malformed(_))));
+        assert!(matches!(parse_metrics(b"42", &Limits::default(), NOW), Err(PayloadError::Malformed(_))));
+        let limits = Limits { max_metrics_per_request: 1, ..Limits::default() };
         let body = r#"[{"metric_name":"a","value":1},{"metric_name":"b","value":2}]"#;
         assert!(matches!(
             parse_metrics(body.as_bytes(), &limits, NOW),
@@ -505,12 +415,8 @@ mod tests {
 
     #[test]
     fn timestamps_in_both_forms() {
-        let m = &parse_metrics(
-            br#"{"metric_name":"a","value":1,"timestamp":1700000000.25}"#,
-            &Limits::default(),
-            NOW,
-        )
-        .unwrap()[0];
+        let m = &parse_metrics(br#"{"metric_name":"a","value":1,"timestamp":1700000000.25}"#, &Limits::default(), NOW)
+            .unwrap()[0];
         assert_eq!(m.timestamp_ms, 1_700_000_000_250);
         let m = &parse_metrics(
             br#"{"metric_name":"a","value":1,"timestamp":"2023-11-14T22:13:20.5+00:00"}"#,
@@ -519,49 +425,27 @@ mod tests {
         )
         .unwrap()[0];
         assert_eq!(m.timestamp_ms, 1_700_000_000_500);
-        let m = &parse_metrics(br#"{"metric_name":"a","value":1}"#, &Limits::default(), NOW)
-            .unwrap()[0];
+        let m = &parse_metrics(br#"{"metric_name":"a","value":1}"#, &Limits::default(), NOW).unwrap()[0];
         assert_eq!(m.timestamp_ms, NOW);
-        check(
-            r#"{"metric_name":"a","value":1,"timestamp":-5}"#,
-            Err(&[(Some(0), Some("timestamp"))]),
-        );
+        check(r#"{"metric_name":"a","value":1,"timestamp":-5}"#, Err(&[(Some(0), Some("timestamp"))]));
         assert_eq!(format_millis(1_700_000_000_500), "2023-11-14T22:13:20.500Z");
     }
 
     #[test]
     fn enforces_tag_limits() {
-        let limits = Limits {
-            max_tags: 1,
-            max_tag_value_bytes: 3,
-            ..Limits::default()
-        };
-        let got = parse_metrics(
-            br#"{"metric_name":"a","value":1,"tags":{"a":"1","b/c":"long"}}"#,
-            &limits,
-            NOW,
-        );
-        let Err(PayloadError::Invalid(errors)) = got else {
-            panic!("{got:?}")
-        };
+        let limits = Limits { max_tags: 1, max_tag_value_bytes: 3, ..Limits::default() };
+        let got = parse_metrics(br#"{"metric_name":"a","value":1,"tags":{"a":"1","b/c":"long"}}"#, &limits, NOW);
+        let Err(PayloadError::Invalid(errors)) = got else { panic!("{got:?}") };
         let fields: Vec<_> = errors.iter().map(|e| e.field.clone().unwrap()).collect();
         assert_eq!(fields, ["tags", "tags.b/c", "tags.b/c"]);
     }
 
     #[test]
     fn series_key_is_canonical() {
-        let a = parse_metrics(
-            br#"{"metric_name":"a","value":1,"tags":{"y":"1","x":"2"}}"#,
-            &Limits::default(),
-            NOW,
-        )
-        .unwrap();
-        let b = parse_metrics(
-            br#"{"metric_name":"a","value":1,"tags":{"x":"2","y":"1"}}"#,
-            &Limits::default(),
-            NOW,
-        )
-        .unwrap();
+        let a = parse_metrics(br#"{"metric_name":"a","value":1,"tags":{"y":"1","x":"2"}}"#, &Limits::default(), NOW)
+            .unwrap();
+        let b = parse_metrics(br#"{"metric_name":"a","value":1,"tags":{"x":"2","y":"1"}}"#, &Limits::default(), NOW)
+            .unwrap();
         assert_eq!(a[0].series_key(1), b[0].series_key(1));
         assert_eq!(a[0].series_key(1).tags, r#"{"x":"2","y":"1"}"#);
         assert_eq!(a[0].series_key(1).agent_id, "");
@@ -569,17 +453,10 @@ mod tests {
 
     #[test]
     fn batch_round_trips_through_json() {
-        let metrics = parse_metrics(
-            br#"{"metric_name":"a","value":1,"agent_id":"h","dedupe_id":"d"}"#,
-            &Limits::default(),
-            NOW,
-        )
-        .unwrap();
-        let batch = Batch {
-            tenant_id: 3,
-            received_at_ms: NOW,
-            metrics,
-        };
+        let metrics =
+            parse_metrics(br#"{"metric_name":"a","value":1,"agent_id":"h","dedupe_id":"d"}"#, &Limits::default(), NOW)
+                .unwrap();
+        let batch = Batch { tenant_id: 3, received_at_ms: NOW, metrics };
         let text = serde_json::to_string(&batch).unwrap();
         assert_eq!(serde_json::from_str::<Batch>(&text).unwrap(), batch);
     }

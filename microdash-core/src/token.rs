@@ -25,11 +25,7 @@ pub fn token_from_random(random: &[u8]) -> Option<String> {
     let mut token = String::with_capacity(TOKEN_PREFIX.len() + TOKEN_RANDOM_CHARS);
     token.push_str(TOKEN_PREFIX);
     // Rejection sampling: 6 bits give 0..64, keep only 0..62 so each character is uniform.
-    let chars = random
-        .iter()
-        .map(|b| b & 63)
-        .filter(|v| *v < 62)
-        .take(TOKEN_RANDOM_CHARS);
+    let chars = random.iter().map(|b| b & 63).filter(|v| *v < 62).take(TOKEN_RANDOM_CHARS);
     token.extend(chars.map(|v| BASE62[usize::from(v)] as char));
     (token.len() == TOKEN_PREFIX.len() + TOKEN_RANDOM_CHARS).then_some(token)
 }
@@ -38,9 +34,7 @@ pub fn token_from_random(random: &[u8]) -> Option<String> {
 pub fn looks_like_token(s: &str) -> bool {
     s.len() == TOKEN_PREFIX.len() + TOKEN_RANDOM_CHARS
         && s.starts_with(TOKEN_PREFIX)
-        && s[TOKEN_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric())
+        && s[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Hex SHA-256 of the token: the only form in which tokens are stored.
@@ -120,23 +114,14 @@ impl FromStr for Scopes {
         s.split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(|p| {
-                Scope::ALL
-                    .into_iter()
-                    .find(|scope| scope.name() == p)
-                    .ok_or_else(|| UnknownScope(p.to_owned()))
-            })
+            .map(|p| Scope::ALL.into_iter().find(|scope| scope.name() == p).ok_or_else(|| UnknownScope(p.to_owned())))
             .collect()
     }
 }
 
 impl fmt::Display for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = Scope::ALL
-            .into_iter()
-            .filter(|s| self.contains(*s))
-            .map(Scope::name)
-            .collect();
+        let names: Vec<_> = Scope::ALL.into_iter().filter(|s| self.contains(*s)).map(Scope::name).collect();
         f.write_str(&names.join(","))
     }
 }
@@ -145,17 +130,9 @@ impl fmt::Display for Scopes {
 pub fn check_slug(slug: &str) -> Result<(), String> {
     let ok = !slug.is_empty()
         && slug.len() <= 63
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !slug.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid slug {slug:?}: use 1 to 63 of a-z, 0-9 and '-'"
-        ))
-    }
+    if ok { Ok(()) } else { Err(format!("invalid slug {slug:?}: use 1 to 63 of a-z, 0-9 and '-'")) }
 }
 
 #[cfg(test)]
@@ -170,26 +147,16 @@ mod tests {
         assert!(!looks_like_token("mdk_short"));
         assert!(!looks_like_token(&token.replace("mdk_", "xyz_")));
         assert_eq!(hash_token(&token).len(), 64);
-        assert_ne!(
-            hash_token(&token),
-            hash_token(&token_from_random(&random[1..]).unwrap())
-        );
+        assert_ne!(hash_token(&token), hash_token(&token_from_random(&random[1..]).unwrap()));
         assert_eq!(display_prefix(&token), &token[..12]);
-        assert_eq!(
-            token_from_random(&[62; 100]),
-            None,
-            "bytes that are all rejected run out"
-        );
+        assert_eq!(token_from_random(&[62; 100]), None, "bytes that are all rejected run out");
     }
 
     #[test]
     fn scopes_parse_and_print() {
         let check = |input: &str, printed: Result<&str, ()>| {
             assert_eq!(
-                input
-                    .parse::<Scopes>()
-                    .map(|s| s.to_string())
-                    .map_err(|_| ()),
+                input.parse::<Scopes>().map(|s| s.to_string()).map_err(|_| ()),
                 printed.map(str::to_owned),
                 "{input}"
             );

@@ -33,17 +33,12 @@ fn parse(c: &mut Criterion) {
     let limits = Limits::default();
     let mut group = c.benchmark_group("parse_and_validate");
     group.throughput(Throughput::Elements(1_000));
-    group.bench_function("bulk_1000", |b| {
-        b.iter(|| parse_metrics(black_box(body.as_bytes()), &limits, 0).unwrap())
-    });
+    group.bench_function("bulk_1000", |b| b.iter(|| parse_metrics(black_box(body.as_bytes()), &limits, 0).unwrap()));
     group.finish();
 }
 
 fn insert(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut group = c.benchmark_group("insert_batch");
     group.throughput(Throughput::Elements(5_000));
     group.sample_size(20);

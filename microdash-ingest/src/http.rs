@@ -23,9 +23,7 @@ use axum::response::Response;
 use axum::routing::{delete, get};
 use microdash_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -47,11 +45,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            request_timeout: Duration::from_secs(30),
-            default_query_limit: 1_000,
-            max_query_limit: 100_000,
-        }
+        Self { request_timeout: Duration::from_secs(30), default_query_limit: 1_000, max_query_limit: 100_000 }
     }
 }
 
@@ -73,21 +67,8 @@ pub struct AppState {
 
 impl AppState {
     /// Assemble the state; the ingestor must feed `queue`.
-    pub fn new(
-        store: Store,
-        queue: Queue,
-        ingestor: Ingestor,
-        telemetry: Arc<Telemetry>,
-        config: HttpConfig,
-    ) -> Self {
-        Self {
-            store,
-            queue,
-            ingestor,
-            telemetry,
-            config: Arc::new(config),
-            token_usage: Arc::default(),
-        }
+    pub fn new(store: Store, queue: Queue, ingestor: Ingestor, telemetry: Arc<Telemetry>, config: HttpConfig) -> Self {
+        Self { store, queue, ingestor, telemetry, config: Arc::new(config), token_usage: Arc::default() }
     }
 }
 
@@ -97,14 +78,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
         .route("/api/v1/health", get(ops::health))
-        .route(
-            "/api/v1/admin/tenants",
-            get(admin::list_tenants).post(admin::create_tenant),
-        )
-        .route(
-            "/api/v1/admin/tokens",
-            get(admin::list_tokens).post(admin::create_token),
-        )
+        .route("/api/v1/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/api/v1/admin/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(admin::revoke_token))
         .route("/livez", get(ops::livez))
         .route("/metrics", get(ops::prometheus))
@@ -117,10 +92,7 @@ pub fn router(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(TraceLayer::new_for_http())
             .layer(CatchPanicLayer::new())
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                state.config.request_timeout,
-            )),
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout)),
     )
     .with_state(state)
 }
@@ -132,9 +104,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 /// Serve only the operational endpoints (`/livez`, `/api/v1/health`, `/metrics`), for
@@ -150,9 +120,7 @@ pub async fn serve_ops(
         .route("/metrics", get(ops::prometheus))
         .fallback(ops::not_found)
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 async fn count_status(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -171,8 +139,6 @@ struct CountingRequestId {
 impl MakeRequestId for CountingRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:x}-{n}", std::process::id()))
-            .ok()
-            .map(RequestId::new)
+        HeaderValue::from_str(&format!("{:x}-{n}", std::process::id())).ok().map(RequestId::new)
     }
 }

@@ -31,11 +31,7 @@ pub struct Ingestor {
 impl Ingestor {
     /// An ingestor feeding `queue`.
     pub fn new(queue: Queue, limits: Limits, telemetry: Arc<Telemetry>) -> Self {
-        Self {
-            queue,
-            limits: Arc::new(limits),
-            telemetry,
-        }
+        Self { queue, limits: Arc::new(limits), telemetry }
     }
 
     /// The limits applied to every submission.
@@ -45,24 +41,14 @@ impl Ingestor {
 
     /// Parse a JSON body (one metric or an array), validate it, and enqueue it as one batch
     /// for `tenant_id`. Returns how many metrics were accepted.
-    pub async fn submit_json(
-        &self,
-        source: Source,
-        tenant_id: i64,
-        body: &[u8],
-    ) -> Result<usize, IngestError> {
+    pub async fn submit_json(&self, source: Source, tenant_id: i64, body: &[u8]) -> Result<usize, IngestError> {
         let received_at_ms = now_ms();
         match parse_metrics(body, &self.limits, received_at_ms) {
-            Ok(metrics) => {
-                self.submit(source, tenant_id, metrics, received_at_ms)
-                    .await
-            }
+            Ok(metrics) => self.submit(source, tenant_id, metrics, received_at_ms).await,
             Err(err) => {
                 let (count, reason) = match &err {
                     PayloadError::TooMany { count, .. } => (*count, RejectReason::TooLarge),
-                    PayloadError::Invalid(_) | PayloadError::Malformed(_) => {
-                        (1, RejectReason::Invalid)
-                    }
+                    PayloadError::Invalid(_) | PayloadError::Malformed(_) => (1, RejectReason::Invalid),
                 };
                 self.telemetry.record_received(source, count);
                 self.telemetry.record_rejected(source, reason, count);
@@ -81,11 +67,7 @@ impl Ingestor {
     ) -> Result<usize, IngestError> {
         let count = metrics.len();
         self.telemetry.record_received(source, count);
-        let batch = Batch {
-            tenant_id,
-            received_at_ms,
-            metrics,
-        };
+        let batch = Batch { tenant_id, received_at_ms, metrics };
         match self.queue.enqueue(batch).await {
             Ok(()) => {
                 self.telemetry.record_accepted(source, count);
@@ -93,8 +75,7 @@ impl Ingestor {
             }
             Err(err) => {
                 tracing::warn!(tenant_id, count, error = %err, "queue refused a batch");
-                self.telemetry
-                    .record_rejected(source, RejectReason::QueueUnavailable, count);
+                self.telemetry.record_rejected(source, RejectReason::QueueUnavailable, count);
                 Err(err.into())
             }
         }

@@ -96,9 +96,7 @@ impl Queue {
         match (self, consumer) {
             (Queue::Memory(q), _) => q.receive(max_metrics, wait).await,
             (Queue::Redis(q), Consumer::Redis(c)) => q.receive(c, max_metrics, wait).await,
-            (Queue::Redis(_), Consumer::Memory) => {
-                Err(QueueError::Pool("consumer does not match the queue".into()))
-            }
+            (Queue::Redis(_), Consumer::Memory) => Err(QueueError::Pool("consumer does not match the queue".into())),
         }
     }
 

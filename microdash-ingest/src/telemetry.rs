@@ -92,66 +92,26 @@ impl Telemetry {
             ingest_to_persist_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             registry: Registry::default(),
         };
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by status",
-            t.http_requests.clone(),
-        );
-        registry.register(
-            "metrics_received",
-            "Metrics received, valid or not",
-            t.received.clone(),
-        );
-        registry.register(
-            "metrics_accepted",
-            "Metrics validated and handed to the queue",
-            t.accepted.clone(),
-        );
-        registry.register(
-            "metrics_rejected",
-            "Metrics turned away, by reason",
-            t.rejected.clone(),
-        );
-        registry.register(
-            "metrics_persisted",
-            "Metrics written to storage",
-            t.persisted.clone(),
-        );
+        registry.register("http_requests", "HTTP requests answered, by status", t.http_requests.clone());
+        registry.register("metrics_received", "Metrics received, valid or not", t.received.clone());
+        registry.register("metrics_accepted", "Metrics validated and handed to the queue", t.accepted.clone());
+        registry.register("metrics_rejected", "Metrics turned away, by reason", t.rejected.clone());
+        registry.register("metrics_persisted", "Metrics written to storage", t.persisted.clone());
         registry.register(
             "metrics_duplicate",
             "Metrics skipped because their dedupe_id was stored",
             t.duplicates.clone(),
         );
-        registry.register(
-            "dead_lettered_batches",
-            "Batches moved to the dead-letter store",
-            t.dead_lettered.clone(),
-        );
-        registry.register(
-            "store_retries",
-            "Failed storage attempts that were retried",
-            t.store_retries.clone(),
-        );
-        registry.register(
-            "queue_depth",
-            "Batches waiting in the queue",
-            t.queue_depth.clone(),
-        );
+        registry.register("dead_lettered_batches", "Batches moved to the dead-letter store", t.dead_lettered.clone());
+        registry.register("store_retries", "Failed storage attempts that were retried", t.store_retries.clone());
+        registry.register("queue_depth", "Batches waiting in the queue", t.queue_depth.clone());
         registry.register(
             "worker_lag_seconds",
             "Age of the last persisted batch when it was persisted",
             t.worker_lag_seconds.clone(),
         );
-        registry.register(
-            "worker_batch_metrics",
-            "Metrics per storage insert",
-            t.batch_metrics.clone(),
-        );
-        registry.register(
-            "store_insert_seconds",
-            "Duration of one storage insert",
-            t.insert_seconds.clone(),
-        );
+        registry.register("worker_batch_metrics", "Metrics per storage insert", t.batch_metrics.clone());
+        registry.register("store_insert_seconds", "Duration of one storage insert", t.insert_seconds.clone());
         registry.register(
             "ingest_to_persist_seconds",
             "Time from acceptance to storage",
@@ -162,43 +122,28 @@ impl Telemetry {
 
     /// Count an answered HTTP request.
     pub fn record_http(&self, status: u16) {
-        self.http_requests
-            .get_or_create(&StatusLabels { status })
-            .inc();
+        self.http_requests.get_or_create(&StatusLabels { status }).inc();
     }
 
     /// Count metrics that arrived from `source`, before validation.
     pub fn record_received(&self, source: Source, count: usize) {
-        self.received
-            .get_or_create(&SourceLabels { source })
-            .inc_by(count as u64);
+        self.received.get_or_create(&SourceLabels { source }).inc_by(count as u64);
     }
 
     /// Count metrics handed to the queue.
     pub fn record_accepted(&self, source: Source, count: usize) {
-        self.accepted
-            .get_or_create(&SourceLabels { source })
-            .inc_by(count as u64);
+        self.accepted.get_or_create(&SourceLabels { source }).inc_by(count as u64);
     }
 
     /// Count metrics turned away.
     pub fn record_rejected(&self, source: Source, reason: RejectReason, count: usize) {
-        self.rejected
-            .get_or_create(&RejectLabels { source, reason })
-            .inc_by(count as u64);
+        self.rejected.get_or_create(&RejectLabels { source, reason }).inc_by(count as u64);
     }
 
     /// Record one successful storage insert.
-    pub fn record_insert(
-        &self,
-        metrics: usize,
-        inserted: usize,
-        seconds: f64,
-        lag_seconds: &[f64],
-    ) {
+    pub fn record_insert(&self, metrics: usize, inserted: usize, seconds: f64, lag_seconds: &[f64]) {
         self.persisted.inc_by(inserted as u64);
-        self.duplicates
-            .inc_by(metrics.saturating_sub(inserted) as u64);
+        self.duplicates.inc_by(metrics.saturating_sub(inserted) as u64);
         self.batch_metrics.observe(metrics as f64);
         self.insert_seconds.observe(seconds);
         for lag in lag_seconds {
@@ -222,8 +167,7 @@ impl Telemetry {
     /// The text exposition, with the queue depth sampled by the caller just before.
     pub fn encode(&self, queue_depth: Option<u64>) -> String {
         if let Some(depth) = queue_depth {
-            self.queue_depth
-                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+            self.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

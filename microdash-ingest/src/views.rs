@@ -6,12 +6,7 @@ use microdash_store::{Tenant, TokenInfo};
 
 /// A tenant for the API.
 pub fn tenant(t: &Tenant) -> TenantOut {
-    TenantOut {
-        id: t.id,
-        slug: t.slug.clone(),
-        name: t.name.clone(),
-        created_at: format_millis(t.created_at_ms),
-    }
+    TenantOut { id: t.id, slug: t.slug.clone(), name: t.name.clone(), created_at: format_millis(t.created_at_ms) }
 }
 
 /// A token (never its secret) for the API.

@@ -44,7 +44,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             workers: 2,
-            max_batch_metrics: 10_000,
+            max_batch_metrics: 50_000,
             receive_wait: Duration::from_millis(250),
             max_attempts: 5,
             retry_initial_delay: Duration::from_millis(100),
@@ -61,10 +61,7 @@ fn unique_consumer_prefix() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "worker".into());
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{host}-{}-{:x}", std::process::id(), started % 0xffff_ffff)
 }
 
@@ -81,12 +78,8 @@ pub async fn run_workers(
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..config.workers.max(1) {
-        let worker = Worker {
-            queue: queue.clone(),
-            store: store.clone(),
-            telemetry: telemetry.clone(),
-            config: config.clone(),
-        };
+        let worker =
+            Worker { queue: queue.clone(), store: store.clone(), telemetry: telemetry.clone(), config: config.clone() };
         let shutdown = shutdown.clone();
         tasks.spawn(async move { worker.run(n, shutdown).await });
     }
@@ -126,11 +119,7 @@ impl Worker {
             if shutdown.is_cancelled() && self.queue.is_durable() {
                 break;
             }
-            let receive = self.queue.receive(
-                &mut consumer,
-                self.config.max_batch_metrics,
-                self.config.receive_wait,
-            );
+            let receive = self.queue.receive(&mut consumer, self.config.max_batch_metrics, self.config.receive_wait);
             let received = if self.queue.is_durable() {
                 // Redis: stop waiting at shutdown; anything delivered but dropped here stays
                 // pending and is claimed by another worker.
@@ -166,14 +155,10 @@ impl Worker {
     async fn process(&self, deliveries: Vec<Delivery>, shutdown: &CancellationToken) {
         // A batch delivered this often has already taken down or stalled other workers:
         // set it aside instead of letting it do so again.
-        let (poison, deliveries): (Vec<_>, Vec<_>) = deliveries
-            .into_iter()
-            .partition(|d| d.deliveries > self.config.max_deliveries);
+        let (poison, deliveries): (Vec<_>, Vec<_>) =
+            deliveries.into_iter().partition(|d| d.deliveries > self.config.max_deliveries);
         for delivery in &poison {
-            let error = format!(
-                "delivered {} times without being stored",
-                delivery.deliveries
-            );
+            let error = format!("delivered {} times without being stored", delivery.deliveries);
             self.dead_letter(delivery, &error, shutdown).await;
         }
         if deliveries.is_empty() {
@@ -196,10 +181,7 @@ impl Worker {
                     Box::pin(self.process(vec![delivery], shutdown)).await;
                 }
             }
-            Err(err) => {
-                self.dead_letter(&deliveries[0], &err.to_string(), shutdown)
-                    .await
-            }
+            Err(err) => self.dead_letter(&deliveries[0], &err.to_string(), shutdown).await,
         }
     }
 
@@ -209,17 +191,9 @@ impl Worker {
     async fn dead_letter(&self, delivery: &Delivery, error: &str, shutdown: &CancellationToken) {
         let attempts = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
         loop {
-            match self
-                .store
-                .add_dead_letter(&delivery.batch, error, attempts, now_ms())
-                .await
-            {
+            match self.store.add_dead_letter(&delivery.batch, error, attempts, now_ms()).await {
                 Ok(()) => {
-                    tracing::error!(
-                        tenant_id = delivery.batch.tenant_id,
-                        error,
-                        "batch dead-lettered"
-                    );
+                    tracing::error!(tenant_id = delivery.batch.tenant_id, error, "batch dead-lettered");
                     self.telemetry.record_dead_letter();
                     self.ack(std::slice::from_ref(delivery)).await;
                     return;
@@ -278,12 +252,8 @@ impl Worker {
 
     fn record(&self, batches: &[&Batch], stats: InsertStats, seconds: f64) {
         let now = now_ms();
-        let lags: Vec<f64> = batches
-            .iter()
-            .map(|b| (now - b.received_at_ms).max(0) as f64 / 1000.0)
-            .collect();
-        self.telemetry
-            .record_insert(stats.metrics, stats.inserted, seconds, &lags);
+        let lags: Vec<f64> = batches.iter().map(|b| (now - b.received_at_ms).max(0) as f64 / 1000.0).collect();
+        self.telemetry.record_insert(stats.metrics, stats.inserted, seconds, &lags);
     }
 
     async fn ack(&self, deliveries: &[Delivery]) {

@@ -35,12 +35,7 @@ pub struct Tenant {
 impl App {
     /// SQLite store, in-process queue, workers running.
     pub async fn start() -> App {
-        Self::build(
-            Limits::default(),
-            MemoryQueue::new(1024, Duration::from_secs(1)),
-            true,
-        )
-        .await
+        Self::build(Limits::default(), MemoryQueue::new(1024, Duration::from_secs(1)), true).await
     }
 
     pub async fn build(limits: Limits, queue: MemoryQueue, with_workers: bool) -> App {
@@ -50,72 +45,30 @@ impl App {
         Self::assemble(db, store, queue, limits, with_workers)
     }
 
-    pub fn assemble(
-        db: TestDb,
-        store: Store,
-        queue: Queue,
-        limits: Limits,
-        with_workers: bool,
-    ) -> App {
+    pub fn assemble(db: TestDb, store: Store, queue: Queue, limits: Limits, with_workers: bool) -> App {
         let telemetry = Arc::new(Telemetry::new());
         let ingestor = Ingestor::new(queue.clone(), limits, telemetry.clone());
-        let state = AppState::new(
-            store.clone(),
-            queue.clone(),
-            ingestor,
-            telemetry.clone(),
-            HttpConfig::default(),
-        );
+        let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), HttpConfig::default());
         let shutdown = CancellationToken::new();
         let workers = with_workers.then(|| {
-            let config = WorkerConfig {
-                receive_wait: Duration::from_millis(20),
-                ..WorkerConfig::default()
-            };
-            tokio::spawn(run_workers(
-                queue.clone(),
-                store.clone(),
-                telemetry,
-                config,
-                shutdown.clone(),
-            ))
+            let config = WorkerConfig { receive_wait: Duration::from_millis(20), ..WorkerConfig::default() };
+            tokio::spawn(run_workers(queue.clone(), store.clone(), telemetry, config, shutdown.clone()))
         });
-        App {
-            state,
-            store,
-            queue,
-            shutdown,
-            workers,
-            _db: db,
-        }
+        App { state, store, queue, shutdown, workers, _db: db }
     }
 
     pub async fn tenant(&self, slug: &str, scopes: &str) -> Tenant {
         let t = self.store.create_tenant(slug, "", 0).await.unwrap();
-        let (_, token) = self
-            .store
-            .create_token(Some(t.id), scopes.parse().unwrap(), "test", 0)
-            .await
-            .unwrap();
+        let (_, token) = self.store.create_token(Some(t.id), scopes.parse().unwrap(), "test", 0).await.unwrap();
         Tenant { id: t.id, token }
     }
 
     pub async fn admin_token(&self) -> String {
-        self.store
-            .create_token(None, "admin".parse().unwrap(), "admin", 0)
-            .await
-            .unwrap()
-            .1
+        self.store.create_token(None, "admin".parse().unwrap(), "admin", 0).await.unwrap().1
     }
 
     /// Send a request; returns status, headers and the JSON body (Null when not JSON).
-    pub async fn call(
-        &self,
-        method: &str,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> Reply {
+    pub async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<&str>) -> Reply {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
@@ -123,12 +76,7 @@ impl App {
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
-        let req = req
-            .body(
-                body.map(|b| Body::from(b.to_owned()))
-                    .unwrap_or_else(Body::empty),
-            )
-            .unwrap();
+        let req = req.body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty)).unwrap();
         self.send(req).await
     }
 
@@ -139,40 +87,19 @@ impl App {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        Reply {
-            status,
-            headers,
-            json,
-            text,
-        }
+        Reply { status, headers, json, text }
     }
 
     /// Poll the query API until `want` points match, or fail after five seconds.
-    pub async fn wait_for_points(
-        &self,
-        token: &str,
-        query: &str,
-        want: usize,
-    ) -> serde_json::Value {
+    pub async fn wait_for_points(&self, token: &str, query: &str, want: usize) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let reply = self
-                .call(
-                    "GET",
-                    &format!("/api/v1/metrics?{query}"),
-                    Some(token),
-                    None,
-                )
-                .await;
+            let reply = self.call("GET", &format!("/api/v1/metrics?{query}"), Some(token), None).await;
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
             if reply.json["count"] == want {
                 return reply.json;
             }
-            assert!(
-                Instant::now() < deadline,
-                "expected {want} points for {query}, have {}",
-                reply.json["count"]
-            );
+            assert!(Instant::now() < deadline, "expected {want} points for {query}, have {}", reply.json["count"]);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

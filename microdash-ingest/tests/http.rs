@@ -16,24 +16,12 @@ async fn pushed_metrics_can_be_queried_back() {
     let t = app.tenant("acme", "ingest,read").await;
     let body = r#"[{"metric_name":"cpu","value":0.5,"agent_id":"h1","tags":{"dc":"x"},"timestamp":"2024-01-01T00:00:00Z"},
                    {"metric_name":"cpu","value":0.7,"agent_id":"h1","tags":{"dc":"x"},"timestamp":1704067201}]"#;
-    let reply = app
-        .call("POST", "/api/v1/metrics", Some(&t.token), Some(body))
-        .await;
+    let reply = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(body)).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
     assert_eq!(reply.json, serde_json::json!({"accepted": 2}));
 
-    let single = app
-        .call(
-            "POST",
-            "/api/v1/metrics",
-            Some(&t.token),
-            Some(r#"{"metric_name":"mem","value":3}"#),
-        )
-        .await;
-    assert_eq!(
-        (single.status, single.json["accepted"].as_u64()),
-        (StatusCode::ACCEPTED, Some(1))
-    );
+    let single = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(r#"{"metric_name":"mem","value":3}"#)).await;
+    assert_eq!((single.status, single.json["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(1)));
 
     let json = app.wait_for_points(&t.token, "metric_name=cpu", 2).await;
     assert_eq!(json["resolution"], "raw");
@@ -42,7 +30,12 @@ async fn pushed_metrics_can_be_queried_back() {
         serde_json::json!({"metric_name":"cpu","agent_id":"h1","tags":{"dc":"x"},"timestamp":"2024-01-01T00:00:00.000Z","value":0.5})
     );
     let ranged = app
-        .call("GET", "/api/v1/metrics?metric_name=cpu&agent_id=h1&start_time=1704067201&end_time=2024-01-02T00:00:00Z", Some(&t.token), None)
+        .call(
+            "GET",
+            "/api/v1/metrics?metric_name=cpu&agent_id=h1&start_time=1704067201&end_time=2024-01-02T00:00:00Z",
+            Some(&t.token),
+            None,
+        )
         .await;
     assert_eq!(ranged.json["count"], 1, "{}", ranged.text);
     app.wait_for_points(&t.token, "metric_name=mem", 1).await;
@@ -58,79 +51,22 @@ async fn tokens_are_checked_for_presence_scope_and_revocation() {
     let metric = Some(r#"{"metric_name":"m","value":1}"#);
 
     let none = app.call("POST", "/api/v1/metrics", None, metric).await;
-    assert_eq!(
-        (none.status, none.json["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
-    );
+    assert_eq!((none.status, none.json["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
     assert_eq!(none.headers["www-authenticate"], "Bearer");
-    let bogus = app
-        .call(
-            "POST",
-            "/api/v1/metrics",
-            Some("mdk_0000000000000000000000000000000000000000"),
-            metric,
-        )
-        .await;
+    let bogus = app.call("POST", "/api/v1/metrics", Some("mdk_0000000000000000000000000000000000000000"), metric).await;
     assert_eq!(bogus.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        app.call("POST", "/api/v1/metrics", Some(&reader.token), metric)
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("GET", "/api/v1/metrics", Some(&writer.token), None)
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("POST", "/api/v1/metrics", Some(&admin), metric)
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("GET", "/api/v1/admin/tenants", Some(&writer.token), None)
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("POST", "/api/v1/metrics", Some(&writer.token), metric)
-            .await
-            .status,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(app.call("POST", "/api/v1/metrics", Some(&reader.token), metric).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call("GET", "/api/v1/metrics", Some(&writer.token), None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call("POST", "/api/v1/metrics", Some(&admin), metric).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call("GET", "/api/v1/admin/tenants", Some(&writer.token), None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call("POST", "/api/v1/metrics", Some(&writer.token), metric).await.status, StatusCode::ACCEPTED);
 
-    let tokens = app
-        .call("GET", "/api/v1/admin/tokens", Some(&admin), None)
-        .await;
-    let id = tokens
-        .json
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["tenant"] == "w")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
-    let revoked = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/admin/tokens/{id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let tokens = app.call("GET", "/api/v1/admin/tokens", Some(&admin), None).await;
+    let id = tokens.json.as_array().unwrap().iter().find(|t| t["tenant"] == "w").unwrap()["id"].as_i64().unwrap();
+    let revoked = app.call("DELETE", &format!("/api/v1/admin/tokens/{id}"), Some(&admin), None).await;
     assert_eq!(revoked.status, StatusCode::OK);
     assert!(revoked.json["revoked_at"].is_string());
-    assert_eq!(
-        app.call("POST", "/api/v1/metrics", Some(&writer.token), metric)
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.call("POST", "/api/v1/metrics", Some(&writer.token), metric).await.status, StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
 
@@ -141,22 +77,12 @@ async fn tenants_never_see_each_other() {
     let b = app.tenant("b", "ingest,read").await;
     for (t, v) in [(&a, 1), (&b, 2)] {
         let body = format!(r#"{{"metric_name":"shared","value":{v},"agent_id":"same"}}"#);
-        assert_eq!(
-            app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&body))
-                .await
-                .status,
-            StatusCode::ACCEPTED
-        );
+        assert_eq!(app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&body)).await.status, StatusCode::ACCEPTED);
     }
     let seen_by_a = app.wait_for_points(&a.token, "metric_name=shared", 1).await;
-    let seen_by_b = app
-        .wait_for_points(&b.token, "metric_name=shared&agent_id=same", 1)
-        .await;
+    let seen_by_b = app.wait_for_points(&b.token, "metric_name=shared&agent_id=same", 1).await;
     assert_eq!(
-        (
-            seen_by_a["data"][0]["value"].as_f64(),
-            seen_by_b["data"][0]["value"].as_f64()
-        ),
+        (seen_by_a["data"][0]["value"].as_f64(), seen_by_b["data"][0]["value"].as_f64()),
         (Some(1.0), Some(2.0))
     );
     app.stop().await;
@@ -164,85 +90,39 @@ async fn tenants_never_see_each_other() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_a_precise_error_and_nothing_is_enqueued() {
-    let limits = Limits {
-        max_body_bytes: 2_000,
-        max_metrics_per_request: 3,
-        ..Limits::default()
-    };
+    let limits = Limits { max_body_bytes: 2_000, max_metrics_per_request: 3, ..Limits::default() };
     // No workers: whatever was enqueued stays visible as queue depth.
-    let app = App::build(
-        limits,
-        MemoryQueue::new(16, Duration::from_millis(10)),
-        false,
-    )
-    .await;
+    let app = App::build(limits, MemoryQueue::new(16, Duration::from_millis(10)), false).await;
     let t = app.tenant("t", "ingest,read").await;
     let post = |body: String| {
         let token = t.token.clone();
         let app = &app;
-        async move {
-            app.call("POST", "/api/v1/metrics", Some(&token), Some(&body))
-                .await
-        }
+        async move { app.call("POST", "/api/v1/metrics", Some(&token), Some(&body)).await }
     };
 
-    let invalid = post(
-        r#"[{"metric_name":"ok","value":1},{"metric_name":"bad name","value":"x"},{"value":1}]"#
-            .into(),
-    )
-    .await;
-    assert_eq!(
-        invalid.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        invalid.text
-    );
+    let invalid =
+        post(r#"[{"metric_name":"ok","value":1},{"metric_name":"bad name","value":"x"},{"value":1}]"#.into()).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", invalid.text);
     assert_eq!(invalid.json["error"], "invalid_metrics");
-    assert_eq!(
-        invalid.json["details"],
-        serde_json::json!([{"index":1,"field":"value","message":"must be a number"}])
-    );
-    let semantic = post(
-        r#"[{"metric_name":"ok","value":1},{"metric_name":"bad name","value":2},{"value":1}]"#
-            .into(),
-    )
-    .await;
+    assert_eq!(invalid.json["details"], serde_json::json!([{"index":1,"field":"value","message":"must be a number"}]));
+    let semantic =
+        post(r#"[{"metric_name":"ok","value":1},{"metric_name":"bad name","value":2},{"value":1}]"#.into()).await;
     let details: Vec<_> = semantic.json["details"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| (d["index"].as_u64(), d["field"].as_str().map(str::to_owned)))
         .collect();
-    assert_eq!(
-        details,
-        [
-            (Some(1), Some("metric_name".to_owned())),
-            (Some(2), Some("metric_name".to_owned()))
-        ]
-    );
+    assert_eq!(details, [(Some(1), Some("metric_name".to_owned())), (Some(2), Some("metric_name".to_owned()))]);
 
-    assert_eq!(
-        post("{not json".into()).await.status,
-        StatusCode::BAD_REQUEST
-    );
-    let too_many = post(format!(
-        "[{}]",
-        [r#"{"metric_name":"m","value":1}"#; 4].join(",")
-    ))
-    .await;
+    assert_eq!(post("{not json".into()).await.status, StatusCode::BAD_REQUEST);
+    let too_many = post(format!("[{}]", [r#"{"metric_name":"m","value":1}"#; 4].join(","))).await;
     assert_eq!(
         (too_many.status, too_many.json["error"].as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, Some("too_many_metrics"))
     );
-    let huge = post(format!(
-        r#"{{"metric_name":"m","value":1,"tags":{{"k":"{}"}}}}"#,
-        "x".repeat(3_000)
-    ))
-    .await;
-    assert_eq!(
-        (huge.status, huge.json["error"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
-    );
+    let huge = post(format!(r#"{{"metric_name":"m","value":1,"tags":{{"k":"{}"}}}}"#, "x".repeat(3_000))).await;
+    assert_eq!((huge.status, huge.json["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
 
     let form = axum::http::Request::builder()
         .method("POST")
@@ -251,72 +131,29 @@ async fn bad_input_gets_a_precise_error_and_nothing_is_enqueued() {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(axum::body::Body::from(r#"{"metric_name":"m","value":1}"#))
         .unwrap();
-    assert_eq!(
-        app.send(form).await.status,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE
-    );
+    assert_eq!(app.send(form).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    assert_eq!(
-        app.queue.depth().await.unwrap(),
-        0,
-        "no rejected request enqueued anything"
-    );
+    assert_eq!(app.queue.depth().await.unwrap(), 0, "no rejected request enqueued anything");
 
-    let bad_query = app
-        .call(
-            "GET",
-            "/api/v1/metrics?limit=0&metric_name=m",
-            Some(&t.token),
-            None,
-        )
-        .await;
+    let bad_query = app.call("GET", "/api/v1/metrics?limit=0&metric_name=m", Some(&t.token), None).await;
     assert_eq!(
-        (
-            bad_query.status,
-            bad_query.json["details"][0]["field"].as_str()
-        ),
+        (bad_query.status, bad_query.json["details"][0]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("limit"))
     );
-    let bad_time = app
-        .call(
-            "GET",
-            "/api/v1/metrics?start_time=yesterday",
-            Some(&t.token),
-            None,
-        )
-        .await;
+    let bad_time = app.call("GET", "/api/v1/metrics?start_time=yesterday", Some(&t.token), None).await;
     assert_eq!(bad_time.json["details"][0]["field"], "start_time");
-    let rollup = app
-        .call(
-            "GET",
-            "/api/v1/metrics?resolution=hourly",
-            Some(&t.token),
-            None,
-        )
-        .await;
+    let rollup = app.call("GET", "/api/v1/metrics?resolution=hourly", Some(&t.token), None).await;
     assert_eq!(rollup.json["details"][0]["field"], "resolution");
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_queue_answers_503_with_retry_after() {
-    let app = App::build(
-        Limits::default(),
-        MemoryQueue::new(1, Duration::from_millis(10)),
-        false,
-    )
-    .await;
+    let app = App::build(Limits::default(), MemoryQueue::new(1, Duration::from_millis(10)), false).await;
     let t = app.tenant("t", "ingest").await;
     let body = Some(r#"{"metric_name":"m","value":1}"#);
-    assert_eq!(
-        app.call("POST", "/api/v1/metrics", Some(&t.token), body)
-            .await
-            .status,
-        StatusCode::ACCEPTED
-    );
-    let full = app
-        .call("POST", "/api/v1/metrics", Some(&t.token), body)
-        .await;
+    assert_eq!(app.call("POST", "/api/v1/metrics", Some(&t.token), body).await.status, StatusCode::ACCEPTED);
+    let full = app.call("POST", "/api/v1/metrics", Some(&t.token), body).await;
     assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(full.headers["retry-after"], "1");
     app.stop().await;
@@ -326,28 +163,16 @@ async fn a_full_queue_answers_503_with_retry_after() {
 async fn duplicates_by_dedupe_id_are_stored_once() {
     let app = App::start().await;
     let t = app.tenant("t", "ingest,read").await;
-    let body = Some(
-        r#"[{"metric_name":"m","value":1,"dedupe_id":"x"},{"metric_name":"m","value":1,"dedupe_id":"x"}]"#,
-    );
+    let body = Some(r#"[{"metric_name":"m","value":1,"dedupe_id":"x"},{"metric_name":"m","value":1,"dedupe_id":"x"}]"#);
     for _ in 0..3 {
-        assert_eq!(
-            app.call("POST", "/api/v1/metrics", Some(&t.token), body)
-                .await
-                .status,
-            StatusCode::ACCEPTED
-        );
+        assert_eq!(app.call("POST", "/api/v1/metrics", Some(&t.token), body).await.status, StatusCode::ACCEPTED);
     }
     let marker = Some(r#"{"metric_name":"done","value":1}"#);
-    app.call("POST", "/api/v1/metrics", Some(&t.token), marker)
-        .await;
+    app.call("POST", "/api/v1/metrics", Some(&t.token), marker).await;
     app.wait_for_points(&t.token, "metric_name=done", 1).await;
     app.wait_for_points(&t.token, "metric_name=m", 1).await;
     let metrics = app.call("GET", "/metrics", None, None).await;
-    assert!(
-        metrics.text.contains("microdash_metrics_duplicate_total 5"),
-        "{}",
-        metrics.text
-    );
+    assert!(metrics.text.contains("microdash_metrics_duplicate_total 5"), "{}", metrics.text);
     app.stop().await;
 }
 
@@ -355,35 +180,13 @@ async fn duplicates_by_dedupe_id_are_stored_once() {
 async fn admin_api_manages_tenants_and_tokens() {
     let app = App::start().await;
     let admin = app.admin_token().await;
-    let created = app
-        .call(
-            "POST",
-            "/api/v1/admin/tenants",
-            Some(&admin),
-            Some(r#"{"slug":"fleet","name":"Fleet"}"#),
-        )
-        .await;
-    assert_eq!(
-        (created.status, created.json["slug"].as_str()),
-        (StatusCode::CREATED, Some("fleet"))
-    );
-    let dup = app
-        .call(
-            "POST",
-            "/api/v1/admin/tenants",
-            Some(&admin),
-            Some(r#"{"slug":"fleet"}"#),
-        )
-        .await;
+    let created =
+        app.call("POST", "/api/v1/admin/tenants", Some(&admin), Some(r#"{"slug":"fleet","name":"Fleet"}"#)).await;
+    assert_eq!((created.status, created.json["slug"].as_str()), (StatusCode::CREATED, Some("fleet")));
+    let dup = app.call("POST", "/api/v1/admin/tenants", Some(&admin), Some(r#"{"slug":"fleet"}"#)).await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
-    let bad = app
-        .call(
-            "POST",
-            "/api/v1/admin/tokens",
-            Some(&admin),
-            Some(r#"{"tenant":"fleet","scopes":"write"}"#),
-        )
-        .await;
+    let bad =
+        app.call("POST", "/api/v1/admin/tokens", Some(&admin), Some(r#"{"tenant":"fleet","scopes":"write"}"#)).await;
     assert_eq!(
         (bad.status, bad.json["details"][0]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("scopes"))
@@ -399,25 +202,11 @@ async fn admin_api_manages_tenants_and_tokens() {
     assert_eq!(token.status, StatusCode::CREATED, "{}", token.text);
     let secret = token.json["token"].as_str().unwrap().to_owned();
     assert_eq!(token.json["scopes"], "ingest,read");
-    let listed = app
-        .call("GET", "/api/v1/admin/tokens", Some(&admin), None)
-        .await;
-    assert!(
-        !listed.text.contains(&secret),
-        "listings never show secrets"
-    );
-    let push = app
-        .call(
-            "POST",
-            "/api/v1/metrics",
-            Some(&secret),
-            Some(r#"{"metric_name":"m","value":1}"#),
-        )
-        .await;
+    let listed = app.call("GET", "/api/v1/admin/tokens", Some(&admin), None).await;
+    assert!(!listed.text.contains(&secret), "listings never show secrets");
+    let push = app.call("POST", "/api/v1/metrics", Some(&secret), Some(r#"{"metric_name":"m","value":1}"#)).await;
     assert_eq!(push.status, StatusCode::ACCEPTED);
-    let tenants = app
-        .call("GET", "/api/v1/admin/tenants", Some(&admin), None)
-        .await;
+    let tenants = app.call("GET", "/api/v1/admin/tenants", Some(&admin), None).await;
     assert_eq!(tenants.json.as_array().unwrap().len(), 1);
     app.stop().await;
 }
@@ -429,21 +218,13 @@ async fn health_liveness_and_prometheus() {
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.json["checks"]["database"]["status"], "up");
     assert_eq!(health.json["checks"]["queue"]["backend"], "in-process");
-    assert_eq!(
-        app.call("GET", "/livez", None, None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.call("GET", "/livez", None, None).await.status, StatusCode::OK);
     let missing = app.call("GET", "/nope", None, None).await;
-    assert_eq!(
-        (missing.status, missing.json["error"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    assert_eq!((missing.status, missing.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     let text = app.call("GET", "/metrics", None, None).await.text;
-    for name in [
-        "microdash_http_requests_total{status=\"404\"}",
-        "microdash_queue_depth",
-        "microdash_store_insert_seconds",
-    ] {
+    for name in
+        ["microdash_http_requests_total{status=\"404\"}", "microdash_queue_depth", "microdash_store_insert_seconds"]
+    {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
     app.stop().await;
@@ -469,12 +250,7 @@ async fn a_batch_that_keeps_failing_is_dead_lettered_without_taking_others_down(
         .await
         .unwrap();
     let good = Some(r#"{"metric_name":"good","value":1}"#);
-    assert_eq!(
-        app.call("POST", "/api/v1/metrics", Some(&t.token), good)
-            .await
-            .status,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(app.call("POST", "/api/v1/metrics", Some(&t.token), good).await.status, StatusCode::ACCEPTED);
     app.wait_for_points(&t.token, "metric_name=good", 1).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let letters = loop {
@@ -482,25 +258,10 @@ async fn a_batch_that_keeps_failing_is_dead_lettered_without_taking_others_down(
         if !letters.is_empty() {
             break letters;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the poison batch was never dead-lettered"
-        );
+        assert!(std::time::Instant::now() < deadline, "the poison batch was never dead-lettered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(
-        (
-            letters.len(),
-            letters[0].batch.tenant_id,
-            letters[0].attempts
-        ),
-        (1, 9999, 5)
-    );
-    assert!(
-        app.call("GET", "/metrics", None, None)
-            .await
-            .text
-            .contains("microdash_dead_lettered_batches_total 1")
-    );
+    assert_eq!((letters.len(), letters[0].batch.tenant_id, letters[0].attempts), (1, 9999, 5));
+    assert!(app.call("GET", "/metrics", None, None).await.text.contains("microdash_dead_lettered_batches_total 1"));
     app.stop().await;
 }

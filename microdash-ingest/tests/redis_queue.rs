@@ -14,8 +14,7 @@ use microdash_store::Backend;
 use microdash_store::testing::{TestDb, unique_name};
 
 fn config() -> RedisQueueConfig {
-    let url = std::env::var("MICRODASH_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let url = std::env::var("MICRODASH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     RedisQueueConfig {
         key_prefix: unique_name("md_test"),
         claim_idle: Duration::from_millis(200),
@@ -24,29 +23,16 @@ fn config() -> RedisQueueConfig {
 }
 
 async fn queue(config: &RedisQueueConfig) -> Queue {
-    let queue = RedisQueue::connect(config).await.unwrap_or_else(|e| {
-        panic!(
-            "Redis at {} is unreachable ({e}); tests need it",
-            config.url
-        )
-    });
+    let queue = RedisQueue::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {} is unreachable ({e}); tests need it", config.url));
     Queue::Redis(queue)
 }
 
 fn batch(value: f64) -> Batch {
-    let metric = Metric {
-        name: "m".into(),
-        agent_id: None,
-        tags: Default::default(),
-        timestamp_ms: 1,
-        value,
-        dedupe_id: None,
-    };
-    Batch {
-        tenant_id: 1,
-        received_at_ms: 1,
-        metrics: vec![metric],
-    }
+    let metric =
+        Metric { name: "m".into(), agent_id: None, tags: Default::default(), timestamp_ms: 1, value, dedupe_id: None };
+    Batch { tenant_id: 1, received_at_ms: 1, metrics: vec![metric] }
 }
 
 #[tokio::test]
@@ -58,25 +44,12 @@ async fn delivers_acknowledges_and_counts_depth() {
     }
     assert_eq!(q.depth().await.unwrap(), 3);
     let mut consumer = q.consumer("c1").await.unwrap();
-    let got = q
-        .receive(&mut consumer, 10_000, Duration::from_millis(100))
-        .await
-        .unwrap();
-    assert_eq!(
-        got.iter()
-            .map(|d| d.batch.metrics[0].value)
-            .collect::<Vec<_>>(),
-        [1.0, 2.0, 3.0]
-    );
+    let got = q.receive(&mut consumer, 10_000, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(got.iter().map(|d| d.batch.metrics[0].value).collect::<Vec<_>>(), [1.0, 2.0, 3.0]);
     assert!(got.iter().all(|d| d.deliveries == 1));
     q.ack(&got).await.unwrap();
     assert_eq!(q.depth().await.unwrap(), 0);
-    assert!(
-        q.receive(&mut consumer, 10_000, Duration::from_millis(50))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(q.receive(&mut consumer, 10_000, Duration::from_millis(50)).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -84,31 +57,19 @@ async fn a_batch_left_unacknowledged_is_claimed_by_another_consumer() {
     let q = queue(&config()).await;
     q.enqueue(batch(7.0)).await.unwrap();
     let mut dead = q.consumer("dead").await.unwrap();
-    let taken = q
-        .receive(&mut dead, 10_000, Duration::from_millis(100))
-        .await
-        .unwrap();
+    let taken = q.receive(&mut dead, 10_000, Duration::from_millis(100)).await.unwrap();
     assert_eq!(taken.len(), 1);
     // "dead" never acknowledges. Another consumer gets the batch once it has idled.
     let mut alive = q.consumer("alive").await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let reclaimed = loop {
-        let got = q
-            .receive(&mut alive, 10_000, Duration::from_millis(50))
-            .await
-            .unwrap();
+        let got = q.receive(&mut alive, 10_000, Duration::from_millis(50)).await.unwrap();
         if !got.is_empty() {
             break got;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the orphaned batch was never reclaimed"
-        );
+        assert!(std::time::Instant::now() < deadline, "the orphaned batch was never reclaimed");
     };
-    assert_eq!(
-        (reclaimed[0].batch.metrics[0].value, reclaimed[0].deliveries),
-        (7.0, 2)
-    );
+    assert_eq!((reclaimed[0].batch.metrics[0].value, reclaimed[0].deliveries), (7.0, 2));
     q.ack(&reclaimed).await.unwrap();
     assert_eq!(q.depth().await.unwrap(), 0);
 }
@@ -126,30 +87,14 @@ async fn http_through_redis_into_mariadb() {
     let q = queue(&config()).await;
     let app = App::assemble(db, store, q, Limits::default(), true);
     let t = app.tenant("t", "ingest,read").await;
-    let body: Vec<String> = (0..200)
-        .map(|i| {
-            format!(
-                r#"{{"metric_name":"m","value":{i},"timestamp":{}}}"#,
-                1_700_000_000 + i
-            )
-        })
-        .collect();
-    let reply = app
-        .call(
-            "POST",
-            "/api/v1/metrics",
-            Some(&t.token),
-            Some(&format!("[{}]", body.join(","))),
-        )
-        .await;
+    let body: Vec<String> =
+        (0..200).map(|i| format!(r#"{{"metric_name":"m","value":{i},"timestamp":{}}}"#, 1_700_000_000 + i)).collect();
+    let reply = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&format!("[{}]", body.join(",")))).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     app.wait_for_points(&t.token, "metric_name=m", 200).await;
     let health = app.call("GET", "/api/v1/health", None, None).await;
     assert_eq!(
-        (
-            health.json["checks"]["database"]["backend"].as_str(),
-            health.json["checks"]["queue"]["backend"].as_str()
-        ),
+        (health.json["checks"]["database"]["backend"].as_str(), health.json["checks"]["queue"]["backend"].as_str()),
         (Some("mysql"), Some("redis"))
     );
     app.stop().await;

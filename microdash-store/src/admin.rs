@@ -90,36 +90,23 @@ struct NewToken {
 
 fn conflict_as(err: DieselError, what: impl FnOnce() -> String) -> StoreError {
     match err {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            StoreError::Conflict(what())
-        }
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict(what()),
         other => StoreError::Query(other),
     }
 }
 
 impl Store {
     /// Create a tenant. Fails with [`StoreError::Conflict`] if the slug is taken.
-    pub async fn create_tenant(
-        &self,
-        slug: &str,
-        name: &str,
-        now_ms: i64,
-    ) -> Result<Tenant, StoreError> {
+    pub async fn create_tenant(&self, slug: &str, name: &str, now_ms: i64) -> Result<Tenant, StoreError> {
         token::check_slug(slug).map_err(StoreError::Invalid)?;
         check_label("tenant name", name)?;
-        let row = NewTenant {
-            slug,
-            name: if name.is_empty() { slug } else { name },
-            created_at_ms: now_ms,
-        };
+        let row = NewTenant { slug, name: if name.is_empty() { slug } else { name }, created_at_ms: now_ms };
         with_conn!(self, |conn| diesel::insert_into(tenants::table)
             .values(&row)
             .execute(&mut conn)
             .await
             .map_err(|e| conflict_as(e, || format!("tenant {slug:?}")))?);
-        self.tenant_by_slug(slug)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("tenant {slug:?}")))
+        self.tenant_by_slug(slug).await?.ok_or_else(|| StoreError::NotFound(format!("tenant {slug:?}")))
     }
 
     /// All tenants, oldest first.
@@ -153,14 +140,11 @@ impl Store {
     ) -> Result<(TokenInfo, String), StoreError> {
         check_label("token name", name)?;
         if scopes.is_empty() {
-            return Err(StoreError::Invalid(
-                "a token needs at least one scope".into(),
-            ));
+            return Err(StoreError::Invalid("a token needs at least one scope".into()));
         }
         if tenant_id.is_some() == scopes.contains(Scope::Admin) {
             return Err(StoreError::Invalid(
-                "the admin scope is for tokens without a tenant, and only those tokens may have it"
-                    .into(),
+                "the admin scope is for tokens without a tenant, and only those tokens may have it".into(),
             ));
         }
         let secret = new_secret()?;
@@ -172,10 +156,7 @@ impl Store {
             scopes: scopes.to_string(),
             created_at_ms: now_ms,
         };
-        with_conn!(self, |conn| diesel::insert_into(api_tokens::table)
-            .values(&row)
-            .execute(&mut conn)
-            .await?);
+        with_conn!(self, |conn| diesel::insert_into(api_tokens::table).values(&row).execute(&mut conn).await?);
         let stored: TokenRow = with_conn!(self, |conn| api_tokens::table
             .filter(api_tokens::token_hash.eq(&row.token_hash))
             .select(TokenRow::as_select())
@@ -201,9 +182,7 @@ impl Store {
 
     /// Revoke a token; it stops authenticating at once. Revoking twice keeps the first time.
     pub async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<TokenInfo, StoreError> {
-        let target = api_tokens::table
-            .filter(api_tokens::id.eq(id))
-            .filter(api_tokens::revoked_at_ms.is_null());
+        let target = api_tokens::table.filter(api_tokens::id.eq(id)).filter(api_tokens::revoked_at_ms.is_null());
         with_conn!(self, |conn| diesel::update(target)
             .set(api_tokens::revoked_at_ms.eq(now_ms))
             .execute(&mut conn)
@@ -257,8 +236,7 @@ impl Store {
             .filter(api_tokens::tenant_id.is_null())
             .filter(api_tokens::revoked_at_ms.is_null())
             .select(api_tokens::id);
-        let found: Option<i64> =
-            with_conn!(self, |conn| query.first(&mut conn).await.optional()?);
+        let found: Option<i64> = with_conn!(self, |conn| query.first(&mut conn).await.optional()?);
         Ok(found.is_some())
     }
 
@@ -269,10 +247,7 @@ impl Store {
             .map(|row| TokenInfo {
                 id: row.id,
                 tenant_id: row.tenant_id,
-                tenant_slug: row
-                    .tenant_id
-                    .and_then(|id| tenants.iter().find(|t| t.id == id))
-                    .map(|t| t.slug.clone()),
+                tenant_slug: row.tenant_id.and_then(|id| tenants.iter().find(|t| t.id == id)).map(|t| t.slug.clone()),
                 name: row.name,
                 prefix: row.prefix,
                 scopes: row.scopes.parse().unwrap_or_default(),
@@ -289,17 +264,14 @@ pub const MAX_LABEL_BYTES: usize = 200;
 
 fn check_label(what: &str, label: &str) -> Result<(), StoreError> {
     if label.len() > MAX_LABEL_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "{what} is longer than {MAX_LABEL_BYTES} bytes"
-        )));
+        return Err(StoreError::Invalid(format!("{what} is longer than {MAX_LABEL_BYTES} bytes")));
     }
     Ok(())
 }
 
 fn new_secret() -> Result<String, StoreError> {
     let mut random = [0u8; 128];
-    getrandom::fill(&mut random)
-        .map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut random).map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
     // 128 bytes yield 40 accepted characters with overwhelming probability (each byte is
     // kept with probability 62/64); draw again in the astronomically rare other case.
     match token::token_from_random(&random) {

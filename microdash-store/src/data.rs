@@ -130,12 +130,10 @@ impl Store {
         for batch in &batches {
             for metric in &batch.metrics {
                 let agent = metric.agent_id.as_deref().unwrap_or("");
-                let slot = *slots
-                    .entry((batch.tenant_id, &metric.name, agent, &metric.tags))
-                    .or_insert_with(|| {
-                        distinct.push(metric.series_key(batch.tenant_id));
-                        distinct.len() - 1
-                    });
+                let slot = *slots.entry((batch.tenant_id, &metric.name, agent, &metric.tags)).or_insert_with(|| {
+                    distinct.push(metric.series_key(batch.tenant_id));
+                    distinct.len() - 1
+                });
                 slot_of_metric.push(slot);
                 if !agent.is_empty() {
                     seen_agents.insert((batch.tenant_id, agent));
@@ -156,13 +154,12 @@ impl Store {
                 });
             }
         }
+        // In index order: consecutive rows land on the same leaf pages of the (series, time)
+        // index, which is most of an insert's cost.
+        rows.sort_unstable_by_key(|r| (r.series_id, r.ts_ms));
         let agents: Vec<AgentSeen> = seen_agents
             .into_iter()
-            .map(|(tenant_id, agent_id)| AgentSeen {
-                tenant_id,
-                agent_id: agent_id.to_owned(),
-                last_seen_ms: now_ms,
-            })
+            .map(|(tenant_id, agent_id)| AgentSeen { tenant_id, agent_id: agent_id.to_owned(), last_seen_ms: now_ms })
             .collect();
         let inserted = match &self.inner.pool {
             Pool::Sqlite(pool) => {
@@ -172,10 +169,7 @@ impl Store {
                 conn.spawn_blocking(move |c| {
                     c.immediate_transaction(|c| {
                         for agent in &agents {
-                            diesel::RunQueryDsl::execute(
-                                diesel::replace_into(agents::table).values(agent),
-                                c,
-                            )?;
+                            diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
                         }
                         let mut inserted = 0;
                         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -195,17 +189,11 @@ impl Store {
                 // on retry.
                 conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                     if !agents.is_empty() {
-                        diesel::replace_into(agents::table)
-                            .values(&agents)
-                            .execute(conn)
-                            .await?;
+                        diesel::replace_into(agents::table).values(&agents).execute(conn).await?;
                     }
                     let mut inserted = 0;
                     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                        inserted += diesel::insert_or_ignore_into(points::table)
-                            .values(chunk)
-                            .execute(conn)
-                            .await?;
+                        inserted += diesel::insert_or_ignore_into(points::table).values(chunk).execute(conn).await?;
                     }
                     Ok(inserted)
                 })
@@ -220,11 +208,7 @@ impl Store {
         let mut ids = vec![0; keys.len()];
         let mut missing = Vec::new();
         {
-            let cache = self
-                .inner
-                .series_cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let cache = self.inner.series_cache.lock().unwrap_or_else(|p| p.into_inner());
             for (slot, key) in keys.iter().enumerate() {
                 match cache.get(key) {
                     Some(id) => ids[slot] = *id,
@@ -236,10 +220,8 @@ impl Store {
             return Ok(ids);
         }
         // The hash leaves the tenant out (it is a column of its own), so key by both.
-        let hashes: HashMap<(i64, String), usize> = missing
-            .iter()
-            .map(|slot| ((keys[*slot].tenant_id, keys[*slot].identity_hash()), *slot))
-            .collect();
+        let hashes: HashMap<(i64, String), usize> =
+            missing.iter().map(|slot| ((keys[*slot].tenant_id, keys[*slot].identity_hash()), *slot)).collect();
         for ((_, hash), slot) in &hashes {
             let key = &keys[*slot];
             let row = NewSeries {
@@ -262,11 +244,7 @@ impl Store {
         }
         let mut found = 0;
         {
-            let mut cache = self
-                .inner
-                .series_cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut cache = self.inner.series_cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() + hashes.len() > SERIES_CACHE_MAX {
                 cache.clear();
             }
@@ -277,13 +255,8 @@ impl Store {
                     .filter(series::tenant_id.eq(tenant_id))
                     .filter(series::series_hash.eq_any(chunk.to_vec()))
                     .select((series::series_hash, series::id));
-                let rows: Vec<(String, i64)> =
-                    with_conn!(self, |conn| query.load(&mut conn).await?);
-                let mut cache = self
-                    .inner
-                    .series_cache
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let rows: Vec<(String, i64)> = with_conn!(self, |conn| query.load(&mut conn).await?);
+                let mut cache = self.inner.series_cache.lock().unwrap_or_else(|p| p.into_inner());
                 for (hash, id) in rows {
                     if let Some(slot) = hashes.get(&(tenant_id, hash)) {
                         ids[*slot] = id;
@@ -294,21 +267,14 @@ impl Store {
             }
         }
         if found < hashes.len() {
-            return Err(StoreError::NotFound(format!(
-                "{} series after creating them",
-                hashes.len() - found
-            )));
+            return Err(StoreError::NotFound(format!("{} series after creating them", hashes.len() - found)));
         }
         Ok(ids)
     }
 
     /// Raw points of one tenant, oldest first. When more than `query.limit` match, the most
     /// recent ones are returned.
-    pub async fn query_points(
-        &self,
-        tenant_id: i64,
-        query: &PointQuery,
-    ) -> Result<Vec<StoredPoint>, StoreError> {
+    pub async fn query_points(&self, tenant_id: i64, query: &PointQuery) -> Result<Vec<StoredPoint>, StoreError> {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
@@ -350,18 +316,16 @@ impl Store {
         let mut tags_of: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
         Ok(rows
             .into_iter()
-            .map(
-                |(series_id, metric_name, agent, tags, timestamp_ms, value)| StoredPoint {
-                    metric_name,
-                    agent_id: (!agent.is_empty()).then_some(agent),
-                    tags: tags_of
-                        .entry(series_id)
-                        .or_insert_with(|| serde_json::from_str(&tags).unwrap_or_default())
-                        .clone(),
-                    timestamp_ms,
-                    value,
-                },
-            )
+            .map(|(series_id, metric_name, agent, tags, timestamp_ms, value)| StoredPoint {
+                metric_name,
+                agent_id: (!agent.is_empty()).then_some(agent),
+                tags: tags_of
+                    .entry(series_id)
+                    .or_insert_with(|| serde_json::from_str(&tags).unwrap_or_default())
+                    .clone(),
+                timestamp_ms,
+                value,
+            })
             .collect())
     }
 
@@ -380,10 +344,7 @@ impl Store {
             attempts,
             created_at_ms: now_ms,
         };
-        with_conn!(self, |conn| diesel::insert_into(dead_letters::table)
-            .values(&row)
-            .execute(&mut conn)
-            .await?);
+        with_conn!(self, |conn| diesel::insert_into(dead_letters::table).values(&row).execute(&mut conn).await?);
         Ok(())
     }
 
@@ -398,17 +359,10 @@ impl Store {
                 dead_letters::created_at_ms,
             ))
             .order(dead_letters::id);
-        let rows: Vec<(i64, String, String, i32, i64)> =
-            with_conn!(self, |conn| query.load(&mut conn).await?);
+        let rows: Vec<(i64, String, String, i32, i64)> = with_conn!(self, |conn| query.load(&mut conn).await?);
         rows.into_iter()
             .map(|(id, payload, error, attempts, created_at_ms)| {
-                Ok(DeadLetter {
-                    id,
-                    batch: serde_json::from_str(&payload)?,
-                    error,
-                    attempts,
-                    created_at_ms,
-                })
+                Ok(DeadLetter { id, batch: serde_json::from_str(&payload)?, error, attempts, created_at_ms })
             })
             .collect()
     }
@@ -416,9 +370,7 @@ impl Store {
     /// Delete a dead letter (after a successful replay). Returns whether it existed.
     pub async fn delete_dead_letter(&self, id: i64) -> Result<bool, StoreError> {
         let target = dead_letters::table.filter(dead_letters::id.eq(id));
-        let deleted = with_conn!(self, |conn| diesel::delete(target)
-            .execute(&mut conn)
-            .await?);
+        let deleted = with_conn!(self, |conn| diesel::delete(target).execute(&mut conn).await?);
         Ok(deleted > 0)
     }
 }

@@ -40,9 +40,7 @@ impl StoreError {
             StoreError::NotFound(_) => ErrorKind::NotFound,
             StoreError::Invalid(_) | StoreError::UnsupportedUrl(_) => ErrorKind::Invalid,
             StoreError::Query(err) if is_transient(err) => ErrorKind::Unavailable,
-            StoreError::Migration(_) | StoreError::Query(_) | StoreError::Corrupt(_) => {
-                ErrorKind::Internal
-            }
+            StoreError::Migration(_) | StoreError::Query(_) | StoreError::Corrupt(_) => ErrorKind::Internal,
         }
     }
 }
@@ -66,10 +64,7 @@ fn is_transient(err: &diesel::result::Error) -> bool {
         "driver error",
     ];
     match err {
-        Error::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        ) => true,
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => true,
         Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             let message = info.message().to_ascii_lowercase();
             TRANSIENT.iter().any(|t| message.contains(t))

@@ -66,11 +66,4 @@ diesel::table! {
 }
 
 diesel::joinable!(points -> series (series_id));
-diesel::allow_tables_to_appear_in_same_query!(
-    tenants,
-    api_tokens,
-    agents,
-    series,
-    points,
-    dead_letters
-);
+diesel::allow_tables_to_appear_in_same_query!(tenants, api_tokens, agents, series, points, dead_letters);

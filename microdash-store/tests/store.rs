@@ -10,67 +10,30 @@ use microdash_store::{Backend, PointQuery, Store, StoreError};
 const NOW: i64 = 1_700_000_000_000;
 
 fn batch(tenant_id: i64, json: &str) -> Batch {
-    Batch {
-        tenant_id,
-        received_at_ms: NOW,
-        metrics: parse_metrics(json.as_bytes(), &Limits::default(), NOW).unwrap(),
-    }
+    Batch { tenant_id, received_at_ms: NOW, metrics: parse_metrics(json.as_bytes(), &Limits::default(), NOW).unwrap() }
 }
 
 fn all(metric: &str) -> PointQuery {
-    PointQuery {
-        metric_name: Some(metric.into()),
-        limit: 1000,
-        ..PointQuery::default()
-    }
+    PointQuery { metric_name: Some(metric.into()), limit: 1000, ..PointQuery::default() }
 }
 
 async fn tenants_and_tokens(store: Store) {
     let acme = store.create_tenant("acme", "Acme", NOW).await.unwrap();
     assert_eq!(acme.slug, "acme");
-    assert!(matches!(
-        store.create_tenant("acme", "", NOW).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        store.create_tenant("Bad Slug", "", NOW).await,
-        Err(StoreError::Invalid(_))
-    ));
+    assert!(matches!(store.create_tenant("acme", "", NOW).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_tenant("Bad Slug", "", NOW).await, Err(StoreError::Invalid(_))));
     assert_eq!(store.list_tenants().await.unwrap().len(), 1);
 
     assert!(!store.has_admin_token().await.unwrap());
     let scopes: Scopes = "ingest,read".parse().unwrap();
-    let (info, secret) = store
-        .create_token(Some(acme.id), scopes, "ci", NOW)
-        .await
-        .unwrap();
+    let (info, secret) = store.create_token(Some(acme.id), scopes, "ci", NOW).await.unwrap();
     assert!(secret.starts_with("mdk_") && secret.starts_with(&info.prefix));
     assert_eq!(info.tenant_slug.as_deref(), Some("acme"));
-    let principal = store
-        .authenticate(&secret)
-        .await
-        .unwrap()
-        .expect("fresh token authenticates");
-    assert_eq!(
-        (principal.tenant_id, principal.scopes),
-        (Some(acme.id), scopes)
-    );
-    assert!(
-        store
-            .create_token(Some(acme.id), "admin".parse().unwrap(), "x", NOW)
-            .await
-            .is_err()
-    );
-    assert!(
-        store
-            .create_token(None, "read".parse().unwrap(), "x", NOW)
-            .await
-            .is_err()
-    );
-    store
-        .create_token(None, "admin".parse().unwrap(), "root", NOW)
-        .await
-        .unwrap();
+    let principal = store.authenticate(&secret).await.unwrap().expect("fresh token authenticates");
+    assert_eq!((principal.tenant_id, principal.scopes), (Some(acme.id), scopes));
+    assert!(store.create_token(Some(acme.id), "admin".parse().unwrap(), "x", NOW).await.is_err());
+    assert!(store.create_token(None, "read".parse().unwrap(), "x", NOW).await.is_err());
+    store.create_token(None, "admin".parse().unwrap(), "root", NOW).await.unwrap();
     assert!(store.has_admin_token().await.unwrap());
 
     store.touch_tokens(&[info.id], NOW + 5).await.unwrap();
@@ -82,10 +45,7 @@ async fn tenants_and_tokens(store: Store) {
     let revoked = store.revoke_token(info.id, NOW + 9).await.unwrap();
     assert_eq!(revoked.revoked_at_ms, Some(NOW + 9));
     assert_eq!(store.authenticate(&secret).await.unwrap(), None);
-    assert!(matches!(
-        store.revoke_token(9999, NOW).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.revoke_token(9999, NOW).await, Err(StoreError::NotFound(_))));
     assert_eq!(store.authenticate("mdk_not-a-token").await.unwrap(), None);
 }
 
@@ -99,56 +59,22 @@ async fn points_round_trip_and_isolation(store: Store) {
         {"metric_name":"mem","value":4,"timestamp":1700000003}
     ]"#;
     let stats = store
-        .insert_batches(
-            &[
-                batch(a.id, body),
-                batch(b.id, r#"{"metric_name":"cpu","value":99}"#),
-            ],
-            NOW,
-        )
+        .insert_batches(&[batch(a.id, body), batch(b.id, r#"{"metric_name":"cpu","value":99}"#)], NOW)
         .await
         .unwrap();
     assert_eq!((stats.metrics, stats.inserted), (5, 5));
 
     let cpu = store.query_points(a.id, &all("cpu")).await.unwrap();
-    assert_eq!(
-        cpu.iter().map(|p| p.value).collect::<Vec<_>>(),
-        [1.0, 2.0, 3.0]
-    );
+    assert_eq!(cpu.iter().map(|p| p.value).collect::<Vec<_>>(), [1.0, 2.0, 3.0]);
     assert_eq!(cpu[0].agent_id.as_deref(), Some("h1"));
     assert_eq!(cpu[0].tags.get("core").map(String::as_str), Some("0"));
-    let h1 = PointQuery {
-        agent_id: Some("h1".into()),
-        ..all("cpu")
-    };
+    let h1 = PointQuery { agent_id: Some("h1".into()), ..all("cpu") };
     assert_eq!(store.query_points(a.id, &h1).await.unwrap().len(), 2);
-    let window = PointQuery {
-        start_ms: Some(1_700_000_001_000),
-        end_ms: Some(1_700_000_002_000),
-        ..all("cpu")
-    };
+    let window = PointQuery { start_ms: Some(1_700_000_001_000), end_ms: Some(1_700_000_002_000), ..all("cpu") };
+    assert_eq!(store.query_points(a.id, &window).await.unwrap().iter().map(|p| p.value).collect::<Vec<_>>(), [2.0]);
+    let latest = PointQuery { limit: 2, ..all("cpu") };
     assert_eq!(
-        store
-            .query_points(a.id, &window)
-            .await
-            .unwrap()
-            .iter()
-            .map(|p| p.value)
-            .collect::<Vec<_>>(),
-        [2.0]
-    );
-    let latest = PointQuery {
-        limit: 2,
-        ..all("cpu")
-    };
-    assert_eq!(
-        store
-            .query_points(a.id, &latest)
-            .await
-            .unwrap()
-            .iter()
-            .map(|p| p.value)
-            .collect::<Vec<_>>(),
+        store.query_points(a.id, &latest).await.unwrap().iter().map(|p| p.value).collect::<Vec<_>>(),
         [2.0, 3.0]
     );
     let mem = store.query_points(a.id, &all("mem")).await.unwrap();
@@ -157,26 +83,15 @@ async fn points_round_trip_and_isolation(store: Store) {
     // Tenant b sees only its own point, tenant a never sees b's.
     let b_cpu = store.query_points(b.id, &all("cpu")).await.unwrap();
     assert_eq!(b_cpu.iter().map(|p| p.value).collect::<Vec<_>>(), [99.0]);
-    let everything = PointQuery {
-        limit: 1000,
-        ..PointQuery::default()
-    };
-    assert_eq!(
-        store.query_points(a.id, &everything).await.unwrap().len(),
-        4
-    );
+    let everything = PointQuery { limit: 1000, ..PointQuery::default() };
+    assert_eq!(store.query_points(a.id, &everything).await.unwrap().len(), 4);
 }
 
 async fn dedupe_is_idempotent_across_racing_writers(store: Store) {
     let t = store.create_tenant("t", "", NOW).await.unwrap();
     let other = store.create_tenant("other", "", NOW).await.unwrap();
     let body: Vec<String> = (0..500)
-        .map(|i| {
-            format!(
-                r#"{{"metric_name":"m","value":{i},"dedupe_id":"d-{i}","timestamp":{}}}"#,
-                1_700_000_000 + i
-            )
-        })
+        .map(|i| format!(r#"{{"metric_name":"m","value":{i},"dedupe_id":"d-{i}","timestamp":{}}}"#, 1_700_000_000 + i))
         .collect();
     let body = format!("[{}]", body.join(","));
     let writers: Vec<_> = (0..4)
@@ -191,19 +106,10 @@ async fn dedupe_is_idempotent_across_racing_writers(store: Store) {
         inserted += w.await.unwrap();
     }
     assert_eq!(inserted, 500, "exactly one writer stores each dedupe_id");
-    assert_eq!(
-        store.query_points(t.id, &all("m")).await.unwrap().len(),
-        500
-    );
+    assert_eq!(store.query_points(t.id, &all("m")).await.unwrap().len(), 500);
     // The same dedupe_id in another tenant is a different metric.
     let stats = store
-        .insert_batches(
-            &[batch(
-                other.id,
-                r#"{"metric_name":"m","value":1,"dedupe_id":"d-1"}"#,
-            )],
-            NOW,
-        )
+        .insert_batches(&[batch(other.id, r#"{"metric_name":"m","value":1,"dedupe_id":"d-1"}"#)], NOW)
         .await
         .unwrap();
     assert_eq!(stats.inserted, 1);
@@ -213,17 +119,10 @@ async fn one_insert_with_the_same_new_series_in_two_tenants(store: Store) {
     let a = store.create_tenant("a", "", NOW).await.unwrap();
     let b = store.create_tenant("b", "", NOW).await.unwrap();
     let body = r#"{"metric_name":"cpu","value":1,"agent_id":"h","tags":{"k":"v"}}"#;
-    let stats = store
-        .insert_batches(&[batch(a.id, body), batch(b.id, body)], NOW)
-        .await
-        .unwrap();
+    let stats = store.insert_batches(&[batch(a.id, body), batch(b.id, body)], NOW).await.unwrap();
     assert_eq!(stats.inserted, 2);
     for tenant in [a.id, b.id] {
-        assert_eq!(
-            store.query_points(tenant, &all("cpu")).await.unwrap().len(),
-            1,
-            "tenant {tenant}"
-        );
+        assert_eq!(store.query_points(tenant, &all("cpu")).await.unwrap().len(), 1, "tenant {tenant}");
     }
 }
 
@@ -231,25 +130,13 @@ async fn dedupe_ids_and_names_are_case_sensitive(store: Store) {
     let t = store.create_tenant("t", "", NOW).await.unwrap();
     let body = r#"[{"metric_name":"m","value":1,"dedupe_id":"abc"},{"metric_name":"m","value":2,"dedupe_id":"ABC"},
                    {"metric_name":"M","value":3}]"#;
-    assert_eq!(
-        store
-            .insert_batches(&[batch(t.id, body)], NOW)
-            .await
-            .unwrap()
-            .inserted,
-        3
-    );
+    assert_eq!(store.insert_batches(&[batch(t.id, body)], NOW).await.unwrap().inserted, 3);
     assert_eq!(store.query_points(t.id, &all("m")).await.unwrap().len(), 2);
     assert_eq!(store.query_points(t.id, &all("M")).await.unwrap().len(), 1);
     let long = "x".repeat(201);
+    assert!(matches!(store.create_tenant("long", &long, NOW).await, Err(StoreError::Invalid(_))));
     assert!(matches!(
-        store.create_tenant("long", &long, NOW).await,
-        Err(StoreError::Invalid(_))
-    ));
-    assert!(matches!(
-        store
-            .create_token(Some(t.id), "read".parse().unwrap(), &long, NOW)
-            .await,
+        store.create_token(Some(t.id), "read".parse().unwrap(), &long, NOW).await,
         Err(StoreError::Invalid(_))
     ));
 }
@@ -257,15 +144,9 @@ async fn dedupe_ids_and_names_are_case_sensitive(store: Store) {
 async fn dead_letters_keep_the_batch(store: Store) {
     let t = store.create_tenant("t", "", NOW).await.unwrap();
     let kept = batch(t.id, r#"{"metric_name":"m","value":1}"#);
-    store
-        .add_dead_letter(&kept, "disk full", 5, NOW)
-        .await
-        .unwrap();
+    store.add_dead_letter(&kept, "disk full", 5, NOW).await.unwrap();
     let listed = store.list_dead_letters().await.unwrap();
-    assert_eq!(
-        (listed.len(), &listed[0].batch, listed[0].attempts),
-        (1, &kept, 5)
-    );
+    assert_eq!((listed.len(), &listed[0].batch, listed[0].attempts), (1, &kept, 5));
     assert!(store.delete_dead_letter(listed[0].id).await.unwrap());
     assert!(store.list_dead_letters().await.unwrap().is_empty());
 }

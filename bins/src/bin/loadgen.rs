@@ -15,10 +15,7 @@ use microdash_client::{Client, CreateToken, MetricsQuery};
 use tokio::sync::Mutex;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "microdash-loadgen",
-    about = "Load generator and latency probe for microdash"
-)]
+#[command(name = "microdash-loadgen", about = "Load generator and latency probe for microdash")]
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
@@ -33,18 +30,10 @@ enum Mode {
 #[derive(Debug, Args)]
 struct HttpArgs {
     /// Server base URL.
-    #[arg(
-        long,
-        env = "MICRODASH_LOADGEN_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "MICRODASH_LOADGEN_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// A tenant token with ingest and read scopes (one tenant).
-    #[arg(
-        long,
-        env = "MICRODASH_LOADGEN_TOKEN",
-        required_unless_present = "admin_token"
-    )]
+    #[arg(long, env = "MICRODASH_LOADGEN_TOKEN", required_unless_present = "admin_token")]
     token: Option<String>,
     /// An admin token: the generator creates `--tenants` tenants and tokens of its own.
     #[arg(long, env = "MICRODASH_LOADGEN_ADMIN_TOKEN")]
@@ -89,27 +78,20 @@ async fn main() -> anyhow::Result<()> {
         bail!("--batch-size and --concurrency must be at least 1");
     }
     let clients = tenant_clients(&args).await?;
-    let bodies: Vec<Arc<Vec<Vec<u8>>>> = (0..clients.len())
-        .map(|_| Arc::new(bodies(&args)))
-        .collect();
+    let bodies: Vec<Arc<Vec<Vec<u8>>>> = (0..clients.len()).map(|_| Arc::new(bodies(&args))).collect();
     let totals = Arc::new(Totals::default());
     let request_us = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration_s);
     // Each task sends one request per period so that all tasks together hit the rate.
-    let period = (args.rate > 0).then(|| {
-        Duration::from_secs_f64(args.concurrency as f64 * args.batch_size as f64 / args.rate as f64)
-    });
+    let period = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.concurrency as f64 * args.batch_size as f64 / args.rate as f64));
 
     let concurrency = args.concurrency;
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..concurrency {
-        let (clients, bodies, totals, request_us) = (
-            clients.clone(),
-            bodies.clone(),
-            totals.clone(),
-            request_us.clone(),
-        );
+        let (clients, bodies, totals, request_us) =
+            (clients.clone(), bodies.clone(), totals.clone(), request_us.clone());
         tasks.spawn(async move {
             let mut ticker = period.map(|p| {
                 // Stagger the tasks over one period so requests are spread evenly.
@@ -131,9 +113,7 @@ async fn main() -> anyhow::Result<()> {
                 let sent = Instant::now();
                 match clients[tenant].push_json(body).await {
                     Ok(accepted) => {
-                        totals
-                            .accepted
-                            .fetch_add(accepted.accepted as u64, Ordering::Relaxed);
+                        totals.accepted.fetch_add(accepted.accepted as u64, Ordering::Relaxed);
                         let us = sent.elapsed().as_micros() as u64;
                         let _ = request_us.lock().await.record(us.max(1));
                     }
@@ -150,28 +130,50 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    let probe = (args.probe_interval_ms > 0).then(|| {
-        tokio::spawn(probe(
-            clients[0].clone(),
-            deadline,
-            Duration::from_millis(args.probe_interval_ms),
-        ))
-    });
+    let probe = (args.probe_interval_ms > 0)
+        .then(|| tokio::spawn(probe(clients[0].clone(), deadline, Duration::from_millis(args.probe_interval_ms))));
     while let Some(joined) = tasks.join_next().await {
         joined.context("load task panicked")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let drained = wait_until_stored(&args.url).await?;
     let probe_us = match probe {
         Some(handle) => Some(handle.await.context("probe task panicked")??),
         None => None,
     };
-    report(
-        &args,
-        &totals,
-        elapsed,
-        &*request_us.lock().await,
-        probe_us.as_ref(),
-    )
+    report(&args, &totals, elapsed, drained.map(|d| d.as_secs_f64()), &*request_us.lock().await, probe_us.as_ref())
+}
+
+/// After the load stops, wait until the server has stored everything it accepted: its queue
+/// is empty and (in an all-in-one process) its persisted and duplicate counters have caught
+/// up with the accepted one. Returns how long that took, or `None` if the server's
+/// `/metrics` could not be read.
+async fn wait_until_stored(url: &str) -> anyhow::Result<Option<Duration>> {
+    let http = Client::default_http()?;
+    let started = Instant::now();
+    loop {
+        let Ok(response) = http.get(format!("{url}/metrics")).send().await else { return Ok(None) };
+        let text = response.text().await.unwrap_or_default();
+        let value = |name: &str| -> Option<f64> {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .reduce(|a, b| a + b)
+        };
+        let depth = value("microdash_queue_depth").unwrap_or(0.0);
+        let accepted = value("microdash_metrics_accepted_total").unwrap_or(0.0);
+        let stored = value("microdash_metrics_persisted_total").unwrap_or(0.0)
+            + value("microdash_metrics_duplicate_total").unwrap_or(0.0);
+        // A split API server stores nothing itself: its empty queue is the signal.
+        let all_in_one = stored > 0.0;
+        if depth == 0.0 && (!all_in_one || stored >= accepted) {
+            return Ok(Some(started.elapsed()));
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the server had not stored its backlog after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One client per tenant: the given token, or tenants created with the admin token.
@@ -180,28 +182,14 @@ async fn tenant_clients(args: &HttpArgs) -> anyhow::Result<Vec<Client>> {
     if let Some(token) = &args.token {
         return Ok(vec![Client::with_http(&args.url, token, http)?]);
     }
-    let admin = Client::with_http(
-        &args.url,
-        args.admin_token.as_deref().unwrap_or_default(),
-        http.clone(),
-    )?;
+    let admin = Client::with_http(&args.url, args.admin_token.as_deref().unwrap_or_default(), http.clone())?;
     let run = std::process::id();
     let mut clients = Vec::new();
     for i in 0..args.tenants.max(1) {
         let slug = format!("loadgen-{run}-{i}");
-        admin
-            .create_tenant(&slug, "loadgen")
-            .await
-            .with_context(|| format!("creating tenant {slug}"))?;
-        let request = CreateToken {
-            tenant: Some(slug),
-            scopes: "ingest,read".into(),
-            name: Some("loadgen".into()),
-        };
-        let created = admin
-            .create_token(&request)
-            .await
-            .context("creating a token")?;
+        admin.create_tenant(&slug, "loadgen").await.with_context(|| format!("creating tenant {slug}"))?;
+        let request = CreateToken { tenant: Some(slug), scopes: "ingest,read".into(), name: Some("loadgen".into()) };
+        let created = admin.create_token(&request).await.context("creating a token")?;
         clients.push(Client::with_http(&args.url, &created.token, http.clone())?);
     }
     Ok(clients)
@@ -209,10 +197,7 @@ async fn tenant_clients(args: &HttpArgs) -> anyhow::Result<Vec<Client>> {
 
 /// Pre-serialised request bodies, so the generator spends its CPU on sending, not JSON.
 fn bodies(args: &HttpArgs) -> Vec<Vec<u8>> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     (0..16)
         .map(|b| {
             let items: Vec<String> = (0..args.batch_size)
@@ -234,17 +219,10 @@ fn bodies(args: &HttpArgs) -> Vec<Vec<u8>> {
 }
 
 /// Write a probe point, poll until it is queryable, record the delay; repeat until `deadline`.
-async fn probe(
-    client: Client,
-    deadline: Instant,
-    interval: Duration,
-) -> anyhow::Result<Histogram<u64>> {
+async fn probe(client: Client, deadline: Instant, interval: Duration) -> anyhow::Result<Histogram<u64>> {
     let mut hist = Histogram::<u64>::new(3)?;
-    let query = MetricsQuery {
-        metric_name: Some("loadgen.probe".into()),
-        limit: Some("1".into()),
-        ..MetricsQuery::default()
-    };
+    let query =
+        MetricsQuery { metric_name: Some("loadgen.probe".into()), limit: Some("1".into()), ..MetricsQuery::default() };
     let mut seq = 0u64;
     while Instant::now() < deadline {
         seq += 1;
@@ -256,11 +234,7 @@ async fn probe(
         }
         let give_up = started + Duration::from_secs(10);
         loop {
-            let latest = client
-                .query(&query)
-                .await
-                .ok()
-                .and_then(|r| r.data.last().map(|p| p.value));
+            let latest = client.query(&query).await.ok().and_then(|r| r.data.last().map(|p| p.value));
             if latest == Some(seq as f64) {
                 let _ = hist.record((started.elapsed().as_micros() as u64).max(1));
                 break;
@@ -280,6 +254,7 @@ fn report(
     args: &HttpArgs,
     totals: &Totals,
     elapsed: f64,
+    drain_s: Option<f64>,
     request_us: &Histogram<u64>,
     probe_us: Option<&Histogram<u64>>,
 ) -> anyhow::Result<()> {
@@ -296,6 +271,8 @@ fn report(
         "failed_requests": totals.failed.load(Ordering::Relaxed),
         "accepted_metrics": accepted,
         "accepted_per_s": accepted as f64 / elapsed,
+        "drain_s": drain_s,
+        "stored_per_s": drain_s.map(|d| accepted as f64 / (elapsed + d)),
         "request_latency": percentiles(request_us),
         "ingest_to_queryable": probe_us.map(percentiles),
     });
@@ -303,15 +280,12 @@ fn report(
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
-    println!(
-        "accepted {accepted} metrics in {elapsed:.1} s: {:.0} metrics/s",
-        accepted as f64 / elapsed
-    );
-    println!(
-        "requests {} ({} failed)",
-        totals.requests.load(Ordering::Relaxed),
-        totals.failed.load(Ordering::Relaxed)
-    );
+    println!("accepted {accepted} metrics in {elapsed:.1} s: {:.0} metrics/s", accepted as f64 / elapsed);
+    if let Some(drain) = drain_s {
+        let sustained = accepted as f64 / (elapsed + drain);
+        println!("all stored {drain:.2} s after the load stopped: {sustained:.0} metrics/s sustained end to end");
+    }
+    println!("requests {} ({} failed)", totals.requests.load(Ordering::Relaxed), totals.failed.load(Ordering::Relaxed));
     println!(
         "request latency    p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms",
         ms(request_us, 0.5),

@@ -15,10 +15,7 @@ pub struct Proc {
 /// `microdash` with `args` and extra environment variables.
 pub fn microdash(args: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_microdash"));
-    cmd.args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .env("MICRODASH_LOG_FILTER", "warn");
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).env("MICRODASH_LOG_FILTER", "warn");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -43,11 +40,7 @@ pub fn microdash_output(args: &[&str], env: &[(&str, &str)]) -> String {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("running microdash");
-    assert!(
-        out.status.success(),
-        "microdash {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "microdash {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -74,10 +67,7 @@ impl Proc {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "microdash did not stop within 15 s of SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "microdash did not stop within 15 s of SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

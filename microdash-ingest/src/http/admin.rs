@@ -13,24 +13,12 @@ use crate::clock::now_ms;
 use crate::views;
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(t)| t)
-        .map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))
+    body.map(|Json(t)| t).map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))
 }
 
-pub(super) async fn list_tenants(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Vec<TenantOut>>, ApiError> {
+pub(super) async fn list_tenants(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TenantOut>>, ApiError> {
     auth.require(Scope::Admin)?;
-    Ok(Json(
-        state
-            .store
-            .list_tenants()
-            .await?
-            .iter()
-            .map(views::tenant)
-            .collect(),
-    ))
+    Ok(Json(state.store.list_tenants().await?.iter().map(views::tenant).collect()))
 }
 
 pub(super) async fn create_tenant(
@@ -40,27 +28,13 @@ pub(super) async fn create_tenant(
 ) -> Result<(StatusCode, Json<TenantOut>), ApiError> {
     auth.require(Scope::Admin)?;
     let body = json_body(body)?;
-    let tenant = state
-        .store
-        .create_tenant(&body.slug, body.name.as_deref().unwrap_or(""), now_ms())
-        .await?;
+    let tenant = state.store.create_tenant(&body.slug, body.name.as_deref().unwrap_or(""), now_ms()).await?;
     Ok((StatusCode::CREATED, Json(views::tenant(&tenant))))
 }
 
-pub(super) async fn list_tokens(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Vec<TokenOut>>, ApiError> {
+pub(super) async fn list_tokens(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TokenOut>>, ApiError> {
     auth.require(Scope::Admin)?;
-    Ok(Json(
-        state
-            .store
-            .list_tokens(None)
-            .await?
-            .iter()
-            .map(views::token)
-            .collect(),
-    ))
+    Ok(Json(state.store.list_tokens(None).await?.iter().map(views::token).collect()))
 }
 
 pub(super) async fn create_token(
@@ -70,41 +44,24 @@ pub(super) async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     auth.require(Scope::Admin)?;
     let body = json_body(body)?;
-    let scopes: Scopes =
-        body.scopes
-            .parse()
-            .map_err(|e: microdash_core::token::UnknownScope| {
-                ApiError::invalid_field("scopes", e.to_string())
-            })?;
+    let scopes: Scopes = body
+        .scopes
+        .parse()
+        .map_err(|e: microdash_core::token::UnknownScope| ApiError::invalid_field("scopes", e.to_string()))?;
     let tenant_id = match &body.tenant {
         Some(slug) => Some(
             state
                 .store
                 .tenant_by_slug(slug)
                 .await?
-                .ok_or_else(|| {
-                    ApiError::invalid_field("tenant", format!("{slug:?} does not exist"))
-                })?
+                .ok_or_else(|| ApiError::invalid_field("tenant", format!("{slug:?} does not exist")))?
                 .id,
         ),
         None => None,
     };
-    let (info, token) = state
-        .store
-        .create_token(
-            tenant_id,
-            scopes,
-            body.name.as_deref().unwrap_or(""),
-            now_ms(),
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            info: views::token(&info),
-            token,
-        }),
-    ))
+    let (info, token) =
+        state.store.create_token(tenant_id, scopes, body.name.as_deref().unwrap_or(""), now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { info: views::token(&info), token })))
 }
 
 pub(super) async fn revoke_token(
@@ -113,7 +70,5 @@ pub(super) async fn revoke_token(
     Path(id): Path<i64>,
 ) -> Result<Json<TokenOut>, ApiError> {
     auth.require(Scope::Admin)?;
-    Ok(Json(views::token(
-        &state.store.revoke_token(id, now_ms()).await?,
-    )))
+    Ok(Json(views::token(&state.store.revoke_token(id, now_ms()).await?)))
 }

@@ -22,9 +22,10 @@ pub struct Auth(pub Principal);
 impl Auth {
     /// The tenant a data request acts for, if the token has `scope`.
     pub fn tenant_with(&self, scope: Scope) -> Result<i64, ApiError> {
-        let tenant_id = self.0.tenant_id.ok_or_else(|| {
-            ApiError::forbidden("admin tokens hold no tenant data; use a tenant token")
-        })?;
+        let tenant_id = self
+            .0
+            .tenant_id
+            .ok_or_else(|| ApiError::forbidden("admin tokens hold no tenant data; use a tenant token"))?;
         self.require(scope)?;
         Ok(tenant_id)
     }
@@ -34,10 +35,7 @@ impl Auth {
         if self.0.scopes.contains(scope) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "this token lacks the {} scope",
-                scope.name()
-            )))
+            Err(ApiError::forbidden(format!("this token lacks the {} scope", scope.name())))
         }
     }
 }
@@ -45,29 +43,19 @@ impl Auth {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("missing Authorization: Bearer <token> header")
-        })?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::unauthorized("Authorization header must be 'Bearer <token>'")
-            })?;
-        let principal = state
-            .store
-            .authenticate(token)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+            .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))?;
+        let principal =
+            state.store.authenticate(token).await?.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
         state.token_usage.touch(&state.store, principal.token_id);
         Ok(Auth(principal))
     }

@@ -24,14 +24,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody {
-                error: code.to_owned(),
-                message: message.into(),
-                details: Vec::new(),
-            },
-        }
+        Self { status, body: ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() } }
     }
 
     /// `401`: no usable credentials.
@@ -47,14 +40,8 @@ impl ApiError {
     /// `422` naming one field.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        let mut err = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            format!("{field} {message}"),
-        );
-        err.body
-            .details
-            .push(FieldError::new(None, Some(field.to_owned()), message));
+        let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("{field} {message}"));
+        err.body.details.push(FieldError::new(None, Some(field.to_owned()), message));
         err
     }
 
@@ -88,15 +75,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -117,14 +99,10 @@ impl From<QueueError> for ApiError {
 impl From<PayloadError> for ApiError {
     fn from(err: PayloadError) -> Self {
         match err {
-            PayloadError::Malformed(msg) => {
-                Self::new(StatusCode::BAD_REQUEST, "malformed_json", msg)
+            PayloadError::Malformed(msg) => Self::new(StatusCode::BAD_REQUEST, "malformed_json", msg),
+            err @ PayloadError::TooMany { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_metrics", err.to_string())
             }
-            err @ PayloadError::TooMany { .. } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_metrics",
-                err.to_string(),
-            ),
             PayloadError::Invalid(details) => {
                 let mut api = Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

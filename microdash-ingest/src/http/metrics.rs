@@ -5,9 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use microdash_core::api::{
-    Accepted, MetricsQuery, PointOut, QueryResponse, Resolution, TimestampIn,
-};
+use microdash_core::api::{Accepted, MetricsQuery, PointOut, QueryResponse, Resolution, TimestampIn};
 use microdash_core::metric::{check_identifier, format_millis};
 use microdash_core::token::Scope;
 use microdash_store::PointQuery;
@@ -29,19 +27,12 @@ pub(super) async fn ingest(
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             let max = state.ingestor.limits().max_body_bytes;
-            ApiError::new(
-                status,
-                "payload_too_large",
-                format!("request body is larger than {max} bytes"),
-            )
+            ApiError::new(status, "payload_too_large", format!("request body is larger than {max} bytes"))
         } else {
             ApiError::new(status, "bad_body", rejection.body_text())
         }
     })?;
-    let accepted = state
-        .ingestor
-        .submit_json(Source::Http, tenant_id, &body)
-        .await?;
+    let accepted = state.ingestor.submit_json(Source::Http, tenant_id, &body).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
 }
 
@@ -50,14 +41,7 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let mime = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime == "application/json" || mime.ends_with("+json") {
         Ok(())
     } else {
@@ -76,8 +60,7 @@ pub(super) async fn query(
     params: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Json<QueryResponse>, ApiError> {
     let tenant_id = auth.tenant_with(Scope::Read)?;
-    let Query(params) =
-        params.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))?;
+    let Query(params) = params.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))?;
     let (resolution, query) = point_query(&state, params)?;
     let points = state.store.query_points(tenant_id, &query).await?;
     let data: Vec<PointOut> = points
@@ -90,59 +73,37 @@ pub(super) async fn query(
             value: p.value,
         })
         .collect();
-    Ok(Json(QueryResponse {
-        resolution,
-        count: data.len(),
-        data,
-    }))
+    Ok(Json(QueryResponse { resolution, count: data.len(), data }))
 }
 
-fn point_query(
-    state: &AppState,
-    params: MetricsQuery,
-) -> Result<(Resolution, PointQuery), ApiError> {
+fn point_query(state: &AppState, params: MetricsQuery) -> Result<(Resolution, PointQuery), ApiError> {
     let limits = state.ingestor.limits();
     if let Some(name) = &params.metric_name {
-        check_identifier(name, limits.max_name_bytes)
-            .map_err(|m| ApiError::invalid_field("metric_name", m))?;
+        check_identifier(name, limits.max_name_bytes).map_err(|m| ApiError::invalid_field("metric_name", m))?;
     }
     if let Some(agent) = &params.agent_id {
-        check_identifier(agent, limits.max_agent_id_bytes)
-            .map_err(|m| ApiError::invalid_field("agent_id", m))?;
+        check_identifier(agent, limits.max_agent_id_bytes).map_err(|m| ApiError::invalid_field("agent_id", m))?;
     }
     let time = |field: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
         value
             .as_deref()
-            .map(|v| {
-                TimestampIn::from_query(v)
-                    .to_millis()
-                    .map_err(|m| ApiError::invalid_field(field, m))
-            })
+            .map(|v| TimestampIn::from_query(v).to_millis().map_err(|m| ApiError::invalid_field(field, m)))
             .transpose()
     };
     let start_ms = time("start_time", &params.start_time)?;
     let end_ms = time("end_time", &params.end_time)?;
     if let (Some(start), Some(end)) = (start_ms, end_ms) {
         if end <= start {
-            return Err(ApiError::invalid_field(
-                "end_time",
-                "must be after start_time",
-            ));
+            return Err(ApiError::invalid_field("end_time", "must be after start_time"));
         }
     }
     let resolution = match params.resolution.as_deref() {
         None | Some("raw") => Resolution::Raw,
         Some("1m" | "5m") => {
-            return Err(ApiError::invalid_field(
-                "resolution",
-                "rollups (1m, 5m) are not available yet; use raw",
-            ));
+            return Err(ApiError::invalid_field("resolution", "rollups (1m, 5m) are not available yet; use raw"));
         }
         Some(other) => {
-            return Err(ApiError::invalid_field(
-                "resolution",
-                format!("{other:?} is not one of raw, 1m, 5m"),
-            ));
+            return Err(ApiError::invalid_field("resolution", format!("{other:?} is not one of raw, 1m, 5m")));
         }
     };
     let max = state.config.max_query_limit;
@@ -151,21 +112,9 @@ fn point_query(
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => n,
             _ => {
-                return Err(ApiError::invalid_field(
-                    "limit",
-                    format!("must be a whole number from 1 to {max}"),
-                ));
+                return Err(ApiError::invalid_field("limit", format!("must be a whole number from 1 to {max}")));
             }
         },
     };
-    Ok((
-        resolution,
-        PointQuery {
-            metric_name: params.metric_name,
-            agent_id: params.agent_id,
-            start_ms,
-            end_ms,
-            limit,
-        },
-    ))
+    Ok((resolution, PointQuery { metric_name: params.metric_name, agent_id: params.agent_id, start_ms, end_ms, limit }))
 }

@@ -22,28 +22,12 @@ pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
         error: result.err(),
     };
     let checks = BTreeMap::from([
-        (
-            "database".to_owned(),
-            check(state.store.backend().name(), db.map_err(|e| e.to_string())),
-        ),
-        (
-            "queue".to_owned(),
-            check(state.queue.backend_name(), queue.map_err(|e| e.to_string())),
-        ),
+        ("database".to_owned(), check(state.store.backend().name(), db.map_err(|e| e.to_string()))),
+        ("queue".to_owned(), check(state.queue.backend_name(), queue.map_err(|e| e.to_string()))),
     ]);
     let healthy = checks.values().all(|c| c.status == "up");
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(HealthResponse {
-            status: if healthy { "ok" } else { "degraded" }.to_owned(),
-            checks,
-        }),
-    )
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(HealthResponse { status: if healthy { "ok" } else { "degraded" }.to_owned(), checks }))
 }
 
 /// The process is up and serving.
@@ -54,13 +38,7 @@ pub(super) async fn livez() -> &'static str {
 /// Prometheus text exposition.
 pub(super) async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     let depth = state.queue.depth().await.ok();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.telemetry.encode(depth),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.telemetry.encode(depth))
 }
 
 pub(super) async fn not_found() -> ApiError {

@@ -21,11 +21,7 @@ impl MemoryQueue {
     /// for room before failing with [`QueueError::Full`].
     pub fn new(capacity_batches: usize, enqueue_timeout: Duration) -> Self {
         let (sender, receiver) = mpsc::channel(capacity_batches.max(1));
-        Self {
-            sender,
-            receiver: Arc::new(Mutex::new(receiver)),
-            enqueue_timeout,
-        }
+        Self { sender, receiver: Arc::new(Mutex::new(receiver)), enqueue_timeout }
     }
 
     pub(super) async fn enqueue(&self, batch: Batch) -> Result<(), QueueError> {
@@ -36,11 +32,7 @@ impl MemoryQueue {
         }
     }
 
-    pub(super) async fn receive(
-        &self,
-        max_metrics: usize,
-        wait: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
+    pub(super) async fn receive(&self, max_metrics: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
         // One worker at a time drains the channel; the others wait on the lock, which is
         // what they would do on an empty channel anyway.
         let mut receiver = self.receiver.lock().await;
@@ -80,9 +72,5 @@ impl MemoryQueue {
 }
 
 fn delivery(batch: Batch) -> Delivery {
-    Delivery {
-        batch,
-        receipt: Receipt::Memory,
-        deliveries: 1,
-    }
+    Delivery { batch, receipt: Receipt::Memory, deliveries: 1 }
 }

@@ -77,12 +77,8 @@ impl RedisQueue {
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .await?;
-        let queue = Self {
-            client,
-            pool,
-            stream: format!("{}:ingest", config.key_prefix),
-            claim_idle: config.claim_idle,
-        };
+        let queue =
+            Self { client, pool, stream: format!("{}:ingest", config.key_prefix), claim_idle: config.claim_idle };
         // Start at 0 so entries added before the group existed are still processed.
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -99,35 +95,22 @@ impl RedisQueue {
     }
 
     async fn conn(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, QueueError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| QueueError::Pool(e.to_string()))
+        self.pool.get().await.map_err(|e| QueueError::Pool(e.to_string()))
     }
 
     pub(super) async fn enqueue(&self, batch: &Batch) -> Result<(), QueueError> {
         let payload = serde_json::to_vec(batch)?;
-        let _id: String = self
-            .conn()
-            .await?
-            .xadd(&self.stream, "*", &[(FIELD, payload)])
-            .await?;
+        let _id: String = self.conn().await?.xadd(&self.stream, "*", &[(FIELD, payload)]).await?;
         Ok(())
     }
 
     pub(super) async fn consumer(&self, name: &str) -> Result<RedisConsumer, QueueError> {
         // Long enough for the longest BLOCK, short enough that a half-open connection is
         // noticed and replaced instead of hanging the worker.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(MAX_BLOCK + Duration::from_secs(10)));
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        Ok(RedisConsumer {
-            name: name.to_owned(),
-            conn,
-        })
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(MAX_BLOCK + Duration::from_secs(10)));
+        let conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        Ok(RedisConsumer { name: name.to_owned(), conn })
     }
 
     pub(super) async fn receive(
@@ -161,20 +144,13 @@ impl RedisQueue {
 
     /// Decode entries; one that cannot be decoded is logged and removed so it does not block
     /// the others forever (it was written by something other than microdash).
-    async fn decode_all(
-        &self,
-        entries: impl Iterator<Item = (StreamId, u32)>,
-    ) -> Result<Vec<Delivery>, QueueError> {
+    async fn decode_all(&self, entries: impl Iterator<Item = (StreamId, u32)>) -> Result<Vec<Delivery>, QueueError> {
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for (entry, deliveries) in entries {
             let payload: Vec<u8> = entry.get(FIELD).unwrap_or_default();
             match serde_json::from_slice(&payload) {
-                Ok(batch) => good.push(Delivery {
-                    batch,
-                    receipt: Receipt::Redis(entry.id),
-                    deliveries,
-                }),
+                Ok(batch) => good.push(Delivery { batch, receipt: Receipt::Redis(entry.id), deliveries }),
                 Err(err) => {
                     tracing::error!(id = %entry.id, error = %err, "dropping an undecodable queue entry");
                     bad.push(entry.id);
@@ -222,10 +198,7 @@ impl RedisQueue {
             tracing::warn!(count = claimed.ids.len(), consumer = %consumer.name, "claimed batches left pending by another worker");
         }
         let entries = claimed.ids.into_iter().map(|entry| {
-            let before = orphans
-                .iter()
-                .find(|p| p.id == entry.id)
-                .map_or(1, |p| p.times_delivered);
+            let before = orphans.iter().find(|p| p.id == entry.id).map_or(1, |p| p.times_delivered);
             (entry, u32::try_from(before + 1).unwrap_or(u32::MAX))
         });
         self.decode_all(entries).await
@@ -268,9 +241,7 @@ impl RedisQueue {
     }
 
     pub(super) async fn ping(&self) -> Result<(), QueueError> {
-        let _: String = redis::cmd("PING")
-            .query_async(&mut *self.conn().await?)
-            .await?;
+        let _: String = redis::cmd("PING").query_async(&mut *self.conn().await?).await?;
         Ok(())
     }
 }

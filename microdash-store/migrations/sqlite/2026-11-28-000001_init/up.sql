@@ -47,8 +47,9 @@ CREATE TABLE points (
     dedupe_id TEXT
 );
 CREATE INDEX points_by_series_time ON points (series_id, ts_ms);
--- NULLs are distinct, so only metrics that carry a dedupe_id are constrained.
-CREATE UNIQUE INDEX points_dedupe ON points (tenant_id, dedupe_id);
+-- Partial: only metrics that carry a dedupe_id are constrained, and the others cost no
+-- index entry on the insert path.
+CREATE UNIQUE INDEX points_dedupe ON points (tenant_id, dedupe_id) WHERE dedupe_id IS NOT NULL;
 
 CREATE TABLE dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
