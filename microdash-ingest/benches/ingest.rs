@@ -40,9 +40,12 @@ fn parse(c: &mut Criterion) {
 fn insert(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut group = c.benchmark_group("insert_batch");
-    group.throughput(Throughput::Elements(5_000));
-    group.sample_size(20);
-    for backend in [Backend::Sqlite, Backend::Mysql] {
+    group.sample_size(10);
+    // 5 requests merged is a worker under light load; 50 is the default ceiling
+    // (`worker_max_batch_metrics`) that a backlog reaches.
+    for (backend, requests) in [(Backend::Sqlite, 5), (Backend::Sqlite, 50), (Backend::Mysql, 5), (Backend::Mysql, 50)]
+    {
+        group.throughput(Throughput::Elements(requests as u64 * 1_000));
         let (db, store, tenant) = rt.block_on(async {
             let db = TestDb::new(backend).await;
             let store = db.store().await;
@@ -50,17 +53,16 @@ fn insert(c: &mut Criterion) {
             (db, store, tenant.id)
         });
         let mut round = 0;
-        group.bench_function(backend.name(), |b| {
+        group.bench_function(format!("{}/{}", backend.name(), requests * 1_000), |b| {
             b.to_async(&rt).iter_batched(
                 || {
                     round += 1;
-                    // Five queued requests merged into one insert, as a worker does.
-                    (0..5)
+                    (0..requests)
                         .map(|k| Batch {
                             tenant_id: tenant,
                             received_at_ms: 0,
                             metrics: parse_metrics(
-                                payload(1_000, (round * 5 + k) * 1_000).as_bytes(),
+                                payload(1_000, (round * requests + k) * 1_000).as_bytes(),
                                 &Limits::default(),
                                 0,
                             )
