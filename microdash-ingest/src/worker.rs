@@ -77,15 +77,28 @@ pub async fn run_workers(
 ) {
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..config.workers.max(1) {
+    let spawn = |tasks: &mut tokio::task::JoinSet<usize>, n: usize| {
         let worker =
             Worker { queue: queue.clone(), store: store.clone(), telemetry: telemetry.clone(), config: config.clone() };
         let shutdown = shutdown.clone();
-        tasks.spawn(async move { worker.run(n, shutdown).await });
+        tasks.spawn(async move {
+            worker.run(n, shutdown).await;
+            n
+        });
+    };
+    for n in 0..config.workers.max(1) {
+        spawn(&mut tasks, n);
     }
+    let mut next = config.workers.max(1);
     while let Some(result) = tasks.join_next().await {
+        // A panicking worker is a bug, but the process must keep storing what it accepted:
+        // replace it (what it held is redelivered by Redis, or lost with it in-process).
         if let Err(err) = result {
-            tracing::error!(error = %err, "worker task failed");
+            tracing::error!(error = %err, "worker task failed; starting a replacement");
+            if !shutdown.is_cancelled() || !queue.is_durable() {
+                spawn(&mut tasks, next);
+                next += 1;
+            }
         }
     }
 }

@@ -265,3 +265,25 @@ async fn a_batch_that_keeps_failing_is_dead_lettered_without_taking_others_down(
     assert!(app.call("GET", "/metrics", None, None).await.text.contains("microdash_dead_lettered_batches_total 1"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_shutdown_stores_everything_already_accepted() {
+    // Workers start only after the backlog is queued, then shutdown begins at once: the
+    // in-process queue is closed and must still be drained into storage.
+    let app = App::build(Limits::default(), MemoryQueue::new(1024, Duration::from_secs(1)), false).await;
+    let t = app.tenant("t", "ingest,read").await;
+    for i in 0..50 {
+        let body: Vec<String> =
+            (0..100).map(|j| format!(r#"{{"metric_name":"m","value":{j},"dedupe_id":"{i}-{j}"}}"#)).collect();
+        let reply = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&format!("[{}]", body.join(",")))).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    shutdown.cancel();
+    app.queue.close();
+    let telemetry = std::sync::Arc::new(microdash_ingest::telemetry::Telemetry::new());
+    let config = microdash_ingest::worker::WorkerConfig::default();
+    microdash_ingest::worker::run_workers(app.queue.clone(), app.store.clone(), telemetry, config, shutdown).await;
+    let query = microdash_store::PointQuery { metric_name: Some("m".into()), limit: 10_000, ..Default::default() };
+    assert_eq!(app.store.query_points(t.id, &query).await.unwrap().len(), 5_000);
+}
