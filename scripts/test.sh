@@ -23,3 +23,11 @@ ensure_service Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --p
 
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc
+
+# Architecture invariant: the core has no IO and compiles for the browser (the dashboard
+# shares its wire types). A separate target directory keeps two compilers from clashing.
+(
+  source scripts/wasm-env.sh
+  "$WASM_CARGO" build -p microdash-core --target wasm32-unknown-unknown --target-dir target/wasm
+)
+echo "microdash-core builds for wasm32-unknown-unknown"
