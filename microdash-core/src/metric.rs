@@ -148,14 +148,29 @@ pub enum PayloadError {
         max: usize,
     },
     /// The JSON was fine but some metrics are invalid; every problem is listed.
-    #[error("{} invalid field(s)", .0.len())]
-    Invalid(Vec<FieldError>),
+    #[error("{} invalid field(s)", .errors.len())]
+    Invalid {
+        /// Metrics in the request, all of which are rejected with it.
+        metrics: usize,
+        /// Every problem found.
+        errors: Vec<FieldError>,
+    },
 }
 
 impl PayloadError {
     /// The shared error classification.
     pub fn kind(&self) -> crate::ErrorKind {
         crate::ErrorKind::Invalid
+    }
+
+    /// How many metrics the rejected request carried (1 when the body could not be read as
+    /// metrics at all), for counting rejections in metrics rather than requests.
+    pub fn rejected_metrics(&self) -> usize {
+        match self {
+            PayloadError::Malformed(_) => 1,
+            PayloadError::TooMany { count, .. } => *count,
+            PayloadError::Invalid { metrics, .. } => (*metrics).max(1),
+        }
     }
 }
 
@@ -181,10 +196,14 @@ pub fn validate_all(inputs: Vec<MetricIn>, limits: &Limits, now_ms: i64) -> Resu
         return Err(PayloadError::TooMany { count: inputs.len(), max: limits.max_metrics_per_request });
     }
     if inputs.is_empty() {
-        return Err(PayloadError::Invalid(vec![FieldError::new(None, None, "no metrics in request")]));
+        return Err(PayloadError::Invalid {
+            metrics: 0,
+            errors: vec![FieldError::new(None, None, "no metrics in request")],
+        });
     }
+    let count = inputs.len();
     let mut errors = Vec::new();
-    let mut metrics = Vec::with_capacity(inputs.len());
+    let mut metrics = Vec::with_capacity(count);
     for (index, input) in inputs.into_iter().enumerate() {
         match validate(input, limits, now_ms) {
             Ok(metric) => metrics.push(metric),
@@ -194,7 +213,7 @@ pub fn validate_all(inputs: Vec<MetricIn>, limits: &Limits, now_ms: i64) -> Resu
             })),
         }
     }
-    if errors.is_empty() { Ok(metrics) } else { Err(PayloadError::Invalid(errors)) }
+    if errors.is_empty() { Ok(metrics) } else { Err(PayloadError::Invalid { metrics: count, errors }) }
 }
 
 /// Validate one wire metric. Errors carry the field but not yet the index.
@@ -323,7 +342,7 @@ fn explain_type_errors(body: &[u8], err: serde_json::Error, limits: &Limits) -> 
         // Valid shape per field yet the typed pass failed (e.g. a number out of range).
         PayloadError::Malformed(err.to_string())
     } else {
-        PayloadError::Invalid(errors)
+        PayloadError::Invalid { metrics: items.len(), errors }
     }
 }
 
@@ -367,7 +386,7 @@ mod tests {
         let got = parse_metrics(body.as_bytes(), &Limits::default(), NOW);
         match (got, expected) {
             (Ok(metrics), Ok(n)) => assert_eq!(metrics.len(), n, "{body}"),
-            (Err(PayloadError::Invalid(errors)), Err(want)) => {
+            (Err(PayloadError::Invalid { errors, .. }), Err(want)) => {
                 let got: Vec<_> = errors.iter().map(|e| (e.index, e.field.as_deref())).collect();
                 assert_eq!(got, want, "{body}: {errors:?}");
             }
@@ -435,7 +454,7 @@ mod tests {
     fn enforces_tag_limits() {
         let limits = Limits { max_tags: 1, max_tag_value_bytes: 3, ..Limits::default() };
         let got = parse_metrics(br#"{"metric_name":"a","value":1,"tags":{"a":"1","b/c":"long"}}"#, &limits, NOW);
-        let Err(PayloadError::Invalid(errors)) = got else { panic!("{got:?}") };
+        let Err(PayloadError::Invalid { errors, .. }) = got else { panic!("{got:?}") };
         let fields: Vec<_> = errors.iter().map(|e| e.field.clone().unwrap()).collect();
         assert_eq!(fields, ["tags", "tags.b/c", "tags.b/c"]);
     }

@@ -46,9 +46,10 @@ impl Ingestor {
         match parse_metrics(body, &self.limits, received_at_ms) {
             Ok(metrics) => self.submit(source, tenant_id, metrics, received_at_ms).await,
             Err(err) => {
-                let (count, reason) = match &err {
-                    PayloadError::TooMany { count, .. } => (*count, RejectReason::TooLarge),
-                    PayloadError::Invalid(_) | PayloadError::Malformed(_) => (1, RejectReason::Invalid),
+                let count = err.rejected_metrics();
+                let reason = match &err {
+                    PayloadError::TooMany { .. } => RejectReason::TooLarge,
+                    PayloadError::Invalid { .. } | PayloadError::Malformed(_) => RejectReason::Invalid,
                 };
                 self.telemetry.record_received(source, count);
                 self.telemetry.record_rejected(source, reason, count);

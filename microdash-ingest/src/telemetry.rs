@@ -76,48 +76,64 @@ impl Telemetry {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("microdash");
-        let t = Self {
-            http_requests: Family::default(),
-            received: Family::default(),
-            accepted: Family::default(),
-            rejected: Family::default(),
-            persisted: Counter::default(),
-            duplicates: Counter::default(),
-            dead_lettered: Counter::default(),
-            store_retries: Counter::default(),
-            queue_depth: Gauge::default(),
-            worker_lag_seconds: Gauge::default(),
-            batch_metrics: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
-            insert_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
-            ingest_to_persist_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            registry: Registry::default(),
-        };
-        registry.register("http_requests", "HTTP requests answered, by status", t.http_requests.clone());
-        registry.register("metrics_received", "Metrics received, valid or not", t.received.clone());
-        registry.register("metrics_accepted", "Metrics validated and handed to the queue", t.accepted.clone());
-        registry.register("metrics_rejected", "Metrics turned away, by reason", t.rejected.clone());
-        registry.register("metrics_persisted", "Metrics written to storage", t.persisted.clone());
+        let http_requests = Family::<StatusLabels, Counter>::default();
+        let received = Family::<SourceLabels, Counter>::default();
+        let accepted = Family::<SourceLabels, Counter>::default();
+        let rejected = Family::<RejectLabels, Counter>::default();
+        let persisted = Counter::default();
+        let duplicates = Counter::default();
+        let dead_lettered = Counter::default();
+        let store_retries = Counter::default();
+        let queue_depth = Gauge::default();
+        let worker_lag_seconds = Gauge::<f64, AtomicU64>::default();
+        let batch_metrics = Histogram::new(exponential_buckets(1.0, 4.0, 9));
+        let insert_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let ingest_to_persist_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register("http_requests", "HTTP requests answered, by status", http_requests.clone());
+        registry.register("metrics_received", "Metrics received, valid or not", received.clone());
+        registry.register("metrics_accepted", "Metrics validated and handed to the queue", accepted.clone());
+        registry.register(
+            "metrics_rejected",
+            "Metrics turned away, by reason (a whole request is rejected together; an unreadable body counts as one)",
+            rejected.clone(),
+        );
+        registry.register("metrics_persisted", "Metrics written to storage", persisted.clone());
         registry.register(
             "metrics_duplicate",
             "Metrics skipped because their dedupe_id was stored",
-            t.duplicates.clone(),
+            duplicates.clone(),
         );
-        registry.register("dead_lettered_batches", "Batches moved to the dead-letter store", t.dead_lettered.clone());
-        registry.register("store_retries", "Failed storage attempts that were retried", t.store_retries.clone());
-        registry.register("queue_depth", "Batches waiting in the queue", t.queue_depth.clone());
+        registry.register("dead_lettered_batches", "Batches moved to the dead-letter store", dead_lettered.clone());
+        registry.register("store_retries", "Failed storage attempts that were retried", store_retries.clone());
+        registry.register("queue_depth", "Batches waiting in the queue", queue_depth.clone());
         registry.register(
             "worker_lag_seconds",
             "Age of the last persisted batch when it was persisted",
-            t.worker_lag_seconds.clone(),
+            worker_lag_seconds.clone(),
         );
-        registry.register("worker_batch_metrics", "Metrics per storage insert", t.batch_metrics.clone());
-        registry.register("store_insert_seconds", "Duration of one storage insert", t.insert_seconds.clone());
+        registry.register("worker_batch_metrics", "Metrics per storage insert", batch_metrics.clone());
+        registry.register("store_insert_seconds", "Duration of one storage insert", insert_seconds.clone());
         registry.register(
             "ingest_to_persist_seconds",
             "Time from acceptance to storage",
-            t.ingest_to_persist_seconds.clone(),
+            ingest_to_persist_seconds.clone(),
         );
-        Self { registry, ..t }
+        Self {
+            registry,
+            http_requests,
+            received,
+            accepted,
+            rejected,
+            persisted,
+            duplicates,
+            dead_lettered,
+            store_retries,
+            queue_depth,
+            worker_lag_seconds,
+            batch_metrics,
+            insert_seconds,
+            ingest_to_persist_seconds,
+        }
     }
 
     /// Count an answered HTTP request.

@@ -103,7 +103,7 @@ impl From<PayloadError> for ApiError {
             err @ PayloadError::TooMany { .. } => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_metrics", err.to_string())
             }
-            PayloadError::Invalid(details) => {
+            PayloadError::Invalid { errors: details, .. } => {
                 let mut api = Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_metrics",
