@@ -32,6 +32,8 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// A Redis batch pending this long is taken over from its (presumed dead) worker.
     pub redis_claim_idle_ms: u64,
+    /// Batches waiting in Redis beyond which new requests get `503` (backpressure).
+    pub redis_max_backlog_batches: u64,
     /// In-process queue capacity, in batches (requests).
     pub queue_capacity_batches: usize,
     /// How long a request waits for room in a full in-process queue before `503`.
@@ -87,6 +89,7 @@ impl Default for Config {
             redis_url: None,
             redis_key_prefix: "microdash".into(),
             redis_claim_idle_ms: 30_000,
+            redis_max_backlog_batches: RedisQueueConfig::new("").max_backlog_batches,
             queue_capacity_batches: 256,
             enqueue_timeout_ms: 1_000,
             workers: worker.workers,
@@ -202,6 +205,7 @@ impl Config {
         self.redis_url.as_ref().map(|url| RedisQueueConfig {
             key_prefix: self.redis_key_prefix.clone(),
             claim_idle: Duration::from_millis(self.redis_claim_idle_ms),
+            max_backlog_batches: self.redis_max_backlog_batches,
             ..RedisQueueConfig::new(url.clone())
         })
     }

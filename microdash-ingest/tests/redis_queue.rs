@@ -75,6 +75,21 @@ async fn a_batch_left_unacknowledged_is_claimed_by_another_consumer() {
 }
 
 #[tokio::test]
+async fn a_full_backlog_refuses_new_batches() {
+    let q = queue(&RedisQueueConfig { max_backlog_batches: 2, ..config() }).await;
+    q.enqueue(batch(1.0)).await.unwrap();
+    q.enqueue(batch(2.0)).await.unwrap();
+    // The backlog is sampled at most every 100 ms; wait for a fresh sample.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(matches!(q.enqueue(batch(3.0)).await, Err(microdash_ingest::queue::QueueError::Full)));
+    let mut consumer = q.consumer("c").await.unwrap();
+    let got = q.receive(&mut consumer, 10_000, Duration::from_millis(100)).await.unwrap();
+    q.ack(&got).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    q.enqueue(batch(4.0)).await.unwrap();
+}
+
+#[tokio::test]
 async fn unreachable_redis_is_an_error() {
     let config = RedisQueueConfig::new("redis://127.0.0.1:1/");
     assert!(RedisQueue::connect(&config).await.is_err());

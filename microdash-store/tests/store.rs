@@ -141,6 +141,43 @@ async fn dedupe_ids_and_names_are_case_sensitive(store: Store) {
     ));
 }
 
+async fn values_round_trip_exactly(store: Store) {
+    let t = store.create_tenant("t", "", NOW).await.unwrap();
+    let values = [
+        0.1,
+        -2.5,
+        1e300,
+        -1e-300,
+        123_456_789.123_456_79,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        5e-324,
+        0.0,
+        -0.0,
+        1.0 / 3.0,
+    ];
+    let metrics = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| microdash_core::Metric {
+            name: "v".into(),
+            agent_id: None,
+            tags: Default::default(),
+            timestamp_ms: i as i64,
+            value: *v,
+            dedupe_id: None,
+        })
+        .collect();
+    store.insert_batches(&[Batch { tenant_id: t.id, received_at_ms: NOW, metrics }], NOW).await.unwrap();
+    let stored: Vec<f64> = store.query_points(t.id, &all("v")).await.unwrap().iter().map(|p| p.value).collect();
+    assert_eq!(stored.len(), values.len());
+    for (got, want) in stored.iter().zip(values) {
+        // Bit for bit, except that MariaDB may store -0.0 as 0.0.
+        assert!(got.to_bits() == want.to_bits() || (*got == 0.0 && want == 0.0), "stored {got:e}, sent {want:e}");
+    }
+}
+
 async fn dead_letters_keep_the_batch(store: Store) {
     let t = store.create_tenant("t", "", NOW).await.unwrap();
     let kept = batch(t.id, r#"{"metric_name":"m","value":1}"#);
@@ -186,5 +223,6 @@ on_every_backend!(
     dead_letters_keep_the_batch,
     one_insert_with_the_same_new_series_in_two_tenants,
     dedupe_ids_and_names_are_case_sensitive,
+    values_round_trip_exactly,
     migrate_twice_and_ping,
 );

@@ -6,6 +6,8 @@
 //! a worker that died or hung, and are claimed by another worker with `XCLAIM`. Acknowledged
 //! entries are deleted, so the stream's length is the backlog.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
@@ -37,6 +39,9 @@ pub struct RedisQueueConfig {
     pub claim_idle: Duration,
     /// Pooled connections for enqueueing.
     pub max_connections: u32,
+    /// Batches waiting in the stream beyond which enqueueing answers "full" (HTTP `503`),
+    /// so a stalled database turns into backpressure instead of unbounded Redis memory.
+    pub max_backlog_batches: u64,
 }
 
 impl RedisQueueConfig {
@@ -47,6 +52,7 @@ impl RedisQueueConfig {
             key_prefix: "microdash".into(),
             claim_idle: Duration::from_secs(30),
             max_connections: 16,
+            max_backlog_batches: 4_096,
         }
     }
 }
@@ -58,7 +64,13 @@ pub struct RedisQueue {
     pool: bb8::Pool<RedisConnectionManager>,
     stream: String,
     claim_idle: Duration,
+    max_backlog: u64,
+    /// Last observed stream length and when (Unix ms): the backlog is sampled at most every
+    /// [`BACKLOG_SAMPLE_MS`] rather than with a round trip per enqueue.
+    backlog: Arc<(AtomicU64, AtomicI64)>,
 }
+
+const BACKLOG_SAMPLE_MS: i64 = 100;
 
 /// One worker's consumer: its name in the group and a connection of its own, because a
 /// blocking `XREADGROUP` would hold up every other command on a shared connection.
@@ -77,8 +89,14 @@ impl RedisQueue {
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .await?;
-        let queue =
-            Self { client, pool, stream: format!("{}:ingest", config.key_prefix), claim_idle: config.claim_idle };
+        let queue = Self {
+            client,
+            pool,
+            stream: format!("{}:ingest", config.key_prefix),
+            claim_idle: config.claim_idle,
+            max_backlog: config.max_backlog_batches,
+            backlog: Arc::default(),
+        };
         // Start at 0 so entries added before the group existed are still processed.
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -99,6 +117,15 @@ impl RedisQueue {
     }
 
     pub(super) async fn enqueue(&self, batch: &Batch) -> Result<(), QueueError> {
+        let (seen, sampled_at) = &*self.backlog;
+        let now = crate::clock::now_ms();
+        if now - sampled_at.load(Ordering::Relaxed) >= BACKLOG_SAMPLE_MS {
+            seen.store(self.depth().await?, Ordering::Relaxed);
+            sampled_at.store(now, Ordering::Relaxed);
+        }
+        if seen.load(Ordering::Relaxed) >= self.max_backlog {
+            return Err(QueueError::Full);
+        }
         let payload = serde_json::to_vec(batch)?;
         let _id: String = self.conn().await?.xadd(&self.stream, "*", &[(FIELD, payload)]).await?;
         Ok(())
