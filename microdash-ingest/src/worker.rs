@@ -77,17 +77,18 @@ pub async fn run_workers(
 ) {
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
-    let spawn = |tasks: &mut tokio::task::JoinSet<usize>, n: usize| {
+    let spawn = |tasks: &mut tokio::task::JoinSet<()>, n: usize, delay: Duration| {
         let worker =
             Worker { queue: queue.clone(), store: store.clone(), telemetry: telemetry.clone(), config: config.clone() };
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
+            // A replacement waits a moment, so a worker that panics at once cannot spin.
+            tokio::time::sleep(delay).await;
             worker.run(n, shutdown).await;
-            n
         });
     };
     for n in 0..config.workers.max(1) {
-        spawn(&mut tasks, n);
+        spawn(&mut tasks, n, Duration::ZERO);
     }
     let mut next = config.workers.max(1);
     while let Some(result) = tasks.join_next().await {
@@ -96,7 +97,7 @@ pub async fn run_workers(
         if let Err(err) = result {
             tracing::error!(error = %err, "worker task failed; starting a replacement");
             if !shutdown.is_cancelled() || !queue.is_durable() {
-                spawn(&mut tasks, next);
+                spawn(&mut tasks, next, config.retry_max_delay);
                 next += 1;
             }
         }
@@ -244,7 +245,11 @@ impl Worker {
             let result = attempt
                 .retry(backoff)
                 .sleep(tokio::time::sleep)
-                .when(|_| !shutdown.is_cancelled() || !self.queue.is_durable())
+                .when(|err| {
+                    // After shutdown: Redis keeps the batch for another worker, and an
+                    // in-process drain does not wait out a database that is down.
+                    !shutdown.is_cancelled() || (!self.queue.is_durable() && err.kind() != ErrorKind::Unavailable)
+                })
                 .notify(|err, delay| {
                     self.telemetry.record_retry();
                     tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "storing a batch failed");

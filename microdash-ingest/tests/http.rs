@@ -175,8 +175,16 @@ async fn duplicates_by_dedupe_id_are_stored_once() {
     app.call("POST", "/api/v1/metrics", Some(&t.token), marker).await;
     app.wait_for_points(&t.token, "metric_name=done", 1).await;
     app.wait_for_points(&t.token, "metric_name=m", 1).await;
-    let metrics = app.call("GET", "/metrics", None, None).await;
-    assert!(metrics.text.contains("microdash_metrics_duplicate_total 5"), "{}", metrics.text);
+    // Counters are updated just after the commit that made the points visible.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = app.call("GET", "/metrics", None, None).await;
+        if metrics.text.contains("microdash_metrics_duplicate_total 5") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", metrics.text);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     app.stop().await;
 }
 

@@ -99,7 +99,9 @@ async fn unreachable_redis_is_an_error() {
 async fn http_through_redis_into_mariadb() {
     let db = TestDb::new(Backend::Mysql).await;
     let store = db.store().await;
-    let q = queue(&config()).await;
+    // A claim time well above any insert: a slow insert must not be taken over and stored
+    // twice (these metrics carry no dedupe_id).
+    let q = queue(&RedisQueueConfig { claim_idle: Duration::from_secs(30), ..config() }).await;
     let app = App::assemble(db, store, q, Limits::default(), true);
     let t = app.tenant("t", "ingest,read").await;
     let body: Vec<String> =

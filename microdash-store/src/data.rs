@@ -1,7 +1,7 @@
 //! Series, raw points, agents and dead letters.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -141,7 +141,8 @@ impl Store {
         let mut slots: HashMap<SeriesRef<'_>, usize> = HashMap::new();
         let mut distinct: Vec<SeriesKey> = Vec::new();
         let mut slot_of_metric = Vec::with_capacity(metrics);
-        let mut seen_agents = HashSet::new();
+        // Sorted, so concurrent transactions lock agent rows in the same order (no deadlock).
+        let mut seen_agents = BTreeSet::new();
         for batch in &batches {
             for metric in &batch.metrics {
                 let agent = metric.agent_id.as_deref().unwrap_or("");
@@ -203,20 +204,22 @@ impl Store {
                 // One transaction, so a failure halfway leaves nothing behind to duplicate
                 // on retry.
                 conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                    if !agents.is_empty() {
-                        diesel::replace_into(agents::table).values(&agents).execute(conn).await?;
-                    }
                     // Rows without a dedupe_id cannot conflict: they go in as plain text-protocol
                     // statements, which MariaDB parses far faster than a prepared statement
-                    // with tens of thousands of parameters. Only numbers are written into the
-                    // SQL text, so nothing a client sent can change its meaning.
-                    let (keyed, plain): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.dedupe_id.is_some());
+                    // with tens of thousands of parameters. Only finite numbers are written
+                    // into the SQL text, so nothing a client sent can change its meaning.
+                    let (keyed, plain): (Vec<_>, Vec<_>) =
+                        rows.into_iter().partition(|r| r.dedupe_id.is_some() || !r.value.is_finite());
                     for chunk in plain.chunks(ROWS_PER_STATEMENT) {
                         conn.batch_execute(&numeric_insert_sql(chunk)).await?;
                     }
                     let mut inserted = plain.len();
                     for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
                         inserted += diesel::insert_or_ignore_into(points::table).values(chunk).execute(conn).await?;
+                    }
+                    // Agent rows last: their locks are then held only until the commit.
+                    if !agents.is_empty() {
+                        diesel::replace_into(agents::table).values(&agents).execute(conn).await?;
                     }
                     Ok(inserted)
                 })

@@ -7,7 +7,7 @@
 //! entries are deleted, so the stream's length is the backlog.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
@@ -65,12 +65,21 @@ pub struct RedisQueue {
     stream: String,
     claim_idle: Duration,
     max_backlog: u64,
-    /// Last observed stream length and when (Unix ms): the backlog is sampled at most every
-    /// [`BACKLOG_SAMPLE_MS`] rather than with a round trip per enqueue.
-    backlog: Arc<(AtomicU64, AtomicI64)>,
+    backlog: Arc<Backlog>,
 }
 
-const BACKLOG_SAMPLE_MS: i64 = 100;
+/// The stream's length as last sampled. Sampling costs a round trip, so it happens at most
+/// every [`BACKLOG_SAMPLE_MS`], by whichever enqueue wins the race to do it; between samples
+/// the bound can be overshot by what arrives in that interval.
+struct Backlog {
+    length: AtomicU64,
+    /// Milliseconds since `clock_base` at the last sample, plus one (0: never sampled).
+    sampled_at: AtomicU64,
+    /// Monotonic, so a wall-clock step cannot freeze the sample.
+    clock_base: std::time::Instant,
+}
+
+const BACKLOG_SAMPLE_MS: u64 = 100;
 
 /// One worker's consumer: its name in the group and a connection of its own, because a
 /// blocking `XREADGROUP` would hold up every other command on a shared connection.
@@ -95,7 +104,11 @@ impl RedisQueue {
             stream: format!("{}:ingest", config.key_prefix),
             claim_idle: config.claim_idle,
             max_backlog: config.max_backlog_batches,
-            backlog: Arc::default(),
+            backlog: Arc::new(Backlog {
+                length: AtomicU64::new(0),
+                sampled_at: AtomicU64::new(0),
+                clock_base: std::time::Instant::now(),
+            }),
         };
         // Start at 0 so entries added before the group existed are still processed.
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
@@ -117,13 +130,14 @@ impl RedisQueue {
     }
 
     pub(super) async fn enqueue(&self, batch: &Batch) -> Result<(), QueueError> {
-        let (seen, sampled_at) = &*self.backlog;
-        let now = crate::clock::now_ms();
-        if now - sampled_at.load(Ordering::Relaxed) >= BACKLOG_SAMPLE_MS {
-            seen.store(self.depth().await?, Ordering::Relaxed);
-            sampled_at.store(now, Ordering::Relaxed);
+        let backlog = &*self.backlog;
+        let now = backlog.clock_base.elapsed().as_millis() as u64 + 1;
+        let last = backlog.sampled_at.load(Ordering::Relaxed);
+        let stale = last == 0 || now.saturating_sub(last) >= BACKLOG_SAMPLE_MS;
+        if stale && backlog.sampled_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            backlog.length.store(self.depth().await?, Ordering::Relaxed);
         }
-        if seen.load(Ordering::Relaxed) >= self.max_backlog {
+        if backlog.length.load(Ordering::Relaxed) >= self.max_backlog {
             return Err(QueueError::Full);
         }
         let payload = serde_json::to_vec(batch)?;
@@ -185,7 +199,10 @@ impl RedisQueue {
             }
         }
         let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
-        self.remove(&bad).await?;
+        if let Err(err) = self.remove(&bad).await {
+            // They stay pending and come back later; the good entries go on now.
+            tracing::warn!(error = %err, "removing undecodable entries failed");
+        }
         Ok(good)
     }
 

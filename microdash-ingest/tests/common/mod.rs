@@ -51,7 +51,12 @@ impl App {
         let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), HttpConfig::default());
         let shutdown = CancellationToken::new();
         let workers = with_workers.then(|| {
-            let config = WorkerConfig { receive_wait: Duration::from_millis(20), ..WorkerConfig::default() };
+            let config = WorkerConfig {
+                receive_wait: Duration::from_millis(20),
+                retry_initial_delay: Duration::from_millis(5),
+                retry_max_delay: Duration::from_millis(50),
+                ..WorkerConfig::default()
+            };
             tokio::spawn(run_workers(queue.clone(), store.clone(), telemetry, config, shutdown.clone()))
         });
         App { state, store, queue, shutdown, workers, _db: db }
