@@ -140,9 +140,10 @@ pub enum PayloadError {
     #[error("malformed JSON: {0}")]
     Malformed(String),
     /// More metrics than [`Limits::max_metrics_per_request`].
-    #[error("too many metrics in one request: {count} > {max}")]
+    #[error("too many metrics in one request: more than {max}")]
     TooMany {
-        /// How many the request carried.
+        /// How many were read before giving up (one more than `max`; the rest of the
+        /// request is not parsed, so a huge request costs no more than an allowed one).
         count: usize,
         /// The configured maximum.
         max: usize,
@@ -181,13 +182,54 @@ impl PayloadError {
 /// value, so that every problem can be reported with its index and field.
 pub fn parse_metrics(body: &[u8], limits: &Limits, now_ms: i64) -> Result<Vec<Metric>, PayloadError> {
     let is_array = body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[');
-    let typed: Result<Vec<MetricIn>, _> =
-        if is_array { serde_json::from_slice(body) } else { serde_json::from_slice::<MetricIn>(body).map(|m| vec![m]) };
+    let max = limits.max_metrics_per_request;
+    let typed: Result<Vec<MetricIn>, _> = if is_array {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        serde::de::DeserializeSeed::deserialize(AtMost(max), &mut de).and_then(|inputs| de.end().map(|()| inputs))
+    } else {
+        serde_json::from_slice::<MetricIn>(body).map(|m| vec![m])
+    };
     let inputs = match typed {
         Ok(inputs) => inputs,
+        Err(err) if err.to_string().starts_with(TOO_MANY) => return Err(PayloadError::TooMany { count: max + 1, max }),
         Err(err) => return Err(explain_type_errors(body, err, limits)),
     };
     validate_all(inputs, limits, now_ms)
+}
+
+/// Marks the deserialisation error that [`AtMost`] raises.
+const TOO_MANY: &str = "microdash: too many metrics";
+
+/// Deserialises a JSON array of metrics but stops at the first element past its bound, so
+/// what a request makes the server allocate is bounded by the metric limit, not only by the
+/// body limit.
+struct AtMost(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AtMost {
+    type Value = Vec<MetricIn>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AtMost {
+    type Value = Vec<MetricIn>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of metrics")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(self.0));
+        while let Some(metric) = seq.next_element::<MetricIn>()? {
+            if out.len() == self.0 {
+                return Err(serde::de::Error::custom(TOO_MANY));
+            }
+            out.push(metric);
+        }
+        Ok(out)
+    }
 }
 
 /// Validate already-deserialised wire metrics; all problems are collected, none are dropped.
@@ -429,6 +471,14 @@ mod tests {
         assert!(matches!(
             parse_metrics(body.as_bytes(), &limits, NOW),
             Err(PayloadError::TooMany { count: 2, max: 1 })
+        ));
+        // Parsing stops past the limit: the rest of a huge request is never read, even when
+        // it would not parse.
+        let huge = format!("[{}, this is not JSON", r#"{"metric_name":"a","value":1},"#.repeat(3));
+        let limits = Limits { max_metrics_per_request: 2, ..Limits::default() };
+        assert!(matches!(
+            parse_metrics(huge.as_bytes(), &limits, NOW),
+            Err(PayloadError::TooMany { count: 3, max: 2 })
         ));
     }
 
