@@ -82,9 +82,7 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
 
 /// API only: a split deployment's front end.
 pub async fn server(config: &Config) -> anyhow::Result<()> {
-    if config.redis_url.is_none() {
-        bail!("a separate server needs a shared queue: set --redis-url (or MICRODASH_REDIS_URL)");
-    }
+    require_shared_queue(config, "server")?;
     let parts = assemble(config).await?;
     let listener = bind(config).await?;
     announce(&parts.store, &format!("http://{}", listener.local_addr()?), false).await?;
@@ -94,9 +92,7 @@ pub async fn server(config: &Config) -> anyhow::Result<()> {
 
 /// Workers only, plus `/livez`, `/api/v1/health` and `/metrics` on the listen address.
 pub async fn worker(config: &Config) -> anyhow::Result<()> {
-    if config.redis_url.is_none() {
-        bail!("a separate worker needs a shared queue: set --redis-url (or MICRODASH_REDIS_URL)");
-    }
+    require_shared_queue(config, "worker")?;
     let parts = assemble(config).await?;
     let listener = bind(config).await?;
     tracing::info!(addr = %listener.local_addr()?, workers = config.workers, "worker started");
@@ -104,6 +100,14 @@ pub async fn worker(config: &Config) -> anyhow::Result<()> {
     let ops = tokio::spawn(http::serve_ops(listener, parts.state, shutdown.clone().cancelled_owned()));
     run_workers(parts.queue, parts.store, parts.telemetry, config.worker(), shutdown).await;
     ops.await.context("joining the ops server")?.context("serving ops endpoints")?;
+    Ok(())
+}
+
+/// A split deployment's processes only meet through Redis.
+fn require_shared_queue(config: &Config, role: &str) -> anyhow::Result<()> {
+    if config.redis_url.is_none() {
+        bail!("a separate {role} needs a shared queue: set --redis-url (or MICRODASH_REDIS_URL)");
+    }
     Ok(())
 }
 

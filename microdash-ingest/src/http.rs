@@ -75,15 +75,11 @@ impl AppState {
 /// The complete application.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.ingestor.limits().max_body_bytes;
-    let api = Router::new()
+    let api = ops_routes()
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
-        .route("/api/v1/health", get(ops::health))
         .route("/api/v1/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/api/v1/admin/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(admin::revoke_token))
-        .route("/livez", get(ops::livez))
-        .route("/metrics", get(ops::prometheus))
-        .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(body_limit));
     api.layer(
         tower::ServiceBuilder::new()
@@ -114,13 +110,16 @@ pub async fn serve_ops(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new()
+    axum::serve(listener, ops_routes().with_state(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Health, liveness, Prometheus metrics and the JSON 404: what every process serves.
+fn ops_routes() -> Router<AppState> {
+    Router::new()
         .route("/api/v1/health", get(ops::health))
         .route("/livez", get(ops::livez))
         .route("/metrics", get(ops::prometheus))
         .fallback(ops::not_found)
-        .with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 async fn count_status(State(state): State<AppState>, request: Request, next: Next) -> Response {
