@@ -11,6 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use microdash_core::Limits;
 use microdash_ingest::http::HttpConfig;
+use microdash_ingest::live::LiveConfig;
 use microdash_ingest::queue::RedisQueueConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_store::StoreOptions;
@@ -73,6 +74,14 @@ pub struct Config {
     pub default_query_limit: usize,
     /// Most points one query may return.
     pub max_query_limit: usize,
+    /// Heartbeat interval of idle live streams.
+    pub sse_heartbeat_ms: u64,
+    /// Longest wait a poll of the live fallback may ask for.
+    pub max_poll_wait_ms: u64,
+    /// Latest points kept per tenant for resuming live streams and for polling clients.
+    pub live_replay_points: usize,
+    /// Persisted batches a live stream may fall behind by before it is closed as too slow.
+    pub live_subscriber_backlog_batches: usize,
     /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
     pub log_filter: String,
 }
@@ -82,6 +91,7 @@ impl Default for Config {
         let limits = Limits::default();
         let worker = WorkerConfig::default();
         let http = HttpConfig::default();
+        let live = LiveConfig::default();
         Self {
             listen_addr: "127.0.0.1:8080".into(),
             database_url: "sqlite://data/microdash.db".into(),
@@ -109,6 +119,10 @@ impl Default for Config {
             max_dedupe_id_bytes: limits.max_dedupe_id_bytes,
             default_query_limit: http.default_query_limit,
             max_query_limit: http.max_query_limit,
+            sse_heartbeat_ms: http.sse_heartbeat.as_millis() as u64,
+            max_poll_wait_ms: http.max_poll_wait.as_millis() as u64,
+            live_replay_points: live.replay_points,
+            live_subscriber_backlog_batches: live.subscriber_backlog_batches,
             log_filter: "info".into(),
         }
     }
@@ -192,6 +206,17 @@ impl Config {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             default_query_limit: self.default_query_limit,
             max_query_limit: self.max_query_limit,
+            sse_heartbeat: Duration::from_millis(self.sse_heartbeat_ms),
+            max_poll_wait: Duration::from_millis(self.max_poll_wait_ms),
+        }
+    }
+
+    /// Live bus settings.
+    pub fn live(&self) -> LiveConfig {
+        LiveConfig {
+            replay_points: self.live_replay_points,
+            subscriber_backlog_batches: self.live_subscriber_backlog_batches,
+            ..LiveConfig::default()
         }
     }
 

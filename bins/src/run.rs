@@ -8,6 +8,7 @@ use microdash_core::token::Scopes;
 use microdash_ingest::Ingestor;
 use microdash_ingest::clock::now_ms;
 use microdash_ingest::http::{self, AppState};
+use microdash_ingest::live::{LiveHub, LivePublisher, relay_from_redis};
 use microdash_ingest::queue::{MemoryQueue, Queue, RedisQueue};
 use microdash_ingest::telemetry::Telemetry;
 use microdash_ingest::worker::run_workers;
@@ -42,6 +43,25 @@ struct Parts {
     queue: Queue,
     state: AppState,
     telemetry: Arc<Telemetry>,
+    live: Arc<LiveHub>,
+}
+
+impl Parts {
+    /// Where this process's workers announce what they store: straight into the hub when
+    /// the queue is in-process, through Redis (to every API process) otherwise.
+    fn publisher(&self) -> LivePublisher {
+        match &self.queue {
+            Queue::Memory(_) => LivePublisher::Local(self.live.clone()),
+            Queue::Redis(redis) => LivePublisher::Redis(Box::new(redis.clone())),
+        }
+    }
+
+    /// With Redis, streams follow what any process's workers store.
+    fn relay_live(&self, shutdown: &CancellationToken) {
+        if let Queue::Redis(redis) = &self.queue {
+            tokio::spawn(relay_from_redis(redis.clone(), self.live.clone(), shutdown.clone()));
+        }
+    }
 }
 
 async fn assemble(config: &Config) -> anyhow::Result<Parts> {
@@ -50,8 +70,9 @@ async fn assemble(config: &Config) -> anyhow::Result<Parts> {
     let queue = open_queue(config).await?;
     let telemetry = Arc::new(Telemetry::new());
     let ingestor = Ingestor::new(queue.clone(), config.limits(), telemetry.clone());
-    let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), config.http());
-    Ok(Parts { store, queue, state, telemetry })
+    let live = Arc::new(LiveHub::new(config.live()));
+    let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), live.clone(), config.http());
+    Ok(Parts { store, queue, state, telemetry, live })
 }
 
 async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
@@ -65,10 +86,12 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     announce(&parts.store, &url, demo).await?;
     let shutdown = shutdown_signal();
+    parts.relay_live(&shutdown);
     let workers = tokio::spawn(run_workers(
         parts.queue.clone(),
         parts.store.clone(),
         parts.telemetry.clone(),
+        parts.publisher(),
         config.worker(),
         shutdown.clone(),
     ));
@@ -86,7 +109,9 @@ pub async fn server(config: &Config) -> anyhow::Result<()> {
     let parts = assemble(config).await?;
     let listener = bind(config).await?;
     announce(&parts.store, &format!("http://{}", listener.local_addr()?), false).await?;
-    http::serve(listener, parts.state, shutdown_signal().cancelled_owned()).await.context("serving HTTP")?;
+    let shutdown = shutdown_signal();
+    parts.relay_live(&shutdown);
+    http::serve(listener, parts.state, shutdown.cancelled_owned()).await.context("serving HTTP")?;
     Ok(())
 }
 
@@ -97,8 +122,9 @@ pub async fn worker(config: &Config) -> anyhow::Result<()> {
     let listener = bind(config).await?;
     tracing::info!(addr = %listener.local_addr()?, workers = config.workers, "worker started");
     let shutdown = shutdown_signal();
+    let publisher = parts.publisher();
     let ops = tokio::spawn(http::serve_ops(listener, parts.state, shutdown.clone().cancelled_owned()));
-    run_workers(parts.queue, parts.store, parts.telemetry, config.worker(), shutdown).await;
+    run_workers(parts.queue, parts.store, parts.telemetry, publisher, config.worker(), shutdown).await;
     ops.await.context("joining the ops server")?.context("serving ops endpoints")?;
     Ok(())
 }

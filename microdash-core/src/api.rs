@@ -309,3 +309,52 @@ pub struct CreatedToken {
     /// The secret bearer token. It is not stored and cannot be shown again.
     pub token: String,
 }
+
+/// Data of a `points` event on `GET /api/v1/stream/{tenant}`: metrics just persisted.
+///
+/// Several persisted batches may be coalesced into one event; the event's `id` is the
+/// cursor after its last batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveFrame {
+    /// The points, in the order they were persisted.
+    pub points: Vec<PointOut>,
+}
+
+/// Data of a `ready` or `reset` event on the stream. `ready` opens every stream; `reset`
+/// follows it when the `Last-Event-ID` could not be resumed (too old, or from a server
+/// that has since restarted): the client should reload history through
+/// `GET /api/v1/metrics` and carry on from `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMarker {
+    /// Where the stream continues from.
+    pub cursor: String,
+}
+
+/// Parameters of `GET /api/v1/stream/{tenant}` and `GET /api/v1/stream/{tenant}/latest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamQuery {
+    /// Only this agent's points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Only this metric's points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    /// Polling only: the `cursor` of the previous answer (or an event id of the stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Polling only: wait up to this long for new points before answering empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// Answer to `GET /api/v1/stream/{tenant}/latest`, the polling fallback of the stream: the
+/// same points the stream sends after `after`, and the cursor to ask with next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestResponse {
+    /// Pass as `after` in the next request.
+    pub cursor: String,
+    /// `after` could not be resumed (see [`StreamMarker`]): reload history first.
+    pub reset: bool,
+    /// Points persisted after `after`, oldest first.
+    pub points: Vec<PointOut>,
+}

@@ -10,6 +10,7 @@ pub mod auth;
 mod error;
 mod metrics;
 mod ops;
+mod stream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get};
 use microdash_store::Store;
+use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -29,6 +31,7 @@ use tower_http::trace::TraceLayer;
 
 pub use self::error::ApiError;
 use crate::ingestor::Ingestor;
+use crate::live::LiveHub;
 use crate::queue::Queue;
 use crate::telemetry::Telemetry;
 
@@ -41,11 +44,21 @@ pub struct HttpConfig {
     pub default_query_limit: usize,
     /// Most points a query may return.
     pub max_query_limit: usize,
+    /// Idle live streams get a comment line this often, so proxies keep them open.
+    pub sse_heartbeat: Duration,
+    /// Longest `wait_ms` a poll of the stream's fallback may ask for.
+    pub max_poll_wait: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { request_timeout: Duration::from_secs(30), default_query_limit: 1_000, max_query_limit: 100_000 }
+        Self {
+            request_timeout: Duration::from_secs(30),
+            default_query_limit: 1_000,
+            max_query_limit: 100_000,
+            sse_heartbeat: Duration::from_secs(15),
+            max_poll_wait: Duration::from_secs(25),
+        }
     }
 }
 
@@ -60,15 +73,37 @@ pub struct AppState {
     pub ingestor: Ingestor,
     /// Counters for `/metrics`.
     pub telemetry: Arc<Telemetry>,
+    /// The live feeds that streams follow.
+    pub live: Arc<LiveHub>,
     /// HTTP settings.
     pub config: Arc<HttpConfig>,
     token_usage: Arc<auth::TokenUsage>,
+    /// Cancelled when the server shuts down, to end the streams that would otherwise hold
+    /// the graceful shutdown open forever.
+    streams_stop: CancellationToken,
 }
 
 impl AppState {
-    /// Assemble the state; the ingestor must feed `queue`.
-    pub fn new(store: Store, queue: Queue, ingestor: Ingestor, telemetry: Arc<Telemetry>, config: HttpConfig) -> Self {
-        Self { store, queue, ingestor, telemetry, config: Arc::new(config), token_usage: Arc::default() }
+    /// Assemble the state; the ingestor must feed `queue`, and the workers must publish
+    /// what they persist to `live` (directly or through [`crate::live::relay_from_redis`]).
+    pub fn new(
+        store: Store,
+        queue: Queue,
+        ingestor: Ingestor,
+        telemetry: Arc<Telemetry>,
+        live: Arc<LiveHub>,
+        config: HttpConfig,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            ingestor,
+            telemetry,
+            live,
+            config: Arc::new(config),
+            token_usage: Arc::default(),
+            streams_stop: CancellationToken::new(),
+        }
     }
 }
 
@@ -77,6 +112,8 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.ingestor.limits().max_body_bytes;
     let api = ops_routes()
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
+        .route("/api/v1/stream/{tenant}", get(stream::stream))
+        .route("/api/v1/stream/{tenant}/latest", get(stream::latest))
         .route("/api/v1/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/api/v1/admin/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(admin::revoke_token))
@@ -100,6 +137,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let streams_stop = state.streams_stop.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams_stop.cancel();
+    };
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 

@@ -5,16 +5,19 @@
 //! - [`ingestor`]: the one entry point every source feeds (validate, count, enqueue).
 //! - [`queue`]: the in-process and Redis Streams queues behind one [`queue::Queue`].
 //! - [`worker`]: the workers that store queued batches, retry, and dead-letter.
+//! - [`live`]: the live bus that carries persisted metrics to stream subscribers.
 //! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
 //! - [`views`]: stored records as the API shows them.
 //!
 //! API boundary: services embed this crate by building a [`queue::Queue`], a
 //! [`microdash_store::Store`] and an [`http::AppState`], then calling [`http::serve`] and
-//! [`worker::run_workers`]; the `microdash` binary does exactly that.
+//! [`worker::run_workers`] (and, with Redis, [`live::relay_from_redis`]); the `microdash`
+//! binary does exactly that.
 
 pub mod clock;
 pub mod http;
 pub mod ingestor;
+pub mod live;
 pub mod queue;
 pub mod telemetry;
 pub mod views;

@@ -64,6 +64,8 @@ pub struct Telemetry {
     batch_metrics: Histogram,
     insert_seconds: Histogram,
     ingest_to_persist_seconds: Histogram,
+    streams_open: Gauge,
+    streams_dropped_slow: Counter,
 }
 
 impl Default for Telemetry {
@@ -89,6 +91,8 @@ impl Telemetry {
         let batch_metrics = Histogram::new(exponential_buckets(1.0, 4.0, 9));
         let insert_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let ingest_to_persist_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let streams_open = Gauge::default();
+        let streams_dropped_slow = Counter::default();
         registry.register("http_requests", "HTTP requests answered, by status", http_requests.clone());
         registry.register("metrics_received", "Metrics received, valid or not", received.clone());
         registry.register("metrics_accepted", "Metrics validated and handed to the queue", accepted.clone());
@@ -118,6 +122,12 @@ impl Telemetry {
             "Time from acceptance to storage",
             ingest_to_persist_seconds.clone(),
         );
+        registry.register("streams_open", "Open live streams (Server-Sent Events)", streams_open.clone());
+        registry.register(
+            "streams_dropped_slow",
+            "Live streams closed because the client fell too far behind",
+            streams_dropped_slow.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -133,6 +143,8 @@ impl Telemetry {
             batch_metrics,
             insert_seconds,
             ingest_to_persist_seconds,
+            streams_open,
+            streams_dropped_slow,
         }
     }
 
@@ -173,6 +185,16 @@ impl Telemetry {
     /// Count a retried storage failure.
     pub fn record_retry(&self) {
         self.store_retries.inc();
+    }
+
+    /// The number of open live streams, kept by the stream handler.
+    pub fn streams_open(&self) -> &Gauge {
+        &self.streams_open
+    }
+
+    /// Count a live stream closed for being too slow.
+    pub fn record_stream_dropped_slow(&self) {
+        self.streams_dropped_slow.inc();
     }
 
     /// Count a dead-lettered batch.

@@ -15,6 +15,7 @@ use microdash_store::{InsertStats, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
+use crate::live::LivePublisher;
 use crate::queue::{Consumer, Delivery, Queue};
 use crate::telemetry::Telemetry;
 
@@ -67,19 +68,26 @@ fn unique_consumer_prefix() -> String {
 
 /// Run `config.workers` workers until `shutdown` is cancelled. In-process queues are
 /// drained first (close the queue after cancelling); Redis workers finish and acknowledge
-/// the batch in hand and leave the rest for other workers.
+/// the batch in hand and leave the rest for other workers. What they store is announced
+/// on `live`.
 pub async fn run_workers(
     queue: Queue,
     store: Store,
     telemetry: Arc<Telemetry>,
+    live: LivePublisher,
     config: WorkerConfig,
     shutdown: CancellationToken,
 ) {
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
     let spawn = |tasks: &mut tokio::task::JoinSet<()>, n: usize, delay: Duration| {
-        let worker =
-            Worker { queue: queue.clone(), store: store.clone(), telemetry: telemetry.clone(), config: config.clone() };
+        let worker = Worker {
+            queue: queue.clone(),
+            store: store.clone(),
+            telemetry: telemetry.clone(),
+            live: live.clone(),
+            config: config.clone(),
+        };
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             // A replacement waits a moment, so a worker that panics at once cannot spin.
@@ -108,6 +116,7 @@ struct Worker {
     queue: Queue,
     store: Store,
     telemetry: Arc<Telemetry>,
+    live: LivePublisher,
     config: Arc<WorkerConfig>,
 }
 
@@ -179,7 +188,10 @@ impl Worker {
             return;
         }
         match self.store_with_retries(&deliveries, shutdown).await {
-            Ok(()) => self.ack(&deliveries).await,
+            Ok(()) => {
+                self.ack(&deliveries).await;
+                self.live.publish(deliveries.into_iter().map(|d| d.batch).collect()).await;
+            }
             Err(err) if err.kind() == ErrorKind::Unavailable => {
                 // Only reached on shutdown: the database never came back. Redis keeps the
                 // batches pending for the next worker; in-process ones are lost with the

@@ -295,7 +295,9 @@ async fn graceful_shutdown_stores_everything_already_accepted() {
     app.queue.close();
     let telemetry = std::sync::Arc::new(microdash_ingest::telemetry::Telemetry::new());
     let config = microdash_ingest::worker::WorkerConfig::default();
-    microdash_ingest::worker::run_workers(app.queue.clone(), app.store.clone(), telemetry, config, shutdown).await;
+    let live = microdash_ingest::live::LivePublisher::Off;
+    microdash_ingest::worker::run_workers(app.queue.clone(), app.store.clone(), telemetry, live, config, shutdown)
+        .await;
     let query = microdash_store::PointQuery { metric_name: Some("m".into()), limit: 10_000, ..Default::default() };
     assert_eq!(app.store.query_points(t.id, &query).await.unwrap().len(), 5_000);
 }

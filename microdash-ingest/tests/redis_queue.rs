@@ -116,3 +116,40 @@ async fn http_through_redis_into_mariadb() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_live_bus_carries_persisted_batches_to_every_api_process() {
+    use std::sync::Arc;
+
+    use microdash_ingest::live::{LiveConfig, LiveFilter, LiveHub, LivePublisher, relay_from_redis};
+    use tokio_util::sync::CancellationToken;
+
+    let config = config();
+    let Queue::Redis(worker_side) = queue(&config).await else { unreachable!() };
+    let shutdown = CancellationToken::new();
+    // Two API processes, each with its own hub fed from Redis.
+    let mut subscriptions = Vec::new();
+    for _ in 0..2 {
+        let Queue::Redis(api_side) = queue(&config).await else { unreachable!() };
+        let hub = Arc::new(LiveHub::new(LiveConfig::default()));
+        subscriptions.push(hub.subscribe(1, None, LiveFilter::default()));
+        tokio::spawn(relay_from_redis(api_side, hub, shutdown.clone()));
+    }
+    // The relay subscribes in the background: publish until it is listening.
+    let publisher = LivePublisher::Redis(Box::new(worker_side));
+    for subscription in &mut subscriptions {
+        let frame = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                publisher.publish(vec![batch(5.0)]).await;
+                if let Some(frame) = subscription.try_frame().unwrap() {
+                    return frame;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the relay delivered within 5 s");
+        assert!(frame.json.contains(r#""value":5.0"#), "{}", frame.json);
+    }
+    shutdown.cancel();
+}

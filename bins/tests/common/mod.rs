@@ -107,3 +107,64 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A raw HTTP/1.1 Server-Sent Events connection, to see exactly what a browser would.
+pub struct RawStream {
+    stream: tokio::net::TcpStream,
+    pub received: String,
+}
+
+impl RawStream {
+    /// `GET path` on the server at `url` (`http://host:port`) with a bearer token.
+    pub async fn open(url: &str, path: &str, token: &str) -> RawStream {
+        use tokio::io::AsyncWriteExt;
+        let addr = url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        RawStream { stream, received: String::new() }
+    }
+
+    /// Read until `needle` has arrived (after what earlier calls consumed); fails after 10 s.
+    pub async fn read_until(&mut self, needle: &str) {
+        use tokio::io::AsyncReadExt;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 8192];
+        while !self.received.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = tokio::time::timeout(left, self.stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} within 10 s; got {:?}", self.received))
+                .unwrap();
+            assert!(n > 0, "stream closed before {needle:?}; got {:?}", self.received);
+            self.received.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let at = self.received.find(needle).unwrap() + needle.len();
+        self.received.drain(..at);
+    }
+
+    /// Wait for the server to close the connection; fails after 10 s.
+    pub async fn closed(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 8192];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return,
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("the server kept the stream open"),
+            }
+        }
+    }
+}
+
+/// The value of an unlabelled series in a server's `/metrics`.
+pub async fn scrape(url: &str, name: &str) -> f64 {
+    let http = microdash_client::Client::default_http().unwrap();
+    let text = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} missing"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}

@@ -62,7 +62,8 @@ impl RedisQueueConfig {
 pub struct RedisQueue {
     client: redis::Client,
     pool: bb8::Pool<RedisConnectionManager>,
-    stream: String,
+    stream: Arc<str>,
+    live_channel: Arc<str>,
     claim_idle: Duration,
     max_backlog: u64,
     backlog: Arc<Backlog>,
@@ -101,7 +102,8 @@ impl RedisQueue {
         let queue = Self {
             client,
             pool,
-            stream: format!("{}:ingest", config.key_prefix),
+            stream: format!("{}:ingest", config.key_prefix).into(),
+            live_channel: format!("{}:live", config.key_prefix).into(),
             claim_idle: config.claim_idle,
             max_backlog: config.max_backlog_batches,
             backlog: Arc::new(Backlog {
@@ -113,7 +115,7 @@ impl RedisQueue {
         // Start at 0 so entries added before the group existed are still processed.
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
-            .arg(&queue.stream)
+            .arg(&*queue.stream)
             .arg(GROUP)
             .arg("0")
             .arg("MKSTREAM")
@@ -141,8 +143,25 @@ impl RedisQueue {
             return Err(QueueError::Full);
         }
         let payload = serde_json::to_vec(batch)?;
-        let _id: String = self.conn().await?.xadd(&self.stream, "*", &[(FIELD, payload)]).await?;
+        let _id: String = self.conn().await?.xadd(&*self.stream, "*", &[(FIELD, payload)]).await?;
         Ok(())
+    }
+
+    /// Announce persisted batches on the live channel (see [`crate::live`]).
+    pub(crate) async fn publish_live(&self, batches: &[microdash_core::Batch]) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(batches)?;
+        let _receivers: u64 = self.conn().await?.publish(&*self.live_channel, payload).await?;
+        Ok(())
+    }
+
+    /// Messages of the live channel, on a connection of their own (a subscribed connection
+    /// can do nothing else).
+    pub(crate) async fn subscribe_live(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = redis::Msg> + Send + use<>, QueueError> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(&*self.live_channel).await?;
+        Ok(pubsub.into_on_message())
     }
 
     pub(super) async fn consumer(&self, name: &str) -> Result<RedisConsumer, QueueError> {
@@ -175,7 +194,7 @@ impl RedisQueue {
             .arg("BLOCK")
             .arg(wait.min(MAX_BLOCK).as_millis() as u64)
             .arg("STREAMS")
-            .arg(&self.stream)
+            .arg(&*self.stream)
             .arg(">")
             .query_async(&mut consumer.conn)
             .await?;
@@ -213,7 +232,7 @@ impl RedisQueue {
     ) -> Result<Vec<Delivery>, QueueError> {
         let idle_ms = self.claim_idle.as_millis() as u64;
         let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&self.stream)
+            .arg(&*self.stream)
             .arg(GROUP)
             .arg("IDLE")
             .arg(idle_ms)
@@ -231,7 +250,7 @@ impl RedisQueue {
         let ids: Vec<&str> = orphans.iter().map(|p| p.id.as_str()).collect();
         // XCLAIM re-checks the idle time, so two workers cannot both take the same entry.
         let claimed: StreamClaimReply = redis::cmd("XCLAIM")
-            .arg(&self.stream)
+            .arg(&*self.stream)
             .arg(GROUP)
             .arg(&consumer.name)
             .arg(idle_ms)
@@ -267,12 +286,12 @@ impl RedisQueue {
         let mut conn = self.conn().await?;
         let _: () = redis::pipe()
             .cmd("XACK")
-            .arg(&self.stream)
+            .arg(&*self.stream)
             .arg(GROUP)
             .arg(ids)
             .ignore()
             .cmd("XDEL")
-            .arg(&self.stream)
+            .arg(&*self.stream)
             .arg(ids)
             .ignore()
             .query_async(&mut *conn)
@@ -281,7 +300,7 @@ impl RedisQueue {
     }
 
     pub(super) async fn depth(&self) -> Result<u64, QueueError> {
-        Ok(self.conn().await?.xlen(&self.stream).await?)
+        Ok(self.conn().await?.xlen(&*self.stream).await?)
     }
 
     pub(super) async fn ping(&self) -> Result<(), QueueError> {

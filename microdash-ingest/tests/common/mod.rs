@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use microdash_core::Limits;
 use microdash_ingest::Ingestor;
 use microdash_ingest::http::{AppState, HttpConfig, router};
+use microdash_ingest::live::{LiveConfig, LiveHub, LivePublisher};
 use microdash_ingest::queue::{MemoryQueue, Queue};
 use microdash_ingest::telemetry::Telemetry;
 use microdash_ingest::worker::{WorkerConfig, run_workers};
@@ -48,7 +49,9 @@ impl App {
     pub fn assemble(db: TestDb, store: Store, queue: Queue, limits: Limits, with_workers: bool) -> App {
         let telemetry = Arc::new(Telemetry::new());
         let ingestor = Ingestor::new(queue.clone(), limits, telemetry.clone());
-        let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), HttpConfig::default());
+        let live = Arc::new(LiveHub::new(LiveConfig::default()));
+        let http = HttpConfig { sse_heartbeat: Duration::from_millis(200), ..HttpConfig::default() };
+        let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), live.clone(), http);
         let shutdown = CancellationToken::new();
         let workers = with_workers.then(|| {
             let config = WorkerConfig {
@@ -57,7 +60,8 @@ impl App {
                 retry_max_delay: Duration::from_millis(50),
                 ..WorkerConfig::default()
             };
-            tokio::spawn(run_workers(queue.clone(), store.clone(), telemetry, config, shutdown.clone()))
+            let publisher = LivePublisher::Local(live);
+            tokio::spawn(run_workers(queue.clone(), store.clone(), telemetry, publisher, config, shutdown.clone()))
         });
         App { state, store, queue, shutdown, workers, _db: db }
     }
@@ -123,4 +127,121 @@ pub struct Reply {
     pub headers: axum::http::HeaderMap,
     pub json: serde_json::Value,
     pub text: String,
+}
+
+impl App {
+    /// Open a live stream; returns the status and, on `200`, a reader of its events.
+    pub async fn open_stream(
+        &self,
+        uri: &str,
+        token: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> (StatusCode, Option<SseReader>) {
+        let mut req = Request::builder().method("GET").uri(uri);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let response = router(self.state.clone()).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        if status != StatusCode::OK {
+            return (status, None);
+        }
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        (status, Some(SseReader { body: response.into_body(), buf: String::new() }))
+    }
+
+    /// The current value of one unlabelled series in `/metrics`.
+    pub async fn gauge(&self, name: &str) -> f64 {
+        let text = self.call("GET", "/metrics", None, None).await.text;
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {text}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+/// One Server-Sent Event, or a comment (heartbeat) when `comment` is set.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: String,
+    pub comment: bool,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+
+    /// Values of a `points` event.
+    pub fn values(&self) -> Vec<f64> {
+        assert_eq!(self.event.as_deref(), Some("points"), "{self:?}");
+        self.json()["points"].as_array().unwrap().iter().map(|p| p["value"].as_f64().unwrap()).collect()
+    }
+}
+
+pub struct SseReader {
+    body: Body,
+    buf: String,
+}
+
+impl SseReader {
+    /// The next event or comment, failing after `wait`.
+    pub async fn next(&mut self, wait: Duration) -> SseEvent {
+        tokio::time::timeout(wait, self.next_inner()).await.expect("no stream event in time")
+    }
+
+    async fn next_inner(&mut self) -> SseEvent {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut event = SseEvent::default();
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        event.comment = true;
+                    } else if let Some((field, value)) = line.split_once(':') {
+                        let value = value.strip_prefix(' ').unwrap_or(value);
+                        match field {
+                            "event" => event.event = Some(value.to_owned()),
+                            "id" => event.id = Some(value.to_owned()),
+                            "data" => data.push(value.to_owned()),
+                            _ => {}
+                        }
+                    }
+                }
+                event.data = data.join("\n");
+                return event;
+            }
+            let frame = self.body.frame().await.expect("stream ended").unwrap();
+            if let Ok(bytes) = frame.into_data() {
+                self.buf.push_str(std::str::from_utf8(&bytes).unwrap());
+            }
+        }
+    }
+
+    /// The next event that is not a heartbeat.
+    pub async fn next_event(&mut self, wait: Duration) -> SseEvent {
+        loop {
+            let event = self.next(wait).await;
+            if !event.comment {
+                return event;
+            }
+        }
+    }
+
+    /// Values from `points` events until `n` have arrived; returns them and the last id.
+    pub async fn values(&mut self, n: usize, wait: Duration) -> (Vec<f64>, String) {
+        let mut values = Vec::new();
+        let mut id = String::new();
+        while values.len() < n {
+            let event = self.next_event(wait).await;
+            values.extend(event.values());
+            id = event.id.unwrap();
+        }
+        (values, id)
+    }
 }

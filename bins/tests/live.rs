@@ -1,0 +1,77 @@
+//! Live streams through the real binary over real sockets: delivery, release when a client
+//! disconnects, shutdown with streams open, and a split deployment where the API process
+//! streams what a separate worker process persisted.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{RawStream, eventually, microdash, microdash_output, scrape};
+use microdash_client::{Client, MetricIn};
+use microdash_store::Backend;
+use microdash_store::testing::{TestDb, unique_name};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_deliver_release_on_disconnect_and_end_at_shutdown() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let env = [("MICRODASH_DATABASE_URL", db.url.as_str()), ("MICRODASH_SSE_HEARTBEAT_MS", "200")];
+    let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+
+    let mut kept = RawStream::open(&url, "/api/v1/stream/demo", &token).await;
+    kept.read_until("event: ready").await;
+    let mut dropped = RawStream::open(&url, "/api/v1/stream/demo", &token).await;
+    dropped.read_until("event: ready").await;
+    assert_eq!(scrape(&url, "microdash_streams_open").await, 2.0);
+
+    let client = Client::new(&url, &token).unwrap();
+    client.push(&[MetricIn::new("cpu.usage", 42.5).agent("web-1")]).await.unwrap();
+    kept.read_until("event: points").await;
+    kept.read_until(r#""value":42.5"#).await;
+    kept.read_until("\n:").await; // a heartbeat comment
+
+    // A closed tab: the server notices and releases the stream.
+    drop(dropped);
+    eventually(5, "the closed stream to be released", || async {
+        (scrape(&url, "microdash_streams_open").await == 1.0).then_some(())
+    })
+    .await;
+
+    // An open stream must not hold shutdown hostage.
+    assert!(server.terminate().success());
+    kept.closed().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_process_streams_what_a_separate_worker_persisted() {
+    let db = TestDb::new(Backend::Mysql).await;
+    let redis_url = std::env::var("MICRODASH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let prefix = unique_name("md_live");
+    let env = [
+        ("MICRODASH_DATABASE_URL", db.url.as_str()),
+        ("MICRODASH_REDIS_URL", redis_url.as_str()),
+        ("MICRODASH_REDIS_KEY_PREFIX", prefix.as_str()),
+        ("MICRODASH_LISTEN_ADDR", "127.0.0.1:0"),
+    ];
+    microdash_output(&["tenant", "create", "split"], &env);
+    let created: serde_json::Value =
+        serde_json::from_str(&microdash_output(&["token", "create", "--tenant", "split", "--json"], &env)).unwrap();
+    let token = created["token"].as_str().unwrap();
+    let server = microdash(&["server"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let _worker = microdash(&["worker"], &env);
+
+    let mut stream = RawStream::open(&url, "/api/v1/stream/split", token).await;
+    stream.read_until("event: ready").await;
+    let client = Client::new(&url, token).unwrap();
+    // The server subscribes to the bus in the background; push until a point comes through.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        client.push(&[MetricIn::new("temp", 21.5)]).await.unwrap();
+        let wait = std::time::Duration::from_millis(500);
+        if tokio::time::timeout(wait, stream.read_until(r#""value":21.5"#)).await.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no point from the worker on the server's stream");
+    }
+}

@@ -1,0 +1,181 @@
+//! `GET /api/v1/stream/{tenant}` (Server-Sent Events) and its polling fallback
+//! `GET /api/v1/stream/{tenant}/latest`.
+//!
+//! Both read the same [`crate::live::Subscription`], so a poll answer holds exactly the points
+//! the stream would have sent, and a stream event id and a poll cursor are interchangeable.
+//!
+//! Stream events: `ready` (opens every stream; its id is where the stream starts), `reset`
+//! (instead of `ready` when `Last-Event-ID` could not be resumed: reload history), and
+//! `points` (a [`microdash_core::api::LiveFrame`]). Comment lines are heartbeats.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{Stream, StreamExt};
+use microdash_core::api::{LatestResponse, LiveFrame, StreamMarker, StreamQuery};
+use microdash_core::metric::check_identifier;
+use microdash_core::token::Scope;
+
+use super::auth::Auth;
+use super::{ApiError, AppState};
+use crate::live::{Cursor, LiveFilter, Subscription};
+use crate::telemetry::Telemetry;
+
+/// How soon a browser's EventSource reconnects after losing the stream.
+const RECONNECT_MS: Duration = Duration::from_millis(1_000);
+
+/// The live stream of one tenant.
+pub(super) async fn stream(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<StreamQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let tenant_id = auth.tenant_readable(&state, &slug).await?;
+    let params = query_params(params)?;
+    // A malformed Last-Event-ID is treated like a stale one: the client is told to reset.
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse::<Cursor>().unwrap_or_else(|_| Cursor::unresumable()));
+    let subscription = state.live.subscribe(tenant_id, after, filter(&state, &params)?);
+    let marker = StreamMarker { cursor: subscription.cursor().to_string() };
+    let opening = Event::default()
+        .event(if subscription.was_reset() { "reset" } else { "ready" })
+        .id(marker.cursor.clone())
+        .retry(RECONNECT_MS)
+        .json_data(&marker)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let open = OpenStream::new(subscription, state.telemetry.clone());
+    let points = futures_util::stream::unfold(open, |mut open| async move {
+        match open.subscription.next_frame().await {
+            Ok(frame) => {
+                let event = Event::default().event("points").id(frame.cursor.to_string()).data(frame.json);
+                Some((Ok(event), open))
+            }
+            Err(lagged) => {
+                open.telemetry.record_stream_dropped_slow();
+                tracing::info!(error = %lagged, "closing a stream that fell behind");
+                None
+            }
+        }
+    });
+    let stream = futures_util::stream::once(async move { Ok(opening) })
+        .chain(points)
+        // Streams never end by themselves: end them at shutdown so connections can drain.
+        .take_until(state.streams_stop.clone().cancelled_owned());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.config.sse_heartbeat)))
+}
+
+/// The polling fallback: what the stream would have sent after `after`, waiting up to
+/// `wait_ms` for it.
+pub(super) async fn latest(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(slug): Path<String>,
+    params: Result<Query<StreamQuery>, QueryRejection>,
+) -> Result<Json<LatestResponse>, ApiError> {
+    let tenant_id = auth.tenant_readable(&state, &slug).await?;
+    let params = query_params(params)?;
+    let after = params
+        .after
+        .as_deref()
+        .map(|a| a.parse::<Cursor>().map_err(|e| ApiError::invalid_field("after", e.to_string())))
+        .transpose()?;
+    let max_wait = state.config.max_poll_wait;
+    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0));
+    if wait > max_wait {
+        return Err(ApiError::invalid_field("wait_ms", format!("must be at most {}", max_wait.as_millis())));
+    }
+    let mut subscription = state.live.subscribe(tenant_id, after, filter(&state, &params)?);
+    if subscription.was_reset() {
+        return Ok(Json(LatestResponse { cursor: subscription.cursor().to_string(), reset: true, points: Vec::new() }));
+    }
+    let frame = match subscription.try_frame() {
+        Ok(Some(frame)) => Some(frame),
+        Ok(None) if !wait.is_zero() => {
+            let stop = state.streams_stop.clone();
+            tokio::select! {
+                frame = tokio::time::timeout(wait, subscription.next_frame()) => frame.ok().and_then(Result::ok),
+                () = stop.cancelled() => None,
+            }
+        }
+        Ok(None) => None,
+        // Further behind than the hub keeps: the same answer a stale cursor gets.
+        Err(_) => {
+            let cursor = state.live.subscribe(tenant_id, None, LiveFilter::default()).cursor().to_string();
+            return Ok(Json(LatestResponse { cursor, reset: true, points: Vec::new() }));
+        }
+    };
+    let (cursor, points) = match frame {
+        Some(frame) => {
+            let parsed: LiveFrame = serde_json::from_str(&frame.json)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+            (frame.cursor, parsed.points)
+        }
+        None => (subscription.cursor(), Vec::new()),
+    };
+    Ok(Json(LatestResponse { cursor: cursor.to_string(), reset: false, points }))
+}
+
+fn query_params(params: Result<Query<StreamQuery>, QueryRejection>) -> Result<StreamQuery, ApiError> {
+    params.map(|Query(p)| p).map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))
+}
+
+fn filter(state: &AppState, params: &StreamQuery) -> Result<LiveFilter, ApiError> {
+    let limits = state.ingestor.limits();
+    if let Some(name) = &params.metric_name {
+        check_identifier(name, limits.max_name_bytes).map_err(|m| ApiError::invalid_field("metric_name", m))?;
+    }
+    if let Some(agent) = &params.agent_id {
+        check_identifier(agent, limits.max_agent_id_bytes).map_err(|m| ApiError::invalid_field("agent_id", m))?;
+    }
+    Ok(LiveFilter { agent_id: params.agent_id.clone(), metric_name: params.metric_name.clone() })
+}
+
+impl Auth {
+    /// The id of tenant `slug` if the caller may read it: a token or user of that tenant with
+    /// the `read` scope, or an admin. Anyone else gets `403`, whether or not the tenant
+    /// exists, so tenant names cannot be probed.
+    pub(super) async fn tenant_readable(&self, state: &AppState, slug: &str) -> Result<i64, ApiError> {
+        let denied = || ApiError::forbidden(format!("no read access to tenant {slug:?}"));
+        let admin = self.0.scopes.contains(Scope::Admin) && self.0.tenant_id.is_none();
+        if !admin && !self.0.scopes.contains(Scope::Read) {
+            return Err(ApiError::forbidden("this token lacks the read scope"));
+        }
+        let tenant = state.store.tenant_by_slug(slug).await?;
+        match tenant {
+            Some(t) if admin || self.0.tenant_id == Some(t.id) => Ok(t.id),
+            None if admin => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no tenant {slug:?}"))),
+            _ => Err(denied()),
+        }
+    }
+}
+
+/// A subscription counted in `/metrics` for as long as its stream is open: dropped when
+/// the client goes away, when it is too slow, or at shutdown.
+struct OpenStream {
+    subscription: Subscription,
+    telemetry: Arc<Telemetry>,
+}
+
+impl OpenStream {
+    fn new(subscription: Subscription, telemetry: Arc<Telemetry>) -> Self {
+        telemetry.streams_open().inc();
+        Self { subscription, telemetry }
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.telemetry.streams_open().dec();
+    }
+}
