@@ -70,6 +70,40 @@ pub enum TokenCommand {
     },
 }
 
+/// `microdash user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a dashboard user. Without --password-stdin a password is generated and printed once.
+    Create {
+        /// Sign-in name: lowercase letters, digits, '.', '_', '-'.
+        username: String,
+        /// The tenant whose dashboard the user sees.
+        #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
+        tenant: Option<String>,
+        /// An admin, who sees and manages every tenant.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Set a new password (ends the user's sessions).
+    Passwd {
+        /// The user.
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user and end their sessions.
+    Delete {
+        /// The user.
+        username: String,
+    },
+}
+
 /// `microdash dlq ...`
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
@@ -155,6 +189,61 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Revoke { id } => {
             let info = store.revoke_token(id, now_ms()).await?;
             println!("revoked token {} (id {})", info.prefix, info.id);
+        }
+    }
+    Ok(())
+}
+
+/// The password from stdin, or a generated one (then `true`: print it).
+fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+        return Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false));
+    }
+    Ok((microdash_store::generate_password()?, true))
+}
+
+/// Run a user command.
+pub async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    match cmd {
+        UserCommand::Create { username, tenant, admin: _, password_stdin } => {
+            let tenant_id = match tenant {
+                Some(slug) => Some(
+                    store.tenant_by_slug(&slug).await?.with_context(|| format!("tenant {slug:?} does not exist"))?.id,
+                ),
+                None => None,
+            };
+            let (password, generated) = password(password_stdin)?;
+            let user = store.create_user(&username, &password, tenant_id, now_ms()).await?;
+            let role = user.tenant_slug.as_deref().map_or("admin".to_owned(), |t| format!("tenant {t}"));
+            println!("created user {} ({role})", user.username);
+            if generated {
+                println!("password: {password}");
+                eprintln!("This is the only time the password is shown.");
+            }
+        }
+        UserCommand::List => {
+            println!("{:<6} {:<24} {:<16} CREATED", "ID", "USERNAME", "TENANT");
+            for u in store.list_users().await? {
+                let tenant = u.tenant_slug.as_deref().unwrap_or("(admin)");
+                println!("{:<6} {:<24} {:<16} {}", u.id, u.username, tenant, format_millis(u.created_at_ms));
+            }
+        }
+        UserCommand::Passwd { username, password_stdin } => {
+            let (password, generated) = password(password_stdin)?;
+            store.set_password(&username, &password).await?;
+            println!("password of {username} changed; their sessions have ended");
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserCommand::Delete { username } => {
+            if !store.delete_user(&username).await? {
+                bail!("no user {username:?}");
+            }
+            println!("deleted user {username}");
         }
     }
     Ok(())

@@ -82,6 +82,10 @@ pub struct Config {
     pub live_replay_points: usize,
     /// Persisted batches a live stream may fall behind by before it is closed as too slow.
     pub live_subscriber_backlog_batches: usize,
+    /// How long a dashboard sign-in lasts.
+    pub session_ttl_hours: u64,
+    /// Mark the session cookie `Secure`; set it when the dashboard is served over HTTPS.
+    pub secure_cookies: bool,
     /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
     pub log_filter: String,
 }
@@ -123,6 +127,8 @@ impl Default for Config {
             max_poll_wait_ms: http.max_poll_wait.as_millis() as u64,
             live_replay_points: live.replay_points,
             live_subscriber_backlog_batches: live.subscriber_backlog_batches,
+            session_ttl_hours: http.session_ttl.as_secs() / 3600,
+            secure_cookies: http.secure_cookies,
             log_filter: "info".into(),
         }
     }
@@ -208,6 +214,8 @@ impl Config {
             max_query_limit: self.max_query_limit,
             sse_heartbeat: Duration::from_millis(self.sse_heartbeat_ms),
             max_poll_wait: Duration::from_millis(self.max_poll_wait_ms),
+            session_ttl: Duration::from_secs(self.session_ttl_hours * 3600),
+            secure_cookies: self.secure_cookies,
         }
     }
 

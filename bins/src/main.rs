@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// API and workers in one process (the default).
     Serve {
-        /// Create a `demo` tenant if missing and print a fresh token for it.
+        /// Create a `demo` tenant and user if missing; print a fresh token and password.
         #[arg(long)]
         demo: bool,
     },
@@ -42,6 +42,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(admin::TokenCommand),
+    /// Manage dashboard users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
     /// Inspect and replay batches that could not be stored.
     #[command(subcommand)]
     Dlq(admin::DlqCommand),
@@ -60,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker => run::worker(&config).await,
         Command::Tenant(cmd) => admin::tenant(&config, cmd).await,
         Command::Token(cmd) => admin::token(&config, cmd).await,
+        Command::User(cmd) => admin::user(&config, cmd).await,
         Command::Dlq(cmd) => admin::dlq(&config, cmd).await,
         Command::Config => {
             println!("{}", serde_json::to_string_pretty(&config)?);

@@ -150,8 +150,18 @@ async fn announce(store: &Store, url: &str, demo: bool) -> anyhow::Result<()> {
         };
         let scopes: Scopes = "ingest,read".parse()?;
         let (_, token) = store.create_token(Some(tenant.id), scopes, "demo", now_ms()).await?;
+        let password = microdash_store::generate_password()?;
+        match store.user_by_name("demo").await? {
+            Some(_) => {
+                store.set_password("demo", &password).await?;
+            }
+            None => {
+                store.create_user("demo", &password, Some(tenant.id), now_ms()).await?;
+            }
+        }
         println!("demo tenant: demo");
         println!("demo token (ingest, read; shown once): {token}");
+        println!("dashboard: {url}/  sign in as demo with password {password}");
         println!(
             "push:  curl -sS -X POST {url}/api/v1/metrics -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"metric_name\":\"cpu.usage\",\"value\":42.5,\"agent_id\":\"web-1\"}}'"
         );

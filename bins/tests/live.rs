@@ -17,6 +17,32 @@ async fn streams_deliver_release_on_disconnect_and_end_at_shutdown() {
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
     let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
     let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let password = server.line_with("sign in as demo").rsplit(' ').next().unwrap().to_owned();
+
+    // The demo user signs in, and the session cookie reads the demo tenant's feed.
+    let http = microdash_client::Client::default_http().unwrap();
+    let signed_in = http
+        .post(format!("{url}/api/v1/session"))
+        .json(&serde_json::json!({"username": "demo", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let poll = http.get(format!("{url}/api/v1/stream/demo/latest")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(poll.status(), 200);
+
+    // A user made with the CLI gets a generated password that works.
+    let created = microdash_output(&["user", "create", "ops", "--tenant", "demo"], &env);
+    let ops_password = created.lines().find_map(|l| l.strip_prefix("password: ")).unwrap().to_owned();
+    let ops = http
+        .post(format!("{url}/api/v1/session"))
+        .json(&serde_json::json!({"username": "ops", "password": ops_password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ops.status(), 200);
+    assert!(microdash_output(&["user", "list"], &env).contains("ops"));
 
     let mut kept = RawStream::open(&url, "/api/v1/stream/demo", &token).await;
     kept.read_until("event: ready").await;

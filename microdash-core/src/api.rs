@@ -176,6 +176,10 @@ pub enum Resolution {
 /// Query string of `GET /api/v1/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricsQuery {
+    /// The tenant to read (its slug). Tenant tokens and users read their own tenant and may
+    /// leave it out; admins must name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Only this metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_name: Option<String>,
@@ -357,4 +361,30 @@ pub struct LatestResponse {
     pub reset: bool,
     /// Points persisted after `after`, oldest first.
     pub points: Vec<PointOut>,
+}
+
+/// Body of `POST /api/v1/session` (sign in).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignIn {
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// The signed-in user, from `POST` or `GET /api/v1/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionOut {
+    /// Username.
+    pub username: String,
+    /// The user's tenant slug; `null` for admins.
+    pub tenant: Option<String>,
+    /// Whether the user sees and manages every tenant.
+    pub admin: bool,
 }

@@ -10,6 +10,7 @@ pub mod auth;
 mod error;
 mod metrics;
 mod ops;
+mod session;
 mod stream;
 
 use std::sync::Arc;
@@ -48,6 +49,10 @@ pub struct HttpConfig {
     pub sse_heartbeat: Duration,
     /// Longest `wait_ms` a poll of the stream's fallback may ask for.
     pub max_poll_wait: Duration,
+    /// How long a dashboard sign-in lasts.
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` (set when the dashboard is served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpConfig {
@@ -58,6 +63,8 @@ impl Default for HttpConfig {
             max_query_limit: 100_000,
             sse_heartbeat: Duration::from_secs(15),
             max_poll_wait: Duration::from_secs(25),
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            secure_cookies: false,
         }
     }
 }
@@ -114,6 +121,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
         .route("/api/v1/stream/{tenant}", get(stream::stream))
         .route("/api/v1/stream/{tenant}/latest", get(stream::latest))
+        .route("/api/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))
+        .route("/api/v1/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
+        .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
+        // The original admin paths, kept for existing scripts.
         .route("/api/v1/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/api/v1/admin/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(admin::revoke_token))

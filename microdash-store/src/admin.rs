@@ -45,15 +45,27 @@ pub struct TokenInfo {
     pub revoked_at_ms: Option<i64>,
 }
 
-/// Who a valid token speaks for.
+/// Who an authenticated request speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {
-    /// The token's id, for `last_used_at` bookkeeping.
-    pub token_id: i64,
-    /// The tenant whose data the token may touch; `None` for admin tokens.
+    /// How it authenticated.
+    pub credential: Credential,
+    /// The tenant whose data it may touch; `None` for admins.
     pub tenant_id: Option<i64>,
     /// What it may do.
     pub scopes: Scopes,
+}
+
+/// The credential behind a [`Principal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An API token, by id (for `last_used_at` bookkeeping).
+    Token(i64),
+    /// A dashboard user's session.
+    Session {
+        /// The signed-in user.
+        user_id: i64,
+    },
 }
 
 #[derive(Queryable, Selectable)]
@@ -88,7 +100,7 @@ struct NewToken {
     created_at_ms: i64,
 }
 
-fn conflict_as(err: DieselError, what: impl FnOnce() -> String) -> StoreError {
+pub(crate) fn conflict_as(err: DieselError, what: impl FnOnce() -> String) -> StoreError {
     match err {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict(what()),
         other => StoreError::Query(other),
@@ -209,7 +221,7 @@ impl Store {
         let row: Option<(i64, Option<i64>, String)> =
             with_conn!(self, |conn| query.first(&mut conn).await.optional()?);
         Ok(row.map(|(token_id, tenant_id, scopes)| Principal {
-            token_id,
+            credential: Credential::Token(token_id),
             tenant_id,
             // Stored scopes were written by `create_token` from a parsed set.
             scopes: scopes.parse().unwrap_or_default(),
@@ -262,14 +274,14 @@ impl Store {
 /// Longest tenant or token name, in bytes (the MariaDB column width).
 pub const MAX_LABEL_BYTES: usize = 200;
 
-fn check_label(what: &str, label: &str) -> Result<(), StoreError> {
+pub(crate) fn check_label(what: &str, label: &str) -> Result<(), StoreError> {
     if label.len() > MAX_LABEL_BYTES {
         return Err(StoreError::Invalid(format!("{what} is longer than {MAX_LABEL_BYTES} bytes")));
     }
     Ok(())
 }
 
-fn new_secret() -> Result<String, StoreError> {
+pub(crate) fn new_secret() -> Result<String, StoreError> {
     let mut random = [0u8; 128];
     getrandom::fill(&mut random).map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
     // 128 bytes yield 40 accepted characters with overwhelming probability (each byte is

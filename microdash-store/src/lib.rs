@@ -3,6 +3,7 @@
 //!
 //! - [`Store`]: the handle everything else uses; cheap to clone.
 //! - `admin`: tenants and API tokens ([`Tenant`], [`TokenInfo`], [`Principal`]).
+//! - `users`: dashboard users (Argon2id password hashes) and sessions ([`User`]).
 //! - `data`: series, raw points, agents and the dead-letter store ([`InsertStats`],
 //!   [`PointQuery`], [`StoredPoint`], [`DeadLetter`]).
 //! - [`testing`]: per-test databases, for this crate's tests and its dependents'.
@@ -19,6 +20,7 @@ mod data;
 mod error;
 mod schema;
 pub mod testing;
+mod users;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,9 +36,10 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use microdash_core::SeriesKey;
 
-pub use admin::{MAX_LABEL_BYTES, Principal, Tenant, TokenInfo};
+pub use admin::{Credential, MAX_LABEL_BYTES, Principal, Tenant, TokenInfo};
 pub use data::{DeadLetter, InsertStats, PointQuery, StoredPoint};
 pub use error::StoreError;
+pub use users::{User, check_username, generate_password};
 
 type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 

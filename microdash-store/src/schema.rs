@@ -65,5 +65,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        tenant_id -> Nullable<BigInt>,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at_ms -> BigInt,
+        expires_at_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(points -> series (series_id));
-diesel::allow_tables_to_appear_in_same_query!(tenants, api_tokens, agents, series, points, dead_letters);
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_tokens,
+    agents,
+    series,
+    points,
+    dead_letters,
+    users,
+    sessions
+);

@@ -188,6 +188,44 @@ async fn dead_letters_keep_the_batch(store: Store) {
     assert!(store.list_dead_letters().await.unwrap().is_empty());
 }
 
+async fn users_sign_in_and_sessions(store: Store) {
+    let acme = store.create_tenant("acme", "", NOW).await.unwrap();
+    let alice = store.create_user("alice", "correct horse battery", Some(acme.id), NOW).await.unwrap();
+    assert_eq!(alice.tenant_slug.as_deref(), Some("acme"));
+    assert!(matches!(store.create_user("alice", "another password", None, NOW).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_user("Bob Smith", "long enough pw", None, NOW).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.create_user("bob", "short", None, NOW).await, Err(StoreError::Invalid(_))));
+    let root = store.create_user("root", "admin password!", None, NOW).await.unwrap();
+    assert_eq!(store.list_users().await.unwrap().len(), 2);
+
+    assert!(store.sign_in("alice", "wrong password", NOW, 1000).await.unwrap().is_none());
+    assert!(store.sign_in("nobody", "correct horse battery", NOW, 1000).await.unwrap().is_none());
+    let (user, secret) = store.sign_in("alice", "correct horse battery", NOW, 1000).await.unwrap().unwrap();
+    assert_eq!(user, alice);
+    let principal = store.authenticate_session(&secret, NOW + 1).await.unwrap().unwrap();
+    assert_eq!(principal.tenant_id, Some(acme.id));
+    assert!(principal.scopes.contains(microdash_core::token::Scope::Read));
+    assert!(!principal.scopes.contains(microdash_core::token::Scope::Admin));
+    // A session is not an API token, and expires.
+    assert_eq!(store.authenticate(&secret).await.unwrap(), None);
+    assert_eq!(store.authenticate_session(&secret, NOW + 1000).await.unwrap(), None);
+
+    let (_, admin_secret) = store.sign_in("root", "admin password!", NOW, 1000).await.unwrap().unwrap();
+    let admin = store.authenticate_session(&admin_secret, NOW).await.unwrap().unwrap();
+    assert_eq!((admin.tenant_id, admin.scopes.contains(microdash_core::token::Scope::Admin)), (None, true));
+    store.sign_out(&admin_secret).await.unwrap();
+    assert_eq!(store.session_user(&admin_secret, NOW).await.unwrap(), None);
+
+    // A new password ends every session; deleting a user removes them.
+    let (_, again) = store.sign_in("alice", "correct horse battery", NOW, 1000).await.unwrap().unwrap();
+    store.set_password("alice", "a new long password").await.unwrap();
+    assert_eq!(store.session_user(&again, NOW).await.unwrap(), None);
+    assert!(store.sign_in("alice", "a new long password", NOW, 1000).await.unwrap().is_some());
+    assert!(store.delete_user("root").await.unwrap());
+    assert!(!store.delete_user("root").await.unwrap());
+    assert_eq!(store.user_by_name(&root.username).await.unwrap(), None);
+}
+
 async fn migrate_twice_and_ping(store: Store) {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
@@ -225,4 +263,5 @@ on_every_backend!(
     dedupe_ids_and_names_are_case_sensitive,
     values_round_trip_exactly,
     migrate_twice_and_ping,
+    users_sign_in_and_sessions,
 );

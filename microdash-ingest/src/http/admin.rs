@@ -1,4 +1,8 @@
-//! Tenant and token management, for tokens with the `admin` scope.
+//! Tenants and tokens.
+//!
+//! Admins (admin tokens and admin users) see and manage every tenant. A tenant's signed-in
+//! dashboard users see their own tenant and manage its tokens; tenant API tokens manage
+//! nothing, so a leaked ingest token cannot mint others.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -6,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut};
 use microdash_core::token::{Scope, Scopes};
+use microdash_store::Credential;
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
@@ -16,9 +21,43 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(t)| t).map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))
 }
 
+/// Whose tenants and tokens the caller may manage.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Every,
+    Tenant(i64),
+}
+
+impl Auth {
+    fn is_admin(&self) -> bool {
+        self.0.tenant_id.is_none() && self.0.scopes.contains(Scope::Admin)
+    }
+
+    /// Tenants the caller may see: all for admins, its own for readers of a tenant.
+    fn visible_tenants(&self) -> Result<Reach, ApiError> {
+        match self.0.tenant_id {
+            None if self.is_admin() => Ok(Reach::Every),
+            Some(id) if self.0.scopes.contains(Scope::Read) => Ok(Reach::Tenant(id)),
+            Some(_) => Err(ApiError::forbidden("this token lacks the read scope")),
+            None => Err(ApiError::forbidden("this token lacks the admin scope")),
+        }
+    }
+
+    /// Tokens the caller may manage: all for admins, its tenant's for that tenant's users.
+    fn token_reach(&self) -> Result<Reach, ApiError> {
+        match (self.0.tenant_id, self.0.credential) {
+            (None, _) if self.is_admin() => Ok(Reach::Every),
+            (Some(id), Credential::Session { .. }) => Ok(Reach::Tenant(id)),
+            _ => Err(ApiError::forbidden("managing tokens needs an admin token or a signed-in user")),
+        }
+    }
+}
+
 pub(super) async fn list_tenants(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TenantOut>>, ApiError> {
-    auth.require(Scope::Admin)?;
-    Ok(Json(state.store.list_tenants().await?.iter().map(views::tenant).collect()))
+    let reach = auth.visible_tenants()?;
+    let tenants = state.store.list_tenants().await?;
+    let visible = tenants.iter().filter(|t| reach == Reach::Every || reach == Reach::Tenant(t.id));
+    Ok(Json(visible.map(views::tenant).collect()))
 }
 
 pub(super) async fn create_tenant(
@@ -33,8 +72,11 @@ pub(super) async fn create_tenant(
 }
 
 pub(super) async fn list_tokens(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TokenOut>>, ApiError> {
-    auth.require(Scope::Admin)?;
-    Ok(Json(state.store.list_tokens(None).await?.iter().map(views::token).collect()))
+    let tenant = match auth.token_reach()? {
+        Reach::Every => None,
+        Reach::Tenant(id) => Some(id),
+    };
+    Ok(Json(state.store.list_tokens(tenant).await?.iter().map(views::token).collect()))
 }
 
 pub(super) async fn create_token(
@@ -42,22 +84,26 @@ pub(super) async fn create_token(
     auth: Auth,
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    auth.require(Scope::Admin)?;
+    let reach = auth.token_reach()?;
     let body = json_body(body)?;
     let scopes: Scopes = body
         .scopes
         .parse()
         .map_err(|e: microdash_core::token::UnknownScope| ApiError::invalid_field("scopes", e.to_string()))?;
-    let tenant_id = match &body.tenant {
-        Some(slug) => Some(
-            state
-                .store
-                .tenant_by_slug(slug)
-                .await?
-                .ok_or_else(|| ApiError::invalid_field("tenant", format!("{slug:?} does not exist")))?
-                .id,
-        ),
-        None => None,
+    let tenant_id = match (&body.tenant, reach) {
+        (Some(slug), _) => {
+            let tenant = state.store.tenant_by_slug(slug).await?;
+            match (tenant, reach) {
+                (Some(t), Reach::Every) => Some(t.id),
+                (Some(t), Reach::Tenant(own)) if t.id == own => Some(t.id),
+                (None, Reach::Every) => {
+                    return Err(ApiError::invalid_field("tenant", format!("{slug:?} does not exist")));
+                }
+                _ => return Err(ApiError::forbidden(format!("no access to tenant {slug:?}"))),
+            }
+        }
+        (None, Reach::Tenant(own)) => Some(own),
+        (None, Reach::Every) => None,
     };
     let (info, token) =
         state.store.create_token(tenant_id, scopes, body.name.as_deref().unwrap_or(""), now_ms()).await?;
@@ -69,6 +115,11 @@ pub(super) async fn revoke_token(
     auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<TokenOut>, ApiError> {
-    auth.require(Scope::Admin)?;
+    if let Reach::Tenant(own) = auth.token_reach()? {
+        // Someone else's token is reported as missing, like one that does not exist.
+        if !state.store.list_tokens(Some(own)).await?.iter().any(|t| t.id == id) {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("token {id} not found")));
+        }
+    }
     Ok(Json(views::token(&state.store.revoke_token(id, now_ms()).await?)))
 }

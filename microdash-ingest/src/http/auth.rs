@@ -1,4 +1,8 @@
-//! Bearer-token authentication as an axum extractor.
+//! Authentication as an axum extractor: a bearer token (programs) or the session cookie
+//! (the dashboard; browsers cannot put headers on an EventSource).
+//!
+//! Cookie-authenticated requests are safe from cross-site forgery because the cookie is
+//! `SameSite=Strict` (never sent on requests started by another site) and `HttpOnly`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use microdash_core::token::Scope;
-use microdash_store::Principal;
+use microdash_store::{Credential, Principal};
 
 use super::{ApiError, AppState};
 use crate::clock::now_ms;
@@ -40,14 +44,35 @@ impl Auth {
     }
 }
 
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "microdash_session";
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            let session = cookie(&parts.headers, SESSION_COOKIE)
+                .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header or session"))?;
+            let principal = state
+                .store
+                .authenticate_session(session, now_ms())
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("session expired or signed out; sign in again"))?;
+            return Ok(Auth(principal));
+        };
         let token = header
             .to_str()
             .ok()
@@ -56,7 +81,9 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))?;
         let principal =
             state.store.authenticate(token).await?.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-        state.token_usage.touch(&state.store, principal.token_id);
+        if let Credential::Token(token_id) = principal.credential {
+            state.token_usage.touch(&state.store, token_id);
+        }
         Ok(Auth(principal))
     }
 }

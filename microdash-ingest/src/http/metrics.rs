@@ -59,8 +59,11 @@ pub(super) async fn query(
     auth: Auth,
     params: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Json<QueryResponse>, ApiError> {
-    let tenant_id = auth.tenant_with(Scope::Read)?;
     let Query(params) = params.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))?;
+    let tenant_id = match &params.tenant {
+        Some(slug) => auth.tenant_readable(&state, slug).await?,
+        None => auth.tenant_with(Scope::Read)?,
+    };
     let (resolution, query) = point_query(&state, params)?;
     let points = state.store.query_points(tenant_id, &query).await?;
     let data: Vec<PointOut> = points

@@ -145,7 +145,7 @@ impl Auth {
     /// The id of tenant `slug` if the caller may read it: a token or user of that tenant with
     /// the `read` scope, or an admin. Anyone else gets `403`, whether or not the tenant
     /// exists, so tenant names cannot be probed.
-    pub(super) async fn tenant_readable(&self, state: &AppState, slug: &str) -> Result<i64, ApiError> {
+    pub(crate) async fn tenant_readable(&self, state: &AppState, slug: &str) -> Result<i64, ApiError> {
         let denied = || ApiError::forbidden(format!("no read access to tenant {slug:?}"));
         let admin = self.0.scopes.contains(Scope::Admin) && self.0.tenant_id.is_none();
         if !admin && !self.0.scopes.contains(Scope::Read) {

@@ -99,6 +99,11 @@ impl App {
         Reply { status, headers, json, text }
     }
 
+    /// Send a request and return only the status (for streams, which never end).
+    pub async fn send_head(&self, req: Request<Body>) -> StatusCode {
+        router(self.state.clone()).oneshot(req).await.unwrap().status()
+    }
+
     /// Poll the query API until `want` points match, or fail after five seconds.
     pub async fn wait_for_points(&self, token: &str, query: &str, want: usize) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(5);

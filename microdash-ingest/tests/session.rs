@@ -1,0 +1,139 @@
+//! Dashboard users: sign-in, the session cookie as a credential, and what each kind of
+//! user may see and manage.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{App, Reply};
+
+async fn sign_in(app: &App, username: &str, password: &str) -> Reply {
+    let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
+    app.call("POST", "/api/v1/session", None, Some(&body)).await
+}
+
+/// The `name=value` part of the Set-Cookie header.
+fn session_cookie(reply: &Reply) -> String {
+    let set = reply.headers["set-cookie"].to_str().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn with_cookie(app: &App, method: &str, uri: &str, cookie: &str, body: Option<&str>) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri).header("cookie", format!("theme=dark; {cookie}"));
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    app.send(req.body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty)).unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_user_signs_in_and_sees_only_their_tenant() {
+    let app = App::start().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    app.tenant("other", "ingest,read").await;
+    app.store.create_user("alice", "alice's password", Some(acme.id), 0).await.unwrap();
+
+    assert_eq!(sign_in(&app, "alice", "wrong password").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(sign_in(&app, "mallory", "alice's password").await.status, StatusCode::UNAUTHORIZED);
+    let reply = sign_in(&app, "alice", "alice's password").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json, serde_json::json!({"username": "alice", "tenant": "acme", "admin": false}));
+    let cookie = session_cookie(&reply);
+
+    let me = with_cookie(&app, "GET", "/api/v1/session", &cookie, None).await;
+    assert_eq!(me.json["username"], "alice");
+    let tenants = with_cookie(&app, "GET", "/api/v1/tenants", &cookie, None).await;
+    assert_eq!(tenants.json.as_array().unwrap().len(), 1);
+    assert_eq!(tenants.json[0]["slug"], "acme");
+
+    // The cookie reads the tenant's data and its stream, and nothing of another tenant.
+    app.call("POST", "/api/v1/metrics", Some(&acme.token), Some(r#"{"metric_name":"m","value":1}"#)).await;
+    app.wait_for_points(&acme.token, "metric_name=m", 1).await;
+    let points = with_cookie(&app, "GET", "/api/v1/metrics?metric_name=m", &cookie, None).await;
+    assert_eq!(points.json["count"], 1);
+    let poll = with_cookie(&app, "GET", "/api/v1/stream/acme/latest", &cookie, None).await;
+    assert_eq!(poll.status, StatusCode::OK);
+    let other = with_cookie(&app, "GET", "/api/v1/stream/other/latest", &cookie, None).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let req = Request::get("/api/v1/stream/other").header("cookie", cookie.clone()).body(Body::empty()).unwrap();
+    assert_eq!(app.send_head(req).await, StatusCode::FORBIDDEN);
+    let req = Request::get("/api/v1/stream/acme").header("cookie", cookie.clone()).body(Body::empty()).unwrap();
+    assert_eq!(app.send_head(req).await, StatusCode::OK);
+    let create = with_cookie(&app, "POST", "/api/v1/tenants", &cookie, Some(r#"{"slug":"mine"}"#)).await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+
+    // Signing out ends the session.
+    let out = with_cookie(&app, "DELETE", "/api/v1/session", &cookie, None).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(out.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(with_cookie(&app, "GET", "/api/v1/session", &cookie, None).await.status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_users_manage_their_own_tokens_only() {
+    let app = App::start().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    let other = app.tenant("other", "ingest,read").await;
+    app.store.create_user("alice", "alice's password", Some(acme.id), 0).await.unwrap();
+    let cookie = session_cookie(&sign_in(&app, "alice", "alice's password").await);
+
+    let listed = with_cookie(&app, "GET", "/api/v1/tokens", &cookie, None).await;
+    assert_eq!(listed.json.as_array().unwrap().len(), 1, "only acme's token: {}", listed.text);
+    let created =
+        with_cookie(&app, "POST", "/api/v1/tokens", &cookie, Some(r#"{"scopes":"ingest","name":"edge"}"#)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.json["tenant"], "acme");
+    let token = created.json["token"].as_str().unwrap().to_owned();
+    let pushed = app.call("POST", "/api/v1/metrics", Some(&token), Some(r#"{"metric_name":"m","value":1}"#)).await;
+    assert_eq!(pushed.status, StatusCode::ACCEPTED);
+
+    let foreign = r#"{"scopes":"read","tenant":"other"}"#;
+    assert_eq!(with_cookie(&app, "POST", "/api/v1/tokens", &cookie, Some(foreign)).await.status, StatusCode::FORBIDDEN);
+    let admin_scope = with_cookie(&app, "POST", "/api/v1/tokens", &cookie, Some(r#"{"scopes":"admin"}"#)).await;
+    assert_eq!(admin_scope.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let others_token = app.store.list_tokens(Some(other.id)).await.unwrap()[0].id;
+    let revoke_other = with_cookie(&app, "DELETE", &format!("/api/v1/tokens/{others_token}"), &cookie, None).await;
+    assert_eq!(revoke_other.status, StatusCode::NOT_FOUND);
+    let id = created.json["id"].as_i64().unwrap();
+    let revoked = with_cookie(&app, "DELETE", &format!("/api/v1/tokens/{id}"), &cookie, None).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert!(revoked.json["revoked_at"].is_string());
+
+    // A tenant API token manages nothing, even with every tenant scope.
+    assert_eq!(app.call("GET", "/api/v1/tokens", Some(&acme.token), None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.call("GET", "/api/v1/session", Some(&acme.token), None).await.status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_user_sees_every_tenant_and_stream() {
+    let app = App::start().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    app.tenant("other", "read").await;
+    app.store.create_user("root", "root's password", None, 0).await.unwrap();
+    let reply = sign_in(&app, "root", "root's password").await;
+    assert_eq!(reply.json["admin"], true);
+    let cookie = session_cookie(&reply);
+    let tenants = with_cookie(&app, "GET", "/api/v1/tenants", &cookie, None).await;
+    assert_eq!(tenants.json.as_array().unwrap().len(), 2);
+    let poll = with_cookie(&app, "GET", "/api/v1/stream/other/latest", &cookie, None).await;
+    assert_eq!(poll.status, StatusCode::OK);
+    let listed = with_cookie(&app, "GET", "/api/v1/tokens", &cookie, None).await;
+    assert_eq!(listed.json.as_array().unwrap().len(), 2);
+    // An admin names the tenant whose history to read.
+    app.call("POST", "/api/v1/metrics", Some(&acme.token), Some(r#"{"metric_name":"m","value":1}"#)).await;
+    app.wait_for_points(&acme.token, "metric_name=m", 1).await;
+    let query = with_cookie(&app, "GET", "/api/v1/metrics?tenant=acme&metric_name=m", &cookie, None).await;
+    assert_eq!(query.json["count"], 1, "{}", query.text);
+    let unnamed = with_cookie(&app, "GET", "/api/v1/metrics", &cookie, None).await;
+    assert_eq!(unnamed.status, StatusCode::FORBIDDEN);
+    // A tenant token naming another tenant is refused.
+    let foreign = app.call("GET", "/api/v1/metrics?tenant=other", Some(&acme.token), None).await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}

@@ -1,0 +1,269 @@
+//! Dashboard users and their browser sessions.
+//!
+//! Passwords are stored as Argon2id PHC strings (a slow, salted KDF: unlike API tokens, people
+//! choose guessable secrets). Hashing and verifying take tens of milliseconds of CPU, so they
+//! run on the blocking pool. A session is a random secret in an HttpOnly cookie; only its
+//! SHA-256 is stored, like an API token's.
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use microdash_core::token::{self, Scopes};
+
+use crate::admin::{Credential, Principal, conflict_as, new_secret};
+use crate::schema::{sessions, tenants, users};
+use crate::{Store, StoreError, with_conn};
+
+/// Shortest accepted password.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest accepted password, in bytes (bounds the hashing work an attacker can ask for).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A dashboard user, without the password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Database id.
+    pub id: i64,
+    /// Sign-in name.
+    pub username: String,
+    /// The tenant the user belongs to; `None` for admins, who see every tenant.
+    pub tenant_id: Option<i64>,
+    /// That tenant's slug.
+    pub tenant_slug: Option<String>,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+impl User {
+    /// What a session of this user may do: admins administer, tenant users read and push
+    /// their tenant's metrics.
+    pub fn scopes(&self) -> Scopes {
+        let scopes = if self.tenant_id.is_some() { "ingest,read" } else { "admin" };
+        scopes.parse().unwrap_or_default()
+    }
+}
+
+/// Usernames: 1 to 64 of lowercase letters, digits, `.`, `_`, `-`.
+pub fn check_username(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok { Ok(()) } else { Err("must be 1 to 64 of lowercase letters, digits, '.', '_' and '-'".into()) }
+}
+
+/// A random 20-character password (about 119 bits), for generated credentials.
+pub fn generate_password() -> Result<String, StoreError> {
+    let secret = new_secret()?;
+    Ok(secret[token::TOKEN_PREFIX.len()..][..20].to_owned())
+}
+
+fn check_password(password: &str) -> Result<(), StoreError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "a password needs at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+async fn hash_password(password: &str) -> Result<String, StoreError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(format!("password hashing stopped: {e}")))?
+    .map_err(|e| StoreError::Invalid(format!("password cannot be hashed: {e}")))
+}
+
+/// The hash of a random password nobody knows: unknown usernames are verified against it,
+/// so a failed sign-in takes as long whether or not the user exists.
+static DECOY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+async fn verify_password(password: &str, hash: Option<String>) -> bool {
+    let known = hash.is_some();
+    let password = password.to_owned();
+    let verified = tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| {
+            DECOY_HASH
+                .get_or_init(|| {
+                    let decoy = new_secret().unwrap_or_default();
+                    Argon2::default().hash_password(decoy.as_bytes()).map(|h| h.to_string()).unwrap_or_default()
+                })
+                .clone()
+        });
+        Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
+    })
+    .await
+    .unwrap_or(false);
+    known && verified
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUser<'a> {
+    username: &'a str,
+    password_hash: &'a str,
+    tenant_id: Option<i64>,
+    created_at_ms: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = sessions)]
+struct NewSession<'a> {
+    token_hash: &'a str,
+    user_id: i64,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+}
+
+type UserRow = (i64, String, Option<i64>, Option<String>, i64);
+
+fn user_from(row: UserRow) -> User {
+    let (id, username, tenant_id, tenant_slug, created_at_ms) = row;
+    User { id, username, tenant_id, tenant_slug, created_at_ms }
+}
+
+impl Store {
+    /// Create a user of `tenant_id` (or an admin, with `None`).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        tenant_id: Option<i64>,
+        now_ms: i64,
+    ) -> Result<User, StoreError> {
+        check_username(username).map_err(|m| StoreError::Invalid(format!("username {m}")))?;
+        check_password(password)?;
+        let password_hash = hash_password(password).await?;
+        let row = NewUser { username, password_hash: &password_hash, tenant_id, created_at_ms: now_ms };
+        with_conn!(self, |conn| diesel::insert_into(users::table)
+            .values(&row)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| conflict_as(e, || format!("user {username:?}")))?);
+        self.user_by_name(username).await?.ok_or_else(|| StoreError::NotFound(format!("user {username:?}")))
+    }
+
+    /// Replace a user's password and end their sessions.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<User, StoreError> {
+        check_password(password)?;
+        let user =
+            self.user_by_name(username).await?.ok_or_else(|| StoreError::NotFound(format!("user {username:?}")))?;
+        let password_hash = hash_password(password).await?;
+        with_conn!(self, |conn| diesel::update(users::table.filter(users::id.eq(user.id)))
+            .set(users::password_hash.eq(&password_hash))
+            .execute(&mut conn)
+            .await?);
+        with_conn!(self, |conn| diesel::delete(sessions::table.filter(sessions::user_id.eq(user.id)))
+            .execute(&mut conn)
+            .await?);
+        Ok(user)
+    }
+
+    /// The user with this name, if any.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.users(Some(username)).await?.pop())
+    }
+
+    /// Every user, oldest first.
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.users(None).await
+    }
+
+    async fn users(&self, username: Option<&str>) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = with_conn!(self, |conn| {
+            let mut query = users::table
+                .left_join(tenants::table.on(users::tenant_id.eq(tenants::id.nullable())))
+                .select((users::id, users::username, users::tenant_id, tenants::slug.nullable(), users::created_at_ms))
+                .order(users::id)
+                .into_boxed();
+            if let Some(name) = username {
+                query = query.filter(users::username.eq(name.to_owned()));
+            }
+            query.load(&mut conn).await?
+        });
+        Ok(rows.into_iter().map(user_from).collect())
+    }
+
+    /// Delete a user and their sessions. `false` if there was no such user.
+    pub async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        let Some(user) = self.user_by_name(username).await? else { return Ok(false) };
+        with_conn!(self, |conn| diesel::delete(sessions::table.filter(sessions::user_id.eq(user.id)))
+            .execute(&mut conn)
+            .await?);
+        with_conn!(self, |conn| diesel::delete(users::table.filter(users::id.eq(user.id))).execute(&mut conn).await?);
+        Ok(true)
+    }
+
+    /// Check a username and password; on success open a session lasting `ttl_ms` and return
+    /// the user and the session secret (for the cookie; never stored). `None` when the
+    /// credentials are wrong, without saying which part.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<(User, String)>, StoreError> {
+        if password.len() > MAX_PASSWORD_BYTES || check_username(username).is_err() {
+            return Ok(None);
+        }
+        let hash: Option<String> = with_conn!(self, |conn| users::table
+            .filter(users::username.eq(username))
+            .select(users::password_hash)
+            .first(&mut conn)
+            .await
+            .optional()?);
+        if !verify_password(password, hash).await {
+            return Ok(None);
+        }
+        let Some(user) = self.user_by_name(username).await? else { return Ok(None) };
+        let secret = new_secret()?;
+        let token_hash = token::hash_token(&secret);
+        let row = NewSession {
+            token_hash: &token_hash,
+            user_id: user.id,
+            created_at_ms: now_ms,
+            expires_at_ms: now_ms + ttl_ms,
+        };
+        with_conn!(self, |conn| diesel::insert_into(sessions::table).values(&row).execute(&mut conn).await?);
+        // Expired sessions of this user are of no further use.
+        let expired = sessions::table.filter(sessions::user_id.eq(user.id)).filter(sessions::expires_at_ms.le(now_ms));
+        with_conn!(self, |conn| diesel::delete(expired).execute(&mut conn).await?);
+        Ok(Some((user, secret)))
+    }
+
+    /// The signed-in user of a session cookie, if the session exists and has not expired.
+    pub async fn session_user(&self, secret: &str, now_ms: i64) -> Result<Option<User>, StoreError> {
+        if !token::looks_like_token(secret) {
+            return Ok(None);
+        }
+        let user_id: Option<i64> = with_conn!(self, |conn| sessions::table
+            .filter(sessions::token_hash.eq(token::hash_token(secret)))
+            .filter(sessions::expires_at_ms.gt(now_ms))
+            .select(sessions::user_id)
+            .first(&mut conn)
+            .await
+            .optional()?);
+        let Some(user_id) = user_id else { return Ok(None) };
+        Ok(self.users(None).await?.into_iter().find(|u| u.id == user_id))
+    }
+
+    /// Authenticate a session cookie as a [`Principal`].
+    pub async fn authenticate_session(&self, secret: &str, now_ms: i64) -> Result<Option<Principal>, StoreError> {
+        Ok(self.session_user(secret, now_ms).await?.map(|user| Principal {
+            credential: Credential::Session { user_id: user.id },
+            tenant_id: user.tenant_id,
+            scopes: user.scopes(),
+        }))
+    }
+
+    /// End a session (sign out). Unknown secrets are ignored.
+    pub async fn sign_out(&self, secret: &str) -> Result<(), StoreError> {
+        let hash = token::hash_token(secret);
+        with_conn!(self, |conn| diesel::delete(sessions::table.filter(sessions::token_hash.eq(&hash)))
+            .execute(&mut conn)
+            .await?);
+        Ok(())
+    }
+}
