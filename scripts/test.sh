@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests, and integration tests against real MariaDB and Redis.
+# Runs the whole test suite: unit tests, integration tests against real MariaDB and Redis, and
+# the dashboard's browser scenarios.
 # Services that are down are started with the machine's own commands; a service that still
 # cannot be reached fails the run (tests never skip a missing service).
 set -euo pipefail
@@ -24,10 +25,13 @@ ensure_service Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --p
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc
 
-# Architecture invariant: the core has no IO and compiles for the browser (the dashboard
-# shares its wire types). A separate target directory keeps two compilers from clashing.
-(
-  source scripts/wasm-env.sh
-  "$WASM_CARGO" build -p microdash-core --target wasm32-unknown-unknown --target-dir target/wasm
-)
-echo "microdash-core builds for wasm32-unknown-unknown"
+# The dashboard, built for the browser (which also proves the architecture invariant that
+# microdash-core has no IO and compiles to wasm32), then its Gherkin scenarios in Debian's
+# headless Chromium against the real binary.
+./scripts/build-web.sh
+cargo build --bin microdash
+if ! command -v chromium >/dev/null; then
+  echo "test.sh: installing Debian's Chromium for the browser tests" >&2
+  apt-get update >/dev/null && apt-get install -y chromium >/dev/null
+fi
+(cd web && npx bddgen && npx playwright test)

@@ -86,6 +86,8 @@ pub struct Config {
     pub session_ttl_hours: u64,
     /// Mark the session cookie `Secure`; set it when the dashboard is served over HTTPS.
     pub secure_cookies: bool,
+    /// Directory of the built dashboard, served at `/` (`scripts/build-web.sh` writes it).
+    pub web_dir: String,
     /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
     pub log_filter: String,
 }
@@ -129,6 +131,7 @@ impl Default for Config {
             live_subscriber_backlog_batches: live.subscriber_backlog_batches,
             session_ttl_hours: http.session_ttl.as_secs() / 3600,
             secure_cookies: http.secure_cookies,
+            web_dir: "web/dist".into(),
             log_filter: "info".into(),
         }
     }
@@ -216,6 +219,7 @@ impl Config {
             max_poll_wait: Duration::from_millis(self.max_poll_wait_ms),
             session_ttl: Duration::from_secs(self.session_ttl_hours * 3600),
             secure_cookies: self.secure_cookies,
+            web_dir: (!self.web_dir.is_empty()).then(|| self.web_dir.clone().into()),
         }
     }
 

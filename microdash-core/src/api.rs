@@ -388,3 +388,33 @@ pub struct SessionOut {
     /// Whether the user sees and manages every tenant.
     pub admin: bool,
 }
+
+/// Query string naming the tenant to read; see [`MetricsQuery::tenant`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantQuery {
+    /// Tenant slug; tenant tokens and users may leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+/// One agent in `GET /api/v1/agents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentOut {
+    /// The agent id.
+    pub agent_id: String,
+    /// `online` or `offline`.
+    pub status: String,
+    /// When its latest metric was stored (RFC 3339).
+    pub last_seen: String,
+}
+
+/// One series in `GET /api/v1/series`: a metric, the agent reporting it, and its tags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesOut {
+    /// Metric name.
+    pub metric_name: String,
+    /// Agent, if any.
+    pub agent_id: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}

@@ -7,26 +7,30 @@
 
 mod admin;
 pub mod auth;
+mod catalog;
 mod error;
 mod metrics;
 mod ops;
 mod session;
 mod stream;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get};
+use axum::routing::{any, delete, get};
 use microdash_store::Store;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -53,6 +57,8 @@ pub struct HttpConfig {
     pub session_ttl: Duration,
     /// Mark the session cookie `Secure` (set when the dashboard is served over HTTPS).
     pub secure_cookies: bool,
+    /// Directory of the built dashboard (`index.html`, wasm, CSS), served at `/`.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +71,7 @@ impl Default for HttpConfig {
             max_poll_wait: Duration::from_secs(25),
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,
+            web_dir: None,
         }
     }
 }
@@ -119,6 +126,8 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.ingestor.limits().max_body_bytes;
     let api = ops_routes()
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
+        .route("/api/v1/agents", get(catalog::agents))
+        .route("/api/v1/series", get(catalog::series))
         .route("/api/v1/stream/{tenant}", get(stream::stream))
         .route("/api/v1/stream/{tenant}/latest", get(stream::latest))
         .route("/api/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))
@@ -129,7 +138,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/api/v1/admin/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(admin::revoke_token))
-        .layer(DefaultBodyLimit::max(body_limit));
+        .route("/api/{*path}", any(ops::not_found))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .fallback_service(dashboard(state.config.web_dir.as_deref()));
     api.layer(
         tower::ServiceBuilder::new()
             .layer(middleware::from_fn_with_state(state.clone(), count_status))
@@ -164,16 +175,31 @@ pub async fn serve_ops(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, ops_routes().with_state(state)).with_graceful_shutdown(shutdown).await
+    let app = ops_routes().fallback(ops::not_found).with_state(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
-/// Health, liveness, Prometheus metrics and the JSON 404: what every process serves.
+/// The dashboard's static files, with gzip-precompressed variants where the build made them.
+/// Browsers revalidate (`no-cache`) so a new build is picked up at once.
+fn dashboard(web_dir: Option<&Path>) -> Router {
+    let Some(dir) = web_dir.filter(|dir| dir.join("index.html").is_file()) else {
+        if let Some(dir) = web_dir {
+            tracing::warn!(dir = %dir.display(), "no dashboard build found; run scripts/build-web.sh");
+        }
+        return Router::new().fallback(ops::dashboard_missing);
+    };
+    let files = ServeDir::new(dir).precompressed_gzip().not_found_service(any(ops::not_found));
+    Router::new()
+        .fallback_service(files)
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+}
+
+/// Health, liveness and Prometheus metrics: what every process serves.
 fn ops_routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/health", get(ops::health))
         .route("/livez", get(ops::livez))
         .route("/metrics", get(ops::prometheus))
-        .fallback(ops::not_found)
 }
 
 async fn count_status(State(state): State<AppState>, request: Request, next: Next) -> Response {

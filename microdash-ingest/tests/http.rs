@@ -3,6 +3,8 @@
 
 mod common;
 
+use microdash_ingest::http::HttpConfig;
+
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -233,6 +235,8 @@ async fn health_liveness_and_prometheus() {
     assert_eq!(app.call("GET", "/livez", None, None).await.status, StatusCode::OK);
     let missing = app.call("GET", "/nope", None, None).await;
     assert_eq!((missing.status, missing.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let no_dashboard = app.call("GET", "/", None, None).await;
+    assert_eq!(no_dashboard.json["error"], "dashboard_not_built");
     let text = app.call("GET", "/metrics", None, None).await.text;
     for name in
         ["microdash_http_requests_total{status=\"404\"}", "microdash_queue_depth", "microdash_store_insert_seconds"]
@@ -300,4 +304,58 @@ async fn graceful_shutdown_stores_everything_already_accepted() {
         .await;
     let query = microdash_store::PointQuery { metric_name: Some("m".into()), limit: 10_000, ..Default::default() };
     assert_eq!(app.store.query_points(t.id, &query).await.unwrap().len(), 5_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_build_is_served_with_gzip_and_revalidation() {
+    let mut app = App::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<!doctype html><title>microdash</title>").unwrap();
+    std::fs::write(dir.path().join("app.css"), "body{}").unwrap();
+    let gz = std::process::Command::new("gzip").args(["-k", "-n"]).arg(dir.path().join("app.css")).status().unwrap();
+    assert!(gz.success());
+    let config = HttpConfig { web_dir: Some(dir.path().to_owned()), ..(*app.state.config).clone() };
+    app.state.config = std::sync::Arc::new(config);
+
+    let index = app.call("GET", "/", None, None).await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert!(index.text.contains("<title>microdash</title>"));
+    assert_eq!(index.headers["cache-control"], "no-cache");
+    let req = axum::http::Request::get("/app.css").header("accept-encoding", "gzip").body(axum::body::Body::empty());
+    let css = app.send(req.unwrap()).await;
+    assert_eq!(css.headers["content-encoding"], "gzip");
+    assert_eq!(css.headers["content-type"], "text/css");
+    // Unknown files and API paths are JSON 404s, never the page.
+    let missing = app.call("GET", "/missing.js", None, None).await;
+    assert_eq!((missing.status, missing.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let api = app.call("GET", "/api/v1/nope", None, None).await;
+    assert_eq!((api.status, api.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_and_series_of_a_tenant_are_listed() {
+    let app = App::start().await;
+    let t = app.tenant("t", "ingest,read").await;
+    let other = app.tenant("o", "ingest,read").await;
+    let body = r#"[{"metric_name":"cpu","value":1,"agent_id":"web-1"},
+                   {"metric_name":"disk","value":2,"agent_id":"web-1","tags":{"mount":"/"}},
+                   {"metric_name":"queue","value":3}]"#;
+    app.call("POST", "/api/v1/metrics", Some(&t.token), Some(body)).await;
+    app.call("POST", "/api/v1/metrics", Some(&other.token), Some(r#"{"metric_name":"x","value":1,"agent_id":"o-1"}"#))
+        .await;
+    app.wait_for_points(&t.token, "", 3).await;
+
+    let agents = app.call("GET", "/api/v1/agents", Some(&t.token), None).await;
+    assert_eq!(agents.json.as_array().unwrap().len(), 1, "{}", agents.text);
+    assert_eq!(agents.json[0]["agent_id"], "web-1");
+    assert_eq!(agents.json[0]["status"], "online");
+    let series = app.call("GET", "/api/v1/series?tenant=t", Some(&t.token), None).await;
+    let names: Vec<&str> = series.json.as_array().unwrap().iter().map(|s| s["metric_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cpu", "disk", "queue"]);
+    assert_eq!(series.json[1]["tags"]["mount"], "/");
+    assert_eq!(series.json[2]["agent_id"], serde_json::Value::Null);
+    let foreign = app.call("GET", "/api/v1/series?tenant=o", Some(&t.token), None).await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    app.stop().await;
 }

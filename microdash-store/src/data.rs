@@ -71,6 +71,26 @@ pub struct StoredPoint {
     pub value: f64,
 }
 
+/// An agent and the time of its latest metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// The agent id.
+    pub agent_id: String,
+    /// When its latest metric was stored, Unix milliseconds (receipt, not metric time).
+    pub last_seen_ms: i64,
+}
+
+/// One stored series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesInfo {
+    /// Metric name.
+    pub metric_name: String,
+    /// Agent, if any.
+    pub agent_id: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
 /// A batch that kept failing to persist, kept for an operator to inspect and replay.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
@@ -351,6 +371,35 @@ impl Store {
                     .clone(),
                 timestamp_ms,
                 value,
+            })
+            .collect())
+    }
+
+    /// The agents of a tenant and when each last reported, by agent id.
+    pub async fn list_agents(&self, tenant_id: i64) -> Result<Vec<Agent>, StoreError> {
+        let rows: Vec<(String, i64)> = with_conn!(self, |conn| agents::table
+            .filter(agents::tenant_id.eq(tenant_id))
+            .select((agents::agent_id, agents::last_seen_ms))
+            .order(agents::agent_id)
+            .load(&mut conn)
+            .await?);
+        Ok(rows.into_iter().map(|(agent_id, last_seen_ms)| Agent { agent_id, last_seen_ms }).collect())
+    }
+
+    /// The series of a tenant: which metrics exist, from which agents, with which tags.
+    pub async fn list_series(&self, tenant_id: i64) -> Result<Vec<SeriesInfo>, StoreError> {
+        let rows: Vec<(String, String, String)> = with_conn!(self, |conn| series::table
+            .filter(series::tenant_id.eq(tenant_id))
+            .select((series::metric_name, series::agent_id, series::tags))
+            .order((series::metric_name, series::agent_id, series::id))
+            .load(&mut conn)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(metric_name, agent, tags)| SeriesInfo {
+                metric_name,
+                agent_id: (!agent.is_empty()).then_some(agent),
+                tags: serde_json::from_str(&tags).unwrap_or_default(),
             })
             .collect())
     }

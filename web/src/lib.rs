@@ -1,6 +1,23 @@
-//! microdash dashboard (arrives with the live dashboard issue).
+//! microdash dashboard: a dark-mode Yew single-page app, compiled to wasm32 and served by the
+//! server binary from `web/dist` (built by `scripts/build-web.sh`).
 //!
-//! A dark-mode Yew single-page app, compiled to wasm32 and served by the server binary. It
-//! shares its wire types with the server through `microdash-core::api`, subscribes to the
-//! live Server-Sent Events stream, falls back to polling a cursor endpoint when SSE fails, and
-//! switches to rollups for history.
+//! - [`model`]: the state (series per widget, the live link's transport decisions, chart
+//!   geometry), with no browser API, so it is unit-tested natively.
+//! - `api`: typed calls to the server's JSON API (same-origin, session cookie).
+//! - `live`: the live link: Server-Sent Events, falling back to long-polling the cursor
+//!   endpoint when the stream keeps failing, and back again.
+//! - `chart`, `app`: the components and screens.
+//!
+//! It shares its wire types with the server through `microdash_core::api`.
+
+mod api;
+mod app;
+mod chart;
+mod live;
+pub mod model;
+
+/// Entry point of the wasm module.
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() {
+    yew::Renderer::<app::App>::new().render();
+}

@@ -60,10 +60,7 @@ pub(super) async fn query(
     params: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Json<QueryResponse>, ApiError> {
     let Query(params) = params.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))?;
-    let tenant_id = match &params.tenant {
-        Some(slug) => auth.tenant_readable(&state, slug).await?,
-        None => auth.tenant_with(Scope::Read)?,
-    };
+    let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
     let (resolution, query) = point_query(&state, params)?;
     let points = state.store.query_points(tenant_id, &query).await?;
     let data: Vec<PointOut> = points

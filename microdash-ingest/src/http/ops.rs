@@ -44,3 +44,15 @@ pub(super) async fn prometheus(State(state): State<AppState>) -> impl IntoRespon
 pub(super) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
+
+/// Paths outside the API when the server has no dashboard build to serve.
+pub(super) async fn dashboard_missing(uri: axum::http::Uri) -> ApiError {
+    if uri.path() != "/" && uri.path() != "/index.html" {
+        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "dashboard_not_built",
+        "this server has no dashboard build; run scripts/build-web.sh or set web_dir",
+    )
+}

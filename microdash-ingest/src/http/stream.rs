@@ -40,10 +40,13 @@ pub(super) async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let tenant_id = auth.tenant_readable(&state, &slug).await?;
     let params = query_params(params)?;
-    // A malformed Last-Event-ID is treated like a stale one: the client is told to reset.
+    // Where to resume: the browser's Last-Event-ID on its own reconnects, else `after` (a
+    // client opening a new stream where its polling stopped). A malformed one is treated like
+    // a stale one: the client is told to reset.
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
+        .or(params.after.as_deref())
         .filter(|v| !v.is_empty())
         .map(|v| v.parse::<Cursor>().unwrap_or_else(|_| Cursor::unresumable()));
     let subscription = state.live.subscribe(tenant_id, after, filter(&state, &params)?);
@@ -142,6 +145,15 @@ fn filter(state: &AppState, params: &StreamQuery) -> Result<LiveFilter, ApiError
 }
 
 impl Auth {
+    /// The tenant a read acts on: the named one (see [`Auth::tenant_readable`]), or the
+    /// caller's own when none is named.
+    pub(crate) async fn tenant_to_read(&self, state: &AppState, slug: Option<&str>) -> Result<i64, ApiError> {
+        match slug {
+            Some(slug) => self.tenant_readable(state, slug).await,
+            None => self.tenant_with(Scope::Read),
+        }
+    }
+
     /// The id of tenant `slug` if the caller may read it: a token or user of that tenant with
     /// the `read` scope, or an admin. Anyone else gets `403`, whether or not the tenant
     /// exists, so tenant names cannot be probed.

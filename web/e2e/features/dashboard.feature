@@ -1,0 +1,21 @@
+Feature: Live dashboard
+  The dashboard shows a tenant's metrics live, keeps working when Server-Sent Events do not,
+  and never shows one tenant's data to another.
+
+  Scenario: A pushed metric appears on the live chart within 500 ms
+    Given a tenant exists and I am signed in to its dashboard
+    When I POST the metric "e2e.latency" with value 42.5
+    Then the value 42.5 is on the "e2e.latency" chart within 500 ms
+
+  Scenario: With EventSource blocked the fallback still delivers the point
+    Given the browser's event streams are blocked
+    And a tenant exists and I am signed in to its dashboard
+    Then the live status shows polling within 10000 ms
+    When I POST the metric "e2e.fallback" with value 7.25
+    Then the value 7.25 is on the "e2e.fallback" chart within 1500 ms
+
+  Scenario: A tenant user cannot see another tenant's page or stream
+    Given I am signed in as the user of tenant "other"
+    When I open the dashboard of tenant "demo"
+    Then I am told I have no access to tenant "demo"
+    And the stream of tenant "demo" refuses my session with 403

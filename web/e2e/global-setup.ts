@@ -1,0 +1,63 @@
+// Starts the real `microdash serve --demo` on a free port with a fresh SQLite database and
+// the built dashboard, adds a second tenant with its own user, and hands the scenarios what
+// they need through e2e/.server.json. Returns the teardown that stops the server.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(__dirname, '..', '..');
+const bin = process.env.MICRODASH_BIN ?? join(root, 'target', 'debug', 'microdash');
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? ok(address.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+export default async function globalSetup() {
+  const dir = mkdtempSync(join(tmpdir(), 'microdash-e2e-'));
+  const port = await freePort();
+  const env = {
+    ...process.env,
+    MICRODASH_DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}`,
+    MICRODASH_WEB_DIR: join(root, 'web', 'dist'),
+    MICRODASH_LISTEN_ADDR: `127.0.0.1:${port}`,
+    MICRODASH_LOG_FILTER: 'warn',
+  };
+  const server = spawn(bin, ['serve', '--demo'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  await new Promise<void>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`microdash did not start: ${lines.join('\n')}`)), 20_000);
+    server.on('exit', (code) => fail(new Error(`microdash exited with ${code}: ${lines.join('\n')}`)));
+    server.stdout.setEncoding('utf8');
+    server.stdout.on('data', (chunk: string) => {
+      lines.push(...chunk.split('\n'));
+      if (lines.some((l) => l.includes('sign in as demo'))) {
+        clearTimeout(timer);
+        ok();
+      }
+    });
+  });
+  const last = (needle: string) => lines.find((l) => l.includes(needle))!.trim().split(' ').pop()!;
+  const cli = (args: string[], input?: string) => execFileSync(bin, args, { env, input, encoding: 'utf8' });
+  cli(['tenant', 'create', 'other']);
+  cli(['user', 'create', 'otheruser', '--tenant', 'other', '--password-stdin'], 'other tenant password\n');
+  writeFileSync(
+    join(__dirname, '.server.json'),
+    JSON.stringify({
+      url: `http://127.0.0.1:${port}`,
+      token: last('demo token'),
+      password: last('sign in as demo'),
+      other: { username: 'otheruser', password: 'other tenant password' },
+    }),
+  );
+  return async () => {
+    server.kill('SIGTERM');
+  };
+}

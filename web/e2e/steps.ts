@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, type Page } from '@playwright/test';
+import { createBdd } from 'playwright-bdd';
+
+const { Given, When, Then } = createBdd();
+
+type Server = { url: string; token: string; password: string; other: { username: string; password: string } };
+const server = (): Server => JSON.parse(readFileSync(join(__dirname, '.server.json'), 'utf8'));
+
+async function signIn(page: Page, username: string, password: string) {
+  await page.goto(server().url + '/');
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
+}
+
+Given('the browser\'s event streams are blocked', async ({ page }) => {
+  // What a buffering or SSE-hostile proxy does: the stream never gets through.
+  await page.route(/\/api\/v1\/stream\/[^/?]+(\?|$)/, (route) => route.abort('connectionrefused'));
+});
+
+Given('a tenant exists and I am signed in to its dashboard', async ({ page }) => {
+  await signIn(page, 'demo', server().password);
+  await page.goto(server().url + '/#/t/demo');
+  await expect(page.getByTestId('link-status')).toHaveAttribute('data-connected', 'true', { timeout: 10_000 });
+});
+
+Given('I am signed in as the user of tenant {string}', async ({ page }, _tenant: string) => {
+  await signIn(page, server().other.username, server().other.password);
+});
+
+When('I POST the metric {string} with value {float}', async ({ page, request }, metric: string, value: number) => {
+  const response = await request.post(server().url + '/api/v1/metrics', {
+    headers: { Authorization: `Bearer ${server().token}` },
+    data: { metric_name: metric, value, agent_id: 'e2e-host' },
+  });
+  expect(response.status()).toBe(202);
+  await page.evaluate(() => ((window as any).__postedAt = performance.now()));
+});
+
+When('I open the dashboard of tenant {string}', async ({ page }, tenant: string) => {
+  await page.goto(`${server().url}/#/t/${tenant}`);
+});
+
+Then('the value {float} is on the {string} chart within {int} ms', async ({ page }, value: number, metric: string, ms: number) => {
+  const cell = page.locator(`[data-metric="${metric}"] [data-testid="last-value"][data-value="${value}"]`);
+  await expect(cell).toBeVisible({ timeout: ms });
+});
+
+Then('the live status shows polling within {int} ms', async ({ page }, ms: number) => {
+  const status = page.getByTestId('link-status');
+  await expect(status).toHaveAttribute('data-transport', 'polling', { timeout: ms });
+  await expect(status).toHaveAttribute('data-connected', 'true', { timeout: ms });
+  await expect(status).toContainText('polling');
+});
+
+Then('I am told I have no access to tenant {string}', async ({ page }, tenant: string) => {
+  await expect(page.getByRole('alert')).toContainText(`no read access to tenant "${tenant}"`);
+  await expect(page.getByTestId('last-value')).toHaveCount(0);
+});
+
+Then('the stream of tenant {string} refuses my session with 403', async ({ page }, tenant: string) => {
+  // page.request shares the signed-in browser context's cookies.
+  const stream = await page.request.get(`${server().url}/api/v1/stream/${tenant}`);
+  expect(stream.status()).toBe(403);
+  const poll = await page.request.get(`${server().url}/api/v1/stream/${tenant}/latest`);
+  expect(poll.status()).toBe(403);
+});

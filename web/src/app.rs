@@ -1,0 +1,782 @@
+//! Screens: sign-in, overview, tenant detail (live charts), tokens. Routing is by URL hash
+//! (`#/`, `#/t/{tenant}`, `#/t/{tenant}/a/{agent}`, `#/tokens`), so the server serves one
+//! `index.html` and deep links survive a reload.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use gloo_timers::callback::Interval;
+use microdash_core::api::{AgentOut, CreateToken, CreatedToken, PointOut, SessionOut, TenantOut, TokenOut};
+use microdash_core::metric::format_millis;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use crate::api;
+use crate::chart::{Legend, LineChart};
+use crate::live::{LiveLink, LiveUpdate};
+use crate::model::{self, Board, Link, Transport, Widget};
+
+/// Where the user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Overview,
+    Tenant { slug: String, agent: Option<String> },
+    Tokens,
+}
+
+impl Route {
+    /// Tenant slugs and agent ids are limited to URL-safe characters, so the hash needs no
+    /// decoding.
+    fn parse(hash: &str) -> Route {
+        let path = hash.trim_start_matches('#').trim_matches('/');
+        match path.split('/').collect::<Vec<_>>().as_slice() {
+            ["t", slug] => Route::Tenant { slug: (*slug).to_owned(), agent: None },
+            ["t", slug, "a", agent] => Route::Tenant { slug: (*slug).to_owned(), agent: Some((*agent).to_owned()) },
+            ["tokens"] => Route::Tokens,
+            _ => Route::Overview,
+        }
+    }
+}
+
+fn tenant_href(slug: &str, agent: Option<&str>) -> String {
+    match agent {
+        Some(agent) => format!("#/t/{slug}/a/{agent}"),
+        None => format!("#/t/{slug}"),
+    }
+}
+
+fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// The current route, following `hashchange`.
+#[hook]
+fn use_route() -> Route {
+    let read = || Route::parse(&web_sys::window().and_then(|w| w.location().hash().ok()).unwrap_or_default());
+    let route = use_state(read);
+    {
+        let route = route.clone();
+        use_effect_with((), move |_| {
+            let listener = Closure::<dyn FnMut()>::new(move || route.set(read()));
+            let window = web_sys::window();
+            if let Some(window) = &window {
+                let _ = window.add_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
+            }
+            move || {
+                if let Some(window) = window {
+                    let _ = window.remove_event_listener_with_callback("hashchange", listener.as_ref().unchecked_ref());
+                }
+            }
+        });
+    }
+    (*route).clone()
+}
+
+/// The clock, in whole seconds, ticking once a second.
+#[hook]
+fn use_clock() -> i64 {
+    let now = use_state(|| now_ms() / 1000 * 1000);
+    {
+        let now = now.clone();
+        use_effect_with((), move |_| {
+            let interval = Interval::new(1_000, move || now.set(now_ms() / 1000 * 1000));
+            move || drop(interval)
+        });
+    }
+    *now
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SessionState {
+    Checking,
+    SignedOut,
+    SignedIn(SessionOut),
+}
+
+/// The whole app.
+#[function_component]
+pub fn App() -> Html {
+    let session = use_state(|| SessionState::Checking);
+    {
+        let session = session.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                session.set(match api::session().await {
+                    Ok(user) => SessionState::SignedIn(user),
+                    Err(_) => SessionState::SignedOut,
+                });
+            });
+        });
+    }
+    let on_signed_in = {
+        let session = session.clone();
+        Callback::from(move |user: SessionOut| session.set(SessionState::SignedIn(user)))
+    };
+    let on_signed_out = {
+        let session = session.clone();
+        Callback::from(move |()| session.set(SessionState::SignedOut))
+    };
+    match &*session {
+        SessionState::Checking => {
+            html! { <main class="grid min-h-screen place-items-center text-slate-400">{ "Loading…" }</main> }
+        }
+        SessionState::SignedOut => html! { <SignInPage {on_signed_in} /> },
+        SessionState::SignedIn(user) => html! { <Shell user={user.clone()} {on_signed_out} /> },
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct SignInProps {
+    on_signed_in: Callback<SessionOut>,
+}
+
+#[function_component]
+fn SignInPage(props: &SignInProps) -> Html {
+    let username = use_node_ref();
+    let password = use_node_ref();
+    let error = use_state(|| None::<String>);
+    let busy = use_state(|| false);
+    let onsubmit = {
+        let (username, password, error, busy) = (username.clone(), password.clone(), error.clone(), busy.clone());
+        let on_signed_in = props.on_signed_in.clone();
+        Callback::from(move |event: SubmitEvent| {
+            event.prevent_default();
+            let value = |node: &NodeRef| node.cast::<HtmlInputElement>().map(|i| i.value()).unwrap_or_default();
+            let (user, pass) = (value(&username), value(&password));
+            let (error, busy, on_signed_in) = (error.clone(), busy.clone(), on_signed_in.clone());
+            busy.set(true);
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::sign_in(&user, &pass).await {
+                    Ok(session) => on_signed_in.emit(session),
+                    Err(err) => {
+                        error.set(Some(err.message));
+                        busy.set(false);
+                    }
+                }
+            });
+        })
+    };
+    html! {
+        <main class="grid min-h-screen place-items-center bg-gradient-to-b from-slate-900 to-slate-950 p-4">
+            <form {onsubmit} class="w-full max-w-sm rounded-2xl bg-slate-900/80 p-8 shadow-2xl ring-1 ring-white/5">
+                <h1 class="mb-1 text-xl font-semibold tracking-tight text-slate-50">{ "microdash" }</h1>
+                <p class="mb-6 text-sm text-slate-400">{ "Sign in to your dashboard" }</p>
+                <label for="username" class="block text-sm text-slate-300">{ "Username" }</label>
+                <input id="username" ref={username} autocomplete="username" required=true
+                    class="mt-1 mb-4 w-full rounded-lg bg-slate-800 px-3 py-2 text-slate-100 outline-none ring-1 ring-slate-700 focus-visible:ring-2 focus-visible:ring-sky-400" />
+                <label for="password" class="block text-sm text-slate-300">{ "Password" }</label>
+                <input id="password" ref={password} type="password" autocomplete="current-password" required=true
+                    class="mt-1 mb-6 w-full rounded-lg bg-slate-800 px-3 py-2 text-slate-100 outline-none ring-1 ring-slate-700 focus-visible:ring-2 focus-visible:ring-sky-400" />
+                if let Some(message) = &*error {
+                    <p role="alert" class="mb-4 rounded-lg bg-rose-950/60 px-3 py-2 text-sm text-rose-200">{ message }</p>
+                }
+                <button type="submit" disabled={*busy}
+                    class="w-full rounded-lg bg-sky-500 px-3 py-2 font-medium text-slate-950 hover:bg-sky-400 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-sky-300 disabled:opacity-60">
+                    { if *busy { "Signing in…" } else { "Sign in" } }
+                </button>
+            </form>
+        </main>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ShellProps {
+    user: SessionOut,
+    on_signed_out: Callback<()>,
+}
+
+/// Header, navigation and the routed page.
+#[function_component]
+fn Shell(props: &ShellProps) -> Html {
+    let route = use_route();
+    let live = use_state(|| true);
+    let sign_out = {
+        let on_signed_out = props.on_signed_out.clone();
+        Callback::from(move |_| {
+            let on_signed_out = on_signed_out.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = api::sign_out().await;
+                on_signed_out.emit(());
+            });
+        })
+    };
+    let toggle_live = {
+        let live = live.clone();
+        Callback::from(move |_| live.set(!*live))
+    };
+    let nav = |href: &str, label: &str, current: bool| {
+        let class = if current {
+            "text-slate-50 underline decoration-sky-400 underline-offset-8"
+        } else {
+            "text-slate-400 hover:text-slate-100"
+        };
+        html! { <a href={href.to_owned()} class={classes!("rounded", "focus-visible:outline", "focus-visible:outline-2", "focus-visible:outline-sky-400", class)} aria-current={current.then_some("page")}>{ label }</a> }
+    };
+    let who = match &props.user.tenant {
+        Some(tenant) => format!("{} · {tenant}", props.user.username),
+        None => format!("{} · admin", props.user.username),
+    };
+    let page = match &route {
+        Route::Overview => html! { <Overview /> },
+        Route::Tenant { slug, agent } => {
+            html! { <TenantPage slug={slug.clone()} agent={agent.clone()} live={*live} /> }
+        }
+        Route::Tokens => html! { <TokensPage admin={props.user.admin} /> },
+    };
+    html! {
+        <div class="min-h-screen bg-slate-950 text-slate-100">
+            <header class="sticky top-0 z-10 bg-gradient-to-r from-slate-900 via-slate-900 to-slate-950/95 backdrop-blur">
+                <div class="mx-auto flex max-w-7xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3">
+                    <a href="#/" class="font-semibold tracking-tight text-slate-50">{ "microdash" }</a>
+                    <nav aria-label="Main" class="flex gap-5 text-sm">
+                        { nav("#/", "Overview", matches!(route, Route::Overview | Route::Tenant { .. })) }
+                        { nav("#/tokens", "Tokens", route == Route::Tokens) }
+                    </nav>
+                    <div class="ml-auto flex items-center gap-4 text-sm">
+                        <button type="button" onclick={toggle_live} aria-pressed={live.to_string()}
+                            class="rounded-full px-3 py-1 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                            { if *live { "Live: on" } else { "Live: paused" } }
+                        </button>
+                        <span class="hidden text-slate-400 sm:inline">{ who }</span>
+                        <button type="button" onclick={sign_out} class="text-slate-400 hover:text-slate-100 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ "Sign out" }</button>
+                    </div>
+                </div>
+            </header>
+            <main class="mx-auto max-w-7xl px-4 py-6">{ page }</main>
+        </div>
+    }
+}
+
+fn relative(ms: i64, now: i64) -> String {
+    let seconds = (now - ms).max(0) / 1000;
+    match seconds {
+        0..=59 => format!("{seconds}s ago"),
+        60..=3599 => format!("{}m ago", seconds / 60),
+        _ => format!("{}h ago", seconds / 3600),
+    }
+}
+
+fn status_dot(online: bool) -> Html {
+    let (color, label) = if online { ("bg-emerald-400", "online") } else { ("bg-slate-500", "offline") };
+    html! {
+        <span class="inline-flex items-center gap-1.5">
+            <span aria-hidden="true" class={classes!("h-2", "w-2", "rounded-full", color)}></span>
+            <span class="sr-only">{ label }</span>
+        </span>
+    }
+}
+
+/// Every tenant the user can see, with its agents.
+#[function_component]
+fn Overview() -> Html {
+    let tenants = use_state(|| None::<Result<Vec<(TenantOut, Vec<AgentOut>)>, String>>);
+    let now = use_clock();
+    {
+        let tenants = tenants.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                let loaded = async {
+                    let mut out = Vec::new();
+                    for tenant in api::tenants().await? {
+                        let agents = api::agents(&tenant.slug).await?;
+                        out.push((tenant, agents));
+                    }
+                    Ok::<_, api::ApiError>(out)
+                };
+                tenants.set(Some(loaded.await.map_err(|e| e.message)));
+            });
+        });
+    }
+    let body = match &*tenants {
+        None => html! { <p class="text-slate-400">{ "Loading tenants…" }</p> },
+        Some(Err(message)) => html! { <p role="alert" class="text-rose-300">{ message }</p> },
+        Some(Ok(list)) if list.is_empty() => {
+            html! { <p class="text-slate-400">{ "No tenants yet. Create one with microdash tenant create." }</p> }
+        }
+        Some(Ok(list)) => html! {
+            <ul class="grid gap-4 md:grid-cols-2 xl:grid-cols-3">
+                { for list.iter().map(|(tenant, agents)| {
+                    let online = agents.iter().filter(|a| a.status == "online").count();
+                    html! {
+                        <li key={tenant.slug.clone()} class="rounded-2xl bg-slate-900/70 p-5 ring-1 ring-white/5">
+                            <a href={tenant_href(&tenant.slug, None)} class="text-lg font-medium text-slate-50 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &tenant.name }</a>
+                            <p class="mb-3 text-sm text-slate-400">{ format!("{} · {online}/{} agents online", tenant.slug, agents.len()) }</p>
+                            <ul class="grid gap-1 text-sm">
+                                { for agents.iter().map(|agent| {
+                                    let seen = model::parse_millis(&agent.last_seen).map(|ms| relative(ms, now)).unwrap_or_default();
+                                    html! {
+                                        <li key={agent.agent_id.clone()} class="flex items-center gap-2">
+                                            { status_dot(agent.status == "online") }
+                                            <a href={tenant_href(&tenant.slug, Some(&agent.agent_id))} class="font-mono text-slate-200 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &agent.agent_id }</a>
+                                            <span class="ml-auto text-slate-400">{ seen }</span>
+                                        </li>
+                                    }
+                                }) }
+                            </ul>
+                        </li>
+                    }
+                }) }
+            </ul>
+        },
+    };
+    html! {
+        <>
+            <h1 class="mb-4 text-xl font-semibold tracking-tight">{ "Overview" }</h1>
+            { body }
+        </>
+    }
+}
+
+/// The board and how it changes.
+#[derive(Clone, Default, PartialEq)]
+struct BoardState {
+    board: Board,
+}
+
+enum BoardAction {
+    Clear,
+    Ensure(Vec<String>),
+    Apply(Vec<PointOut>),
+    Trim(i64),
+}
+
+impl Reducible for BoardState {
+    type Action = BoardAction;
+
+    fn reduce(self: Rc<Self>, action: BoardAction) -> Rc<Self> {
+        let mut next = Rc::unwrap_or_clone(self);
+        match action {
+            BoardAction::Clear => next.board = Board::default(),
+            BoardAction::Ensure(metrics) => metrics.iter().for_each(|m| next.board.ensure(m)),
+            BoardAction::Apply(points) => {
+                next.board.apply(&points);
+            }
+            BoardAction::Trim(now) => next.board.trim(now),
+        }
+        Rc::new(next)
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct TenantProps {
+    slug: String,
+    agent: Option<String>,
+    live: bool,
+}
+
+/// One tenant's charts, live.
+#[function_component]
+fn TenantPage(props: &TenantProps) -> Html {
+    let board = use_reducer(BoardState::default);
+    let link = use_state(|| None::<Link>);
+    let agents = use_state(Vec::<AgentOut>::new);
+    let error = use_state(|| None::<String>);
+    let reloads = use_state(|| 0u32);
+    let expanded = use_state(|| None::<String>);
+    let paused = use_state(BTreeMap::<String, Rc<Widget>>::new);
+    let now = use_clock();
+
+    {
+        let board = board.clone();
+        use_effect_with(now, move |now| board.dispatch(BoardAction::Trim(*now)));
+    }
+    // History: series list, then each metric's recent points.
+    {
+        let (board, agents, error) = (board.clone(), agents.clone(), error.clone());
+        use_effect_with((props.slug.clone(), props.agent.clone(), *reloads), move |(slug, agent, _)| {
+            let (slug, agent) = (slug.clone(), agent.clone());
+            board.dispatch(BoardAction::Clear);
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::agents(&slug).await {
+                    Ok(list) => agents.set(list),
+                    Err(err) => error.set(Some(err.message)),
+                }
+                let series = match api::series(&slug).await {
+                    Ok(series) => series,
+                    Err(err) => return error.set(Some(err.message)),
+                };
+                let mut metrics: Vec<String> = series
+                    .into_iter()
+                    .filter(|s| agent.is_none() || s.agent_id == agent)
+                    .map(|s| s.metric_name)
+                    .collect();
+                metrics.dedup();
+                board.dispatch(BoardAction::Ensure(metrics.clone()));
+                let start = format_millis(now_ms() - model::WINDOW_MS);
+                for metric in metrics {
+                    match api::history(&slug, &metric, agent.as_deref(), &start).await {
+                        Ok(answer) => board.dispatch(BoardAction::Apply(answer.data)),
+                        Err(err) => error.set(Some(err.message)),
+                    }
+                }
+            });
+        });
+    }
+    // The live link, while live is on.
+    {
+        let (board, link, reloads) = (board.clone(), link.clone(), reloads.clone());
+        use_effect_with((props.slug.clone(), props.agent.clone(), props.live), move |(slug, agent, live)| {
+            let running = live.then(|| {
+                let reload_count = Rc::new(RefCell::new(*reloads));
+                let on_update = Callback::from(move |update: LiveUpdate| match update {
+                    LiveUpdate::Points(points) => board.dispatch(BoardAction::Apply(points)),
+                    LiveUpdate::Status(state) => link.set(Some(state)),
+                    LiveUpdate::Reset => {
+                        let next = *reload_count.borrow() + 1;
+                        *reload_count.borrow_mut() = next;
+                        reloads.set(next);
+                    }
+                });
+                LiveLink::start(slug, agent.as_deref(), on_update)
+            });
+            move || drop(running)
+        });
+    }
+
+    let select_agent = {
+        let slug = props.slug.clone();
+        Callback::from(move |event: Event| {
+            let Some(select) = event.target_dyn_into::<HtmlSelectElement>() else { return };
+            let value = select.value();
+            let href = tenant_href(&slug, (!value.is_empty()).then_some(value.as_str()));
+            if let Some(window) = web_sys::window() {
+                let _ = window.location().set_hash(&href);
+            }
+        })
+    };
+    let status = link_badge(props.live, link.as_ref());
+    let widgets = board.board.widgets();
+    let cards = widgets.iter().map(|widget| {
+        let metric = widget.metric.clone();
+        let frozen = paused.get(&metric).cloned();
+        let shown = frozen.clone().unwrap_or_else(|| widget.clone());
+        let open = {
+            let expanded = expanded.clone();
+            let metric = metric.clone();
+            Callback::from(move |_| expanded.set(Some(metric.clone())))
+        };
+        let open_key = {
+            let expanded = expanded.clone();
+            let metric = metric.clone();
+            Callback::from(move |event: KeyboardEvent| {
+                if event.key() == "Enter" || event.key() == " " {
+                    event.prevent_default();
+                    expanded.set(Some(metric.clone()));
+                }
+            })
+        };
+        let toggle = {
+            let (paused, metric, widget) = (paused.clone(), metric.clone(), widget.clone());
+            Callback::from(move |event: MouseEvent| {
+                event.stop_propagation();
+                let mut next = (*paused).clone();
+                if next.remove(&metric).is_none() {
+                    next.insert(metric.clone(), widget.clone());
+                }
+                paused.set(next);
+            })
+        };
+        let widget_live = frozen.is_none();
+        html! {
+            <li key={metric.clone()} class="rounded-2xl bg-slate-900/70 p-4 ring-1 ring-white/5" data-metric={metric.clone()}>
+                <div class="mb-2 flex items-center gap-2">
+                    <h2 class="truncate font-mono text-sm text-slate-200">{ &metric }</h2>
+                    <button type="button" onclick={toggle} aria-pressed={widget_live.to_string()}
+                        aria-label={format!("Live updates for {metric}")}
+                        class="ml-auto rounded-full px-2 py-0.5 text-xs text-slate-300 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                        { if widget_live { "live" } else { "paused" } }
+                    </button>
+                </div>
+                <div role="button" tabindex="0" onclick={open} onkeydown={open_key}
+                    aria-label={format!("Expand {metric}")}
+                    class="cursor-zoom-in rounded-lg focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                    <LineChart widget={shown.clone()} now_ms={if widget_live { now } else { shown.latest_ms().unwrap_or(now) }} />
+                </div>
+                <Legend widget={shown} now_ms={now} />
+            </li>
+        }
+    });
+    let modal = expanded.as_ref().and_then(|metric| board.board.widget(metric)).map(|widget| {
+        let close = {
+            let expanded = expanded.clone();
+            Callback::from(move |_| expanded.set(None))
+        };
+        html! { <Expanded widget={widget} now_ms={now} on_close={close} /> }
+    });
+    let agent_options = agents.iter().map(|a| {
+        let selected = props.agent.as_deref() == Some(a.agent_id.as_str());
+        html! { <option key={a.agent_id.clone()} value={a.agent_id.clone()} {selected}>{ format!("{} ({})", a.agent_id, a.status) }</option> }
+    });
+    html! {
+        <>
+            <div class="mb-5 flex flex-wrap items-center gap-4">
+                <h1 class="text-xl font-semibold tracking-tight">{ &props.slug }</h1>
+                { status }
+                <label class="ml-auto flex items-center gap-2 text-sm text-slate-300">
+                    { "Agent" }
+                    <select onchange={select_agent} class="rounded-lg bg-slate-800 px-2 py-1 text-slate-100 ring-1 ring-slate-700 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                        <option value="" selected={props.agent.is_none()}>{ "All agents" }</option>
+                        { for agent_options }
+                    </select>
+                </label>
+            </div>
+            if let Some(message) = &*error {
+                <p role="alert" class="mb-4 text-rose-300">{ message }</p>
+            }
+            if widgets.is_empty() {
+                <p class="text-slate-400">{ "No metrics yet. Push one and it appears here live." }</p>
+            }
+            <ul class="grid gap-4 md:grid-cols-2 xl:grid-cols-3" data-testid="widgets">{ for cards }</ul>
+            { for modal }
+        </>
+    }
+}
+
+/// The live badge: a pulsing dot while data flows, and which transport carries it.
+fn link_badge(live: bool, link: Option<&Link>) -> Html {
+    let (text, transport, connected) = match (live, link) {
+        (false, _) => ("paused".to_owned(), "none", false),
+        (true, None) => ("connecting".to_owned(), "none", false),
+        (true, Some(link)) => (
+            link.describe().to_owned(),
+            if link.transport == Transport::Stream { "stream" } else { "polling" },
+            link.connected,
+        ),
+    };
+    let color = match (connected, transport) {
+        (true, "stream") => "bg-emerald-400",
+        (true, _) => "bg-amber-300",
+        _ => "bg-slate-500",
+    };
+    html! {
+        <span role="status" data-testid="link-status" data-transport={transport} data-connected={connected.to_string()}
+            class="inline-flex items-center gap-2 rounded-full bg-slate-900 px-3 py-1 text-xs text-slate-200 ring-1 ring-white/5">
+            <span class="relative flex h-2 w-2" aria-hidden="true">
+                if connected {
+                    <span class={classes!("absolute", "inline-flex", "h-full", "w-full", "animate-ping", "rounded-full", "opacity-60", color)}></span>
+                }
+                <span class={classes!("relative", "inline-flex", "h-2", "w-2", "rounded-full", color)}></span>
+            </span>
+            { text }
+        </span>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ExpandedProps {
+    widget: Rc<Widget>,
+    now_ms: i64,
+    on_close: Callback<()>,
+}
+
+/// One metric, large, over the page; Escape or the button closes it.
+#[function_component]
+fn Expanded(props: &ExpandedProps) -> Html {
+    let close_button = use_node_ref();
+    {
+        let close_button = close_button.clone();
+        use_effect_with((), move |_| {
+            if let Some(button) = close_button.cast::<web_sys::HtmlElement>() {
+                let _ = button.focus();
+            }
+        });
+    }
+    let on_close = props.on_close.clone();
+    let onkeydown = {
+        let on_close = on_close.clone();
+        Callback::from(move |event: KeyboardEvent| {
+            if event.key() == "Escape" {
+                on_close.emit(());
+            }
+        })
+    };
+    let title = props.widget.metric.clone();
+    html! {
+        <div class="fixed inset-0 z-20 grid place-items-center bg-slate-950/80 p-4" {onkeydown}>
+            <section role="dialog" aria-modal="true" aria-labelledby="expanded-title"
+                class="w-full max-w-5xl rounded-2xl bg-slate-900 p-6 shadow-2xl ring-1 ring-white/10">
+                <div class="mb-4 flex items-center">
+                    <h2 id="expanded-title" class="font-mono text-lg text-slate-100">{ &title }</h2>
+                    <button ref={close_button} type="button" onclick={move |_| on_close.emit(())}
+                        class="ml-auto rounded-lg px-3 py-1 text-sm text-slate-300 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                        { "Close" }
+                    </button>
+                </div>
+                <LineChart widget={props.widget.clone()} now_ms={props.now_ms} height={300.0} />
+                <Legend widget={props.widget.clone()} now_ms={props.now_ms} />
+            </section>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct TokensProps {
+    admin: bool,
+}
+
+/// List, create (secret shown once) and revoke tokens.
+#[function_component]
+fn TokensPage(props: &TokensProps) -> Html {
+    let tokens = use_state(|| None::<Result<Vec<TokenOut>, String>>);
+    let tenants = use_state(Vec::<TenantOut>::new);
+    let created = use_state(|| None::<CreatedToken>);
+    let error = use_state(|| None::<String>);
+    let refresh = use_state(|| 0u32);
+    let name = use_node_ref();
+    let tenant = use_node_ref();
+    let ingest = use_node_ref();
+    let read = use_node_ref();
+    {
+        let (tokens, tenants) = (tokens.clone(), tenants.clone());
+        use_effect_with(*refresh, move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                tokens.set(Some(api::tokens().await.map_err(|e| e.message)));
+                if let Ok(list) = api::tenants().await {
+                    tenants.set(list);
+                }
+            });
+        });
+    }
+    let onsubmit = {
+        let (name, tenant, ingest, read) = (name.clone(), tenant.clone(), ingest.clone(), read.clone());
+        let (created, error, refresh) = (created.clone(), error.clone(), refresh.clone());
+        Callback::from(move |event: SubmitEvent| {
+            event.prevent_default();
+            let checked = |node: &NodeRef| node.cast::<HtmlInputElement>().is_some_and(|i| i.checked());
+            let scopes: Vec<&str> =
+                [("ingest", checked(&ingest)), ("read", checked(&read))].iter().filter(|s| s.1).map(|s| s.0).collect();
+            let body = CreateToken {
+                tenant: tenant.cast::<HtmlSelectElement>().map(|s| s.value()).filter(|v| !v.is_empty()),
+                scopes: scopes.join(","),
+                name: name.cast::<HtmlInputElement>().map(|i| i.value()).filter(|v| !v.is_empty()),
+            };
+            let (created, error, refresh) = (created.clone(), error.clone(), refresh.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::create_token(&body).await {
+                    Ok(token) => {
+                        created.set(Some(token));
+                        error.set(None);
+                        refresh.set(*refresh + 1);
+                    }
+                    Err(err) => error.set(Some(err.message)),
+                }
+            });
+        })
+    };
+    let revoke = |id: i64| {
+        let (error, refresh) = (error.clone(), refresh.clone());
+        Callback::from(move |_| {
+            let confirmed = web_sys::window()
+                .and_then(|w| w.confirm_with_message("Revoke this token? Programs using it stop working at once.").ok())
+                .unwrap_or(false);
+            if !confirmed {
+                return;
+            }
+            let (error, refresh) = (error.clone(), refresh.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::revoke_token(id).await {
+                    Ok(_) => refresh.set(*refresh + 1),
+                    Err(err) => error.set(Some(err.message)),
+                }
+            });
+        })
+    };
+    let rows = match &*tokens {
+        None => html! { <tr><td colspan="6" class="py-3 text-slate-400">{ "Loading…" }</td></tr> },
+        Some(Err(message)) => {
+            html! { <tr><td colspan="6" role="alert" class="py-3 text-rose-300">{ message }</td></tr> }
+        }
+        Some(Ok(list)) => html! {
+            { for list.iter().map(|t| {
+                let active = t.revoked_at.is_none();
+                html! {
+                    <tr key={t.id} class="border-t border-white/5">
+                        <td class="py-2 pr-4 font-mono">{ &t.prefix }{ "…" }</td>
+                        <td class="py-2 pr-4">{ if t.name.is_empty() { "–" } else { &t.name } }</td>
+                        <td class="py-2 pr-4">{ t.tenant.as_deref().unwrap_or("(admin)") }</td>
+                        <td class="py-2 pr-4 font-mono">{ &t.scopes }</td>
+                        <td class="py-2 pr-4 text-slate-400">{ t.last_used_at.as_deref().unwrap_or("never") }</td>
+                        <td class="py-2 text-right">
+                            if active {
+                                <button type="button" onclick={revoke(t.id)} aria-label={format!("Revoke token {}", t.prefix)}
+                                    class="rounded-lg px-2 py-1 text-rose-300 ring-1 ring-rose-900 hover:bg-rose-950 focus-visible:outline focus-visible:outline-2 focus-visible:outline-rose-300">{ "Revoke" }</button>
+                            } else {
+                                <span class="text-slate-500">{ "revoked" }</span>
+                            }
+                        </td>
+                    </tr>
+                }
+            }) }
+        },
+    };
+    let tenant_field = if props.admin {
+        html! {
+            <label class="grid gap-1 text-sm text-slate-300">
+                { "Tenant" }
+                <select ref={tenant} required=true class="rounded-lg bg-slate-800 px-2 py-2 text-slate-100 ring-1 ring-slate-700 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                    { for tenants.iter().map(|t| html! { <option key={t.slug.clone()} value={t.slug.clone()}>{ &t.slug }</option> }) }
+                </select>
+            </label>
+        }
+    } else {
+        html! {}
+    };
+    html! {
+        <>
+            <h1 class="mb-4 text-xl font-semibold tracking-tight">{ "API tokens" }</h1>
+            <form {onsubmit} class="mb-6 flex flex-wrap items-end gap-4 rounded-2xl bg-slate-900/70 p-4 ring-1 ring-white/5" aria-label="Create a token">
+                <label class="grid gap-1 text-sm text-slate-300">
+                    { "Name" }
+                    <input ref={name} placeholder="edge-gateway" class="rounded-lg bg-slate-800 px-3 py-2 text-slate-100 ring-1 ring-slate-700 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400" />
+                </label>
+                { tenant_field }
+                <fieldset class="flex gap-4 text-sm text-slate-300">
+                    <legend class="mb-1">{ "Scopes" }</legend>
+                    <label class="flex items-center gap-2"><input ref={ingest} type="checkbox" checked=true />{ "ingest" }</label>
+                    <label class="flex items-center gap-2"><input ref={read} type="checkbox" checked=true />{ "read" }</label>
+                </fieldset>
+                <button type="submit" class="rounded-lg bg-sky-500 px-4 py-2 font-medium text-slate-950 hover:bg-sky-400 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-sky-300">{ "Create token" }</button>
+            </form>
+            if let Some(message) = &*error {
+                <p role="alert" class="mb-4 text-rose-300">{ message }</p>
+            }
+            if let Some(token) = &*created {
+                <div role="status" class="mb-6 rounded-2xl bg-emerald-950/40 p-4 ring-1 ring-emerald-800/60">
+                    <p class="mb-2 text-sm text-emerald-200">{ "Copy this token now: it is shown only once." }</p>
+                    <code data-testid="new-token" class="block break-all rounded-lg bg-slate-950 p-3 font-mono text-sm text-slate-100">{ &token.token }</code>
+                </div>
+            }
+            <div class="overflow-x-auto">
+                <table class="w-full text-left text-sm">
+                    <thead class="text-slate-400">
+                        <tr><th scope="col" class="py-2 pr-4 font-normal">{ "Token" }</th><th scope="col" class="py-2 pr-4 font-normal">{ "Name" }</th><th scope="col" class="py-2 pr-4 font-normal">{ "Tenant" }</th><th scope="col" class="py-2 pr-4 font-normal">{ "Scopes" }</th><th scope="col" class="py-2 pr-4 font-normal">{ "Last used" }</th><th scope="col"><span class="sr-only">{ "Actions" }</span></th></tr>
+                    </thead>
+                    <tbody>{ rows }</tbody>
+                </table>
+            </div>
+        </>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_parse_from_the_hash() {
+        assert_eq!(Route::parse(""), Route::Overview);
+        assert_eq!(Route::parse("#/"), Route::Overview);
+        assert_eq!(Route::parse("#/tokens"), Route::Tokens);
+        assert_eq!(Route::parse("#/t/acme"), Route::Tenant { slug: "acme".into(), agent: None });
+        assert_eq!(
+            Route::parse("#/t/acme/a/web-1"),
+            Route::Tenant { slug: "acme".into(), agent: Some("web-1".into()) }
+        );
+        assert_eq!(Route::parse("#/nowhere/x"), Route::Overview);
+        let route = Route::Tenant { slug: "acme".into(), agent: Some("db:1".into()) };
+        assert_eq!(Route::parse(&tenant_href("acme", Some("db:1"))), route);
+    }
+}
