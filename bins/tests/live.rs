@@ -100,4 +100,17 @@ async fn the_api_process_streams_what_a_separate_worker_persisted() {
         }
         assert!(std::time::Instant::now() < deadline, "no point from the worker on the server's stream");
     }
+
+    // The same through the client SDK, streaming and polling.
+    use futures_util::StreamExt;
+    use microdash_client::{LiveEvent, StreamQuery};
+    let mut live = std::pin::pin!(client.stream("split", &StreamQuery::default()).await.unwrap());
+    let Some(Ok(LiveEvent::Ready { cursor })) = live.next().await else { panic!("no ready event") };
+    client.push(&[MetricIn::new("temp", 33.5)]).await.unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), live.next()).await.unwrap();
+    let Some(Ok(LiveEvent::Points { points, .. })) = next else { panic!("no points event: {next:?}") };
+    assert_eq!(points[0].value, 33.5);
+    let query = StreamQuery { after: Some(cursor), ..StreamQuery::default() };
+    let polled = client.latest("split", &query).await.unwrap();
+    assert_eq!((polled.reset, polled.points[0].value), (false, 33.5));
 }

@@ -18,10 +18,34 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use futures_util::{Stream, StreamExt};
 pub use microdash_core::api::{
-    Accepted, CreateTenant, CreateToken, CreatedToken, ErrorBody, FieldError, HealthResponse, MetricIn, MetricsQuery,
-    QueryResponse, TenantOut, TokenOut,
+    Accepted, CreateTenant, CreateToken, CreatedToken, ErrorBody, FieldError, HealthResponse, LatestResponse, MetricIn,
+    MetricsQuery, PointOut, QueryResponse, StreamQuery, TenantOut, TokenOut,
 };
+use microdash_core::api::{LiveFrame, StreamMarker};
+
+/// One event of a tenant's live stream ([`Client::stream`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveEvent {
+    /// The stream is open and continues from `cursor`.
+    Ready {
+        /// Where the stream stands.
+        cursor: String,
+    },
+    /// The requested position could not be resumed: reload history, then continue.
+    Reset {
+        /// Where the stream stands.
+        cursor: String,
+    },
+    /// Points just persisted.
+    Points {
+        /// Position after these points; pass it as `after` to resume.
+        cursor: String,
+        /// The points.
+        points: Vec<PointOut>,
+    },
+}
 
 /// Client failures.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +73,9 @@ pub enum Error {
     /// The base URL is not usable.
     #[error("invalid base url {0:?}")]
     InvalidUrl(String),
+    /// The live stream broke or sent something unreadable.
+    #[error("live stream: {0}")]
+    Stream(String),
 }
 
 impl Error {
@@ -57,6 +84,7 @@ impl Error {
         match self {
             Error::Api { status, .. } => *status == 503 || *status == 429,
             Error::Http(e) => e.is_connect() || e.is_timeout(),
+            Error::Stream(_) => true,
             Error::InvalidUrl(_) | Error::Encode(_) => false,
         }
     }
@@ -174,15 +202,77 @@ impl Client {
         self.send(self.http.post(self.url("/api/v1/admin/tokens")).json(request)).await
     }
 
+    /// Follow a tenant's live stream (Server-Sent Events): every metric persisted from now
+    /// on, or after `query.after` when resuming. The stream ends when the connection does;
+    /// resume with the last cursor.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// use futures_util::StreamExt;
+    /// use microdash_client::{LiveEvent, StreamQuery};
+    /// let mut live = std::pin::pin!(client.stream("fleet", &StreamQuery::default()).await?);
+    /// while let Some(event) = live.next().await {
+    ///     if let LiveEvent::Points { points, .. } = event? {
+    ///         println!("{} new points", points.len());
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn stream(
+        &self,
+        tenant: &str,
+        query: &StreamQuery,
+    ) -> Result<impl Stream<Item = Result<LiveEvent, Error>> + Send + use<>, Error> {
+        use eventsource_stream::Eventsource;
+        let request = self
+            .http
+            .get(self.url(&format!("/api/v1/stream/{tenant}")))
+            .query(query)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            // A stream lasts as long as it is followed, not as long as a request may take.
+            .timeout(Duration::from_secs(365 * 24 * 3600));
+        let response = self.check(request.bearer_auth(&self.token).send().await?).await?;
+        Ok(response.bytes_stream().eventsource().filter_map(|event| async move {
+            let event = match event {
+                Ok(event) => event,
+                Err(err) => return Some(Err(Error::Stream(err.to_string()))),
+            };
+            let parsed = match event.event.as_str() {
+                "ready" | "reset" => serde_json::from_str::<StreamMarker>(&event.data).map(|m| {
+                    if event.event == "ready" {
+                        LiveEvent::Ready { cursor: m.cursor }
+                    } else {
+                        LiveEvent::Reset { cursor: m.cursor }
+                    }
+                }),
+                "points" => serde_json::from_str::<LiveFrame>(&event.data)
+                    .map(|frame| LiveEvent::Points { cursor: event.id.clone(), points: frame.points }),
+                _ => return None,
+            };
+            Some(parsed.map_err(|e| Error::Stream(format!("unreadable {} event: {e}", event.event))))
+        }))
+    }
+
+    /// The polling alternative to [`Client::stream`]: the points after `query.after`,
+    /// waiting up to `query.wait_ms` for some.
+    pub async fn latest(&self, tenant: &str, query: &StreamQuery) -> Result<LatestResponse, Error> {
+        self.send(self.http.get(self.url(&format!("/api/v1/stream/{tenant}/latest"))).query(query)).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, Error> {
-        let response = request.bearer_auth(&self.token).send().await?;
+        let response = self.check(request.bearer_auth(&self.token).send().await?).await?;
+        Ok(response.json().await?)
+    }
+
+    /// The response if it is a success, else the server's error.
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, Error> {
         let status = response.status();
         if status.is_success() {
-            return Ok(response.json().await?);
+            return Ok(response);
         }
         let retry_after = response
             .headers()

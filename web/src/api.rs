@@ -84,9 +84,10 @@ pub async fn series(tenant: &str) -> Result<Vec<SeriesOut>, ApiError> {
     get(Request::get("/api/v1/series").query([("tenant", tenant)])).await
 }
 
-/// History of one metric since `start` (RFC 3339), optionally of one agent.
+/// Recent points of one metric since `start` (RFC 3339), optionally of one agent; at most as
+/// many as a live window holds per series, times a few series.
 pub async fn history(tenant: &str, metric: &str, agent: Option<&str>, start: &str) -> Result<QueryResponse, ApiError> {
-    let mut params = vec![("tenant", tenant), ("metric_name", metric), ("start_time", start), ("limit", "5000")];
+    let mut params = vec![("tenant", tenant), ("metric_name", metric), ("start_time", start), ("limit", "20000")];
     if let Some(agent) = agent {
         params.push(("agent_id", agent));
     }

@@ -390,11 +390,14 @@ fn TenantPage(props: &TenantProps) -> Html {
             let (slug, agent) = (slug.clone(), agent.clone());
             board.dispatch(BoardAction::Clear);
             wasm_bindgen_futures::spawn_local(async move {
-                match api::agents(&slug).await {
+                // Everything in parallel, each metric on its own: small answers draw the first
+                // chart soonest.
+                let (agent_list, series) = futures_util::join!(api::agents(&slug), api::series(&slug));
+                match agent_list {
                     Ok(list) => agents.set(list),
                     Err(err) => error.set(Some(err.message)),
                 }
-                let series = match api::series(&slug).await {
+                let series = match series {
                     Ok(series) => series,
                     Err(err) => return error.set(Some(err.message)),
                 };
@@ -406,8 +409,10 @@ fn TenantPage(props: &TenantProps) -> Html {
                 metrics.dedup();
                 board.dispatch(BoardAction::Ensure(metrics.clone()));
                 let start = format_millis(now_ms() - model::WINDOW_MS);
-                for metric in metrics {
-                    match api::history(&slug, &metric, agent.as_deref(), &start).await {
+                let mut loads: futures_util::stream::FuturesUnordered<_> =
+                    metrics.iter().map(|metric| api::history(&slug, metric, agent.as_deref(), &start)).collect();
+                while let Some(answer) = futures_util::StreamExt::next(&mut loads).await {
+                    match answer {
                         Ok(answer) => board.dispatch(BoardAction::Apply(answer.data)),
                         Err(err) => error.set(Some(err.message)),
                     }

@@ -1,8 +1,11 @@
-//! `microdash-loadgen`: a high-volume publisher for benchmarks and demos.
+//! `microdash-loadgen`: a high-volume publisher and stream follower for benchmarks and demos.
 //!
-//! It pushes bulk requests at a target rate (or as fast as the server takes them) and, in
-//! parallel, measures ingest-to-queryable latency: it writes a probe point, then polls the
-//! query API until the point is returned. It prints accepted metrics/s and percentiles.
+//! - `http` pushes bulk requests at a target rate (or as fast as the server takes them) and,
+//!   in parallel, measures ingest-to-queryable latency: it writes a probe point, then polls
+//!   the query API until the point is returned. It prints accepted metrics/s and percentiles.
+//! - `sse` holds many live streams of one tenant open, pushes timestamped probe points, and
+//!   measures how late each stream delivers them and whether any stream fell behind. Run it
+//!   beside `http` to load the streams.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +28,33 @@ struct Cli {
 enum Mode {
     /// Push over the HTTP API.
     Http(HttpArgs),
+    /// Follow a tenant's live stream with many clients and measure delivery.
+    Sse(SseArgs),
+}
+
+#[derive(Debug, Args)]
+struct SseArgs {
+    /// Server base URL.
+    #[arg(long, env = "MICRODASH_LOADGEN_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A token of the tenant with ingest and read scopes.
+    #[arg(long, env = "MICRODASH_LOADGEN_TOKEN")]
+    token: String,
+    /// The tenant's slug.
+    #[arg(long)]
+    tenant: String,
+    /// Concurrent streams.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// How long to measure, once every stream is open.
+    #[arg(long, default_value_t = 30)]
+    duration_s: u64,
+    /// Interval between probe points.
+    #[arg(long, default_value_t = 100)]
+    probe_interval_ms: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -73,7 +103,13 @@ struct Totals {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Mode::Http(args) = Cli::parse().mode;
+    match Cli::parse().mode {
+        Mode::Http(args) => http(args).await,
+        Mode::Sse(args) => sse::run(args).await,
+    }
+}
+
+async fn http(args: HttpArgs) -> anyhow::Result<()> {
     if args.batch_size == 0 || args.concurrency == 0 {
         bail!("--batch-size and --concurrency must be at least 1");
     }
@@ -303,4 +339,146 @@ fn report(
         );
     }
     Ok(())
+}
+
+mod sse {
+    //! Many live streams of one tenant, and how promptly each delivers probe points.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use anyhow::Context;
+    use futures_util::StreamExt;
+    use hdrhistogram::Histogram;
+    use microdash_client::{Client, LiveEvent, StreamQuery};
+    use tokio_util::sync::CancellationToken;
+
+    use super::SseArgs;
+
+    const PROBE: &str = "loadgen.sse_probe";
+
+    fn wall_ms() -> f64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
+    }
+
+    /// What one stream saw.
+    struct Seen {
+        points: u64,
+        probes: u64,
+        lag_us: Histogram<u64>,
+        broken: bool,
+    }
+
+    async fn follow(client: Client, tenant: String, ready: Arc<AtomicUsize>, stop: CancellationToken) -> Seen {
+        let mut seen = Seen { points: 0, probes: 0, lag_us: Histogram::new(3).expect("valid bounds"), broken: false };
+        let stream = match client.stream(&tenant, &StreamQuery::default()).await {
+            Ok(stream) => stream,
+            Err(err) => {
+                eprintln!("stream failed to open: {err}");
+                seen.broken = true;
+                return seen;
+            }
+        };
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let event = tokio::select! {
+                () = stop.cancelled() => return seen,
+                event = stream.next() => event,
+            };
+            match event {
+                Some(Ok(LiveEvent::Ready { .. })) => {
+                    ready.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Ok(LiveEvent::Points { points, .. })) => {
+                    let now = wall_ms();
+                    seen.points += points.len() as u64;
+                    for point in points.iter().filter(|p| p.metric_name == PROBE) {
+                        seen.probes += 1;
+                        let _ = seen.lag_us.record(((now - point.value).max(0.001) * 1000.0) as u64);
+                    }
+                }
+                Some(Ok(LiveEvent::Reset { .. })) => {}
+                Some(Err(err)) => {
+                    eprintln!("stream broke: {err}");
+                    seen.broken = true;
+                    return seen;
+                }
+                None => {
+                    seen.broken = !stop.is_cancelled();
+                    return seen;
+                }
+            }
+        }
+    }
+
+    pub(super) async fn run(args: SseArgs) -> anyhow::Result<()> {
+        let client = Client::new(&args.url, &args.token)?;
+        let ready = Arc::new(AtomicUsize::new(0));
+        let stop = CancellationToken::new();
+        let mut followers = tokio::task::JoinSet::new();
+        for _ in 0..args.clients {
+            followers.spawn(follow(client.clone(), args.tenant.clone(), ready.clone(), stop.clone()));
+        }
+        let opening = Instant::now();
+        while ready.load(Ordering::Relaxed) < args.clients {
+            anyhow::ensure!(opening.elapsed() < Duration::from_secs(60), "streams did not all open within 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let open_s = opening.elapsed().as_secs_f64();
+
+        let sent = Arc::new(AtomicU64::new(0));
+        let interval = Duration::from_millis(args.probe_interval_ms.max(1));
+        let deadline = Instant::now() + Duration::from_secs(args.duration_s);
+        let mut ticker = tokio::time::interval(interval);
+        while Instant::now() < deadline {
+            ticker.tick().await;
+            let body = format!(r#"{{"metric_name":"{PROBE}","value":{:.3}}}"#, wall_ms());
+            if client.push_json(body.into_bytes()).await.is_ok() {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Let the last probes arrive, then close every stream.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.cancel();
+        let mut lag = Histogram::<u64>::new(3)?;
+        let (mut points, mut broken) = (0u64, 0usize);
+        let mut probes_per_client = Vec::with_capacity(args.clients);
+        while let Some(seen) = followers.join_next().await {
+            let seen = seen.context("a stream follower panicked")?;
+            lag.add(&seen.lag_us)?;
+            points += seen.points;
+            broken += usize::from(seen.broken);
+            probes_per_client.push(seen.probes);
+        }
+        let sent = sent.load(Ordering::Relaxed);
+        let complete = probes_per_client.iter().filter(|p| **p >= sent).count();
+        let ms = |q: f64| lag.value_at_quantile(q) as f64 / 1000.0;
+        let summary = serde_json::json!({
+            "clients": args.clients,
+            "open_s": open_s,
+            "probes_sent": sent,
+            "clients_with_every_probe": complete,
+            "fewest_probes_received": probes_per_client.iter().min(),
+            "broken_streams": broken,
+            "points_delivered": points,
+            "points_delivered_per_s": points as f64 / (args.duration_s as f64 + 2.0),
+            "delivery_lag": {"p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99), "max_ms": lag.max() as f64 / 1000.0, "samples": lag.len()},
+        });
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            return Ok(());
+        }
+        println!("{} streams open in {open_s:.2} s; {broken} broke", args.clients);
+        println!("{sent} probes sent; {complete} of {} streams received every one", args.clients);
+        println!(
+            "delivery lag (persisted and pushed to every stream) p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            lag.max() as f64 / 1000.0
+        );
+        println!("{points} points delivered in all");
+        Ok(())
+    }
 }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Dashboard benchmarks: cold first load to the first chart with data, and POST-to-drawn latency
+# while RATE metrics/s of other load flow into the same tenant (its charts are on screen too).
+# usage: scripts/bench/dashboard.sh PORT [RATE] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+./scripts/build-web.sh >/dev/null 2>&1
+cargo build --release --bin microdash --bin microdash-loadgen >&2
+PORT=$1 RATE=${2:-1000} SECONDS_=${3:-30}
+DIR=${TMPDIR:-/tmp}/microdash_bench_web_$PORT
+rm -rf "$DIR" && mkdir -p "$DIR"
+./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
+  > "$DIR/out" 2> "$DIR/err" &
+PID=$!
+trap 'kill -TERM $PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q 'sign in as demo' "$DIR/out" 2>/dev/null && break; sleep 0.1; done
+TOKEN=$(grep 'demo token' "$DIR/out" | awk '{print $NF}')
+PASSWORD=$(grep 'sign in as demo' "$DIR/out" | awk '{print $NF}')
+URL=http://127.0.0.1:$PORT
+echo "sizes (bytes, gzip -9):"
+for f in web/dist/microdash_web_bg.wasm web/dist/microdash_web.js web/dist/app.css web/dist/index.html; do
+  printf '  %-28s %8d  gz %7d\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(stat -c %s "$f.gz")"
+done
+# Some history on screen before the first load; then steady load during the measurement.
+./target/release/microdash-loadgen http --url "$URL" --token "$TOKEN" --rate 1000 --batch-size 50 --concurrency 2 \
+  --agents 4 --duration-s 5 --probe-interval-ms 0 > /dev/null
+./target/release/microdash-loadgen http --url "$URL" --token "$TOKEN" --rate "$RATE" --batch-size 50 --concurrency 2 \
+  --agents 4 --duration-s $((SECONDS_ + 40)) --probe-interval-ms 0 > "$DIR/http.txt" &
+LOAD=$!
+(cd web && node bench/dashboard.mjs "$URL" "$TOKEN" "$PASSWORD" "$SECONDS_")
+kill $LOAD 2>/dev/null || true
