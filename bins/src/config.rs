@@ -169,8 +169,9 @@ impl Config {
         figment
             .merge(Env::prefixed("MICRODASH_").filter(|key| Self::keys().iter().any(|k| key == k.as_str())))
             .merge(Serialized::globals(overrides))
-            .extract()
+            .extract::<Config>()
             .context("reading configuration")
+            .and_then(|config| config.check().map(|()| config))
     }
 
     /// Every key, for picking this program's variables out of the environment (other
@@ -180,6 +181,17 @@ impl Config {
             Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Settings that are wrong together.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_poll_wait_ms < self.request_timeout_ms,
+            "max_poll_wait_ms ({}) must be below request_timeout_ms ({}), or long polls time out",
+            self.max_poll_wait_ms,
+            self.request_timeout_ms
+        );
+        Ok(())
     }
 
     /// Validation limits.
@@ -266,6 +278,16 @@ mod tests {
             assert_eq!(config.max_tags, 4, "file beats defaults");
             assert_eq!(config.redis_url.as_deref(), Some("redis://r/"));
             assert_eq!(config.database_url, Config::default().database_url);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_poll_wait_beyond_the_request_timeout_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("md.toml", "request_timeout_ms = 10000\nmax_poll_wait_ms = 20000\n")?;
+            let err = Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("max_poll_wait_ms"), "{err:#}");
             Ok(())
         });
     }

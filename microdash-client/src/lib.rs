@@ -38,6 +38,11 @@ pub enum LiveEvent {
         /// Where the stream stands.
         cursor: String,
     },
+    /// The position moved past batches the stream's filter left out; resume from here.
+    Cursor {
+        /// Where the stream stands.
+        cursor: String,
+    },
     /// Points just persisted.
     Points {
         /// Position after these points; pass it as `after` to resume.
@@ -238,13 +243,13 @@ impl Client {
                 Err(err) => return Some(Err(Error::Stream(err.to_string()))),
             };
             let parsed = match event.event.as_str() {
-                "ready" | "reset" => serde_json::from_str::<StreamMarker>(&event.data).map(|m| {
-                    if event.event == "ready" {
-                        LiveEvent::Ready { cursor: m.cursor }
-                    } else {
-                        LiveEvent::Reset { cursor: m.cursor }
-                    }
-                }),
+                "ready" | "reset" | "cursor" => {
+                    serde_json::from_str::<StreamMarker>(&event.data).map(|m| match event.event.as_str() {
+                        "ready" => LiveEvent::Ready { cursor: m.cursor },
+                        "reset" => LiveEvent::Reset { cursor: m.cursor },
+                        _ => LiveEvent::Cursor { cursor: m.cursor },
+                    })
+                }
                 "points" => serde_json::from_str::<LiveFrame>(&event.data)
                     .map(|frame| LiveEvent::Points { cursor: event.id.clone(), points: frame.points }),
                 _ => return None,

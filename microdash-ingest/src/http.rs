@@ -14,6 +14,7 @@ mod ops;
 mod session;
 mod stream;
 
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +93,7 @@ pub struct AppState {
     /// HTTP settings.
     pub config: Arc<HttpConfig>,
     token_usage: Arc<auth::TokenUsage>,
+    sign_in_throttle: Arc<session::SignInThrottle>,
     /// Cancelled when the server shuts down, to end the streams that would otherwise hold
     /// the graceful shutdown open forever.
     streams_stop: CancellationToken,
@@ -116,6 +118,7 @@ impl AppState {
             live,
             config: Arc::new(config),
             token_usage: Arc::default(),
+            sign_in_throttle: Arc::default(),
             streams_stop: CancellationToken::new(),
         }
     }
@@ -161,12 +164,29 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let streams_stop = state.streams_stop.clone();
+    let stopping = streams_stop.clone();
     let shutdown = async move {
         shutdown.await;
         streams_stop.cancel();
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).into_future();
+    // A client that stopped reading can hold its connection open until TCP gives up; after
+    // the drain period the server stops waiting for it.
+    let give_up = async move {
+        stopping.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
+    };
+    tokio::select! {
+        served = server => served,
+        () = give_up => {
+            tracing::warn!(drain_s = SHUTDOWN_DRAIN.as_secs(), "connections still open after the drain period; closing them");
+            Ok(())
+        }
+    }
 }
+
+/// How long shutdown waits for in-flight requests and open connections to finish.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// Serve only the operational endpoints (`/livez`, `/api/v1/health`, `/metrics`), for
 /// processes that run workers without the API.

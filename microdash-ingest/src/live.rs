@@ -277,22 +277,25 @@ impl Subscription {
         let mut parts: Vec<&str> = Vec::new();
         let mut events = Vec::new();
         let mut count = 0;
+        let mut last_seq = self.last_seq;
         while count < self.max_frame_points {
             let event = match self.pending.pop_front() {
                 Some(event) => event,
                 None => match self.receiver.try_recv() {
                     Ok(event) => event,
+                    // Nothing taken so far counts: the subscriber is done for.
                     Err(TryRecvError::Lagged(_)) => return Err(Lagged),
                     Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                 },
             };
-            if event.seq <= self.last_seq {
+            if event.seq <= last_seq {
                 continue;
             }
-            self.last_seq = event.seq;
+            last_seq = event.seq;
             count += event.metrics.iter().filter(|m| self.filter.matches(m)).count();
             events.push(event);
         }
+        self.last_seq = last_seq;
         if count == 0 {
             return Ok(None);
         }

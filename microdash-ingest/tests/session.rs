@@ -63,6 +63,12 @@ async fn a_tenant_user_signs_in_and_sees_only_their_tenant() {
     assert_eq!(app.send_head(req).await, StatusCode::FORBIDDEN);
     let req = Request::get("/api/v1/stream/acme").header("cookie", cookie.clone()).body(Body::empty()).unwrap();
     assert_eq!(app.send_head(req).await, StatusCode::OK);
+    // Pushing with the cookie needs an explicit JSON Content-Type (no cross-site simple request).
+    let req = Request::post("/api/v1/metrics").header("cookie", cookie.clone());
+    let untyped = app.send(req.body(Body::from(r#"{"metric_name":"m","value":2}"#)).unwrap()).await;
+    assert_eq!(untyped.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let typed = with_cookie(&app, "POST", "/api/v1/metrics", &cookie, Some(r#"{"metric_name":"m","value":2}"#)).await;
+    assert_eq!(typed.status, StatusCode::ACCEPTED);
     let create = with_cookie(&app, "POST", "/api/v1/tenants", &cookie, Some(r#"{"slug":"mine"}"#)).await;
     assert_eq!(create.status, StatusCode::FORBIDDEN);
 
@@ -135,5 +141,21 @@ async fn an_admin_user_sees_every_tenant_and_stream() {
     // A tenant token naming another tenant is refused.
     let foreign = app.call("GET", "/api/v1/metrics?tenant=other", Some(&acme.token), None).await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_failed_sign_ins_lock_the_username_for_a_while() {
+    let app = App::start().await;
+    app.store.create_user("carol", "carol's password", None, 0).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(sign_in(&app, "carol", "guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = sign_in(&app, "carol", "carol's password").await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{}", locked.text);
+    assert!(locked.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 0);
+    // Other users are not affected.
+    app.store.create_user("dave", "dave's password", None, 0).await.unwrap();
+    assert_eq!(sign_in(&app, "dave", "dave's password").await.status, StatusCode::OK);
     app.stop().await;
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::App;
+use microdash_ingest::http::HttpConfig;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -158,7 +159,7 @@ async fn polling_returns_exactly_what_the_stream_sends() {
     // A long poll answers as soon as a point arrives.
     let waiting = {
         let state = app.state.clone();
-        let (uri, token) = (format!("/api/v1/stream/t/latest?after={cursor}&wait_ms=5000"), t.token.clone());
+        let (uri, token) = (format!("/api/v1/stream/t/latest?agent_id=a&after={cursor}&wait_ms=5000"), t.token.clone());
         tokio::spawn(async move {
             use axum::body::Body;
             use http_body_util::BodyExt;
@@ -180,7 +181,52 @@ async fn polling_returns_exactly_what_the_stream_sends() {
     let bad = app.call("GET", "/api/v1/stream/t/latest?after=nope", Some(&t.token), None).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.json["details"][0]["field"], "after");
-    let too_long = app.call("GET", "/api/v1/stream/t/latest?wait_ms=999999", Some(&t.token), None).await;
-    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_poll_waits_no_longer_than_the_server_allows() {
+    let mut app = App::start().await;
+    let t = app.tenant("t", "read").await;
+    let config = HttpConfig { max_poll_wait: Duration::from_millis(100), ..(*app.state.config).clone() };
+    app.state.config = std::sync::Arc::new(config);
+    let started = std::time::Instant::now();
+    let poll = app.call("GET", "/api/v1/stream/t/latest?wait_ms=999999", Some(&t.token), None).await;
+    assert_eq!(poll.status, StatusCode::OK);
+    assert_eq!(poll.json["points"], serde_json::json!([]));
+    assert!(started.elapsed() < Duration::from_secs(5), "capped at max_poll_wait");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_the_token_or_signing_out_ends_open_streams() {
+    let app = App::start().await;
+    let t = app.tenant("t", "ingest,read").await;
+    let (_, stream) = app.open_stream("/api/v1/stream/t", Some(&t.token), None).await;
+    let mut stream = stream.unwrap();
+    stream.next_event(WAIT).await;
+    let id = app.store.list_tokens(Some(t.id)).await.unwrap()[0].id;
+    app.store.revoke_token(id, 1).await.unwrap();
+    // The test router rechecks every 200 ms.
+    stream.ended(Duration::from_secs(3)).await;
+    assert_eq!(app.gauge("microdash_streams_open").await, 0.0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filtered_stream_is_told_when_its_position_moves() {
+    let app = App::start().await;
+    let t = app.tenant("t", "ingest,read").await;
+    let (_, stream) = app.open_stream("/api/v1/stream/t?agent_id=quiet", Some(&t.token), None).await;
+    let mut stream = stream.unwrap();
+    let ready = stream.next_event(WAIT).await.id.unwrap();
+    app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&metrics("m", "busy", &[1.0]))).await;
+    let moved = stream.next_event(WAIT).await;
+    assert_eq!(moved.event.as_deref(), Some("cursor"));
+    assert_ne!(moved.id.as_deref(), Some(ready.as_str()));
+    assert_eq!(moved.json()["cursor"].as_str(), moved.id.as_deref());
+    // Resuming from it replays nothing the filter would have let through, and needs no reset.
+    let (_, resumed) = app.open_stream("/api/v1/stream/t?agent_id=quiet", Some(&t.token), moved.id.as_deref()).await;
+    assert_eq!(resumed.unwrap().next_event(WAIT).await.event.as_deref(), Some("ready"));
     app.stop().await;
 }

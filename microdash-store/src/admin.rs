@@ -65,6 +65,8 @@ pub enum Credential {
     Session {
         /// The signed-in user.
         user_id: i64,
+        /// The session, by id.
+        session_id: i64,
     },
 }
 

@@ -11,7 +11,7 @@ use diesel_async::RunQueryDsl;
 use microdash_core::token::{self, Scopes};
 
 use crate::admin::{Credential, Principal, conflict_as, new_secret};
-use crate::schema::{sessions, tenants, users};
+use crate::schema::{api_tokens, sessions, tenants, users};
 use crate::{Store, StoreError, with_conn};
 
 /// Shortest accepted password.
@@ -65,8 +65,21 @@ fn check_password(password: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Argon2 work running at once, bounded by the cores: each costs ~19 MiB and tens of
+/// milliseconds of CPU, and a flood of sign-ins must queue here, not exhaust memory or the
+/// blocking pool that SQLite queries also need.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
+async fn hashing_slot() -> Result<tokio::sync::SemaphorePermit<'static>, StoreError> {
+    hashing_slots().acquire().await.map_err(|e| StoreError::Unavailable(format!("password hashing stopped: {e}")))
+}
+
 async fn hash_password(password: &str) -> Result<String, StoreError> {
     let password = password.to_owned();
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || {
         Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
     })
@@ -82,6 +95,7 @@ static DECOY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 async fn verify_password(password: &str, hash: Option<String>) -> bool {
     let known = hash.is_some();
     let password = password.to_owned();
+    let Ok(_slot) = hashing_slot().await else { return false };
     let verified = tokio::task::spawn_blocking(move || {
         let hash = hash.unwrap_or_else(|| {
             DECOY_HASH
@@ -227,35 +241,62 @@ impl Store {
             expires_at_ms: now_ms + ttl_ms,
         };
         with_conn!(self, |conn| diesel::insert_into(sessions::table).values(&row).execute(&mut conn).await?);
-        // Expired sessions of this user are of no further use.
-        let expired = sessions::table.filter(sessions::user_id.eq(user.id)).filter(sessions::expires_at_ms.le(now_ms));
+        // Expired sessions are of no further use; sign-ins are rare enough to sweep them here.
+        let expired = sessions::table.filter(sessions::expires_at_ms.le(now_ms));
         with_conn!(self, |conn| diesel::delete(expired).execute(&mut conn).await?);
         Ok(Some((user, secret)))
     }
 
     /// The signed-in user of a session cookie, if the session exists and has not expired.
     pub async fn session_user(&self, secret: &str, now_ms: i64) -> Result<Option<User>, StoreError> {
+        Ok(self.session(secret, now_ms).await?.map(|(_, user)| user))
+    }
+
+    async fn session(&self, secret: &str, now_ms: i64) -> Result<Option<(i64, User)>, StoreError> {
         if !token::looks_like_token(secret) {
             return Ok(None);
         }
-        let user_id: Option<i64> = with_conn!(self, |conn| sessions::table
+        let row: Option<(i64, i64)> = with_conn!(self, |conn| sessions::table
             .filter(sessions::token_hash.eq(token::hash_token(secret)))
             .filter(sessions::expires_at_ms.gt(now_ms))
-            .select(sessions::user_id)
+            .select((sessions::id, sessions::user_id))
             .first(&mut conn)
             .await
             .optional()?);
-        let Some(user_id) = user_id else { return Ok(None) };
-        Ok(self.users(None).await?.into_iter().find(|u| u.id == user_id))
+        let Some((session_id, user_id)) = row else { return Ok(None) };
+        Ok(self.users(None).await?.into_iter().find(|u| u.id == user_id).map(|user| (session_id, user)))
     }
 
     /// Authenticate a session cookie as a [`Principal`].
     pub async fn authenticate_session(&self, secret: &str, now_ms: i64) -> Result<Option<Principal>, StoreError> {
-        Ok(self.session_user(secret, now_ms).await?.map(|user| Principal {
-            credential: Credential::Session { user_id: user.id },
+        Ok(self.session(secret, now_ms).await?.map(|(session_id, user)| Principal {
+            credential: Credential::Session { user_id: user.id, session_id },
             tenant_id: user.tenant_id,
             scopes: user.scopes(),
         }))
+    }
+
+    /// Whether a credential that authenticated earlier still does: its token not revoked,
+    /// its session not ended or expired. Long-lived requests (streams) ask this
+    /// periodically, so revoking a token or signing out also ends them.
+    pub async fn still_valid(&self, credential: Credential, now_ms: i64) -> Result<bool, StoreError> {
+        let found: Option<i64> = match credential {
+            Credential::Token(id) => with_conn!(self, |conn| api_tokens::table
+                .filter(api_tokens::id.eq(id))
+                .filter(api_tokens::revoked_at_ms.is_null())
+                .select(api_tokens::id)
+                .first(&mut conn)
+                .await
+                .optional()?),
+            Credential::Session { session_id, .. } => with_conn!(self, |conn| sessions::table
+                .filter(sessions::id.eq(session_id))
+                .filter(sessions::expires_at_ms.gt(now_ms))
+                .select(sessions::id)
+                .first(&mut conn)
+                .await
+                .optional()?),
+        };
+        Ok(found.is_some())
     }
 
     /// End a session (sign out). Unknown secrets are ignored.

@@ -33,6 +33,8 @@ const POLL_WAIT_MS: u32 = 20_000;
 const POLL_RETRY_MS: u32 = 2_000;
 /// First stream reconnect delay; doubled after each failure in a row.
 const RECONNECT_BASE_MS: u32 = 250;
+/// A stream that has not delivered its opening event by then counts as failed.
+const OPEN_TIMEOUT_MS: u32 = 5_000;
 
 fn now_ms() -> i64 {
     js_sys::Date::now() as i64
@@ -52,6 +54,9 @@ struct Inner {
     agent: Option<String>,
     link: Link,
     source: Option<(EventSource, Vec<(&'static str, Listener)>)>,
+    /// Bumped for every stream opened, so a timer can tell whether its stream is still the
+    /// current one.
+    generation: u64,
     alive: bool,
     on_update: Callback<LiveUpdate>,
 }
@@ -70,6 +75,7 @@ impl LiveLink {
             agent: agent.map(str::to_owned),
             link: Link::new(available, now_ms()),
             source: None,
+            generation: 0,
             alive: true,
             on_update,
         }));
@@ -130,6 +136,7 @@ fn open_stream(inner: &Rc<RefCell<Inner>>) {
         format!("/api/v1/stream/{}?{}", js_sys::encode_uri_component(&inner.tenant), query(&inner))
     };
     let Ok(source) = EventSource::new(&url) else {
+        inner.borrow_mut().link.fall_back(now_ms());
         start_polling(inner);
         return;
     };
@@ -186,13 +193,51 @@ fn open_stream(inner: &Rc<RefCell<Inner>>) {
             });
         })
     };
-    let listeners = vec![("ready", marker(false)), ("reset", marker(true)), ("points", points), ("error", error)];
+    let cursor = {
+        let weak = Rc::downgrade(inner);
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            let Some(inner) = weak.upgrade() else { return };
+            let Some(message) = event.dyn_ref::<MessageEvent>() else { return };
+            inner.borrow_mut().link.cursor = Some(message.last_event_id());
+        })
+    };
+    let listeners = vec![
+        ("ready", marker(false)),
+        ("reset", marker(true)),
+        ("cursor", cursor),
+        ("points", points),
+        ("error", error),
+    ];
     for (name, listener) in &listeners {
         let _ = source.add_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
     }
-    let mut state = inner.borrow_mut();
-    close_stream(&mut state);
-    state.source = Some((source, listeners));
+    let generation = {
+        let mut state = inner.borrow_mut();
+        close_stream(&mut state);
+        state.source = Some((source, listeners));
+        state.generation += 1;
+        state.generation
+    };
+    // A proxy that buffers the response never errors and never delivers: a stream that has
+    // not opened in time counts as failed.
+    let weak = Rc::downgrade(inner);
+    wasm_bindgen_futures::spawn_local(async move {
+        gloo_timers::future::TimeoutFuture::new(OPEN_TIMEOUT_MS).await;
+        let Some(inner) = weak.upgrade() else { return };
+        let stalled = {
+            let state = inner.borrow();
+            state.alive && state.generation == generation && state.source.is_some() && !state.link.connected
+        };
+        if stalled {
+            let source = inner.borrow().source.as_ref().map(|(s, _)| s.clone());
+            if let Some(source) = source {
+                // Through the error listener, so the failure is handled in one place.
+                if let Ok(event) = web_sys::Event::new("error") {
+                    let _ = source.dispatch_event(&event);
+                }
+            }
+        }
+    });
 }
 
 fn start_polling(inner: &Rc<RefCell<Inner>>) {
@@ -230,11 +275,15 @@ fn start_polling(inner: &Rc<RefCell<Inner>>) {
             match answer {
                 Some(answer) => {
                     inner.borrow_mut().link.cursor = Some(answer.cursor);
-                    if answer.reset {
-                        emit(&inner, LiveUpdate::Reset);
-                    }
                     if !answer.points.is_empty() {
                         emit(&inner, LiveUpdate::Points(answer.points));
+                    }
+                    if answer.reset {
+                        emit(&inner, LiveUpdate::Reset);
+                        // Resets in a row (say, a balancer alternating between servers)
+                        // must not turn into a tight loop of history reloads.
+                        drop(inner);
+                        gloo_timers::future::TimeoutFuture::new(POLL_RETRY_MS).await;
                     }
                 }
                 None => {

@@ -255,6 +255,13 @@ impl Link {
         self.failures
     }
 
+    /// Give up on the stream at once (it cannot even be created here).
+    pub fn fall_back(&mut self, now_ms: i64) {
+        self.transport = Transport::Polling;
+        self.connected = false;
+        self.polling_since_ms = now_ms;
+    }
+
     /// A poll answered (or failed).
     pub fn polled(&mut self, ok: bool) {
         self.connected = ok;
@@ -454,6 +461,11 @@ mod tests {
 
         let without = Link::new(false, 0);
         assert_eq!(without.transport, Transport::Polling);
+
+        let mut broken = Link::new(true, 0);
+        broken.fall_back(5);
+        assert_eq!(broken.transport, Transport::Polling);
+        assert!(broken.should_retry_stream(5 + STREAM_RETRY_MS, true));
     }
 
     #[test]

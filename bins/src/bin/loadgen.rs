@@ -398,7 +398,7 @@ mod sse {
                         let _ = seen.lag_us.record(((now - point.value).max(0.001) * 1000.0) as u64);
                     }
                 }
-                Some(Ok(LiveEvent::Reset { .. })) => {}
+                Some(Ok(LiveEvent::Reset { .. } | LiveEvent::Cursor { .. })) => {}
                 Some(Err(err)) => {
                     eprintln!("stream broke: {err}");
                     seen.broken = true;

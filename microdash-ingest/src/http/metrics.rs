@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use microdash_core::api::{Accepted, MetricsQuery, PointOut, QueryResponse, Resolution, TimestampIn};
 use microdash_core::metric::{check_identifier, format_millis};
 use microdash_core::token::Scope;
-use microdash_store::PointQuery;
+use microdash_store::{Credential, PointQuery};
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
@@ -22,6 +22,15 @@ pub(super) async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let tenant_id = auth.tenant_with(Scope::Ingest)?;
+    // A browser sends a body without Content-Type cross-origin without asking first; with a
+    // session cookie that would let another page push into the user's tenant.
+    if matches!(auth.0.credential, Credential::Session { .. }) && !headers.contains_key(header::CONTENT_TYPE) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "with a session, send Content-Type: application/json",
+        ));
+    }
     check_json_content_type(&headers)?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();

@@ -5,8 +5,10 @@
 //! the stream would have sent, and a stream event id and a poll cursor are interchangeable.
 //!
 //! Stream events: `ready` (opens every stream; its id is where the stream starts), `reset`
-//! (instead of `ready` when `Last-Event-ID` could not be resumed: reload history), and
-//! `points` (a [`microdash_core::api::LiveFrame`]). Comment lines are heartbeats.
+//! (instead of `ready` when `Last-Event-ID` could not be resumed: reload history), `points`
+//! (a [`microdash_core::api::LiveFrame`]) and `cursor` (the position moved past batches the
+//! filter left out). Comment lines are heartbeats. The credential is checked again every
+//! heartbeat interval: revoking the token or signing out ends the stream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,10 +23,12 @@ use futures_util::{Stream, StreamExt};
 use microdash_core::api::{LatestResponse, LiveFrame, StreamMarker, StreamQuery};
 use microdash_core::metric::check_identifier;
 use microdash_core::token::Scope;
+use microdash_store::Credential;
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
-use crate::live::{Cursor, LiveFilter, Subscription};
+use crate::clock::now_ms;
+use crate::live::{Cursor, Lagged, LiveFilter, Subscription};
 use crate::telemetry::Telemetry;
 
 /// How soon a browser's EventSource reconnects after losing the stream.
@@ -57,19 +61,10 @@ pub(super) async fn stream(
         .retry(RECONNECT_MS)
         .json_data(&marker)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let open = OpenStream::new(subscription, state.telemetry.clone());
+    let open = OpenStream::new(subscription, &state, auth.0.credential);
     let points = futures_util::stream::unfold(open, |mut open| async move {
-        match open.subscription.next_frame().await {
-            Ok(frame) => {
-                let event = Event::default().event("points").id(frame.cursor.to_string()).data(frame.json);
-                Some((Ok(event), open))
-            }
-            Err(lagged) => {
-                open.telemetry.record_stream_dropped_slow();
-                tracing::info!(error = %lagged, "closing a stream that fell behind");
-                None
-            }
-        }
+        let event = open.next_event().await?;
+        Some((Ok(event), open))
     });
     let stream = futures_util::stream::once(async move { Ok(opening) })
         .chain(points)
@@ -93,27 +88,30 @@ pub(super) async fn latest(
         .as_deref()
         .map(|a| a.parse::<Cursor>().map_err(|e| ApiError::invalid_field("after", e.to_string())))
         .transpose()?;
-    let max_wait = state.config.max_poll_wait;
-    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0));
-    if wait > max_wait {
-        return Err(ApiError::invalid_field("wait_ms", format!("must be at most {}", max_wait.as_millis())));
-    }
+    // Longer waits are cut to the server's limit: the answer is the same, only sooner.
+    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0)).min(state.config.max_poll_wait);
     let mut subscription = state.live.subscribe(tenant_id, after, filter(&state, &params)?);
     if subscription.was_reset() {
         return Ok(Json(LatestResponse { cursor: subscription.cursor().to_string(), reset: true, points: Vec::new() }));
     }
     let frame = match subscription.try_frame() {
-        Ok(Some(frame)) => Some(frame),
         Ok(None) if !wait.is_zero() => {
             let stop = state.streams_stop.clone();
             tokio::select! {
-                frame = tokio::time::timeout(wait, subscription.next_frame()) => frame.ok().and_then(Result::ok),
-                () = stop.cancelled() => None,
+                frame = tokio::time::timeout(wait, subscription.next_frame()) => match frame {
+                    Ok(Ok(frame)) => Ok(Some(frame)),
+                    Ok(Err(lagged)) => Err(lagged),
+                    Err(_elapsed) => Ok(None),
+                },
+                () = stop.cancelled() => Ok(None),
             }
         }
-        Ok(None) => None,
+        other => other,
+    };
+    let frame = match frame {
+        Ok(frame) => frame,
         // Further behind than the hub keeps: the same answer a stale cursor gets.
-        Err(_) => {
+        Err(Lagged) => {
             let cursor = state.live.subscribe(tenant_id, None, LiveFilter::default()).cursor().to_string();
             return Ok(Json(LatestResponse { cursor, reset: true, points: Vec::new() }));
         }
@@ -172,17 +170,66 @@ impl Auth {
     }
 }
 
-/// A subscription counted in `/metrics` for as long as its stream is open: dropped when
-/// the client goes away, when it is too slow, or at shutdown.
+/// One open stream: its subscription, counted in `/metrics` for as long as it is open
+/// (dropped when the client goes away, when it is too slow, or at shutdown), and the
+/// credential it opened with, checked again every heartbeat interval.
 struct OpenStream {
     subscription: Subscription,
     telemetry: Arc<Telemetry>,
+    store: microdash_store::Store,
+    credential: Credential,
+    check: tokio::time::Interval,
+    /// The last position the client was told of.
+    told: Cursor,
 }
 
 impl OpenStream {
-    fn new(subscription: Subscription, telemetry: Arc<Telemetry>) -> Self {
-        telemetry.streams_open().inc();
-        Self { subscription, telemetry }
+    fn new(subscription: Subscription, state: &AppState, credential: Credential) -> Self {
+        state.telemetry.streams_open().inc();
+        let period = state.config.sse_heartbeat;
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let told = subscription.cursor();
+        Self { subscription, telemetry: state.telemetry.clone(), store: state.store.clone(), credential, check, told }
+    }
+
+    /// The next event to send; `None` ends the stream.
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            tokio::select! {
+                frame = self.subscription.next_frame() => match frame {
+                    Ok(frame) => {
+                        self.told = frame.cursor;
+                        return Some(Event::default().event("points").id(frame.cursor.to_string()).data(frame.json));
+                    }
+                    Err(lagged) => {
+                        self.telemetry.record_stream_dropped_slow();
+                        tracing::info!(error = %lagged, "closing a stream that fell behind");
+                        return None;
+                    }
+                },
+                _ = self.check.tick() => {
+                    // A revoked token or an ended session ends its streams too.
+                    match self.store.still_valid(self.credential, now_ms()).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::info!("closing a stream whose credential was revoked or expired");
+                            return None;
+                        }
+                        Err(err) => tracing::warn!(error = %err, "cannot recheck a stream's credential"),
+                    }
+                    // Batches that matched no filter still move the position: say so, so a
+                    // reconnect resumes from here instead of from before them.
+                    let cursor = self.subscription.cursor();
+                    if cursor != self.told {
+                        self.told = cursor;
+                        let marker = StreamMarker { cursor: cursor.to_string() };
+                        let data = serde_json::to_string(&marker).unwrap_or_default();
+                        return Some(Event::default().event("cursor").id(marker.cursor).data(data));
+                    }
+                }
+            }
+        }
     }
 }
 

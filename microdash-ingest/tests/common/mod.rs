@@ -228,6 +228,17 @@ impl SseReader {
         }
     }
 
+    /// Wait for the server to end the stream, skipping whatever it still sends.
+    pub async fn ended(&mut self, wait: Duration) {
+        tokio::time::timeout(wait, async {
+            while let Some(frame) = self.body.frame().await {
+                frame.unwrap();
+            }
+        })
+        .await
+        .expect("the stream stayed open");
+    }
+
     /// The next event that is not a heartbeat.
     pub async fn next_event(&mut self, wait: Duration) -> SseEvent {
         loop {
