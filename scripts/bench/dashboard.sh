@@ -24,6 +24,9 @@ done
 # Some history on screen before the first load; then steady load during the measurement.
 ./target/release/microdash-loadgen http --url "$URL" --token "$TOKEN" --rate 1000 --batch-size 50 --concurrency 2 \
   --agents 4 --duration-s 5 --probe-interval-ms 0 > /dev/null
+echo "cold loads with the server idle:"
+(cd web && COLD_ONLY=1 node bench/dashboard.mjs "$URL" "$TOKEN" "$PASSWORD")
+echo "under $RATE metrics/s:"
 ./target/release/microdash-loadgen http --url "$URL" --token "$TOKEN" --rate "$RATE" --batch-size 50 --concurrency 2 \
   --agents 4 --duration-s $((SECONDS_ + 40)) --probe-interval-ms 0 > "$DIR/http.txt" &
 LOAD=$!

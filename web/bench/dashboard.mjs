@@ -45,6 +45,12 @@ for (let i = 0; i < 10; i++) {
   await context.close();
 }
 
+if (process.env.COLD_ONLY) {
+  await browser.close();
+  console.log(JSON.stringify({ cold_load_to_first_chart_ms: { p50: quantile(loads, 0.5), max: Math.max(...loads), runs: loads.length } }));
+  process.exit(0);
+}
+
 // 2. POST-to-drawn.
 const context = await signedInContext();
 const page = await context.newPage();

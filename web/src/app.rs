@@ -119,12 +119,13 @@ pub fn App() -> Html {
         let session = session.clone();
         Callback::from(move |()| session.set(SessionState::SignedOut))
     };
+    // While the session is being checked the page already renders and loads its data: a
+    // signed-in user (the usual case) sees charts one round trip sooner, and a signed-out one
+    // is sent to sign in as soon as the check answers.
     match &*session {
-        SessionState::Checking => {
-            html! { <main class="grid min-h-screen place-items-center text-slate-400">{ "Loading…" }</main> }
-        }
+        SessionState::Checking => html! { <Shell user={None::<SessionOut>} {on_signed_out} /> },
         SessionState::SignedOut => html! { <SignInPage {on_signed_in} /> },
-        SessionState::SignedIn(user) => html! { <Shell user={user.clone()} {on_signed_out} /> },
+        SessionState::SignedIn(user) => html! { <Shell user={Some(user.clone())} {on_signed_out} /> },
     }
 }
 
@@ -184,7 +185,8 @@ fn SignInPage(props: &SignInProps) -> Html {
 
 #[derive(Properties, PartialEq)]
 struct ShellProps {
-    user: SessionOut,
+    /// `None` while the session is being checked.
+    user: Option<SessionOut>,
     on_signed_out: Callback<()>,
 }
 
@@ -215,16 +217,17 @@ fn Shell(props: &ShellProps) -> Html {
         };
         html! { <a href={href.to_owned()} class={classes!("rounded", "focus-visible:outline", "focus-visible:outline-2", "focus-visible:outline-sky-400", class)} aria-current={current.then_some("page")}>{ label }</a> }
     };
-    let who = match &props.user.tenant {
-        Some(tenant) => format!("{} · {tenant}", props.user.username),
-        None => format!("{} · admin", props.user.username),
+    let who = match &props.user {
+        Some(SessionOut { username, tenant: Some(tenant), .. }) => format!("{username} · {tenant}"),
+        Some(SessionOut { username, tenant: None, .. }) => format!("{username} · admin"),
+        None => String::new(),
     };
     let page = match &route {
         Route::Overview => html! { <Overview /> },
         Route::Tenant { slug, agent } => {
             html! { <TenantPage slug={slug.clone()} agent={agent.clone()} live={*live} /> }
         }
-        Route::Tokens => html! { <TokensPage admin={props.user.admin} /> },
+        Route::Tokens => html! { <TokensPage admin={props.user.as_ref().is_some_and(|u| u.admin)} /> },
     };
     html! {
         <div class="min-h-screen bg-slate-950 text-slate-100">
@@ -391,12 +394,9 @@ fn TenantPage(props: &TenantProps) -> Html {
             board.dispatch(BoardAction::Clear);
             wasm_bindgen_futures::spawn_local(async move {
                 // Everything in parallel, each metric on its own: small answers draw the first
-                // chart soonest.
+                // chart soonest. State changes re-render the page at once, so the history
+                // requests go out before anything else is shown.
                 let (agent_list, series) = futures_util::join!(api::agents(&slug), api::series(&slug));
-                match agent_list {
-                    Ok(list) => agents.set(list),
-                    Err(err) => error.set(Some(err.message)),
-                }
                 let series = match series {
                     Ok(series) => series,
                     Err(err) => return error.set(Some(err.message)),
@@ -407,14 +407,29 @@ fn TenantPage(props: &TenantProps) -> Html {
                     .map(|s| s.metric_name)
                     .collect();
                 metrics.dedup();
-                board.dispatch(BoardAction::Ensure(metrics.clone()));
                 let start = format_millis(now_ms() - model::WINDOW_MS);
                 let mut loads: futures_util::stream::FuturesUnordered<_> =
                     metrics.iter().map(|metric| api::history(&slug, metric, agent.as_deref(), &start)).collect();
+                let mut shown = false;
                 while let Some(answer) = futures_util::StreamExt::next(&mut loads).await {
                     match answer {
                         Ok(answer) => board.dispatch(BoardAction::Apply(answer.data)),
-                        Err(err) => error.set(Some(err.message)),
+                        Err(err) => error.set(Some(err.message.clone())),
+                    }
+                    if !shown {
+                        shown = true;
+                        match &agent_list {
+                            Ok(list) => agents.set(list.clone()),
+                            Err(err) => error.set(Some(err.message.clone())),
+                        }
+                    }
+                }
+                // Metrics without recent points still get their (empty) chart.
+                drop(loads);
+                board.dispatch(BoardAction::Ensure(metrics));
+                if !shown {
+                    if let Ok(list) = agent_list {
+                        agents.set(list);
                     }
                 }
             });
