@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, type Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
 import { createBdd } from 'playwright-bdd';
 
 const { Given, When, Then } = createBdd();
@@ -67,4 +68,21 @@ Then('the stream of tenant {string} refuses my session with 403', async ({ page 
   expect(stream.status()).toBe(403);
   const poll = await page.request.get(`${server().url}/api/v1/stream/${tenant}/latest`);
   expect(poll.status()).toBe(403);
+});
+
+When('I open the {string} screen', async ({ page }, name: string) => {
+  await page.getByRole('link', { name }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+  await page.waitForLoadState('networkidle');
+});
+
+When('I sign out', async ({ page }) => {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByRole('button', { name: 'Sign in' })).toBeVisible();
+});
+
+Then('the {string} screen has no WCAG 2.1 AA violations', async ({ page }, _screen: string) => {
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  const found = results.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  expect(found).toEqual([]);
 });

@@ -19,3 +19,15 @@ Feature: Live dashboard
     When I open the dashboard of tenant "demo"
     Then I am told I have no access to tenant "demo"
     And the stream of tenant "demo" refuses my session with 403
+
+  Scenario: The dashboard meets WCAG 2.1 AA on every screen
+    Given a tenant exists and I am signed in to its dashboard
+    When I POST the metric "e2e.a11y" with value 3
+    Then the value 3 is on the "e2e.a11y" chart within 2000 ms
+    And the "tenant" screen has no WCAG 2.1 AA violations
+    When I open the "Overview" screen
+    Then the "overview" screen has no WCAG 2.1 AA violations
+    When I open the "Tokens" screen
+    Then the "tokens" screen has no WCAG 2.1 AA violations
+    When I sign out
+    Then the "sign-in" screen has no WCAG 2.1 AA violations
