@@ -1,7 +1,7 @@
 # Builds every microdash binary and the dashboard; the same image runs the server, the worker
 # and the load generator (the compose file picks the command).
 FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm cmake && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN ./scripts/build-web.sh && cargo build --release --locked -p microdash-bins

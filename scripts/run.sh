@@ -5,6 +5,7 @@
 # `microdash serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/build-deps.sh
 ./scripts/build-web.sh
 cargo build --release --bin microdash
 exec ./target/release/microdash serve --demo "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests, integration tests against real MariaDB and Redis, and
+# Runs the whole test suite: unit tests, integration tests against real MariaDB, Redis and
+# Mosquitto, and
 # the dashboard's browser scenarios.
 # Services that are down are started with the machine's own commands; a service that still
 # cannot be reached fails the run (tests never skip a missing service).
@@ -18,9 +19,12 @@ ensure_service() {
   exit 1
 }
 
+source scripts/build-deps.sh
+
 ensure_service MariaDB 3306 start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
 ensure_service Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
   --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+ensure_service Mosquitto 1883 mosquitto -d -c /etc/mosquitto/mosquitto.conf
 
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc

@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use microdash_core::Limits;
 use microdash_ingest::http::HttpConfig;
 use microdash_ingest::live::LiveConfig;
+use microdash_ingest::mqtt::MqttConfig;
 use microdash_ingest::queue::RedisQueueConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_store::StoreOptions;
@@ -86,6 +87,18 @@ pub struct Config {
     pub session_ttl_hours: u64,
     /// Mark the session cookie `Secure`; set it when the dashboard is served over HTTPS.
     pub secure_cookies: bool,
+    /// MQTT broker URL (`tcp://host:1883`); when set, the bridge subscribes to metric topics.
+    pub mqtt_url: Option<String>,
+    /// First level of metric topics: `{root}/{tenant}/{agent_id}/{metric_name}`.
+    pub mqtt_topic_root: String,
+    /// Shared-subscription group, so several bridges split the messages; empty: none.
+    pub mqtt_shared_group: String,
+    /// The bridge's MQTT client id; empty: generated from host and process id.
+    pub mqtt_client_id: String,
+    /// Broker username for the bridge, if the broker needs one.
+    pub mqtt_username: Option<String>,
+    /// Broker password for the bridge.
+    pub mqtt_password: Option<String>,
     /// Directory of the built dashboard, served at `/` (`scripts/build-web.sh` writes it).
     pub web_dir: String,
     /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
@@ -131,6 +144,12 @@ impl Default for Config {
             live_subscriber_backlog_batches: live.subscriber_backlog_batches,
             session_ttl_hours: http.session_ttl.as_secs() / 3600,
             secure_cookies: http.secure_cookies,
+            mqtt_url: None,
+            mqtt_topic_root: microdash_core::mqtt::DEFAULT_TOPIC_ROOT.into(),
+            mqtt_shared_group: "microdash".into(),
+            mqtt_client_id: String::new(),
+            mqtt_username: None,
+            mqtt_password: None,
             web_dir: "web/dist".into(),
             log_filter: "info".into(),
         }
@@ -148,6 +167,10 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// MQTT broker URL; starts the bridge [env: MICRODASH_MQTT_URL].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_url: Option<String>,
     /// Redis URL; selects the Redis Streams queue [env: MICRODASH_REDIS_URL].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -242,6 +265,26 @@ impl Config {
             subscriber_backlog_batches: self.live_subscriber_backlog_batches,
             ..LiveConfig::default()
         }
+    }
+
+    /// MQTT bridge settings, when a broker is configured.
+    pub fn mqtt(&self) -> Option<MqttConfig> {
+        let url = self.mqtt_url.clone()?;
+        let defaults = MqttConfig::new(url);
+        let host =
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+        Some(MqttConfig {
+            client_id: if self.mqtt_client_id.is_empty() {
+                format!("microdash-{host}-{}", std::process::id())
+            } else {
+                self.mqtt_client_id.clone()
+            },
+            topic_root: self.mqtt_topic_root.clone(),
+            shared_group: (!self.mqtt_shared_group.is_empty()).then(|| self.mqtt_shared_group.clone()),
+            username: self.mqtt_username.clone(),
+            password: self.mqtt_password.clone(),
+            ..defaults
+        })
     }
 
     /// Database pool settings.

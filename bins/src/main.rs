@@ -36,6 +36,8 @@ enum Command {
     Server,
     /// Workers only, for a split deployment (needs --redis-url).
     Worker,
+    /// The MQTT bridge only, for a split deployment (needs --mqtt-url and --redis-url).
+    Bridge,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(admin::TenantCommand),
@@ -61,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { demo } => run::all_in_one(&config, demo).await,
         Command::Server => run::server(&config).await,
         Command::Worker => run::worker(&config).await,
+        Command::Bridge => run::bridge(&config).await,
         Command::Tenant(cmd) => admin::tenant(&config, cmd).await,
         Command::Token(cmd) => admin::token(&config, cmd).await,
         Command::User(cmd) => admin::user(&config, cmd).await,

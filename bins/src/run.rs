@@ -9,6 +9,7 @@ use microdash_ingest::Ingestor;
 use microdash_ingest::clock::now_ms;
 use microdash_ingest::http::{self, AppState};
 use microdash_ingest::live::{LiveHub, LivePublisher, relay_from_redis};
+use microdash_ingest::mqtt::run_bridge;
 use microdash_ingest::queue::{MemoryQueue, Queue, RedisQueue};
 use microdash_ingest::telemetry::Telemetry;
 use microdash_ingest::worker::run_workers;
@@ -87,6 +88,7 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
     announce(&parts.store, &url, demo).await?;
     let shutdown = shutdown_signal();
     parts.relay_live(&shutdown);
+    let bridge = spawn_bridge(config, &parts, &shutdown);
     let workers = tokio::spawn(run_workers(
         parts.queue.clone(),
         parts.store.clone(),
@@ -96,7 +98,10 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     http::serve(listener, parts.state, shutdown.clone().cancelled_owned()).await.context("serving HTTP")?;
-    // HTTP has stopped taking metrics: let the workers drain what was accepted.
+    // HTTP and MQTT have stopped taking metrics: let the workers drain what was accepted.
+    if let Some(bridge) = bridge {
+        bridge.await.context("joining the MQTT bridge")??;
+    }
     parts.queue.close();
     workers.await.context("joining workers")?;
     tracing::info!("stopped");
@@ -125,6 +130,33 @@ pub async fn worker(config: &Config) -> anyhow::Result<()> {
     let publisher = parts.publisher();
     let ops = tokio::spawn(http::serve_ops(listener, parts.state, shutdown.clone().cancelled_owned()));
     run_workers(parts.queue, parts.store, parts.telemetry, publisher, config.worker(), shutdown).await;
+    ops.await.context("joining the ops server")?.context("serving ops endpoints")?;
+    Ok(())
+}
+
+/// The MQTT bridge, when a broker is configured.
+fn spawn_bridge(
+    config: &Config,
+    parts: &Parts,
+    shutdown: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let mqtt = config.mqtt()?;
+    let (store, ingestor, shutdown) = (parts.store.clone(), parts.state.ingestor.clone(), shutdown.clone());
+    Some(tokio::spawn(
+        async move { run_bridge(mqtt, store, ingestor, shutdown).await.context("running the MQTT bridge") },
+    ))
+}
+
+/// The MQTT bridge alone (plus the ops endpoints), feeding the shared queue.
+pub async fn bridge(config: &Config) -> anyhow::Result<()> {
+    require_shared_queue(config, "bridge")?;
+    let mqtt = config.mqtt().context("a bridge needs a broker: set --mqtt-url (or MICRODASH_MQTT_URL)")?;
+    let parts = assemble(config).await?;
+    let listener = bind(config).await?;
+    tracing::info!(addr = %listener.local_addr()?, broker = %mqtt.url, "MQTT bridge started");
+    let shutdown = shutdown_signal();
+    let ops = tokio::spawn(http::serve_ops(listener, parts.state.clone(), shutdown.clone().cancelled_owned()));
+    run_bridge(mqtt, parts.store, parts.state.ingestor, shutdown).await.context("running the MQTT bridge")?;
     ops.await.context("joining the ops server")?.context("serving ops endpoints")?;
     Ok(())
 }

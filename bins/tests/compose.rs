@@ -23,13 +23,14 @@ fn known_settings() -> Vec<String> {
 fn services_exist_with_health_checks_and_volumes() {
     let compose = compose();
     let services = compose["services"].as_mapping().unwrap();
-    for name in ["app", "worker", "mariadb", "redis", "mosquitto"] {
+    for name in ["app", "worker", "bridge", "mariadb", "redis", "mosquitto"] {
         let service = &services[name];
         assert!(service.is_mapping(), "service {name} is missing");
         assert!(service["healthcheck"]["test"].is_sequence(), "service {name} has no health check");
     }
     assert_eq!(services["app"]["command"][0], "server");
     assert_eq!(services["worker"]["command"][0], "worker");
+    assert_eq!(services["bridge"]["command"][0], "bridge");
     for (name, volume) in [("mariadb", "mariadb-data"), ("redis", "redis-data"), ("mosquitto", "mosquitto-data")] {
         let mounts = services[name]["volumes"].as_sequence().unwrap();
         assert!(mounts.iter().any(|m| m.as_str().unwrap().starts_with(volume)), "{name} does not mount {volume}");

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod error;
 pub mod metric;
+pub mod mqtt;
 pub mod token;
 
 pub use error::ErrorKind;

@@ -58,6 +58,13 @@ impl Ingestor {
         }
     }
 
+    /// Count metrics a source turned away before they could be submitted (an MQTT message
+    /// that is not a metric), so every rejection is counted here.
+    pub fn reject(&self, source: Source, reason: RejectReason, count: usize) {
+        self.telemetry.record_received(source, count);
+        self.telemetry.record_rejected(source, reason, count);
+    }
+
     /// Enqueue already-validated metrics as one batch.
     pub async fn submit(
         &self,

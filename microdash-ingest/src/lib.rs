@@ -6,6 +6,7 @@
 //! - [`queue`]: the in-process and Redis Streams queues behind one [`queue::Queue`].
 //! - [`worker`]: the workers that store queued batches, retry, and dead-letter.
 //! - [`live`]: the live bus that carries persisted metrics to stream subscribers.
+//! - [`mqtt`]: the MQTT bridge, another source for the [`Ingestor`].
 //! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
 //! - [`views`]: stored records as the API shows them.
 //!
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod http;
 pub mod ingestor;
 pub mod live;
+pub mod mqtt;
 pub mod queue;
 pub mod telemetry;
 pub mod views;

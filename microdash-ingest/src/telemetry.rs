@@ -1,11 +1,12 @@
 //! The server's own metrics, exposed at `GET /metrics` in Prometheus text format.
 //!
-//! Every source (HTTP now, MQTT later) reports what it received, accepted and rejected
-//! through [`Telemetry::record_received`] and friends, so logs and counters cannot disagree.
+//! Every source (HTTP, MQTT) reports what it received, accepted and rejected through
+//! [`Telemetry::record_received`] and friends, so logs and counters cannot disagree.
 
+use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -13,7 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Where metrics came in.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Source {
     /// `POST /api/v1/metrics`.
     Http,
@@ -22,7 +23,7 @@ pub enum Source {
 }
 
 /// Why metrics were turned away.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum RejectReason {
     /// Failed validation or not JSON.
     Invalid,
@@ -30,6 +31,39 @@ pub enum RejectReason {
     TooLarge,
     /// The queue could not take them.
     QueueUnavailable,
+}
+
+impl Source {
+    /// The label value: lowercase, as Prometheus labels usually are.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Http => "http",
+            Source::Mqtt => "mqtt",
+        }
+    }
+}
+
+impl RejectReason {
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectReason::Invalid => "invalid",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::QueueUnavailable => "queue_unavailable",
+        }
+    }
+}
+
+impl EncodeLabelValue for Source {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(self.name())
+    }
+}
+
+impl EncodeLabelValue for RejectReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(self.name())
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -138,8 +138,8 @@ async fn bad_input_gets_a_precise_error_and_nothing_is_enqueued() {
     assert_eq!(app.queue.depth().await.unwrap(), 0, "no rejected request enqueued anything");
     // Rejections count metrics (3 + 3 + 1 unreadable body; 4 over the limit), not requests.
     let counters = app.call("GET", "/metrics", None, None).await.text;
-    assert!(counters.contains(r#"microdash_metrics_rejected_total{source="Http",reason="Invalid"} 7"#), "{counters}");
-    assert!(counters.contains(r#"microdash_metrics_rejected_total{source="Http",reason="TooLarge"} 4"#), "{counters}");
+    assert!(counters.contains(r#"microdash_metrics_rejected_total{source="http",reason="invalid"} 7"#), "{counters}");
+    assert!(counters.contains(r#"microdash_metrics_rejected_total{source="http",reason="too_large"} 4"#), "{counters}");
 
     let bad_query = app.call("GET", "/api/v1/metrics?limit=0&metric_name=m", Some(&t.token), None).await;
     assert_eq!(

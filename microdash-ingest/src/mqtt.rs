@@ -1,0 +1,295 @@
+//! The MQTT bridge: subscribes to `{root}/{tenant}/{agent_id}/{metric_name}` and feeds what it
+//! receives through the same validation, queue and workers as HTTP.
+//!
+//! Messages are taken in bursts (whatever has arrived, up to [`MAX_BURST`]) and enqueued as one
+//! batch per tenant, so a high message rate does not become one queue entry per message. A
+//! malformed message is counted (`microdash_metrics_rejected_total{source="mqtt"}`) and logged
+//! with its topic, and never stops the bridge. When the queue refuses a batch the bridge stops
+//! reading and retries, so the backlog waits in the broker (QoS 1) rather than being dropped.
+//! Several bridge processes share the load through an MQTT 5 shared subscription
+//! (`$share/{group}/...`): the broker hands each message to one of them.
+//!
+//! Delivery: paho acknowledges a QoS 1 message when it reaches this process, before the batch
+//! is queued; a bridge killed in between loses what it held. A graceful stop drains first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use microdash_core::Metric;
+use microdash_core::mqtt::{parse_payload, parse_topic};
+use microdash_store::Store;
+use paho_mqtt as mqtt;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::ingestor::{IngestError, Ingestor};
+use crate::telemetry::{RejectReason, Source};
+
+/// Most messages taken off the connection before they are enqueued.
+pub const MAX_BURST: usize = 2_000;
+/// How long an unknown tenant slug is remembered as unknown.
+const UNKNOWN_TENANT_TTL: Duration = Duration::from_secs(10);
+
+/// Bridge settings.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    /// Broker URL, such as `tcp://127.0.0.1:1883`.
+    pub url: String,
+    /// This client's id (unique per bridge process).
+    pub client_id: String,
+    /// First topic level (`metrics`); a test or a shared broker can use a longer prefix.
+    pub topic_root: String,
+    /// Shared-subscription group; `None` subscribes plainly (every bridge gets every message).
+    pub shared_group: Option<String>,
+    /// Broker credentials, if the broker wants them.
+    pub username: Option<String>,
+    /// Broker password.
+    pub password: Option<String>,
+    /// Longest wait between reconnection attempts.
+    pub max_reconnect_delay: Duration,
+}
+
+impl MqttConfig {
+    /// Defaults for a broker at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            client_id: format!("microdash-bridge-{}", std::process::id()),
+            topic_root: microdash_core::mqtt::DEFAULT_TOPIC_ROOT.into(),
+            shared_group: Some("microdash".into()),
+            username: None,
+            password: None,
+            max_reconnect_delay: Duration::from_secs(10),
+        }
+    }
+
+    /// The subscription filter.
+    pub fn filter(&self) -> String {
+        let topics = format!("{}/+/+/+", self.topic_root);
+        match &self.shared_group {
+            Some(group) => format!("$share/{group}/{topics}"),
+            None => topics,
+        }
+    }
+}
+
+/// Bridge failures that stop it before it runs.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    /// The client could not be created (bad URL or options).
+    #[error("mqtt: {0}")]
+    Client(#[from] mqtt::Error),
+}
+
+/// Tenant slugs to ids, with misses remembered briefly so a flood on a wrong slug does not
+/// become a flood of queries.
+struct Tenants {
+    store: Store,
+    known: HashMap<String, i64>,
+    unknown: HashMap<String, Instant>,
+}
+
+impl Tenants {
+    async fn id(&mut self, slug: &str) -> Option<i64> {
+        if let Some(id) = self.known.get(slug) {
+            return Some(*id);
+        }
+        if self.unknown.get(slug).is_some_and(|at| at.elapsed() < UNKNOWN_TENANT_TTL) {
+            return None;
+        }
+        match self.store.tenant_by_slug(slug).await {
+            Ok(Some(tenant)) => {
+                self.known.insert(slug.to_owned(), tenant.id);
+                Some(tenant.id)
+            }
+            Ok(None) => {
+                if self.unknown.len() > 10_000 {
+                    self.unknown.clear();
+                }
+                self.unknown.insert(slug.to_owned(), Instant::now());
+                None
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "looking up a tenant for MQTT failed");
+                None
+            }
+        }
+    }
+}
+
+/// Run the bridge until `shutdown`: connect (retrying with backoff), subscribe, and feed every
+/// message to `ingestor`; reconnect and resubscribe whenever the connection drops.
+pub async fn run_bridge(
+    config: MqttConfig,
+    store: Store,
+    ingestor: Ingestor,
+    shutdown: CancellationToken,
+) -> Result<(), MqttError> {
+    let mut client = mqtt::CreateOptionsBuilder::new()
+        .server_uri(&config.url)
+        .client_id(&config.client_id)
+        .persistence(mqtt::PersistenceType::None)
+        .create_client()?;
+    let messages = client.get_stream(MAX_BURST * 4);
+    let mut tenants = Tenants { store, known: HashMap::new(), unknown: HashMap::new() };
+    'connection: loop {
+        if !connect(&client, &config, &shutdown).await {
+            return Ok(());
+        }
+        tracing::info!(url = %config.url, filter = %config.filter(), "MQTT bridge subscribed");
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => break 'connection,
+                first = messages.recv() => first,
+            };
+            let mut burst = match first {
+                Ok(Some(message)) => vec![message],
+                // `None` in the stream: the connection dropped.
+                Ok(None) => {
+                    tracing::warn!("MQTT connection lost; reconnecting");
+                    continue 'connection;
+                }
+                Err(_closed) => break 'connection,
+            };
+            let mut dropped = false;
+            while burst.len() < MAX_BURST {
+                match messages.try_recv() {
+                    Ok(Some(message)) => burst.push(message),
+                    Ok(None) => {
+                        dropped = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            enqueue(&ingestor, &mut tenants, &config.topic_root, burst, &shutdown).await;
+            if dropped {
+                tracing::warn!("MQTT connection lost; reconnecting");
+                continue 'connection;
+            }
+        }
+    }
+    if client.is_connected() {
+        let _ = client.disconnect(None).await;
+    }
+    Ok(())
+}
+
+fn connect_options(config: &MqttConfig) -> mqtt::ConnectOptions {
+    let mut options = mqtt::ConnectOptionsBuilder::new_v5();
+    options.clean_start(true).keep_alive_interval(Duration::from_secs(20)).connect_timeout(Duration::from_secs(5));
+    if let Some(user) = &config.username {
+        options.user_name(user);
+    }
+    if let Some(password) = &config.password {
+        options.password(password.as_str());
+    }
+    options.finalize()
+}
+
+/// Connect and subscribe, retrying with exponential backoff; `false` if shut down first.
+async fn connect(client: &mqtt::AsyncClient, config: &MqttConfig, shutdown: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            // Built per attempt: paho's options are not `Send` and must not live across an await.
+            let connecting = client.connect(connect_options(config));
+            connecting.await?;
+            client.subscribe(config.filter(), mqtt::QOS_1).await?;
+            Ok::<(), mqtt::Error>(())
+        };
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => return false,
+            outcome = attempt => outcome,
+        };
+        match outcome {
+            Ok(()) => return true,
+            Err(err) => {
+                tracing::warn!(url = %config.url, error = %err, retry_in_ms = delay.as_millis() as u64, "MQTT connect failed")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(config.max_reconnect_delay);
+    }
+}
+
+/// Validate a burst and enqueue it as one batch per tenant; bad messages are counted and
+/// logged, full queues retried.
+async fn enqueue(
+    ingestor: &Ingestor,
+    tenants: &mut Tenants,
+    root: &str,
+    burst: Vec<mqtt::Message>,
+    shutdown: &CancellationToken,
+) {
+    let received_at = now_ms();
+    let limits = ingestor.limits().clone();
+    let mut by_tenant: BTreeMap<i64, Vec<Metric>> = BTreeMap::new();
+    for message in &burst {
+        let topic = message.topic();
+        let parsed = match parse_topic(root, topic, &limits) {
+            Ok(parsed) => parsed,
+            Err(problem) => {
+                reject(ingestor, topic, &problem);
+                continue;
+            }
+        };
+        let Some(tenant_id) = tenants.id(parsed.tenant).await else {
+            reject(ingestor, topic, &format!("no tenant {:?}", parsed.tenant));
+            continue;
+        };
+        match parse_payload(&parsed, message.payload(), &limits, received_at) {
+            Ok(metric) => by_tenant.entry(tenant_id).or_default().push(metric),
+            Err(err) => reject(ingestor, topic, &describe(&err)),
+        }
+    }
+    for (tenant_id, metrics) in by_tenant {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match ingestor.submit(Source::Mqtt, tenant_id, metrics.clone(), received_at).await {
+                Ok(_) => break,
+                Err(IngestError::Queue(err)) if !shutdown.is_cancelled() || delay < Duration::from_secs(5) => {
+                    // Hold the burst: the broker keeps the rest meanwhile.
+                    tracing::warn!(tenant_id, error = %err, "queue refused MQTT metrics; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => {
+                    tracing::error!(tenant_id, metrics = metrics.len(), error = %err, "MQTT metrics could not be queued");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn describe(err: &microdash_core::metric::PayloadError) -> String {
+    match err {
+        microdash_core::metric::PayloadError::Invalid { errors, .. } => errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field.as_deref().unwrap_or("payload"), e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// Count a bad message and log it, at most once a second (with how many went unlogged), so a
+/// misbehaving publisher cannot flood the log or slow the bridge down.
+fn reject(ingestor: &Ingestor, topic: &str, problem: &str) {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    static LAST_LOGGED_MS: AtomicI64 = AtomicI64::new(0);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    ingestor.reject(Source::Mqtt, RejectReason::Invalid, 1);
+    let now = now_ms();
+    let last = LAST_LOGGED_MS.load(Ordering::Relaxed);
+    if now - last >= 1_000 && LAST_LOGGED_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
+        tracing::warn!(topic, problem, unlogged, "rejected an MQTT message");
+    } else {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+    }
+}

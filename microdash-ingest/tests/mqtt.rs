@@ -1,0 +1,142 @@
+//! The MQTT bridge against the real Mosquitto on 127.0.0.1:1883 (or
+//! `MICRODASH_TEST_MQTT_URL`). Each test uses its own topic root and client ids.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::App;
+use microdash_ingest::mqtt::{MqttConfig, run_bridge};
+use microdash_store::testing::unique_name;
+use paho_mqtt as mqtt;
+use tokio_util::sync::CancellationToken;
+
+fn broker() -> String {
+    std::env::var("MICRODASH_TEST_MQTT_URL").unwrap_or_else(|_| "tcp://127.0.0.1:1883".into())
+}
+
+fn bridge_config(root: &str, group: Option<&str>) -> MqttConfig {
+    MqttConfig {
+        client_id: unique_name("md_bridge"),
+        topic_root: root.to_owned(),
+        shared_group: group.map(str::to_owned),
+        ..MqttConfig::new(broker())
+    }
+}
+
+async fn publisher() -> mqtt::AsyncClient {
+    let client = mqtt::CreateOptionsBuilder::new()
+        .server_uri(broker())
+        .client_id(unique_name("md_pub"))
+        .persistence(mqtt::PersistenceType::None)
+        .max_buffered_messages(10_000)
+        .create_client()
+        .unwrap();
+    let options = mqtt::ConnectOptionsBuilder::new_v5().clean_start(true).finalize();
+    client
+        .connect(options)
+        .await
+        .unwrap_or_else(|e| panic!("Mosquitto at {} is unreachable ({e}); tests need it", broker()));
+    client
+}
+
+async fn publish(client: &mqtt::AsyncClient, topic: &str, payload: &str) {
+    client.publish(mqtt::Message::new(topic, payload, mqtt::QOS_1)).await.unwrap();
+}
+
+/// Publish `payload` until the bridge has stored it (it subscribes in the background).
+async fn until_subscribed(app: &App, client: &mqtt::AsyncClient, token: &str, topic: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        publish(client, topic, r#"{"value":1,"dedupe_id":"subscribed"}"#).await;
+        let reply = app.call("GET", "/api/v1/metrics?metric_name=ready", Some(token), None).await;
+        if reply.json["count"] == 1 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the bridge never stored a message");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_become_metrics_and_bad_ones_are_counted_without_stopping_the_bridge() {
+    let app = App::start().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    let root = format!("{}/metrics", unique_name("md"));
+    let shutdown = CancellationToken::new();
+    let bridge = tokio::spawn(run_bridge(
+        bridge_config(&root, None),
+        app.store.clone(),
+        app.state.ingestor.clone(),
+        shutdown.clone(),
+    ));
+    let client = publisher().await;
+    until_subscribed(&app, &client, &acme.token, &format!("{root}/acme/probe/ready")).await;
+
+    publish(&client, &format!("{root}/acme/web-1/cpu.usage_percent"), "42.5").await;
+    publish(
+        &client,
+        &format!("{root}/acme/web-1/disk.used_percent"),
+        r#"{"value":71,"timestamp":1795867200,"tags":{"mount":"/"},"agent_id":"web-1","tenant_id":"acme"}"#,
+    )
+    .await;
+    // Bad: not JSON, a payload contradicting its topic, an unknown tenant, an invalid agent id.
+    publish(&client, &format!("{root}/acme/web-1/cpu.usage_percent"), "not json").await;
+    publish(&client, &format!("{root}/acme/web-1/mem"), r#"{"value":1,"tenant_id":"other"}"#).await;
+    publish(&client, &format!("{root}/nobody/web-1/mem"), "1").await;
+    publish(&client, &format!("{root}/acme/web 1/mem"), "1").await;
+    publish(&client, &format!("{root}/acme/web-1/mem.used_percent"), "33").await;
+
+    let cpu = app.wait_for_points(&acme.token, "metric_name=cpu.usage_percent", 1).await;
+    assert_eq!((cpu["data"][0]["value"].as_f64(), cpu["data"][0]["agent_id"].as_str()), (Some(42.5), Some("web-1")));
+    let disk = app.wait_for_points(&acme.token, "metric_name=disk.used_percent", 1).await;
+    assert_eq!(disk["data"][0]["tags"]["mount"], "/");
+    assert_eq!(disk["data"][0]["timestamp"], "2026-11-28T12:00:00.000Z");
+    // The good message after the bad ones went through: nothing stopped the bridge.
+    app.wait_for_points(&acme.token, "metric_name=mem.used_percent", 1).await;
+    app.wait_for_points(&acme.token, "metric_name=mem", 0).await;
+    let text = app.call("GET", "/metrics", None, None).await.text;
+    let rejected =
+        text.lines().find(|l| l.starts_with("microdash_metrics_rejected_total{source=\"mqtt\",reason=\"invalid\"}"));
+    assert_eq!(rejected.and_then(|l| l.rsplit(' ').next()), Some("4"), "{text}");
+
+    shutdown.cancel();
+    bridge.await.unwrap().unwrap();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bridges_in_one_shared_group_split_the_messages_without_doubles() {
+    let app = App::start().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    let root = format!("{}/metrics", unique_name("md"));
+    let group = unique_name("g");
+    let shutdown = CancellationToken::new();
+    let bridges: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(run_bridge(
+                bridge_config(&root, Some(&group)),
+                app.store.clone(),
+                app.state.ingestor.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    let client = publisher().await;
+    until_subscribed(&app, &client, &acme.token, &format!("{root}/acme/probe/ready")).await;
+    // Give the second bridge time to join the group too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No dedupe ids: a message handled by both bridges would be stored twice.
+    for i in 0..500 {
+        publish(&client, &format!("{root}/acme/a{}/shared", i % 5), &i.to_string()).await;
+    }
+    app.wait_for_points(&acme.token, "metric_name=shared&limit=10000", 500).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_for_points(&acme.token, "metric_name=shared&limit=10000", 500).await;
+    shutdown.cancel();
+    for bridge in bridges {
+        bridge.await.unwrap().unwrap();
+    }
+    app.stop().await;
+}
