@@ -1,6 +1,9 @@
-//! microdash host agent (arrives with the MQTT issue).
+//! microdash host agent: samples the host with `sysinfo` and publishes over MQTT on
+//! `metrics/{tenant}/{agent_id}/{metric_name}` (or over HTTP through `microdash-client`),
+//! keeping a bounded buffer while disconnected so that a short outage leaves no gap.
 //!
-//! A small binary, `microdash-agent`, that samples CPU, memory, disk, load, network and uptime
-//! with `sysinfo` and publishes them over MQTT on `metrics/{tenant}/{agent_id}/{metric_name}`
-//! (or over HTTP through `microdash-client`), buffering samples while disconnected so a short
-//! outage leaves no gap.
+//! - [`collect`]: what is measured, as [`collect::Sample`]s.
+//! - [`publish`]: the transports and the outage buffer.
+
+pub mod collect;
+pub mod publish;

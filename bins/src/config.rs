@@ -93,7 +93,7 @@ pub struct Config {
     pub mqtt_topic_root: String,
     /// Shared-subscription group, so several bridges split the messages; empty: none.
     pub mqtt_shared_group: String,
-    /// The bridge's MQTT client id; empty: generated from host and process id.
+    /// The bridge's MQTT client id; empty: `microdash-bridge-{hostname}`.
     pub mqtt_client_id: String,
     /// Broker username for the bridge, if the broker needs one.
     pub mqtt_username: Option<String>,
@@ -274,8 +274,10 @@ impl Config {
         let host =
             std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
         Some(MqttConfig {
+            // Stable across restarts (a restarted bridge resumes its broker session), distinct
+            // per host (replicas must not take over each other's connection).
             client_id: if self.mqtt_client_id.is_empty() {
-                format!("microdash-{host}-{}", std::process::id())
+                format!("microdash-bridge-{host}")
             } else {
                 self.mqtt_client_id.clone()
             },

@@ -9,8 +9,10 @@
 //! Several bridge processes share the load through an MQTT 5 shared subscription
 //! (`$share/{group}/...`): the broker hands each message to one of them.
 //!
-//! Delivery: paho acknowledges a QoS 1 message when it reaches this process, before the batch
-//! is queued; a bridge killed in between loses what it held. A graceful stop drains first.
+//! Delivery: the bridge keeps a persistent session (clean start off, an hour's expiry), so the
+//! broker queues QoS 1 messages while the bridge is disconnected or restarting. paho
+//! acknowledges a message when it reaches this process, before the batch is queued; a bridge
+//! killed in between loses what it held. A graceful stop drains first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -35,7 +37,8 @@ const UNKNOWN_TENANT_TTL: Duration = Duration::from_secs(10);
 pub struct MqttConfig {
     /// Broker URL, such as `tcp://127.0.0.1:1883`.
     pub url: String,
-    /// This client's id (unique per bridge process).
+    /// This client's id: unique per bridge, and stable across its restarts so that it resumes
+    /// its broker session.
     pub client_id: String,
     /// First topic level (`metrics`); a test or a shared broker can use a longer prefix.
     pub topic_root: String,
@@ -54,7 +57,7 @@ impl MqttConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            client_id: format!("microdash-bridge-{}", std::process::id()),
+            client_id: "microdash-bridge".into(),
             topic_root: microdash_core::mqtt::DEFAULT_TOPIC_ROOT.into(),
             shared_group: Some("microdash".into()),
             username: None,
@@ -175,9 +178,18 @@ pub async fn run_bridge(
     Ok(())
 }
 
+/// How long the broker keeps the bridge's session (its subscription and the QoS 1 messages
+/// that arrive for it) while the bridge is away: a restarted bridge, or one that lost its
+/// connection, picks up what was published meanwhile.
+const SESSION_EXPIRY_S: i32 = 3_600;
+
 fn connect_options(config: &MqttConfig) -> mqtt::ConnectOptions {
     let mut options = mqtt::ConnectOptionsBuilder::new_v5();
-    options.clean_start(true).keep_alive_interval(Duration::from_secs(20)).connect_timeout(Duration::from_secs(5));
+    options
+        .clean_start(false)
+        .properties(mqtt::properties![mqtt::PropertyCode::SessionExpiryInterval => SESSION_EXPIRY_S])
+        .keep_alive_interval(Duration::from_secs(20))
+        .connect_timeout(Duration::from_secs(5));
     if let Some(user) = &config.username {
         options.user_name(user);
     }
@@ -198,10 +210,13 @@ async fn connect(client: &mqtt::AsyncClient, config: &MqttConfig, shutdown: &Can
             client.subscribe(config.filter(), mqtt::QOS_1).await?;
             Ok::<(), mqtt::Error>(())
         };
-        let outcome = tokio::select! {
-            () = shutdown.cancelled() => return false,
-            outcome = attempt => outcome,
-        };
+        // Never abandoned half-way: paho deadlocks if the client is dropped while a connect is
+        // pending (the failing connect's callback drops the last client reference inside the
+        // C library's lock). The connect timeout bounds the wait.
+        let outcome = attempt.await;
+        if shutdown.is_cancelled() {
+            return outcome.is_ok();
+        }
         match outcome {
             Ok(()) => return true,
             Err(err) => {
