@@ -398,7 +398,7 @@ pub struct TenantQuery {
 }
 
 /// One agent in `GET /api/v1/agents`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentOut {
     /// The agent id.
     pub agent_id: String,
@@ -406,6 +406,8 @@ pub struct AgentOut {
     pub status: String,
     /// When its latest metric was stored (RFC 3339).
     pub last_seen: String,
+    /// The reporting interval the agent announced (its `agent.interval_s` metric), if any.
+    pub interval_s: Option<f64>,
 }
 
 /// One series in `GET /api/v1/series`: a metric, the agent reporting it, and its tags.

@@ -29,6 +29,10 @@ use crate::telemetry::{RejectReason, Source};
 
 /// Most messages taken off the connection before they are enqueued.
 pub const MAX_BURST: usize = 2_000;
+/// Messages paho may hold for the bridge. paho acknowledges QoS 1 messages as they arrive and
+/// drops what does not fit here, so it is sized for bursts well beyond what the queue takes
+/// in a second (about 40 MB at its fullest).
+const RECEIVE_BUFFER: usize = 200_000;
 /// How long an unknown tenant slug is remembered as unknown.
 const UNKNOWN_TENANT_TTL: Duration = Duration::from_secs(10);
 
@@ -133,7 +137,7 @@ pub async fn run_bridge(
         .client_id(&config.client_id)
         .persistence(mqtt::PersistenceType::None)
         .create_client()?;
-    let messages = client.get_stream(MAX_BURST * 4);
+    let messages = client.get_stream(RECEIVE_BUFFER);
     let mut tenants = Tenants { store, known: HashMap::new(), unknown: HashMap::new() };
     'connection: loop {
         if !connect(&client, &config, &shutdown).await {

@@ -350,11 +350,21 @@ async fn agents_and_series_of_a_tenant_are_listed() {
     assert_eq!(agents.json.as_array().unwrap().len(), 1, "{}", agents.text);
     assert_eq!(agents.json[0]["agent_id"], "web-1");
     assert_eq!(agents.json[0]["status"], "online");
+    assert_eq!(agents.json[0]["interval_s"], serde_json::Value::Null);
+    // An agent that announces a tiny interval and then goes quiet is offline after twice it.
+    let announce = r#"{"metric_name":"agent.interval_s","value":0.2,"agent_id":"web-1"}"#;
+    app.call("POST", "/api/v1/metrics", Some(&t.token), Some(announce)).await;
+    app.wait_for_points(&t.token, "metric_name=agent.interval_s", 1).await;
+    let agents = app.call("GET", "/api/v1/agents", Some(&t.token), None).await;
+    assert_eq!(agents.json[0]["interval_s"], 0.2);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let agents = app.call("GET", "/api/v1/agents", Some(&t.token), None).await;
+    assert_eq!(agents.json[0]["status"], "offline", "{}", agents.text);
     let series = app.call("GET", "/api/v1/series?tenant=t", Some(&t.token), None).await;
     let names: Vec<&str> = series.json.as_array().unwrap().iter().map(|s| s["metric_name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["cpu", "disk", "queue"]);
-    assert_eq!(series.json[1]["tags"]["mount"], "/");
-    assert_eq!(series.json[2]["agent_id"], serde_json::Value::Null);
+    assert_eq!(names, ["agent.interval_s", "cpu", "disk", "queue"]);
+    assert_eq!(series.json[2]["tags"]["mount"], "/");
+    assert_eq!(series.json[3]["agent_id"], serde_json::Value::Null);
     let foreign = app.call("GET", "/api/v1/series?tenant=o", Some(&t.token), None).await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
     app.stop().await;

@@ -386,6 +386,32 @@ impl Store {
         Ok(rows.into_iter().map(|(agent_id, last_seen_ms)| Agent { agent_id, last_seen_ms }).collect())
     }
 
+    /// The latest value of `metric_name` per agent of a tenant (for example the interval each
+    /// agent announces).
+    pub async fn latest_per_agent(&self, tenant_id: i64, metric_name: &str) -> Result<BTreeMap<String, f64>, StoreError> {
+        let series_ids: Vec<(i64, String)> = with_conn!(self, |conn| series::table
+            .filter(series::tenant_id.eq(tenant_id))
+            .filter(series::metric_name.eq(metric_name))
+            .select((series::id, series::agent_id))
+            .load(&mut conn)
+            .await?);
+        let mut latest = BTreeMap::new();
+        for (series_id, agent) in series_ids {
+            let value: Option<f64> = with_conn!(self, |conn| points::table
+                .filter(points::tenant_id.eq(tenant_id))
+                .filter(points::series_id.eq(series_id))
+                .order(points::ts_ms.desc())
+                .select(points::value)
+                .first(&mut conn)
+                .await
+                .optional()?);
+            if let Some(value) = value {
+                latest.insert(agent, value);
+            }
+        }
+        Ok(latest)
+    }
+
     /// The series of a tenant: which metrics exist, from which agents, with which tags.
     pub async fn list_series(&self, tenant_id: i64) -> Result<Vec<SeriesInfo>, StoreError> {
         let rows: Vec<(String, String, String)> = with_conn!(self, |conn| series::table

@@ -272,14 +272,19 @@ fn status_dot(online: bool) -> Html {
     }
 }
 
+/// How often the overview reloads its agents.
+const OVERVIEW_REFRESH_MS: i64 = 5_000;
+
 /// Every tenant the user can see, with its agents.
 #[function_component]
 fn Overview() -> Html {
     let tenants = use_state(|| None::<Result<Vec<(TenantOut, Vec<AgentOut>)>, String>>);
     let now = use_clock();
+    // Agents come and go: the list is refreshed every few seconds.
+    let refresh = now / OVERVIEW_REFRESH_MS;
     {
         let tenants = tenants.clone();
-        use_effect_with((), move |_| {
+        use_effect_with(refresh, move |_| {
             wasm_bindgen_futures::spawn_local(async move {
                 let loaded = async {
                     let mut out = Vec::new();
@@ -314,7 +319,7 @@ fn Overview() -> Html {
                                         <li key={agent.agent_id.clone()} class="flex items-center gap-2">
                                             { status_dot(agent.status == "online") }
                                             <a href={tenant_href(&tenant.slug, Some(&agent.agent_id))} class="font-mono text-slate-200 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &agent.agent_id }</a>
-                                            <span class="ml-auto text-slate-400">{ seen }</span>
+                                            <span class="ml-auto text-slate-400" title={agent.interval_s.map(|s| format!("reports every {} s", model::format_value(s))).unwrap_or_default()}>{ seen }</span>
                                         </li>
                                     }
                                 }) }

@@ -30,6 +30,42 @@ enum Mode {
     Http(HttpArgs),
     /// Follow a tenant's live stream with many clients and measure delivery.
     Sse(SseArgs),
+    /// Publish over MQTT (QoS 1) and measure publish-to-live latency.
+    Mqtt(MqttArgs),
+}
+
+#[derive(Debug, Args)]
+struct MqttArgs {
+    /// Broker URL.
+    #[arg(long, default_value = "tcp://127.0.0.1:1883")]
+    broker: String,
+    /// Server base URL (for the live stream and for waiting until everything is stored).
+    #[arg(long, env = "MICRODASH_LOADGEN_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A token of the tenant with the read scope.
+    #[arg(long, env = "MICRODASH_LOADGEN_TOKEN")]
+    token: String,
+    /// The tenant's slug.
+    #[arg(long)]
+    tenant: String,
+    /// First topic level.
+    #[arg(long, default_value = "metrics")]
+    topic_root: String,
+    /// Target messages per second; 0 publishes as fast as the broker acknowledges.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// QoS 1 messages in flight at once.
+    #[arg(long, default_value_t = 500)]
+    window: usize,
+    /// How long to publish.
+    #[arg(long, default_value_t = 10)]
+    duration_s: u64,
+    /// Distinct agents.
+    #[arg(long, default_value_t = 50)]
+    agents: usize,
+    /// Interval between latency probes.
+    #[arg(long, default_value_t = 100)]
+    probe_interval_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().mode {
         Mode::Http(args) => http(args).await,
         Mode::Sse(args) => sse::run(args).await,
+        Mode::Mqtt(args) => mqtt_load::run(args).await,
     }
 }
 
@@ -479,6 +516,136 @@ mod sse {
             lag.max() as f64 / 1000.0
         );
         println!("{points} points delivered in all");
+        Ok(())
+    }
+}
+
+mod mqtt_load {
+    //! MQTT publishing at a rate, with probes timed from publish to the tenant's live stream.
+
+    use std::collections::VecDeque;
+    use std::time::{Duration, Instant};
+
+    use futures_util::StreamExt;
+    use hdrhistogram::Histogram;
+    use microdash_client::{Client, LiveEvent, StreamQuery};
+    use paho_mqtt as mqtt;
+
+    use super::{MqttArgs, wait_until_stored};
+
+    const PROBE: &str = "loadgen.mqtt_probe";
+
+    fn wall_ms() -> f64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
+    }
+
+    /// The server's count of metrics received over MQTT.
+    async fn mqtt_received(url: &str) -> Option<f64> {
+        let text = Client::default_http().ok()?.get(format!("{url}/metrics")).send().await.ok()?.text().await.ok()?;
+        text.lines()
+            .find(|l| l.starts_with("microdash_metrics_received_total{source=\"mqtt\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .or(Some(0.0))
+    }
+
+    pub(super) async fn run(args: MqttArgs) -> anyhow::Result<()> {
+        let client = mqtt::CreateOptionsBuilder::new()
+            .server_uri(&args.broker)
+            .client_id(format!("microdash-loadgen-{}", std::process::id()))
+            .persistence(mqtt::PersistenceType::None)
+            .max_buffered_messages(i32::try_from(args.window * 2).unwrap_or(i32::MAX))
+            .create_client()?;
+        client.connect(mqtt::ConnectOptionsBuilder::new_v5().clean_start(true).finalize()).await?;
+
+        // Probes are timed on the live stream: published -> bridged -> stored -> pushed.
+        let http = Client::new(&args.url, &args.token)?;
+        let mut live = Box::pin(http.stream(&args.tenant, &StreamQuery { metric_name: Some(PROBE.into()), ..Default::default() }).await?);
+        let Some(Ok(LiveEvent::Ready { .. })) = live.next().await else { anyhow::bail!("the live stream did not open") };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        let follower = tokio::spawn(async move {
+            let mut lag = Histogram::<u64>::new(3).expect("valid bounds");
+            loop {
+                let event = tokio::select! {
+                    () = stopped.cancelled() => break,
+                    event = live.next() => event,
+                };
+                let Some(Ok(event)) = event else { break };
+                if let LiveEvent::Points { points, .. } = event {
+                    let now = wall_ms();
+                    for point in points {
+                        let _ = lag.record(((now - point.value).max(0.001) * 1000.0) as u64);
+                    }
+                }
+            }
+            lag
+        });
+
+        let topics: Vec<String> = (0..args.agents.max(1))
+            .flat_map(|a| (0..4).map(move |m| (a, m)))
+            .map(|(a, m)| microdash_core::mqtt::topic(&args.topic_root, &args.tenant, &format!("agent-{a}"), &format!("load.metric{m}")))
+            .collect();
+        let probe_topic = microdash_core::mqtt::topic(&args.topic_root, &args.tenant, "probe", PROBE);
+        let received_before = mqtt_received(&args.url).await.unwrap_or(0.0);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(args.duration_s);
+        let mut in_flight: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(args.window);
+        let (mut sent, mut failed, mut probes) = (0u64, 0u64, 0u64);
+        let probe_every = Duration::from_millis(args.probe_interval_ms.max(1));
+        let mut next_probe = Instant::now();
+        while Instant::now() < deadline {
+            if args.rate > 0 {
+                let due = started + Duration::from_secs_f64(sent as f64 / args.rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let message = if Instant::now() >= next_probe {
+                next_probe += probe_every;
+                probes += 1;
+                mqtt::Message::new(&probe_topic, format!("{:.3}", wall_ms()), mqtt::QOS_1)
+            } else {
+                let topic = &topics[sent as usize % topics.len()];
+                mqtt::Message::new(topic, format!("{}", sent % 1000), mqtt::QOS_1)
+            };
+            in_flight.push_back(client.publish(message));
+            sent += 1;
+            while in_flight.len() >= args.window {
+                if let Some(token) = in_flight.pop_front() {
+                    failed += u64::from(token.await.is_err());
+                }
+            }
+        }
+        for token in in_flight {
+            failed += u64::from(token.await.is_err());
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let drained = wait_until_stored(&args.url).await?.map(|d| d.as_secs_f64());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let received = mqtt_received(&args.url).await.unwrap_or(0.0) - received_before;
+        stop.cancel();
+        let lag = follower.await?;
+        let _ = client.disconnect(None).await;
+        println!("published {sent} messages in {elapsed:.1} s: {:.0}/s acknowledged by the broker ({failed} failed)", sent as f64 / elapsed);
+        println!(
+            "the server received {received:.0} of them ({:.1} %); the rest were dropped before it (the broker's queue for a slow subscriber)",
+            received / sent.max(1) as f64 * 100.0
+        );
+        if let Some(drain) = drained {
+            println!(
+                "all received stored {drain:.2} s after publishing stopped: {:.0} metrics/s stored end to end",
+                received / (elapsed + drain)
+            );
+        }
+        let ms = |q: f64| lag.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "publish-to-live ({} of {probes} probes) p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            lag.len(),
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            lag.max() as f64 / 1000.0
+        );
         Ok(())
     }
 }

@@ -12,9 +12,12 @@ use super::auth::Auth;
 use super::{ApiError, AppState};
 use crate::clock::now_ms;
 
-/// How often an agent is assumed to report when it has not said: it is offline once nothing
-/// arrived for twice this long.
+/// How often an agent is assumed to report when it has not announced an interval (the
+/// `agent.interval_s` metric the host agent sends): it is offline once nothing arrived for
+/// twice its interval.
 pub const DEFAULT_AGENT_INTERVAL_MS: i64 = 30_000;
+/// The metric in which agents announce their interval.
+pub const INTERVAL_METRIC: &str = "agent.interval_s";
 
 fn tenant_param(params: Result<Query<TenantQuery>, QueryRejection>) -> Result<TenantQuery, ApiError> {
     params.map(|Query(p)| p).map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))
@@ -27,15 +30,20 @@ pub(super) async fn agents(
 ) -> Result<Json<Vec<AgentOut>>, ApiError> {
     let tenant_id = auth.tenant_to_read(&state, tenant_param(params)?.tenant.as_deref()).await?;
     let now = now_ms();
-    let agents = state.store.list_agents(tenant_id).await?;
+    let (agents, intervals) =
+        tokio::try_join!(state.store.list_agents(tenant_id), state.store.latest_per_agent(tenant_id, INTERVAL_METRIC))?;
     Ok(Json(
         agents
             .into_iter()
-            .map(|a| AgentOut {
-                status: if now - a.last_seen_ms <= 2 * DEFAULT_AGENT_INTERVAL_MS { "online" } else { "offline" }
-                    .to_owned(),
-                last_seen: format_millis(a.last_seen_ms),
-                agent_id: a.agent_id,
+            .map(|a| {
+                let interval_s = intervals.get(&a.agent_id).copied().filter(|s| s.is_finite() && *s > 0.0);
+                let interval_ms = interval_s.map_or(DEFAULT_AGENT_INTERVAL_MS, |s| (s * 1000.0) as i64);
+                AgentOut {
+                    status: if now - a.last_seen_ms <= 2 * interval_ms { "online" } else { "offline" }.to_owned(),
+                    last_seen: format_millis(a.last_seen_ms),
+                    interval_s,
+                    agent_id: a.agent_id,
+                }
             })
             .collect(),
     ))

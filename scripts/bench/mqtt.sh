@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# MQTT ingestion: the all-in-one server bridging from Mosquitto (BROKER) into SQLite while
+# microdash-loadgen publishes at RATE messages/s (QoS 1, 0 = as fast as acknowledged); probes
+# are timed from publish until the tenant's live stream delivers them.
+# usage: scripts/bench/mqtt.sh PORT [RATE] [SECONDS] [BROKER]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/build-deps.sh
+cargo build --release --bin microdash --bin microdash-loadgen >&2
+PORT=$1 RATE=${2:-20000} SECONDS_=${3:-20} BROKER=${4:-tcp://127.0.0.1:1883}
+DIR=${TMPDIR:-/tmp}/microdash_bench_mqtt_$PORT
+ROOT=bench$PORT-$$/metrics
+rm -rf "$DIR" && mkdir -p "$DIR"
+MICRODASH_WEB_DIR= MICRODASH_MQTT_URL=$BROKER MICRODASH_MQTT_TOPIC_ROOT=$ROOT MICRODASH_MQTT_CLIENT_ID=bench-$PORT-$$ \
+  ./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
+  > "$DIR/out" 2> "$DIR/err" &
+PID=$!
+trap 'kill -TERM $PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q 'demo token' "$DIR/out" 2>/dev/null && break; sleep 0.1; done
+TOKEN=$(grep 'demo token' "$DIR/out" | awk '{print $NF}')
+sleep 1 # the bridge subscribes
+./target/release/microdash-loadgen mqtt --broker "$BROKER" --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
+  --tenant demo --topic-root "$ROOT" --rate "$RATE" --duration-s "$SECONDS_" --window 1000
+curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^microdash_metrics_(accepted|persisted|rejected)_total'
