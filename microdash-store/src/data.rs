@@ -388,7 +388,11 @@ impl Store {
 
     /// The latest value of `metric_name` per agent of a tenant (for example the interval each
     /// agent announces).
-    pub async fn latest_per_agent(&self, tenant_id: i64, metric_name: &str) -> Result<BTreeMap<String, f64>, StoreError> {
+    pub async fn latest_per_agent(
+        &self,
+        tenant_id: i64,
+        metric_name: &str,
+    ) -> Result<BTreeMap<String, f64>, StoreError> {
         let series_ids: Vec<(i64, String)> = with_conn!(self, |conn| series::table
             .filter(series::tenant_id.eq(tenant_id))
             .filter(series::metric_name.eq(metric_name))

@@ -34,20 +34,27 @@ enum Mode {
     Mqtt(MqttArgs),
 }
 
+/// The server and the tenant the `sse` and `mqtt` modes work with.
 #[derive(Debug, Args)]
-struct MqttArgs {
-    /// Broker URL.
-    #[arg(long, default_value = "tcp://127.0.0.1:1883")]
-    broker: String,
-    /// Server base URL (for the live stream and for waiting until everything is stored).
+struct TenantArgs {
+    /// Server base URL.
     #[arg(long, env = "MICRODASH_LOADGEN_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// A token of the tenant with the read scope.
+    /// A token of the tenant with ingest and read scopes.
     #[arg(long, env = "MICRODASH_LOADGEN_TOKEN")]
     token: String,
     /// The tenant's slug.
     #[arg(long)]
     tenant: String,
+}
+
+#[derive(Debug, Args)]
+struct MqttArgs {
+    /// Broker URL.
+    #[arg(long, default_value = "tcp://127.0.0.1:1883")]
+    broker: String,
+    #[command(flatten)]
+    server: TenantArgs,
     /// First topic level.
     #[arg(long, default_value = "metrics")]
     topic_root: String,
@@ -70,15 +77,8 @@ struct MqttArgs {
 
 #[derive(Debug, Args)]
 struct SseArgs {
-    /// Server base URL.
-    #[arg(long, env = "MICRODASH_LOADGEN_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// A token of the tenant with ingest and read scopes.
-    #[arg(long, env = "MICRODASH_LOADGEN_TOKEN")]
-    token: String,
-    /// The tenant's slug.
-    #[arg(long)]
-    tenant: String,
+    #[command(flatten)]
+    server: TenantArgs,
     /// Concurrent streams.
     #[arg(long, default_value_t = 1000)]
     clients: usize,
@@ -450,12 +450,12 @@ mod sse {
     }
 
     pub(super) async fn run(args: SseArgs) -> anyhow::Result<()> {
-        let client = Client::new(&args.url, &args.token)?;
+        let client = Client::new(&args.server.url, &args.server.token)?;
         let ready = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
         let mut followers = tokio::task::JoinSet::new();
         for _ in 0..args.clients {
-            followers.spawn(follow(client.clone(), args.tenant.clone(), ready.clone(), stop.clone()));
+            followers.spawn(follow(client.clone(), args.server.tenant.clone(), ready.clone(), stop.clone()));
         }
         let opening = Instant::now();
         while ready.load(Ordering::Relaxed) < args.clients {
@@ -558,9 +558,14 @@ mod mqtt_load {
         client.connect(mqtt::ConnectOptionsBuilder::new_v5().clean_start(true).finalize()).await?;
 
         // Probes are timed on the live stream: published -> bridged -> stored -> pushed.
-        let http = Client::new(&args.url, &args.token)?;
-        let mut live = Box::pin(http.stream(&args.tenant, &StreamQuery { metric_name: Some(PROBE.into()), ..Default::default() }).await?);
-        let Some(Ok(LiveEvent::Ready { .. })) = live.next().await else { anyhow::bail!("the live stream did not open") };
+        let http = Client::new(&args.server.url, &args.server.token)?;
+        let mut live = Box::pin(
+            http.stream(&args.server.tenant, &StreamQuery { metric_name: Some(PROBE.into()), ..Default::default() })
+                .await?,
+        );
+        let Some(Ok(LiveEvent::Ready { .. })) = live.next().await else {
+            anyhow::bail!("the live stream did not open")
+        };
         let stop = tokio_util::sync::CancellationToken::new();
         let stopped = stop.clone();
         let follower = tokio::spawn(async move {
@@ -583,10 +588,17 @@ mod mqtt_load {
 
         let topics: Vec<String> = (0..args.agents.max(1))
             .flat_map(|a| (0..4).map(move |m| (a, m)))
-            .map(|(a, m)| microdash_core::mqtt::topic(&args.topic_root, &args.tenant, &format!("agent-{a}"), &format!("load.metric{m}")))
+            .map(|(a, m)| {
+                microdash_core::mqtt::topic(
+                    &args.topic_root,
+                    &args.server.tenant,
+                    &format!("agent-{a}"),
+                    &format!("load.metric{m}"),
+                )
+            })
             .collect();
-        let probe_topic = microdash_core::mqtt::topic(&args.topic_root, &args.tenant, "probe", PROBE);
-        let received_before = mqtt_received(&args.url).await.unwrap_or(0.0);
+        let probe_topic = microdash_core::mqtt::topic(&args.topic_root, &args.server.tenant, "probe", PROBE);
+        let received_before = mqtt_received(&args.server.url).await.unwrap_or(0.0);
         let started = Instant::now();
         let deadline = started + Duration::from_secs(args.duration_s);
         let mut in_flight: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(args.window);
@@ -620,13 +632,16 @@ mod mqtt_load {
             failed += u64::from(token.await.is_err());
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let drained = wait_until_stored(&args.url).await?.map(|d| d.as_secs_f64());
+        let drained = wait_until_stored(&args.server.url).await?.map(|d| d.as_secs_f64());
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let received = mqtt_received(&args.url).await.unwrap_or(0.0) - received_before;
+        let received = mqtt_received(&args.server.url).await.unwrap_or(0.0) - received_before;
         stop.cancel();
         let lag = follower.await?;
         let _ = client.disconnect(None).await;
-        println!("published {sent} messages in {elapsed:.1} s: {:.0}/s acknowledged by the broker ({failed} failed)", sent as f64 / elapsed);
+        println!(
+            "published {sent} messages in {elapsed:.1} s: {:.0}/s acknowledged by the broker ({failed} failed)",
+            sent as f64 / elapsed
+        );
         println!(
             "the server received {received:.0} of them ({:.1} %); the rest were dropped before it (the broker's queue for a slow subscriber)",
             received / sent.max(1) as f64 * 100.0
