@@ -36,7 +36,7 @@ struct Settings {
     /// Ingest token: the bearer token over HTTP, the broker password over MQTT.
     #[arg(long, env = "MICRODASH_AGENT_TOKEN")]
     token: Option<String>,
-    /// Broker username [default: the tenant slug].
+    /// Broker username [default: the token's prefix, as `microdash mqtt-auth` sets up].
     #[arg(long, env = "MICRODASH_AGENT_USERNAME")]
     username: Option<String>,
     /// Seconds between samples [default: 10].
@@ -107,7 +107,11 @@ async fn main() -> anyhow::Result<()> {
             Transport::Http(microdash_client::Client::new(&url, &token)?)
         } else {
             let client_id = format!("microdash-agent-{}-{}", origin.tenant, origin.agent_id);
-            let username = settings.username.clone().or(Some(tenant)).filter(|_| settings.token.is_some());
+            // Brokers set up by `microdash mqtt-auth` know a token by its prefix.
+            let username = settings
+                .username
+                .clone()
+                .or_else(|| settings.token.as_deref().map(|t| microdash_core::mqtt::token_username(t).to_owned()));
             Transport::Mqtt(Box::new(MqttTransport::new(&url, &client_id, username, settings.token.clone())?))
         }
     };
@@ -137,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
             () = terminated() => break,
         }
     }
-    if let Transport::Mqtt(mqtt) = &transport {
+    if let Transport::Mqtt(mqtt) = transport {
         mqtt.close().await;
     }
     Ok(())

@@ -155,11 +155,13 @@ impl MqttTransport {
         Ok(())
     }
 
-    /// Disconnect cleanly.
-    pub async fn close(&self) {
+    /// Disconnect cleanly, then let paho's callbacks finish before the client goes (dropping
+    /// it while a callback holds the last reference deadlocks paho).
+    pub async fn close(self) {
         if self.client.is_connected() {
             let _ = self.client.disconnect(None).await;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

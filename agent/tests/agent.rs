@@ -137,6 +137,8 @@ async fn a_broker_outage_leaves_no_gap() {
         assert!(Instant::now() < deadline, "the bridge never subscribed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = probe.disconnect(None).await;
+    microdash_ingest::mqtt::release(probe).await;
     stop(mosquitto);
     assert!(dir.path().join("mosquitto.db").exists(), "the broker kept no sessions");
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod mqtt_auth;
 mod run;
 
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ enum Command {
     /// Inspect and replay batches that could not be stored.
     #[command(subcommand)]
     Dlq(admin::DlqCommand),
+    /// Write Mosquitto's password and ACL files from the tokens (each publishes only into its
+    /// tenant's topics), and reload the broker.
+    MqttAuth(mqtt_auth::MqttAuthArgs),
     /// Print the effective configuration (all layers merged) as JSON.
     Config,
 }
@@ -68,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(cmd) => admin::token(&config, cmd).await,
         Command::User(cmd) => admin::user(&config, cmd).await,
         Command::Dlq(cmd) => admin::dlq(&config, cmd).await,
+        Command::MqttAuth(args) => mqtt_auth::run(&config, args).await,
         Command::Config => {
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(())

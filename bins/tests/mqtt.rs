@@ -49,5 +49,124 @@ async fn the_all_in_one_server_stores_what_is_published_over_mqtt() {
     }
     let points = client.query(&query).await.unwrap();
     assert_eq!((points.data[0].value, points.data[0].agent_id.as_deref()), (21.5, Some("sensor-9")));
+    let _ = publisher.disconnect(None).await;
+    microdash_ingest::mqtt::release(publisher).await;
     assert!(server.terminate().success());
+}
+
+/// A Mosquitto of the test's own that only lets in the accounts `microdash mqtt-auth` wrote.
+fn locked_broker(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let conf = dir.join("mosquitto.conf");
+    let text = format!(
+        "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {d}/passwords\nacl_file {d}/acl\npid_file {d}/mosquitto.pid\n",
+        d = dir.display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    let child = std::process::Command::new("mosquitto").arg("-c").arg(&conf).spawn().expect("mosquitto is installed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+async fn connect(broker: &str, user: Option<&str>, password: Option<&str>) -> Result<mqtt::AsyncClient, mqtt::Error> {
+    let client = mqtt::CreateOptionsBuilder::new()
+        .server_uri(broker)
+        .client_id(unique_name("md_acl"))
+        .persistence(mqtt::PersistenceType::None)
+        .create_client()?;
+    let mut options = mqtt::ConnectOptionsBuilder::new_v5();
+    if let Some(user) = user {
+        options.user_name(user);
+    }
+    if let Some(password) = password {
+        options.password(password);
+    }
+    let connecting = client.connect(options.finalize());
+    let connected = connecting.await;
+    if let Err(err) = connected {
+        microdash_ingest::mqtt::release(client).await;
+        return Err(err);
+    }
+    Ok(client)
+}
+
+async fn connects(broker: &str, user: &str, password: &str) -> bool {
+    match connect(broker, Some(user), Some(password)).await {
+        Ok(client) => {
+            let _ = client.disconnect(None).await;
+            microdash_ingest::mqtt::release(client).await;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_publishes_only_into_its_own_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let broker = format!("tcp://127.0.0.1:{port}");
+    let db = TestDb::new(Backend::Sqlite).await;
+    let root = format!("{}/metrics", unique_name("md_acl"));
+    let env = [
+        ("MICRODASH_DATABASE_URL", db.url.as_str()),
+        ("MICRODASH_MQTT_URL", broker.as_str()),
+        ("MICRODASH_MQTT_TOPIC_ROOT", root.as_str()),
+        ("MICRODASH_MQTT_USERNAME", "microdash-bridge"),
+        ("MICRODASH_MQTT_PASSWORD", "bridge password"),
+    ];
+    let token = |tenant: &str| {
+        common::microdash_output(&["tenant", "create", tenant], &env);
+        let created = common::microdash_output(&["token", "create", "--tenant", tenant, "--json"], &env);
+        let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+        (created["token"].as_str().unwrap().to_owned(), created["id"].to_string())
+    };
+    let ((acme, acme_id), (other, _)) = (token("acme"), token("other"));
+    let (passwords, acl) = (dir.path().join("passwords"), dir.path().join("acl"));
+    let files = ["mqtt-auth", "--password-file", passwords.to_str().unwrap(), "--acl-file", acl.to_str().unwrap()];
+    common::microdash_output(&files, &env);
+    let mut mosquitto = locked_broker(dir.path(), port);
+    let server = microdash(&["serve", "--listen-addr", "127.0.0.1:0"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+
+    // Strangers are turned away.
+    assert!(connect(&broker, None, None).await.is_err(), "anonymous access");
+    assert!(!connects(&broker, microdash_core::mqtt::token_username(&acme), "guess").await);
+
+    let publisher = connect(&broker, Some(microdash_core::mqtt::token_username(&acme)), Some(&acme)).await.unwrap();
+    let acme_client = Client::new(&url, &acme).unwrap();
+    let other_client = Client::new(&url, &other).unwrap();
+    let query = MetricsQuery { metric_name: Some("m".into()), ..MetricsQuery::default() };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let own = mqtt::Message::new(format!("{root}/acme/box/m"), r#"{"value":1,"dedupe_id":"own"}"#, mqtt::QOS_1);
+        let _ = publisher.publish(own).await;
+        // Into another tenant: the broker refuses it (MQTT 5 answers "not authorized").
+        let foreign = mqtt::Message::new(format!("{root}/other/box/m"), "666", mqtt::QOS_1);
+        let _ = publisher.publish(foreign).await;
+        if acme_client.query(&query).await.unwrap().count == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing the acme token published was stored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(other_client.query(&query).await.unwrap().count, 0, "the acme token wrote into another tenant");
+
+    // A revoked token loses the broker too once the files are rewritten and the broker reloads.
+    common::microdash_output(&["token", "revoke", &acme_id], &env);
+    let pid_file = dir.path().join("mosquitto.pid");
+    common::microdash_output(&[&files[..], &["--pid-file", pid_file.to_str().unwrap()]].concat(), &env);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!connects(&broker, microdash_core::mqtt::token_username(&acme), &acme).await);
+    assert!(connects(&broker, microdash_core::mqtt::token_username(&other), &other).await);
+    let _ = publisher.disconnect(None).await;
+    microdash_ingest::mqtt::release(publisher).await;
+
+    assert!(server.terminate().success());
+    let _ = mosquitto.kill();
+    let _ = mosquitto.wait();
 }

@@ -12,6 +12,23 @@ use crate::metric::{Limits, Metric, PayloadError, check_identifier, validate};
 /// The default first topic level.
 pub const DEFAULT_TOPIC_ROOT: &str = "metrics";
 
+/// Mosquitto's password-file hash (`$7$`: PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt,
+/// 64-byte key, standard base64), so microdash can write a password file Mosquitto reads.
+pub fn mosquitto_password_hash(password: &str, salt: &[u8; 12]) -> String {
+    use base64::Engine;
+    const ROUNDS: u32 = 101;
+    let mut key = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password.as_bytes(), salt, ROUNDS, &mut key);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    format!("$7${ROUNDS}${}${}", b64.encode(salt), b64.encode(key))
+}
+
+/// The broker username of an ingest token: its recognisable prefix, so an agent needs nothing
+/// but the token.
+pub fn token_username(token: &str) -> &str {
+    crate::token::display_prefix(token)
+}
+
 /// The parts of a metric topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Topic<'a> {
@@ -102,6 +119,16 @@ mod tests {
     fn fields(err: PayloadError) -> Vec<String> {
         let PayloadError::Invalid { errors, .. } = err else { panic!("{err:?}") };
         errors.into_iter().map(|e| e.field.unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn password_hashes_match_mosquitto_passwd() {
+        // `mosquitto_passwd -b` (Mosquitto 2.0.11) wrote this for "secret".
+        let salt: [u8; 12] = [176, 115, 39, 179, 184, 206, 59, 218, 2, 240, 158, 102];
+        assert_eq!(
+            mosquitto_password_hash("secret", &salt),
+            "$7$101$sHMns7jOO9oC8J5m$5qHhK6V64e6igRzf2goXyuLJvjS910MyyDNgTeYjrJe7mqXTFkx67KCsFzAhlaCC91AAnMcL4cUEJ9+m3If3Jw=="
+        );
     }
 
     #[test]

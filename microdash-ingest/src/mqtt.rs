@@ -179,7 +179,17 @@ pub async fn run_bridge(
     if client.is_connected() {
         let _ = client.disconnect(None).await;
     }
+    release(client).await;
     Ok(())
+}
+
+/// Drop a paho client safely. paho's callback thread holds a reference to the client until
+/// the callback of the last operation returns; if that reference is the last one, the client
+/// is destroyed inside paho's lock and the process deadlocks. Waiting a moment after the last
+/// operation lets the callback let go first.
+pub async fn release(client: mqtt::AsyncClient) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(client);
 }
 
 /// How long the broker keeps the bridge's session (its subscription and the QoS 1 messages
@@ -311,4 +321,26 @@ fn reject(ingestor: &Ingestor, topic: &str, problem: &str) {
     } else {
         UNLOGGED.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Mosquitto's password file and ACL file for the tenant rule: each ingest token may publish
+/// only under `{root}/{its tenant}/`, and the bridge account (when given: username and
+/// password hash) may read every tenant's topics. Everyone else is refused by the broker
+/// (`allow_anonymous false`).
+pub fn mosquitto_files(
+    accounts: &[microdash_store::MqttAccount],
+    bridge: Option<(&str, &str)>,
+    root: &str,
+) -> (String, String) {
+    let mut passwords = String::new();
+    let mut acl = String::from("# Written by `microdash mqtt-auth`; changes are overwritten.\n");
+    if let Some((user, hash)) = bridge {
+        passwords.push_str(&format!("{user}:{hash}\n"));
+        acl.push_str(&format!("\n# the microdash bridge reads every tenant\nuser {user}\ntopic read {root}/#\n"));
+    }
+    for account in accounts {
+        passwords.push_str(&format!("{}:{}\n", account.username, account.password_hash));
+        acl.push_str(&format!("\nuser {}\ntopic write {root}/{}/#\n", account.username, account.tenant));
+    }
+    (passwords, acl)
 }

@@ -41,6 +41,12 @@ async fn publisher() -> mqtt::AsyncClient {
     client
 }
 
+/// Disconnect, then drop safely (see `microdash_ingest::mqtt::release`).
+async fn close(client: mqtt::AsyncClient) {
+    let _ = client.disconnect(None).await;
+    microdash_ingest::mqtt::release(client).await;
+}
+
 async fn publish(client: &mqtt::AsyncClient, topic: &str, payload: &str) {
     client.publish(mqtt::Message::new(topic, payload, mqtt::QOS_1)).await.unwrap();
 }
@@ -103,6 +109,7 @@ async fn messages_become_metrics_and_bad_ones_are_counted_without_stopping_the_b
 
     shutdown.cancel();
     bridge.await.unwrap().unwrap();
+    close(client).await;
     app.stop().await;
 }
 
@@ -138,5 +145,6 @@ async fn bridges_in_one_shared_group_split_the_messages_without_doubles() {
     for bridge in bridges {
         bridge.await.unwrap().unwrap();
     }
+    close(client).await;
     app.stop().await;
 }

@@ -56,6 +56,17 @@ pub struct Principal {
     pub scopes: Scopes,
 }
 
+/// A broker account: who may publish into which tenant's topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttAccount {
+    /// Broker username (the token's display prefix).
+    pub username: String,
+    /// Mosquitto password-file hash of the token.
+    pub password_hash: String,
+    /// The tenant whose topics it may write.
+    pub tenant: String,
+}
+
 /// The credential behind a [`Principal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
@@ -100,6 +111,7 @@ struct NewToken {
     token_hash: String,
     scopes: String,
     created_at_ms: i64,
+    mqtt_password_hash: Option<String>,
 }
 
 pub(crate) fn conflict_as(err: DieselError, what: impl FnOnce() -> String) -> StoreError {
@@ -162,6 +174,14 @@ impl Store {
             ));
         }
         let secret = new_secret()?;
+        // Only now is the secret known: keep a broker-compatible hash for tokens that push.
+        let mqtt_password_hash = if tenant_id.is_some() && scopes.contains(Scope::Ingest) {
+            let mut salt = [0u8; 12];
+            getrandom::fill(&mut salt).map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
+            Some(microdash_core::mqtt::mosquitto_password_hash(&secret, &salt))
+        } else {
+            None
+        };
         let row = NewToken {
             tenant_id,
             name: name.to_owned(),
@@ -169,6 +189,7 @@ impl Store {
             token_hash: token::hash_token(&secret),
             scopes: scopes.to_string(),
             created_at_ms: now_ms,
+            mqtt_password_hash,
         };
         with_conn!(self, |conn| diesel::insert_into(api_tokens::table).values(&row).execute(&mut conn).await?);
         let stored: TokenRow = with_conn!(self, |conn| api_tokens::table
@@ -241,6 +262,25 @@ impl Store {
             .execute(&mut conn)
             .await?);
         Ok(())
+    }
+
+    /// Broker accounts of the active ingest tokens: the token's username, its Mosquitto
+    /// password hash and its tenant. Tokens created before MQTT credentials existed have none.
+    pub async fn mqtt_accounts(&self) -> Result<Vec<MqttAccount>, StoreError> {
+        let rows: Vec<(String, Option<String>, Option<String>)> = with_conn!(self, |conn| api_tokens::table
+            .inner_join(tenants::table.on(api_tokens::tenant_id.eq(tenants::id.nullable())))
+            .filter(api_tokens::revoked_at_ms.is_null())
+            .filter(api_tokens::mqtt_password_hash.is_not_null())
+            .select((api_tokens::prefix, api_tokens::mqtt_password_hash, tenants::slug.nullable()))
+            .order(api_tokens::id)
+            .load(&mut conn)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(username, hash, tenant)| {
+                Some(MqttAccount { username, password_hash: hash?, tenant: tenant? })
+            })
+            .collect())
     }
 
     /// Whether any unrevoked admin token exists; the first start uses it to explain how to

@@ -36,7 +36,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use microdash_core::SeriesKey;
 
-pub use admin::{Credential, MAX_LABEL_BYTES, Principal, Tenant, TokenInfo};
+pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, Tenant, TokenInfo};
 pub use data::{Agent, DeadLetter, InsertStats, PointQuery, SeriesInfo, StoredPoint};
 pub use error::StoreError;
 pub use users::{User, check_username, generate_password};

@@ -21,6 +21,7 @@ diesel::table! {
         created_at_ms -> BigInt,
         last_used_at_ms -> Nullable<BigInt>,
         revoked_at_ms -> Nullable<BigInt>,
+        mqtt_password_hash -> Nullable<Text>,
     }
 }
 
