@@ -2,7 +2,7 @@
 // the built dashboard, adds a second tenant with its own user, and hands the scenarios what
 // they need through e2e/.server.json. Returns the teardown that stops the server.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -58,6 +58,9 @@ export default async function globalSetup() {
     }),
   );
   return async () => {
+    const stopped = new Promise((ok) => server.on('exit', ok));
     server.kill('SIGTERM');
+    await stopped;
+    rmSync(dir, { recursive: true, force: true });
   };
 }
