@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 
 const root = resolve(__dirname, '..', '..');
 const bin = process.env.MICRODASH_BIN ?? join(root, 'target', 'debug', 'microdash');
+const agentBin = process.env.MICRODASH_AGENT_BIN ?? join(root, 'target', 'debug', 'microdash-agent');
+const broker = process.env.MICRODASH_TEST_MQTT_URL ?? 'tcp://127.0.0.1:1883';
 
 function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
@@ -23,12 +25,17 @@ function freePort(): Promise<number> {
 export default async function globalSetup() {
   const dir = mkdtempSync(join(tmpdir(), 'microdash-e2e-'));
   const port = await freePort();
+  // Its own topic root on the machine's Mosquitto, so parallel runs do not mix.
+  const topicRoot = `e2e-${port}-${process.pid}/metrics`;
   const env = {
     ...process.env,
     MICRODASH_DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}`,
     MICRODASH_WEB_DIR: join(root, 'web', 'dist'),
     MICRODASH_LISTEN_ADDR: `127.0.0.1:${port}`,
     MICRODASH_LOG_FILTER: 'warn',
+    MICRODASH_MQTT_URL: broker,
+    MICRODASH_MQTT_TOPIC_ROOT: topicRoot,
+    MICRODASH_MQTT_CLIENT_ID: `e2e-bridge-${port}-${process.pid}`,
   };
   const server = spawn(bin, ['serve', '--demo'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];
@@ -55,6 +62,7 @@ export default async function globalSetup() {
       token: last('demo token'),
       password: last('sign in as demo'),
       other: { username: 'otheruser', password: 'other tenant password' },
+      agent: { bin: agentBin, broker, topicRoot },
     }),
   );
   return async () => {

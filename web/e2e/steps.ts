@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, type Page } from '@playwright/test';
@@ -6,7 +7,13 @@ import { createBdd } from 'playwright-bdd';
 
 const { Given, When, Then } = createBdd();
 
-type Server = { url: string; token: string; password: string; other: { username: string; password: string } };
+type Server = {
+  url: string;
+  token: string;
+  password: string;
+  other: { username: string; password: string };
+  agent: { bin: string; broker: string; topicRoot: string };
+};
 const server = (): Server => JSON.parse(readFileSync(join(__dirname, '.server.json'), 'utf8'));
 
 async function signIn(page: Page, username: string, password: string) {
@@ -85,4 +92,26 @@ Then('the {string} screen has no WCAG 2.1 AA violations', async ({ page }, _scre
   const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
   const found = results.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
   expect(found).toEqual([]);
+});
+
+let agent: ChildProcess | undefined;
+
+Given('an agent {string} is running', async ({ page }, agentId: string) => {
+  const { bin, broker, topicRoot } = server().agent;
+  agent = spawn(bin, ['--url', broker, '--tenant', 'demo', '--agent-id', agentId, '--interval-s', '1', '--topic-root', topicRoot], {
+    stdio: 'ignore',
+  });
+  page.on('close', () => agent?.kill('SIGTERM'));
+});
+
+When('it publishes', async () => {
+  // Every second, by itself.
+});
+
+Then('the {string} chart shows agent {string} within {int} ms', async ({ page }, metric: string, agentId: string, ms: number) => {
+  try {
+    await expect(page.locator(`[data-metric="${metric}"]`).getByText(agentId)).toBeVisible({ timeout: ms });
+  } finally {
+    agent?.kill('SIGTERM');
+  }
 });

@@ -20,6 +20,12 @@ Feature: Live dashboard
     Then I am told I have no access to tenant "demo"
     And the stream of tenant "demo" refuses my session with 403
 
+  Scenario: A running agent's host metrics show up live
+    Given a tenant exists and I am signed in to its dashboard
+    And an agent "e2e-host-agent" is running
+    When it publishes
+    Then the "cpu.usage_percent" chart shows agent "e2e-host-agent" within 10000 ms
+
   Scenario: The dashboard meets WCAG 2.1 AA on every screen
     Given a tenant exists and I am signed in to its dashboard
     When I POST the metric "e2e.a11y" with value 3
