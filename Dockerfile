@@ -7,7 +7,7 @@ COPY . .
 RUN ./scripts/build-web.sh && cargo build --release --locked -p microdash-bins
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl procps && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/microdash /src/target/release/microdash-loadgen /usr/local/bin/
 COPY --from=build /src/web/dist /usr/share/microdash/web
 RUN useradd --system --home /var/lib/microdash --create-home microdash

@@ -50,7 +50,13 @@ pub async fn run(config: &Config, args: MqttAuthArgs) -> anyhow::Result<()> {
             write_atomically(&args.acl_file, &files.1)?;
             println!("wrote {} broker accounts", accounts.len() + usize::from(bridge.is_some()));
             if let Some(pid_file) = &args.pid_file {
-                reload(pid_file)?;
+                match reload(pid_file) {
+                    Ok(()) => {}
+                    // The broker may not be up yet (it starts once the files exist); it reads
+                    // them when it starts.
+                    Err(err) if args.watch_s > 0 => eprintln!("not reloading the broker yet: {err:#}"),
+                    Err(err) => return Err(err),
+                }
             }
             last = Some(files);
         }

@@ -31,6 +31,12 @@ fn services_exist_with_health_checks_and_volumes() {
     assert_eq!(services["app"]["command"][0], "server");
     assert_eq!(services["worker"]["command"][0], "worker");
     assert_eq!(services["bridge"]["command"][0], "bridge");
+    assert_eq!(services["mqtt-auth"]["command"][0], "mqtt-auth");
+    // The broker only lets in the accounts mqtt-auth writes, and mqtt-auth can signal it.
+    let mosquitto_conf =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/mosquitto.conf")).unwrap();
+    assert!(mosquitto_conf.contains("allow_anonymous false"), "{mosquitto_conf}");
+    assert_eq!(services["mosquitto"]["pid"], "service:mqtt-auth");
     for (name, volume) in [("mariadb", "mariadb-data"), ("redis", "redis-data"), ("mosquitto", "mosquitto-data")] {
         let mounts = services[name]["volumes"].as_sequence().unwrap();
         assert!(mounts.iter().any(|m| m.as_str().unwrap().starts_with(volume)), "{name} does not mount {volume}");
@@ -42,7 +48,7 @@ fn services_exist_with_health_checks_and_volumes() {
 fn environment_names_match_what_the_binary_reads() {
     let known = known_settings();
     let compose = compose();
-    for name in ["app", "worker"] {
+    for name in ["app", "worker", "bridge", "mqtt-auth"] {
         let env = compose["services"][name]["environment"].as_mapping().unwrap();
         let mut keys: Vec<String> =
             env.keys().filter_map(|k| k.as_str().map(str::to_owned)).filter(|k| k != "<<").collect();
