@@ -130,6 +130,14 @@ struct NewSession<'a> {
     expires_at_ms: i64,
 }
 
+/// Which users a lookup wants.
+#[derive(Clone, Copy)]
+enum Which<'a> {
+    All,
+    Name(&'a str),
+    Id(i64),
+}
+
 type UserRow = (i64, String, Option<i64>, Option<String>, i64);
 
 fn user_from(row: UserRow) -> User {
@@ -176,23 +184,30 @@ impl Store {
 
     /// The user with this name, if any.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.users(Some(username)).await?.pop())
+        Ok(self.users(Which::Name(username)).await?.pop())
+    }
+
+    /// The user with this id, if any.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        Ok(self.users(Which::Id(id)).await?.pop())
     }
 
     /// Every user, oldest first.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.users(None).await
+        self.users(Which::All).await
     }
 
-    async fn users(&self, username: Option<&str>) -> Result<Vec<User>, StoreError> {
+    async fn users(&self, which: Which<'_>) -> Result<Vec<User>, StoreError> {
         let rows: Vec<UserRow> = with_conn!(self, |conn| {
             let mut query = users::table
                 .left_join(tenants::table.on(users::tenant_id.eq(tenants::id.nullable())))
                 .select((users::id, users::username, users::tenant_id, tenants::slug.nullable(), users::created_at_ms))
                 .order(users::id)
                 .into_boxed();
-            if let Some(name) = username {
-                query = query.filter(users::username.eq(name.to_owned()));
+            match which {
+                Which::All => {}
+                Which::Name(name) => query = query.filter(users::username.eq(name.to_owned())),
+                Which::Id(id) => query = query.filter(users::id.eq(id)),
             }
             query.load(&mut conn).await?
         });
@@ -264,7 +279,7 @@ impl Store {
             .await
             .optional()?);
         let Some((session_id, user_id)) = row else { return Ok(None) };
-        Ok(self.users(None).await?.into_iter().find(|u| u.id == user_id).map(|user| (session_id, user)))
+        Ok(self.user_by_id(user_id).await?.map(|user| (session_id, user)))
     }
 
     /// Authenticate a session cookie as a [`Principal`].

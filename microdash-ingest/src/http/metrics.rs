@@ -85,14 +85,24 @@ pub(super) async fn query(
     Ok(Json(QueryResponse { resolution, count: data.len(), data }))
 }
 
-fn point_query(state: &AppState, params: MetricsQuery) -> Result<(Resolution, PointQuery), ApiError> {
+/// The `metric_name` and `agent_id` filters of a query or a stream, checked like metrics are.
+pub(super) fn check_filters(
+    state: &AppState,
+    metric_name: Option<&str>,
+    agent_id: Option<&str>,
+) -> Result<(), ApiError> {
     let limits = state.ingestor.limits();
-    if let Some(name) = &params.metric_name {
+    if let Some(name) = metric_name {
         check_identifier(name, limits.max_name_bytes).map_err(|m| ApiError::invalid_field("metric_name", m))?;
     }
-    if let Some(agent) = &params.agent_id {
+    if let Some(agent) = agent_id {
         check_identifier(agent, limits.max_agent_id_bytes).map_err(|m| ApiError::invalid_field("agent_id", m))?;
     }
+    Ok(())
+}
+
+fn point_query(state: &AppState, params: MetricsQuery) -> Result<(Resolution, PointQuery), ApiError> {
+    check_filters(state, params.metric_name.as_deref(), params.agent_id.as_deref())?;
     let time = |field: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
         value
             .as_deref()

@@ -104,7 +104,7 @@ pub(super) async fn current(State(state): State<AppState>, auth: Auth) -> Result
     let Credential::Session { user_id, .. } = auth.0.credential else {
         return Err(ApiError::unauthorized("not signed in (API tokens have no session)"));
     };
-    let user = state.store.list_users().await?.into_iter().find(|u| u.id == user_id);
+    let user = state.store.user_by_id(user_id).await?;
     user.map(|u| Json(session_out(&u))).ok_or_else(|| ApiError::unauthorized("the user no longer exists"))
 }
 

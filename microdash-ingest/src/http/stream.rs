@@ -21,7 +21,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use microdash_core::api::{LatestResponse, LiveFrame, StreamMarker, StreamQuery};
-use microdash_core::metric::check_identifier;
 use microdash_core::token::Scope;
 use microdash_store::Credential;
 
@@ -132,13 +131,7 @@ fn query_params(params: Result<Query<StreamQuery>, QueryRejection>) -> Result<St
 }
 
 fn filter(state: &AppState, params: &StreamQuery) -> Result<LiveFilter, ApiError> {
-    let limits = state.ingestor.limits();
-    if let Some(name) = &params.metric_name {
-        check_identifier(name, limits.max_name_bytes).map_err(|m| ApiError::invalid_field("metric_name", m))?;
-    }
-    if let Some(agent) = &params.agent_id {
-        check_identifier(agent, limits.max_agent_id_bytes).map_err(|m| ApiError::invalid_field("agent_id", m))?;
-    }
+    super::metrics::check_filters(state, params.metric_name.as_deref(), params.agent_id.as_deref())?;
     Ok(LiveFilter { agent_id: params.agent_id.clone(), metric_name: params.metric_name.clone() })
 }
 
