@@ -13,6 +13,7 @@ use microdash_core::Limits;
 use microdash_ingest::http::HttpConfig;
 use microdash_ingest::live::LiveConfig;
 use microdash_ingest::mqtt::MqttConfig;
+use microdash_ingest::mqtt::broker::BrokerConfig;
 use microdash_ingest::queue::RedisQueueConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_store::StoreOptions;
@@ -99,6 +100,10 @@ pub struct Config {
     pub mqtt_username: Option<String>,
     /// Broker password for the bridge.
     pub mqtt_password: Option<String>,
+    /// Where the all-in-one server's embedded MQTT endpoint listens; `off` (or empty): none.
+    /// Off whenever `mqtt_url` names an external broker. Not 1883, which a system Mosquitto
+    /// often holds already.
+    pub mqtt_listen_addr: String,
     /// Directory of the built dashboard, served at `/` (`scripts/build-web.sh` writes it).
     pub web_dir: String,
     /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
@@ -150,6 +155,7 @@ impl Default for Config {
             mqtt_client_id: String::new(),
             mqtt_username: None,
             mqtt_password: None,
+            mqtt_listen_addr: "127.0.0.1:1884".into(),
             web_dir: "web/dist".into(),
             log_filter: "info".into(),
         }
@@ -171,6 +177,10 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt_url: Option<String>,
+    /// Embedded MQTT endpoint address, or `off` [env: MICRODASH_MQTT_LISTEN_ADDR] [default: 127.0.0.1:1884].
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_listen_addr: Option<String>,
     /// Redis URL; selects the Redis Streams queue [env: MICRODASH_REDIS_URL].
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -287,6 +297,15 @@ impl Config {
             password: self.mqtt_password.clone(),
             ..defaults
         })
+    }
+
+    /// The embedded MQTT endpoint's settings, unless it is off or an external broker is set.
+    pub fn mqtt_broker(&self) -> Option<BrokerConfig> {
+        let addr = self.mqtt_listen_addr.trim();
+        if self.mqtt_url.is_some() || addr.is_empty() || addr.eq_ignore_ascii_case("off") {
+            return None;
+        }
+        Some(BrokerConfig { topic_root: self.mqtt_topic_root.clone(), ..BrokerConfig::new(addr) })
     }
 
     /// Database pool settings.

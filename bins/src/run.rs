@@ -9,6 +9,7 @@ use microdash_ingest::Ingestor;
 use microdash_ingest::clock::now_ms;
 use microdash_ingest::http::{self, AppState};
 use microdash_ingest::live::{LiveHub, LivePublisher, relay_from_redis};
+use microdash_ingest::mqtt::broker::Broker;
 use microdash_ingest::mqtt::run_bridge;
 use microdash_ingest::queue::{MemoryQueue, Queue, RedisQueue};
 use microdash_ingest::telemetry::Telemetry;
@@ -84,11 +85,20 @@ async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
 pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
     let parts = assemble(config).await?;
     let listener = bind(config).await?;
+    let broker = match config.mqtt_broker() {
+        Some(broker) => Some(
+            Broker::bind(broker).await.context("starting the embedded MQTT endpoint (set mqtt_listen_addr, or off)")?,
+        ),
+        None => None,
+    };
     let url = format!("http://{}", listener.local_addr()?);
-    announce(&parts.store, &url, demo).await?;
+    let mqtt_addr = broker.as_ref().map(Broker::local_addr).transpose()?;
+    announce(&parts.store, &url, mqtt_addr, &config.mqtt_topic_root, demo).await?;
     let shutdown = shutdown_signal();
     parts.relay_live(&shutdown);
     let bridge = spawn_bridge(config, &parts, &shutdown);
+    let broker = broker
+        .map(|broker| tokio::spawn(broker.run(parts.store.clone(), parts.state.ingestor.clone(), shutdown.clone())));
     let workers = tokio::spawn(run_workers(
         parts.queue.clone(),
         parts.store.clone(),
@@ -102,6 +112,9 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
     if let Some(bridge) = bridge {
         bridge.await.context("joining the MQTT bridge")??;
     }
+    if let Some(broker) = broker {
+        broker.await.context("joining the MQTT endpoint")?;
+    }
     parts.queue.close();
     workers.await.context("joining workers")?;
     tracing::info!("stopped");
@@ -113,7 +126,7 @@ pub async fn server(config: &Config) -> anyhow::Result<()> {
     require_shared_queue(config, "server")?;
     let parts = assemble(config).await?;
     let listener = bind(config).await?;
-    announce(&parts.store, &format!("http://{}", listener.local_addr()?), false).await?;
+    announce(&parts.store, &format!("http://{}", listener.local_addr()?), None, "", false).await?;
     let shutdown = shutdown_signal();
     parts.relay_live(&shutdown);
     http::serve(listener, parts.state, shutdown.cancelled_owned()).await.context("serving HTTP")?;
@@ -170,8 +183,17 @@ fn require_shared_queue(config: &Config, role: &str) -> anyhow::Result<()> {
 }
 
 /// Print where the server is and, on a database without admin tokens, how to get one.
-async fn announce(store: &Store, url: &str, demo: bool) -> anyhow::Result<()> {
+async fn announce(
+    store: &Store,
+    url: &str,
+    mqtt_addr: Option<std::net::SocketAddr>,
+    topic_root: &str,
+    demo: bool,
+) -> anyhow::Result<()> {
     println!("microdash is listening on {url}");
+    if let Some(addr) = mqtt_addr {
+        println!("MQTT endpoint: tcp://{addr} (publish to {topic_root}/{{tenant}}/{{agent_id}}/{{metric_name}})");
+    }
     if !store.has_admin_token().await? {
         println!("No admin token exists yet. Create one with:  microdash token create --admin");
     }
@@ -197,6 +219,12 @@ async fn announce(store: &Store, url: &str, demo: bool) -> anyhow::Result<()> {
         println!(
             "push:  curl -sS -X POST {url}/api/v1/metrics -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"metric_name\":\"cpu.usage\",\"value\":42.5,\"agent_id\":\"web-1\"}}'"
         );
+        if let Some(addr) = mqtt_addr {
+            let user = microdash_core::mqtt::token_username(&token);
+            println!(
+                "agent: microdash-agent --url tcp://{addr} --tenant demo --token {token}    (MQTT username {user}, password the token)"
+            );
+        }
         println!("query: curl -sS '{url}/api/v1/metrics?metric_name=cpu.usage' -H 'Authorization: Bearer {token}'");
     }
     Ok(())

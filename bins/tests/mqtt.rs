@@ -54,6 +54,33 @@ async fn the_all_in_one_server_stores_what_is_published_over_mqtt() {
     assert!(server.terminate().success());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_all_in_one_server_takes_mqtt_with_no_broker() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
+    let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let endpoint = server.line_with("MQTT endpoint").split(' ').nth(2).unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+
+    let publisher = connect(&endpoint, Some(microdash_core::mqtt::token_username(&token)), Some(&token)).await.unwrap();
+    let payload = r#"{"value":3.5,"tags":{"site":"roof"}}"#;
+    publisher.publish(mqtt::Message::new("metrics/demo/probe-1/wind", payload, mqtt::QOS_1)).await.unwrap();
+    // Acknowledged means queued: the worker stores it within moments.
+    let client = Client::new(&url, &token).unwrap();
+    let query = MetricsQuery { metric_name: Some("wind".into()), ..MetricsQuery::default() };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.query(&query).await.unwrap().count == 0 {
+        assert!(Instant::now() < deadline, "an acknowledged MQTT publish was not stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let point = client.query(&query).await.unwrap().data.remove(0);
+    assert_eq!((point.value, point.agent_id.as_deref()), (3.5, Some("probe-1")));
+    let _ = publisher.disconnect(None).await;
+    microdash_ingest::mqtt::release(publisher).await;
+    assert!(server.terminate().success());
+}
+
 /// A Mosquitto of the test's own that only lets in the accounts `microdash mqtt-auth` wrote.
 fn locked_broker(dir: &std::path::Path, port: u16) -> std::process::Child {
     let conf = dir.join("mosquitto.conf");

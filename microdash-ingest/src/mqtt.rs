@@ -27,6 +27,8 @@ use crate::clock::now_ms;
 use crate::ingestor::{IngestError, Ingestor};
 use crate::telemetry::{RejectReason, Source};
 
+pub mod broker;
+
 /// Most messages taken off the connection before they are enqueued.
 pub const MAX_BURST: usize = 2_000;
 /// Messages paho may hold for the bridge. paho acknowledges QoS 1 messages as they arrive and
@@ -86,6 +88,14 @@ pub enum MqttError {
     /// The client could not be created (bad URL or options).
     #[error("mqtt: {0}")]
     Client(#[from] mqtt::Error),
+    /// The embedded endpoint's listener could not be bound (the port is taken, say).
+    #[error("mqtt: binding {addr}: {source}")]
+    Bind {
+        /// The configured listen address.
+        addr: String,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
 }
 
 /// Tenant slugs to ids, with misses remembered briefly so a flood on a wrong slug does not
@@ -262,34 +272,46 @@ async fn enqueue(
         let parsed = match parse_topic(root, topic, &limits) {
             Ok(parsed) => parsed,
             Err(problem) => {
-                reject(ingestor, topic, &problem);
+                reject(ingestor, RejectReason::Invalid, topic, &problem);
                 continue;
             }
         };
         let Some(tenant_id) = tenants.id(parsed.tenant).await else {
-            reject(ingestor, topic, &format!("no tenant {:?}", parsed.tenant));
+            reject(ingestor, RejectReason::Invalid, topic, &format!("no tenant {:?}", parsed.tenant));
             continue;
         };
         match parse_payload(&parsed, message.payload(), &limits, received_at) {
             Ok(metric) => by_tenant.entry(tenant_id).or_default().push(metric),
-            Err(err) => reject(ingestor, topic, &describe(&err)),
+            Err(err) => reject(ingestor, RejectReason::Invalid, topic, &describe(&err)),
         }
     }
     for (tenant_id, metrics) in by_tenant {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match ingestor.submit(Source::Mqtt, tenant_id, metrics.clone(), received_at).await {
-                Ok(_) => break,
-                Err(IngestError::Queue(err)) if !shutdown.is_cancelled() || delay < Duration::from_secs(5) => {
-                    // Hold the burst: the broker keeps the rest meanwhile.
-                    tracing::warn!(tenant_id, error = %err, "queue refused MQTT metrics; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(err) => {
-                    tracing::error!(tenant_id, metrics = metrics.len(), error = %err, "MQTT metrics could not be queued");
-                    break;
-                }
+        submit_retrying(ingestor, tenant_id, metrics, received_at, shutdown).await;
+    }
+}
+
+/// Enqueue one tenant's metrics, retrying while the queue refuses (the publisher's broker or
+/// connection holds the rest meanwhile); after shutdown, retries stop once the backoff reaches
+/// 5 s. `false` when the metrics could not be queued.
+async fn submit_retrying(
+    ingestor: &Ingestor,
+    tenant_id: i64,
+    metrics: Vec<Metric>,
+    received_at: i64,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match ingestor.submit(Source::Mqtt, tenant_id, metrics.clone(), received_at).await {
+            Ok(_) => return true,
+            Err(IngestError::Queue(err)) if !shutdown.is_cancelled() || delay < Duration::from_secs(5) => {
+                tracing::warn!(tenant_id, error = %err, "queue refused MQTT metrics; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => {
+                tracing::error!(tenant_id, metrics = metrics.len(), error = %err, "MQTT metrics could not be queued");
+                return false;
             }
         }
     }
@@ -308,16 +330,16 @@ fn describe(err: &microdash_core::metric::PayloadError) -> String {
 
 /// Count a bad message and log it, at most once a second (with how many went unlogged), so a
 /// misbehaving publisher cannot flood the log or slow the bridge down.
-fn reject(ingestor: &Ingestor, topic: &str, problem: &str) {
+fn reject(ingestor: &Ingestor, reason: RejectReason, topic: &str, problem: &str) {
     use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
     static LAST_LOGGED_MS: AtomicI64 = AtomicI64::new(0);
     static UNLOGGED: AtomicU64 = AtomicU64::new(0);
-    ingestor.reject(Source::Mqtt, RejectReason::Invalid, 1);
+    ingestor.reject(Source::Mqtt, reason, 1);
     let now = now_ms();
     let last = LAST_LOGGED_MS.load(Ordering::Relaxed);
     if now - last >= 1_000 && LAST_LOGGED_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
-        tracing::warn!(topic, problem, unlogged, "rejected an MQTT message");
+        tracing::warn!(topic, problem, reason = reason.name(), unlogged, "rejected an MQTT message");
     } else {
         UNLOGGED.fetch_add(1, Ordering::Relaxed);
     }

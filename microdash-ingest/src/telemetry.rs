@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 pub enum Source {
     /// `POST /api/v1/metrics`.
     Http,
-    /// The MQTT bridge.
+    /// MQTT: the bridge or the embedded endpoint.
     Mqtt,
 }
 
@@ -31,6 +31,8 @@ pub enum RejectReason {
     TooLarge,
     /// The queue could not take them.
     QueueUnavailable,
+    /// The publisher may not write there (an MQTT publish into another tenant's topics).
+    Forbidden,
 }
 
 impl Source {
@@ -50,6 +52,7 @@ impl RejectReason {
             RejectReason::Invalid => "invalid",
             RejectReason::TooLarge => "too_large",
             RejectReason::QueueUnavailable => "queue_unavailable",
+            RejectReason::Forbidden => "forbidden",
         }
     }
 }

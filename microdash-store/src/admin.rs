@@ -154,6 +154,16 @@ impl Store {
             .optional()?))
     }
 
+    /// The tenant with this id, if any.
+    pub async fn tenant(&self, id: i64) -> Result<Option<Tenant>, StoreError> {
+        Ok(with_conn!(self, |conn| tenants::table
+            .filter(tenants::id.eq(id))
+            .select(Tenant::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?))
+    }
+
     /// Create a token and return it with its secret, which is never stored nor shown again.
     ///
     /// Admin tokens (`tenant_id == None`) must carry the `admin` scope; tenant tokens may not.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # MQTT ingestion: the all-in-one server bridging from Mosquitto (BROKER) into SQLite while
 # microdash-loadgen publishes at RATE messages/s (QoS 1, 0 = as fast as acknowledged); probes
-# are timed from publish until the tenant's live stream delivers them.
+# are timed from publish until the tenant's live stream delivers them. BROKER `mosquitto`
+# starts a Mosquitto of the bench's own (on PORT+2) with the limits of deploy/mosquitto.conf;
+# `embedded` publishes to the server's own MQTT endpoint (on PORT+1) instead.
 # usage: scripts/bench/mqtt.sh PORT [RATE] [SECONDS] [BROKER]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,14 +13,29 @@ PORT=$1 RATE=${2:-20000} SECONDS_=${3:-20} BROKER=${4:-tcp://127.0.0.1:1883}
 DIR=${TMPDIR:-/tmp}/microdash_bench_mqtt_$PORT
 ROOT=bench$PORT-$$/metrics
 rm -rf "$DIR" && mkdir -p "$DIR"
-MICRODASH_WEB_DIR= MICRODASH_MQTT_URL=$BROKER MICRODASH_MQTT_TOPIC_ROOT=$ROOT MICRODASH_MQTT_CLIENT_ID=bench-$PORT-$$ \
+if [ "$BROKER" = mosquitto ]; then
+  BROKER=tcp://127.0.0.1:$((PORT + 2))
+  { echo "user root"; echo "listener $((PORT + 2)) 127.0.0.1"; echo "allow_anonymous true"
+    grep -E '^max_(inflight|queued)_messages' deploy/mosquitto.conf; } > "$DIR/mosquitto.conf"
+  mosquitto -c "$DIR/mosquitto.conf" 2> "$DIR/mosquitto.err" &
+  MOSQUITTO=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$((PORT + 2))) 2>/dev/null && break; sleep 0.1; done
+fi
+if [ "$BROKER" = embedded ]; then
+  BROKER=tcp://127.0.0.1:$((PORT + 1)) SIGN_IN=--broker-token
+  export MICRODASH_MQTT_LISTEN_ADDR=127.0.0.1:$((PORT + 1))
+else
+  SIGN_IN=
+  export MICRODASH_MQTT_URL=$BROKER MICRODASH_MQTT_CLIENT_ID=bench-$PORT-$$
+fi
+MICRODASH_WEB_DIR= MICRODASH_MQTT_TOPIC_ROOT=$ROOT \
   ./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
   > "$DIR/out" 2> "$DIR/err" &
 PID=$!
-trap 'kill -TERM $PID 2>/dev/null || true' EXIT
+trap 'kill -TERM $PID ${MOSQUITTO:-} 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q 'demo token' "$DIR/out" 2>/dev/null && break; sleep 0.1; done
 TOKEN=$(grep 'demo token' "$DIR/out" | awk '{print $NF}')
 sleep 1 # the bridge subscribes
-./target/release/microdash-loadgen mqtt --broker "$BROKER" --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
+./target/release/microdash-loadgen mqtt --broker "$BROKER" $SIGN_IN --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
   --tenant demo --topic-root "$ROOT" --rate "$RATE" --duration-s "$SECONDS_" --window 1000
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^microdash_metrics_(accepted|persisted|rejected)_total'

@@ -12,10 +12,15 @@ pub struct Proc {
     lines: mpsc::Receiver<String>,
 }
 
-/// `microdash` with `args` and extra environment variables.
+/// `microdash` with `args` and extra environment variables. The embedded MQTT endpoint takes
+/// a free port unless `env` says otherwise, so servers of parallel tests do not collide.
 pub fn microdash(args: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_microdash"));
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).env("MICRODASH_LOG_FILTER", "warn");
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env("MICRODASH_LOG_FILTER", "warn")
+        .env("MICRODASH_MQTT_LISTEN_ADDR", "127.0.0.1:0");
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1,0 +1,594 @@
+//! The embedded MQTT endpoint: the all-in-one server's own MQTT listener, so devices and
+//! agents can publish with no separate broker.
+//!
+//! It speaks MQTT 3.1.1 and 5 to publishers (packets framed by rumqttc's codec) and feeds what
+//! they publish straight into the [`Ingestor`], without a broker hop. It is an ingest
+//! endpoint, not a general broker: subscriptions are refused, and retained and will messages
+//! are not kept. Deployments that need those run Mosquitto with the bridge.
+//!
+//! Tenant rule, the same as with Mosquitto and `microdash mqtt-auth`: a client signs in with
+//! an ingest token as its password and the token's prefix as its username, and may publish
+//! only under `{root}/{its tenant}/`. A publish anywhere else is refused and counted
+//! (`microdash_metrics_rejected_total{source="mqtt",reason="forbidden"}`). MQTT 5 clients get
+//! a `PUBACK` with reason "not authorized"; 3.1.1 has no negative acknowledgement, so those
+//! are acknowledged and dropped, as Mosquitto does. The credential is checked again every
+//! [`BrokerConfig::credential_check`], so a revoked token is disconnected.
+//!
+//! Delivery: QoS 1 and 2 publishes are acknowledged only once their batch is in the queue,
+//! so an acknowledged metric is never lost. While the queue refuses, the connection is not
+//! read, and the client's in-flight window holds the rest. Everything that arrived together
+//! is enqueued as one batch.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use microdash_core::Metric;
+use microdash_core::mqtt::{parse_payload, parse_topic, token_username};
+use microdash_core::token::Scope;
+use microdash_store::{Principal, Store};
+use rumqttc::mqttbytes::v4;
+use rumqttc::v5::mqttbytes::v5;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{MqttError, describe, reject, submit_retrying};
+use crate::clock::now_ms;
+use crate::ingestor::Ingestor;
+use crate::telemetry::RejectReason;
+
+/// Room for a topic and packet headers on top of the largest payload the limits allow.
+const PACKET_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// Embedded endpoint settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Address to listen on, such as `127.0.0.1:1884`.
+    pub listen_addr: String,
+    /// First topic level (`metrics`).
+    pub topic_root: String,
+    /// How long a new connection may take to send its `CONNECT`.
+    pub connect_timeout: Duration,
+    /// How often a connected client's token is checked again (revoked: disconnected).
+    pub credential_check: Duration,
+}
+
+impl BrokerConfig {
+    /// Defaults for a listener on `listen_addr`.
+    pub fn new(listen_addr: impl Into<String>) -> Self {
+        Self {
+            listen_addr: listen_addr.into(),
+            topic_root: microdash_core::mqtt::DEFAULT_TOPIC_ROOT.into(),
+            connect_timeout: Duration::from_secs(10),
+            credential_check: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A bound embedded endpoint; [`Broker::run`] serves it.
+pub struct Broker {
+    listener: TcpListener,
+    config: BrokerConfig,
+}
+
+impl Broker {
+    /// Bind the listener, so a taken port fails at start-up rather than later.
+    pub async fn bind(config: BrokerConfig) -> Result<Self, MqttError> {
+        let listener = TcpListener::bind(&config.listen_addr)
+            .await
+            .map_err(|source| MqttError::Bind { addr: config.listen_addr.clone(), source })?;
+        Ok(Self { listener, config })
+    }
+
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accept publishers until `shutdown`; then let every connection finish what it holds
+    /// (enqueue and acknowledge) and close.
+    pub async fn run(self, store: Store, ingestor: Ingestor, shutdown: CancellationToken) {
+        let context = Arc::new(Context { store, ingestor, config: self.config });
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(serve(stream, peer, context.clone(), shutdown.clone()));
+                    }
+                    Err(err) => {
+                        // Out of file descriptors, say: back off rather than spin.
+                        tracing::warn!(error = %err, "accepting an MQTT connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        while connections.join_next().await.is_some() {}
+    }
+}
+
+struct Context {
+    store: Store,
+    ingestor: Ingestor,
+    config: BrokerConfig,
+}
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("no CONNECT within the connect timeout")]
+    ConnectTimeout,
+    #[error("silent for longer than 1.5 times its keep-alive")]
+    KeepAlive,
+    #[error("the queue refused its metrics")]
+    Queue,
+}
+
+async fn serve(mut stream: TcpStream, peer: SocketAddr, context: Arc<Context>, shutdown: CancellationToken) {
+    match session(&mut stream, &context, &shutdown).await {
+        Ok(()) => tracing::debug!(%peer, "MQTT client disconnected"),
+        Err(err) => tracing::debug!(%peer, error = %err, "MQTT connection closed"),
+    }
+}
+
+/// A signed-in publisher.
+struct Publisher {
+    principal: Principal,
+    tenant_id: i64,
+    tenant: String,
+}
+
+async fn session(stream: &mut TcpStream, context: &Context, shutdown: &CancellationToken) -> Result<(), End> {
+    let max_packet = context.ingestor.limits().max_body_bytes.saturating_add(PACKET_OVERHEAD_BYTES);
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(16 * 1024);
+
+    let version = tokio::time::timeout(context.config.connect_timeout, read_version(stream, &mut input))
+        .await
+        .map_err(|_| End::ConnectTimeout)??;
+    let Some(Inbound::Connect { login, keep_alive_s }) = version.read(&mut input, max_packet)? else {
+        return Err(End::Protocol("the first packet must be CONNECT".into()));
+    };
+    let publisher = match sign_in(&context.store, login).await {
+        Ok(publisher) => publisher,
+        Err(refusal) => {
+            version.write(Reply::ConnAck(Some(refusal)), &mut output);
+            stream.write_all(&output).await?;
+            return Ok(());
+        }
+    };
+    version.write(Reply::ConnAck(None), &mut output);
+
+    let silence_limit = (keep_alive_s > 0).then(|| Duration::from_millis(u64::from(keep_alive_s) * 1_500));
+    let mut recheck = tokio::time::interval(context.config.credential_check);
+    recheck.tick().await;
+    // QoS 2 publishes acknowledged with PUBREC and not yet released: a resend is not stored again.
+    let mut unreleased: HashSet<u16> = HashSet::new();
+    loop {
+        // Act on every complete packet that has arrived, as one batch.
+        let mut metrics = Vec::new();
+        let mut replies = Vec::new();
+        let received_at = now_ms();
+        let mut disconnect = false;
+        while let Some(packet) = version.read(&mut input, max_packet)? {
+            match packet {
+                Inbound::Publish { topic, payload, qos, pkid } => {
+                    let repeat = qos == 2 && !unreleased.insert(pkid);
+                    let refusal = if repeat {
+                        None
+                    } else {
+                        match accept(context, &publisher, &topic, &payload, received_at) {
+                            Ok(metric) => {
+                                metrics.push(metric);
+                                None
+                            }
+                            Err(refusal) => Some(refusal),
+                        }
+                    };
+                    match qos {
+                        1 => replies.push(Reply::PubAck(pkid, refusal)),
+                        2 => replies.push(Reply::PubRec(pkid, refusal)),
+                        _ => {}
+                    }
+                }
+                Inbound::PubRel(pkid) => {
+                    unreleased.remove(&pkid);
+                    replies.push(Reply::PubComp(pkid));
+                }
+                Inbound::Subscribe { pkid, filters } => {
+                    tracing::debug!(tenant = %publisher.tenant, "refused a subscription: the embedded endpoint only takes publishes");
+                    replies.push(Reply::SubAck(pkid, filters));
+                }
+                Inbound::Unsubscribe { pkid, filters } => replies.push(Reply::UnsubAck(pkid, filters)),
+                Inbound::PingReq => replies.push(Reply::PingResp),
+                Inbound::Disconnect => {
+                    disconnect = true;
+                    break;
+                }
+                Inbound::Connect { .. } => return Err(End::Protocol("a second CONNECT".into())),
+                Inbound::Other => {}
+            }
+        }
+        if !metrics.is_empty()
+            && !submit_retrying(&context.ingestor, publisher.tenant_id, metrics, received_at, shutdown).await
+        {
+            // Nothing of this burst is acknowledged: the client sends it again.
+            return Err(End::Queue);
+        }
+        for reply in replies {
+            version.write(reply, &mut output);
+        }
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+        if disconnect {
+            return Ok(());
+        }
+        let read = async {
+            match silence_limit {
+                Some(limit) => {
+                    tokio::time::timeout(limit, stream.read_buf(&mut input)).await.map_err(|_| End::KeepAlive)?
+                }
+                None => stream.read_buf(&mut input).await,
+            }
+            .map_err(End::from)
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                version.write(Reply::Disconnect(Refusal::ShuttingDown), &mut output);
+                let _ = stream.write_all(&output).await;
+                return Ok(());
+            }
+            _ = recheck.tick() => {
+                if !context.store.still_valid(publisher.principal.credential, now_ms()).await.unwrap_or(true) {
+                    tracing::info!(tenant = %publisher.tenant, "disconnecting an MQTT client whose token was revoked");
+                    version.write(Reply::Disconnect(Refusal::NotAuthorized), &mut output);
+                    stream.write_all(&output).await?;
+                    return Ok(());
+                }
+            }
+            read = read => {
+                if read? == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Check a `CONNECT`'s credentials: an ingest token of a tenant, under its own prefix.
+async fn sign_in(store: &Store, login: Option<(String, String)>) -> Result<Publisher, Refusal> {
+    let Some((username, password)) = login else { return Err(Refusal::BadCredentials) };
+    if username != token_username(&password) {
+        return Err(Refusal::BadCredentials);
+    }
+    let unavailable = |err: microdash_store::StoreError| {
+        tracing::warn!(error = %err, "checking MQTT credentials failed");
+        Refusal::Unavailable
+    };
+    let principal = store.authenticate(&password).await.map_err(unavailable)?.ok_or(Refusal::BadCredentials)?;
+    let Some(tenant_id) = principal.tenant_id.filter(|_| principal.scopes.contains(Scope::Ingest)) else {
+        return Err(Refusal::NotAuthorized);
+    };
+    let tenant = store.tenant(tenant_id).await.map_err(unavailable)?.ok_or(Refusal::NotAuthorized)?;
+    if let microdash_store::Credential::Token(token_id) = principal.credential {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.touch_tokens(&[token_id], now_ms()).await {
+                tracing::warn!(token_id, error = %err, "recording token use failed");
+            }
+        });
+    }
+    Ok(Publisher { principal, tenant_id, tenant: tenant.slug })
+}
+
+/// The metric in one publish, or why it is refused (counted and logged).
+fn accept(
+    context: &Context,
+    publisher: &Publisher,
+    topic: &str,
+    payload: &[u8],
+    received_at: i64,
+) -> Result<Metric, Refusal> {
+    let ingestor = &context.ingestor;
+    let limits = ingestor.limits();
+    let parsed = parse_topic(&context.config.topic_root, topic, limits).map_err(|problem| {
+        reject(ingestor, RejectReason::Invalid, topic, &problem);
+        Refusal::TopicInvalid
+    })?;
+    if parsed.tenant != publisher.tenant {
+        let problem = format!("tenant {:?} is not this token's tenant {:?}", parsed.tenant, publisher.tenant);
+        reject(ingestor, RejectReason::Forbidden, topic, &problem);
+        return Err(Refusal::NotAuthorized);
+    }
+    parse_payload(&parsed, payload, limits, received_at).map_err(|err| {
+        reject(ingestor, RejectReason::Invalid, topic, &describe(&err));
+        Refusal::PayloadInvalid
+    })
+}
+
+/// Wait for the first packet's protocol level (the byte after the protocol name): 4 is
+/// MQTT 3.1.1, 5 is MQTT 5.
+async fn read_version(stream: &mut TcpStream, input: &mut BytesMut) -> Result<Version, End> {
+    loop {
+        // Fixed header: the type byte and a 1-4 byte length; then the protocol name
+        // (a 2-byte length and "MQTT") and the level.
+        let length_bytes = input.iter().skip(1).take(4).position(|b| b & 0x80 == 0).map(|p| p + 1);
+        if let Some(level) = length_bytes.and_then(|n| input.get(1 + n + 6)) {
+            return match level {
+                4 => Ok(Version::V4),
+                5 => Ok(Version::V5),
+                other => Err(End::Protocol(format!("unsupported protocol level {other}"))),
+            };
+        }
+        if input.len() > 16 {
+            return Err(End::Protocol("the first packet is not an MQTT CONNECT".into()));
+        }
+        if stream.read_buf(input).await? == 0 {
+            return Err(End::Protocol("closed before CONNECT".into()));
+        }
+    }
+}
+
+/// MQTT 3.1.1 or 5, chosen by the client's `CONNECT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V4,
+    V5,
+}
+
+/// A packet from a client, reduced to what the endpoint acts on.
+#[derive(Debug)]
+enum Inbound {
+    Connect {
+        login: Option<(String, String)>,
+        keep_alive_s: u16,
+    },
+    Publish {
+        topic: String,
+        payload: bytes::Bytes,
+        qos: u8,
+        pkid: u16,
+    },
+    PubRel(u16),
+    Subscribe {
+        pkid: u16,
+        filters: usize,
+    },
+    Unsubscribe {
+        pkid: u16,
+        filters: usize,
+    },
+    PingReq,
+    Disconnect,
+    /// Nothing to answer (acknowledgements of messages this endpoint never sends).
+    Other,
+}
+
+/// Why something was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    BadCredentials,
+    NotAuthorized,
+    Unavailable,
+    TopicInvalid,
+    PayloadInvalid,
+    ShuttingDown,
+}
+
+/// A packet to a client; `Some(refusal)` is a negative answer.
+#[derive(Debug)]
+enum Reply {
+    ConnAck(Option<Refusal>),
+    PubAck(u16, Option<Refusal>),
+    PubRec(u16, Option<Refusal>),
+    PubComp(u16),
+    /// Every filter refused.
+    SubAck(u16, usize),
+    UnsubAck(u16, usize),
+    PingResp,
+    /// MQTT 5 only; a 3.1.1 connection is simply closed.
+    Disconnect(Refusal),
+}
+
+impl Version {
+    /// The next complete packet in `input`, if one has arrived.
+    fn read(self, input: &mut BytesMut, max_packet: usize) -> Result<Option<Inbound>, End> {
+        let protocol = |err: &dyn std::fmt::Display| End::Protocol(err.to_string());
+        Ok(Some(match self {
+            Version::V4 => match v4::Packet::read(input, max_packet) {
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
+                Err(err) => return Err(protocol(&err)),
+                Ok(v4::Packet::Connect(connect)) => Inbound::Connect {
+                    login: connect.login.map(|l| (l.username, l.password)),
+                    keep_alive_s: connect.keep_alive,
+                },
+                Ok(v4::Packet::Publish(p)) => {
+                    Inbound::Publish { topic: p.topic, payload: p.payload, qos: p.qos as u8, pkid: p.pkid }
+                }
+                Ok(v4::Packet::PubRel(p)) => Inbound::PubRel(p.pkid),
+                Ok(v4::Packet::Subscribe(s)) => Inbound::Subscribe { pkid: s.pkid, filters: s.filters.len() },
+                Ok(v4::Packet::Unsubscribe(u)) => Inbound::Unsubscribe { pkid: u.pkid, filters: u.topics.len() },
+                Ok(v4::Packet::PingReq) => Inbound::PingReq,
+                Ok(v4::Packet::Disconnect) => Inbound::Disconnect,
+                Ok(_) => Inbound::Other,
+            },
+            Version::V5 => match v5::Packet::read(input, Some(max_packet as u32)) {
+                Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
+                Err(err) => return Err(protocol(&err)),
+                Ok(v5::Packet::Connect(connect, _will, login)) => Inbound::Connect {
+                    login: login.map(|l| (l.username, l.password)),
+                    keep_alive_s: connect.keep_alive,
+                },
+                Ok(v5::Packet::Publish(p)) => Inbound::Publish {
+                    topic: String::from_utf8(p.topic.to_vec()).map_err(|e| protocol(&e))?,
+                    payload: p.payload,
+                    qos: p.qos as u8,
+                    pkid: p.pkid,
+                },
+                Ok(v5::Packet::PubRel(p)) => Inbound::PubRel(p.pkid),
+                Ok(v5::Packet::Subscribe(s)) => Inbound::Subscribe { pkid: s.pkid, filters: s.filters.len() },
+                Ok(v5::Packet::Unsubscribe(u)) => Inbound::Unsubscribe { pkid: u.pkid, filters: u.filters.len() },
+                Ok(v5::Packet::PingReq(_)) => Inbound::PingReq,
+                Ok(v5::Packet::Disconnect(_)) => Inbound::Disconnect,
+                Ok(_) => Inbound::Other,
+            },
+        }))
+    }
+
+    /// Append `reply` to `output`.
+    fn write(self, reply: Reply, output: &mut BytesMut) {
+        // Replies are a few bytes each; writing them cannot exceed a size limit.
+        let written = match self {
+            Version::V4 => {
+                v4_packet(reply).map(|packet| packet.write(output, usize::MAX).map(drop).map_err(|e| e.to_string()))
+            }
+            Version::V5 => {
+                v5_packet(reply).map(|packet| packet.write(output, None).map(drop).map_err(|e| e.to_string()))
+            }
+        };
+        if let Some(Err(err)) = written {
+            tracing::error!(error = %err, "encoding an MQTT reply failed");
+        }
+    }
+}
+
+fn v4_packet(reply: Reply) -> Option<v4::Packet> {
+    use v4::{ConnAck, ConnectReturnCode as Code, Packet};
+    Some(match reply {
+        Reply::ConnAck(refusal) => Packet::ConnAck(ConnAck::new(
+            match refusal {
+                None => Code::Success,
+                Some(Refusal::BadCredentials) => Code::BadUserNamePassword,
+                Some(Refusal::Unavailable | Refusal::ShuttingDown) => Code::ServiceUnavailable,
+                Some(_) => Code::NotAuthorized,
+            },
+            false,
+        )),
+        // 3.1.1 cannot refuse a publish: acknowledged and dropped.
+        Reply::PubAck(pkid, _) => Packet::PubAck(v4::PubAck::new(pkid)),
+        Reply::PubRec(pkid, _) => Packet::PubRec(v4::PubRec::new(pkid)),
+        Reply::PubComp(pkid) => Packet::PubComp(v4::PubComp::new(pkid)),
+        Reply::SubAck(pkid, filters) => {
+            Packet::SubAck(v4::SubAck::new(pkid, vec![v4::SubscribeReasonCode::Failure; filters]))
+        }
+        Reply::UnsubAck(pkid, _) => Packet::UnsubAck(v4::UnsubAck::new(pkid)),
+        Reply::PingResp => Packet::PingResp,
+        Reply::Disconnect(_) => return None,
+    })
+}
+
+fn v5_packet(reply: Reply) -> Option<v5::Packet> {
+    use v5::{ConnectReturnCode as Code, Packet, PubAckReason, PubRecReason};
+    Some(match reply {
+        Reply::ConnAck(refusal) => Packet::ConnAck(v5::ConnAck {
+            session_present: false,
+            code: match refusal {
+                None => Code::Success,
+                Some(Refusal::BadCredentials) => Code::BadUserNamePassword,
+                Some(Refusal::Unavailable) => Code::ServerUnavailable,
+                Some(Refusal::ShuttingDown) => Code::ServerBusy,
+                Some(_) => Code::NotAuthorized,
+            },
+            properties: None,
+        }),
+        Reply::PubAck(pkid, refusal) => Packet::PubAck(v5::PubAck {
+            pkid,
+            reason: match refusal {
+                None => PubAckReason::Success,
+                Some(Refusal::TopicInvalid) => PubAckReason::TopicNameInvalid,
+                Some(Refusal::PayloadInvalid) => PubAckReason::PayloadFormatInvalid,
+                Some(_) => PubAckReason::NotAuthorized,
+            },
+            properties: None,
+        }),
+        Reply::PubRec(pkid, refusal) => Packet::PubRec(v5::PubRec {
+            pkid,
+            reason: match refusal {
+                None => PubRecReason::Success,
+                Some(Refusal::TopicInvalid) => PubRecReason::TopicNameInvalid,
+                Some(Refusal::PayloadInvalid) => PubRecReason::PayloadFormatInvalid,
+                Some(_) => PubRecReason::NotAuthorized,
+            },
+            properties: None,
+        }),
+        Reply::PubComp(pkid) => Packet::PubComp(v5::PubComp::new(pkid, None)),
+        Reply::SubAck(pkid, filters) => Packet::SubAck(v5::SubAck {
+            pkid,
+            return_codes: vec![v5::SubscribeReasonCode::NotAuthorized; filters],
+            properties: None,
+        }),
+        Reply::UnsubAck(pkid, filters) => Packet::UnsubAck(v5::UnsubAck {
+            pkid,
+            reasons: vec![v5::UnsubAckReason::NoSubscriptionExisted; filters],
+            properties: None,
+        }),
+        Reply::PingResp => Packet::PingResp(v5::PingResp),
+        Reply::Disconnect(refusal) => Packet::Disconnect(v5::Disconnect::new(match refusal {
+            Refusal::ShuttingDown => v5::DisconnectReasonCode::ServerShuttingDown,
+            _ => v5::DisconnectReasonCode::NotAuthorized,
+        })),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn encoded_v4(packet: v4::Packet) -> BytesMut {
+        let mut buf = BytesMut::new();
+        packet.write(&mut buf, usize::MAX).unwrap();
+        buf
+    }
+
+    #[test]
+    fn reads_packets_as_they_complete() {
+        let mut connect = v4::Connect::new("c1");
+        connect.set_login("mdk_abcd", "secret");
+        let mut wire = encoded_v4(v4::Packet::Connect(connect));
+        let mut publish = v4::Publish::new("metrics/acme/a1/cpu", rumqttc::mqttbytes::QoS::AtLeastOnce, "42");
+        publish.pkid = 7;
+        wire.extend_from_slice(&encoded_v4(v4::Packet::Publish(publish)));
+
+        let split = wire.len() - 3;
+        let mut input = BytesMut::from(&wire[..split]);
+        let Some(Inbound::Connect { login, .. }) = Version::V4.read(&mut input, 1024).unwrap() else { panic!() };
+        assert_eq!(login, Some(("mdk_abcd".into(), "secret".into())));
+        assert!(Version::V4.read(&mut input, 1024).unwrap().is_none(), "a partial publish waits");
+        input.extend_from_slice(&wire[split..]);
+        let Some(Inbound::Publish { topic, payload, qos, pkid }) = Version::V4.read(&mut input, 1024).unwrap() else {
+            panic!()
+        };
+        assert_eq!((topic.as_str(), &payload[..], qos, pkid), ("metrics/acme/a1/cpu", &b"42"[..], 1, 7));
+    }
+
+    #[test]
+    fn refuses_publishes_only_where_the_protocol_can_say_so() {
+        let mut v5_out = BytesMut::new();
+        Version::V5.write(Reply::PubAck(9, Some(Refusal::NotAuthorized)), &mut v5_out);
+        let Ok(v5::Packet::PubAck(ack)) = v5::Packet::read(&mut v5_out, None) else { panic!() };
+        assert_eq!((ack.pkid, ack.reason), (9, v5::PubAckReason::NotAuthorized));
+
+        let mut v4_out = BytesMut::new();
+        Version::V4.write(Reply::PubAck(9, Some(Refusal::NotAuthorized)), &mut v4_out);
+        assert_eq!(v4::Packet::read(&mut v4_out, 1024).unwrap(), v4::Packet::PubAck(v4::PubAck::new(9)));
+
+        let mut nothing = BytesMut::new();
+        Version::V4.write(Reply::Disconnect(Refusal::ShuttingDown), &mut nothing);
+        assert!(nothing.is_empty(), "3.1.1 has no server DISCONNECT");
+    }
+}
