@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 cargo build --release --bin microdash --bin microdash-loadgen >&2
 PORT=$1; shift
 rm -rf ${TMPDIR:-/tmp}/microdash_bench_$PORT
-./target/release/microdash serve --demo --database-url sqlite://${TMPDIR:-/tmp}/microdash_bench_$PORT/md.db --listen-addr 127.0.0.1:$PORT > ${TMPDIR:-/tmp}/microdash_bench_$PORT.out 2>${TMPDIR:-/tmp}/microdash_bench_$PORT.err &
+MICRODASH_MQTT_LISTEN_ADDR=off ./target/release/microdash serve --demo --database-url sqlite://${TMPDIR:-/tmp}/microdash_bench_$PORT/md.db --listen-addr 127.0.0.1:$PORT > ${TMPDIR:-/tmp}/microdash_bench_$PORT.out 2>${TMPDIR:-/tmp}/microdash_bench_$PORT.err &
 PID=$!
 for i in $(seq 50); do grep -q 'demo token' ${TMPDIR:-/tmp}/microdash_bench_$PORT.out 2>/dev/null && break; sleep 0.1; done
 TOKEN=$(grep 'demo token' ${TMPDIR:-/tmp}/microdash_bench_$PORT.out | awk '{print $NF}')

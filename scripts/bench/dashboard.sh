@@ -9,7 +9,7 @@ cargo build --release --bin microdash --bin microdash-loadgen >&2
 PORT=$1 RATE=${2:-1000} SECONDS_=${3:-30}
 DIR=${TMPDIR:-/tmp}/microdash_bench_web_$PORT
 rm -rf "$DIR" && mkdir -p "$DIR"
-./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
+MICRODASH_MQTT_LISTEN_ADDR=off ./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
   > "$DIR/out" 2> "$DIR/err" &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null || true' EXIT

@@ -9,7 +9,7 @@ PORT=$1 CLIENTS=${2:-1000} RATE=${3:-1000} SECONDS_=${4:-30}
 DIR=${TMPDIR:-/tmp}/microdash_bench_sse_$PORT
 rm -rf "$DIR" && mkdir -p "$DIR"
 ulimit -n 65536 2>/dev/null || true
-MICRODASH_WEB_DIR= ./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
+MICRODASH_WEB_DIR= MICRODASH_MQTT_LISTEN_ADDR=off ./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
   > "$DIR/out" 2> "$DIR/err" &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null || true' EXIT
