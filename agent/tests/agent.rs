@@ -1,5 +1,5 @@
-//! The real `microdash-agent` binary: what it prints, and agent -> Mosquitto -> bridge ->
-//! store, including samples taken while the broker was down.
+//! The real `microdash-agent` binary: what it prints; agent -> Mosquitto -> bridge -> store,
+//! including samples taken while the broker was down; agent -> embedded endpoint -> store.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Command, Stdio};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use microdash_core::Limits;
 use microdash_ingest::Ingestor;
 use microdash_ingest::live::LivePublisher;
+use microdash_ingest::mqtt::broker::{Broker, BrokerConfig};
 use microdash_ingest::mqtt::{MqttConfig, run_bridge};
 use microdash_ingest::queue::{MemoryQueue, Queue};
 use microdash_ingest::telemetry::Telemetry;
@@ -41,34 +42,43 @@ fn stdout_shows_every_metric_with_agent_and_timestamp() {
     }
 }
 
-/// A store, workers and a bridge on `broker` under `root`.
+/// A store and workers, fed by a bridge on `broker` under `root`, or by the embedded endpoint.
 struct Pipeline {
     store: Store,
     tenant_id: i64,
+    ingestor: Ingestor,
     shutdown: CancellationToken,
-    bridge: tokio::task::JoinHandle<Result<(), microdash_ingest::mqtt::MqttError>>,
     _db: TestDb,
 }
 
-async fn pipeline(broker: &str, root: &str) -> Pipeline {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let store = db.store().await;
-    let tenant_id = store.create_tenant("acme", "", 0).await.unwrap().id;
-    let queue = Queue::Memory(MemoryQueue::new(1024, Duration::from_secs(1)));
-    let telemetry = Arc::new(Telemetry::new());
-    let ingestor = Ingestor::new(queue.clone(), Limits::default(), telemetry.clone());
-    let shutdown = CancellationToken::new();
-    let workers = WorkerConfig { receive_wait: Duration::from_millis(20), ..WorkerConfig::default() };
-    tokio::spawn(run_workers(queue, store.clone(), telemetry, LivePublisher::Off, workers, shutdown.clone()));
-    let bridge = MqttConfig {
-        client_id: unique_name("md_agent_bridge"),
-        topic_root: root.to_owned(),
-        shared_group: None,
-        max_reconnect_delay: Duration::from_millis(300),
-        ..MqttConfig::new(broker)
-    };
-    let bridge = tokio::spawn(run_bridge(bridge, store.clone(), ingestor, shutdown.clone()));
-    Pipeline { store, tenant_id, shutdown, bridge, _db: db }
+impl Pipeline {
+    async fn start() -> Pipeline {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let store = db.store().await;
+        let tenant_id = store.create_tenant("acme", "", 0).await.unwrap().id;
+        let queue = Queue::Memory(MemoryQueue::new(1024, Duration::from_secs(1)));
+        let telemetry = Arc::new(Telemetry::new());
+        let ingestor = Ingestor::new(queue.clone(), Limits::default(), telemetry.clone());
+        let shutdown = CancellationToken::new();
+        let workers = WorkerConfig { receive_wait: Duration::from_millis(20), ..WorkerConfig::default() };
+        tokio::spawn(run_workers(queue, store.clone(), telemetry, LivePublisher::Off, workers, shutdown.clone()));
+        Pipeline { store, tenant_id, ingestor, shutdown, _db: db }
+    }
+
+    fn bridge(
+        &self,
+        broker: &str,
+        root: &str,
+    ) -> tokio::task::JoinHandle<Result<(), microdash_ingest::mqtt::MqttError>> {
+        let bridge = MqttConfig {
+            client_id: unique_name("md_agent_bridge"),
+            topic_root: root.to_owned(),
+            shared_group: None,
+            max_reconnect_delay: Duration::from_millis(300),
+            ..MqttConfig::new(broker)
+        };
+        tokio::spawn(run_bridge(bridge, self.store.clone(), self.ingestor.clone(), self.shutdown.clone()))
+    }
 }
 
 async fn points(p: &Pipeline, metric: &str) -> Vec<microdash_store::StoredPoint> {
@@ -119,7 +129,8 @@ async fn a_broker_outage_leaves_no_gap() {
     let root = format!("{}/metrics", unique_name("md_agent"));
     // The bridge subscribes (a persistent session), then the broker goes down.
     let mosquitto = broker_process(port, dir.path());
-    let p = pipeline(&broker, &root).await;
+    let p = Pipeline::start().await;
+    let bridge = p.bridge(&broker, &root);
     let probe = {
         let client = paho_mqtt::CreateOptionsBuilder::new()
             .server_uri(&broker)
@@ -188,7 +199,29 @@ async fn a_broker_outage_leaves_no_gap() {
     assert_eq!(got[0].agent_id.as_deref(), Some("box-1"));
     let disks = points(&p, "disk.used_percent").await;
     assert!(disks.iter().all(|d| d.tags["mount"].starts_with('/')));
-    tokio::time::timeout(Duration::from_secs(15), p.bridge).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), bridge).await.unwrap().unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_publishes_to_the_embedded_endpoint_with_its_token() {
+    let p = Pipeline::start().await;
+    let (_, token) = p.store.create_token(Some(p.tenant_id), "ingest".parse().unwrap(), "agent", 0).await.unwrap();
+    let endpoint = Broker::bind(BrokerConfig::new("127.0.0.1:0")).await.unwrap();
+    let url = format!("tcp://{}", endpoint.local_addr().unwrap());
+    let served = tokio::spawn(endpoint.run(p.store.clone(), p.ingestor.clone(), p.shutdown.clone()));
+
+    let args = ["--url", &url, "--tenant", "acme", "--agent-id", "box-2", "--token", &token];
+    let out = Command::new(AGENT).args(args).args(["--interval-s", "0.2", "--count", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The agent exits once its samples are acknowledged, and acknowledged means queued.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while points(&p, "cpu.usage_percent").await.len() < 2 {
+        assert!(Instant::now() < deadline, "the agent's samples were not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(points(&p, "uptime_s").await[0].agent_id.as_deref(), Some("box-2"));
+    p.shutdown.cancel();
+    served.await.unwrap();
 }
 
 /// Wall-clock milliseconds at `started`.
