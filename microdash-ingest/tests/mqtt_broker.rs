@@ -159,3 +159,126 @@ async fn a_burst_is_stored_whole() {
     close(client).await;
     app.stop().await;
 }
+
+/// A hand-driven MQTT 5 client, for what paho does not let a test choose (packet ids, how
+/// bytes are split, a silent client).
+mod raw {
+    use bytes::BytesMut;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::{self, Packet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub struct Raw {
+        pub stream: TcpStream,
+        input: BytesMut,
+    }
+
+    pub fn bytes(packet: Packet) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        packet.write(&mut out, None).unwrap();
+        out.to_vec()
+    }
+
+    pub fn connect(token: &str, keep_alive_s: u16) -> Vec<u8> {
+        let mut connect =
+            v5::Connect { keep_alive: keep_alive_s, client_id: "raw".into(), clean_start: true, properties: None };
+        connect.keep_alive = keep_alive_s;
+        let login = v5::Login::new(microdash_core::mqtt::token_username(token), token);
+        bytes(Packet::Connect(connect, None, Some(login)))
+    }
+
+    pub fn publish(topic: &str, payload: &str, qos: QoS, pkid: u16) -> Vec<u8> {
+        let mut publish = v5::Publish::new(topic, qos, payload.to_owned(), None);
+        publish.pkid = pkid;
+        bytes(Packet::Publish(publish))
+    }
+
+    impl Raw {
+        pub async fn open(url: &str) -> Raw {
+            let stream = TcpStream::connect(url.trim_start_matches("tcp://")).await.unwrap();
+            Raw { stream, input: BytesMut::new() }
+        }
+
+        pub async fn send(&mut self, bytes: &[u8]) {
+            self.stream.write_all(bytes).await.unwrap();
+        }
+
+        /// The next packet, or `None` once the endpoint closed the connection.
+        pub async fn next(&mut self) -> Option<Packet> {
+            loop {
+                match Packet::read(&mut self.input, None) {
+                    Ok(packet) => return Some(packet),
+                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}
+                    Err(err) => panic!("{err}"),
+                }
+                if self.stream.read_buf(&mut self.input).await.unwrap_or(0) == 0 {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_qos2_id_is_free_again_and_a_short_disconnect_keeps_the_burst() {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::{Packet, PubRecReason, PubRel};
+    let app = App::start().await;
+    let url = endpoint(&app).await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    let mut client = raw::Raw::open(&url).await;
+    // The CONNECT arrives in two pieces.
+    let connect = raw::connect(&acme.token, 60);
+    client.send(&connect[..9]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.send(&connect[9..]).await;
+    let Some(Packet::ConnAck(ack)) = client.next().await else { panic!("no CONNACK") };
+    assert_eq!(ack.code, rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success);
+    assert!(ack.properties.unwrap().max_packet_size.is_some());
+
+    client.send(&raw::publish("metrics/acme/box/q2", "not json", QoS::ExactlyOnce, 7)).await;
+    let Some(Packet::PubRec(rec)) = client.next().await else { panic!("no PUBREC") };
+    assert_eq!((rec.pkid, rec.reason), (7, PubRecReason::PayloadFormatInvalid));
+    // The refused exchange is over: id 7 carries a new message.
+    client.send(&raw::publish("metrics/acme/box/q2", "2", QoS::ExactlyOnce, 7)).await;
+    let Some(Packet::PubRec(rec)) = client.next().await else { panic!("no PUBREC") };
+    assert_eq!((rec.pkid, rec.reason), (7, PubRecReason::Success));
+    client.send(&raw::bytes(Packet::PubRel(PubRel::new(7, None)))).await;
+    assert!(matches!(client.next().await, Some(Packet::PubComp(c)) if c.pkid == 7));
+
+    // A QoS 0 publish and the short DISCONNECT in one write: the publish is still stored.
+    let mut last = raw::publish("metrics/acme/box/q0", "0.5", QoS::AtMostOnce, 0);
+    last.extend_from_slice(&[0xE0, 0x00]);
+    client.send(&last).await;
+    assert!(client.next().await.is_none(), "the endpoint closes after DISCONNECT");
+    app.wait_for_points(&acme.token, "metric_name=q2", 1).await;
+    app.wait_for_points(&acme.token, "metric_name=q0", 1).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_clients_and_other_protocols_are_turned_away() {
+    let app = App::start().await;
+    let url = endpoint(&app).await;
+    let acme = app.tenant("acme", "ingest").await;
+
+    // Keep-alive 1 s: silent for 1.5 s means gone.
+    let mut silent = raw::Raw::open(&url).await;
+    silent.send(&raw::connect(&acme.token, 1)).await;
+    assert!(matches!(silent.next().await, Some(rumqttc::v5::mqttbytes::v5::Packet::ConnAck(_))));
+    let started = Instant::now();
+    assert!(tokio::time::timeout(Duration::from_secs(5), silent.next()).await.unwrap().is_none());
+    assert!(started.elapsed() >= Duration::from_millis(1_400), "closed too early: {:?}", started.elapsed());
+
+    // MQTT 3.1 ("MQIsdp", level 3) is answered "unacceptable protocol version".
+    let mut old = raw::Raw::open(&url).await;
+    let mut connect = vec![0x10, 14, 0, 6];
+    connect.extend_from_slice(b"MQIsdp");
+    connect.extend_from_slice(&[3, 0x02, 0, 60, 0, 0]);
+    old.send(&connect).await;
+    let mut answer = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut old.stream, &mut answer).await.unwrap();
+    assert_eq!(answer, [0x20, 0x02, 0x00, 0x01]);
+    app.stop().await;
+}

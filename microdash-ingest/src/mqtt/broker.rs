@@ -41,8 +41,13 @@ use crate::clock::now_ms;
 use crate::ingestor::Ingestor;
 use crate::telemetry::RejectReason;
 
-/// Room for a topic and packet headers on top of the largest payload the limits allow.
-const PACKET_OVERHEAD_BYTES: usize = 64 * 1024;
+/// How long writing a reply may take before the client is considered gone (it stopped
+/// reading; its socket buffer is full).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connections get to finish at shutdown before they are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Largest `CONNECT` accepted (client id, credentials, a will message).
+const MAX_CONNECT_BYTES: usize = 64 * 1024;
 
 /// Embedded endpoint settings.
 #[derive(Debug, Clone)]
@@ -55,6 +60,11 @@ pub struct BrokerConfig {
     pub connect_timeout: Duration,
     /// How often a connected client's token is checked again (revoked: disconnected).
     pub credential_check: Duration,
+    /// Connections served at once; more are closed on arrival.
+    pub max_connections: usize,
+    /// Largest packet a client may send (announced to MQTT 5 clients); one metric per
+    /// publish needs little.
+    pub max_packet_bytes: usize,
 }
 
 impl BrokerConfig {
@@ -65,6 +75,8 @@ impl BrokerConfig {
             topic_root: microdash_core::mqtt::DEFAULT_TOPIC_ROOT.into(),
             connect_timeout: Duration::from_secs(10),
             credential_check: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_packet_bytes: 256 * 1024,
         }
     }
 }
@@ -90,8 +102,9 @@ impl Broker {
     }
 
     /// Accept publishers until `shutdown`; then let every connection finish what it holds
-    /// (enqueue and acknowledge) and close.
+    /// (enqueue and acknowledge) and close, cutting those that take longer than 10 s.
     pub async fn run(self, store: Store, ingestor: Ingestor, shutdown: CancellationToken) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
         let context = Arc::new(Context { store, ingestor, config: self.config });
         let mut connections = JoinSet::new();
         loop {
@@ -99,8 +112,16 @@ impl Broker {
                 () = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            tracing::warn!(%peer, max = context.config.max_connections, "too many MQTT connections; closing a new one");
+                            continue;
+                        };
                         let _ = stream.set_nodelay(true);
-                        connections.spawn(serve(stream, peer, context.clone(), shutdown.clone()));
+                        let (context, shutdown) = (context.clone(), shutdown.clone());
+                        connections.spawn(async move {
+                            serve(stream, peer, &context, &shutdown).await;
+                            drop(slot);
+                        });
                     }
                     Err(err) => {
                         // Out of file descriptors, say: back off rather than spin.
@@ -111,7 +132,11 @@ impl Broker {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
-        while connections.join_next().await.is_some() {}
+        let drained = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+            tracing::warn!(left = connections.len(), "cutting MQTT connections that did not finish in time");
+            connections.abort_all();
+        }
     }
 }
 
@@ -132,12 +157,16 @@ enum End {
     ConnectTimeout,
     #[error("silent for longer than 1.5 times its keep-alive")]
     KeepAlive,
+    #[error("not reading what it is sent")]
+    WriteTimeout,
     #[error("the queue refused its metrics")]
     Queue,
+    #[error("unsupported: {0}")]
+    Unsupported(String),
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, context: Arc<Context>, shutdown: CancellationToken) {
-    match session(&mut stream, &context, &shutdown).await {
+async fn serve(mut stream: TcpStream, peer: SocketAddr, context: &Context, shutdown: &CancellationToken) {
+    match session(&mut stream, context, shutdown).await {
         Ok(()) => tracing::debug!(%peer, "MQTT client disconnected"),
         Err(err) => tracing::debug!(%peer, error = %err, "MQTT connection closed"),
     }
@@ -150,39 +179,82 @@ struct Publisher {
     tenant: String,
 }
 
-async fn session(stream: &mut TcpStream, context: &Context, shutdown: &CancellationToken) -> Result<(), End> {
-    let max_packet = context.ingestor.limits().max_body_bytes.saturating_add(PACKET_OVERHEAD_BYTES);
-    let mut input = BytesMut::with_capacity(16 * 1024);
-    let mut output = BytesMut::with_capacity(16 * 1024);
+/// Send and clear `output`, unless the client stops reading.
+async fn flush(stream: &mut TcpStream, output: &mut BytesMut) -> Result<(), End> {
+    if !output.is_empty() {
+        tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(output)).await.map_err(|_| End::WriteTimeout)??;
+        output.clear();
+    }
+    Ok(())
+}
 
-    let version = tokio::time::timeout(context.config.connect_timeout, read_version(stream, &mut input))
+async fn session(stream: &mut TcpStream, context: &Context, shutdown: &CancellationToken) -> Result<(), End> {
+    let config = &context.config;
+    let mut input = BytesMut::with_capacity(4 * 1024);
+    let mut output = BytesMut::with_capacity(4 * 1024);
+
+    let connected = tokio::time::timeout(config.connect_timeout, read_connect(stream, &mut input))
         .await
-        .map_err(|_| End::ConnectTimeout)??;
-    let Some(Inbound::Connect { login, keep_alive_s }) = version.read(&mut input, max_packet)? else {
+        .map_err(|_| End::ConnectTimeout)?;
+    let (version, connect) = match connected {
+        Ok(connected) => connected,
+        Err(err) => {
+            if let End::Unsupported(_) = err {
+                // The answer the spec asks for, in the 3.1.1 form every version reads.
+                Version::V4.write(Reply::ConnAck(Some(Refusal::UnsupportedProtocol), None), &mut output);
+                let _ = flush(stream, &mut output).await;
+            }
+            return Err(err);
+        }
+    };
+    let Inbound::Connect { login, keep_alive_s, client_id } = connect else {
         return Err(End::Protocol("the first packet must be CONNECT".into()));
     };
     let publisher = match sign_in(&context.store, login).await {
         Ok(publisher) => publisher,
         Err(refusal) => {
-            version.write(Reply::ConnAck(Some(refusal)), &mut output);
-            stream.write_all(&output).await?;
-            return Ok(());
+            version.write(Reply::ConnAck(Some(refusal), None), &mut output);
+            return flush(stream, &mut output).await;
         }
     };
-    version.write(Reply::ConnAck(None), &mut output);
+    let assigned = client_id.is_empty().then(|| format!("microdash-{:x}", rand_id()));
+    version.write(
+        Reply::ConnAck(None, Some(Accepted { max_packet_bytes: config.max_packet_bytes, assigned })),
+        &mut output,
+    );
 
     let silence_limit = (keep_alive_s > 0).then(|| Duration::from_millis(u64::from(keep_alive_s) * 1_500));
-    let mut recheck = tokio::time::interval(context.config.credential_check);
+    let mut last_packet = tokio::time::Instant::now();
+    let mut recheck = tokio::time::interval(config.credential_check);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.tick().await;
     // QoS 2 publishes acknowledged with PUBREC and not yet released: a resend is not stored again.
     let mut unreleased: HashSet<u16> = HashSet::new();
+    let max_batch = context.ingestor.limits().max_metrics_per_request.max(1);
     loop {
-        // Act on every complete packet that has arrived, as one batch.
+        // Act on the complete packets that have arrived (up to a request's worth of
+        // metrics), as one batch.
         let mut metrics = Vec::new();
         let mut replies = Vec::new();
         let received_at = now_ms();
         let mut disconnect = false;
-        while let Some(packet) = version.read(&mut input, max_packet)? {
+        let mut broken = None;
+        let mut more_buffered = false;
+        loop {
+            if metrics.len() >= max_batch {
+                more_buffered = true;
+                break;
+            }
+            let packet = match version.read(&mut input, config.max_packet_bytes) {
+                Ok(Some(packet)) => packet,
+                Ok(None) => break,
+                Err(err) => {
+                    // What came before is still stored and acknowledged.
+                    broken = Some(err);
+                    break;
+                }
+            };
+            last_packet = tokio::time::Instant::now();
             match packet {
                 Inbound::Publish { topic, payload, qos, pkid } => {
                     let repeat = qos == 2 && !unreleased.insert(pkid);
@@ -197,6 +269,11 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
                             Err(refusal) => Some(refusal),
                         }
                     };
+                    if refusal.is_some() && version == Version::V5 {
+                        // A refused MQTT 5 exchange ends at the PUBREC: no PUBREL follows, and
+                        // the id is free for the next message.
+                        unreleased.remove(&pkid);
+                    }
                     match qos {
                         1 => replies.push(Reply::PubAck(pkid, refusal)),
                         2 => replies.push(Reply::PubRec(pkid, refusal)),
@@ -217,7 +294,10 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
                     disconnect = true;
                     break;
                 }
-                Inbound::Connect { .. } => return Err(End::Protocol("a second CONNECT".into())),
+                Inbound::Connect { .. } => {
+                    broken = Some(End::Protocol("a second CONNECT".into()));
+                    break;
+                }
                 Inbound::Other => {}
             }
         }
@@ -230,43 +310,53 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
         for reply in replies {
             version.write(reply, &mut output);
         }
-        if !output.is_empty() {
-            stream.write_all(&output).await?;
-            output.clear();
+        flush(stream, &mut output).await?;
+        if let Some(err) = broken {
+            return Err(err);
         }
         if disconnect {
             return Ok(());
         }
-        let read = async {
-            match silence_limit {
-                Some(limit) => {
-                    tokio::time::timeout(limit, stream.read_buf(&mut input)).await.map_err(|_| End::KeepAlive)?
-                }
-                None => stream.read_buf(&mut input).await,
-            }
-            .map_err(End::from)
-        };
+        if more_buffered {
+            continue;
+        }
+        let silent_until = silence_limit.map(|limit| last_packet + limit);
         tokio::select! {
             () = shutdown.cancelled() => {
                 version.write(Reply::Disconnect(Refusal::ShuttingDown), &mut output);
-                let _ = stream.write_all(&output).await;
+                let _ = flush(stream, &mut output).await;
                 return Ok(());
             }
+            () = sleep_until(silent_until) => return Err(End::KeepAlive),
             _ = recheck.tick() => {
                 if !context.store.still_valid(publisher.principal.credential, now_ms()).await.unwrap_or(true) {
                     tracing::info!(tenant = %publisher.tenant, "disconnecting an MQTT client whose token was revoked");
                     version.write(Reply::Disconnect(Refusal::NotAuthorized), &mut output);
-                    stream.write_all(&output).await?;
-                    return Ok(());
+                    return flush(stream, &mut output).await;
                 }
             }
-            read = read => {
+            read = stream.read_buf(&mut input) => {
                 if read? == 0 {
                     return Ok(());
                 }
             }
         }
     }
+}
+
+/// Sleep until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A process-unique number for client ids the endpoint assigns.
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    (now_ms() as u64) << 16 ^ NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Check a `CONNECT`'s credentials: an ingest token of a tenant, under its own prefix.
@@ -320,22 +410,39 @@ fn accept(
     })
 }
 
-/// Wait for the first packet's protocol level (the byte after the protocol name): 4 is
-/// MQTT 3.1.1, 5 is MQTT 5.
-async fn read_version(stream: &mut TcpStream, input: &mut BytesMut) -> Result<Version, End> {
+/// Read the first packet, which must be a `CONNECT`. Its protocol level (the byte after the
+/// protocol name) picks the codec: 4 is MQTT 3.1.1, 5 is MQTT 5.
+async fn read_connect(stream: &mut TcpStream, input: &mut BytesMut) -> Result<(Version, Inbound), End> {
+    let mut version = None;
     loop {
-        // Fixed header: the type byte and a 1-4 byte length; then the protocol name
-        // (a 2-byte length and "MQTT") and the level.
-        let length_bytes = input.iter().skip(1).take(4).position(|b| b & 0x80 == 0).map(|p| p + 1);
-        if let Some(level) = length_bytes.and_then(|n| input.get(1 + n + 6)) {
-            return match level {
-                4 => Ok(Version::V4),
-                5 => Ok(Version::V5),
-                other => Err(End::Protocol(format!("unsupported protocol level {other}"))),
-            };
+        if version.is_none() && !input.is_empty() {
+            if input[0] != 0x10 {
+                return Err(End::Protocol("the first packet must be CONNECT".into()));
+            }
+            // Fixed header: the type byte and a 1-4 byte length; then the protocol name (a
+            // 2-byte length and "MQTT") and the level.
+            match input.iter().skip(1).take(4).position(|b| b & 0x80 == 0) {
+                None if input.len() >= 5 => return Err(End::Protocol("malformed CONNECT length".into())),
+                None => {}
+                Some(p) => {
+                    let name = 2 + p;
+                    match (input.get(name..name + 6), input.get(name + 6)) {
+                        (Some(b"\0\x04MQTT"), Some(4)) => version = Some(Version::V4),
+                        (Some(b"\0\x04MQTT"), Some(5)) => version = Some(Version::V5),
+                        (Some(_), Some(level)) => {
+                            return Err(End::Unsupported(format!(
+                                "protocol level {level} (MQTT 3.1.1 and 5 are spoken)"
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
-        if input.len() > 16 {
-            return Err(End::Protocol("the first packet is not an MQTT CONNECT".into()));
+        if let Some(version) = version {
+            if let Some(packet) = version.read(input, MAX_CONNECT_BYTES)? {
+                return Ok((version, packet));
+            }
         }
         if stream.read_buf(input).await? == 0 {
             return Err(End::Protocol("closed before CONNECT".into()));
@@ -354,6 +461,7 @@ enum Version {
 #[derive(Debug)]
 enum Inbound {
     Connect {
+        client_id: String,
         login: Option<(String, String)>,
         keep_alive_s: u16,
     },
@@ -384,15 +492,24 @@ enum Refusal {
     BadCredentials,
     NotAuthorized,
     Unavailable,
+    UnsupportedProtocol,
     TopicInvalid,
     PayloadInvalid,
     ShuttingDown,
 }
 
+/// What an MQTT 5 client learns about the session it got.
+#[derive(Debug)]
+struct Accepted {
+    max_packet_bytes: usize,
+    /// The client id given to a client that sent none.
+    assigned: Option<String>,
+}
+
 /// A packet to a client; `Some(refusal)` is a negative answer.
 #[derive(Debug)]
 enum Reply {
-    ConnAck(Option<Refusal>),
+    ConnAck(Option<Refusal>, Option<Accepted>),
     PubAck(u16, Option<Refusal>),
     PubRec(u16, Option<Refusal>),
     PubComp(u16),
@@ -413,6 +530,7 @@ impl Version {
                 Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
                 Err(err) => return Err(protocol(&err)),
                 Ok(v4::Packet::Connect(connect)) => Inbound::Connect {
+                    client_id: connect.client_id,
                     login: connect.login.map(|l| (l.username, l.password)),
                     keep_alive_s: connect.keep_alive,
                 },
@@ -426,10 +544,16 @@ impl Version {
                 Ok(v4::Packet::Disconnect) => Inbound::Disconnect,
                 Ok(_) => Inbound::Other,
             },
+            // rumqttc takes only the long form of a DISCONNECT; clients mostly send the short.
+            Version::V5 if input.starts_with(&[0xE0, 0x00]) => {
+                bytes::Buf::advance(input, 2);
+                Inbound::Disconnect
+            }
             Version::V5 => match v5::Packet::read(input, Some(max_packet as u32)) {
                 Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
                 Err(err) => return Err(protocol(&err)),
                 Ok(v5::Packet::Connect(connect, _will, login)) => Inbound::Connect {
+                    client_id: connect.client_id,
                     login: login.map(|l| (l.username, l.password)),
                     keep_alive_s: connect.keep_alive,
                 },
@@ -469,10 +593,11 @@ impl Version {
 fn v4_packet(reply: Reply) -> Option<v4::Packet> {
     use v4::{ConnAck, ConnectReturnCode as Code, Packet};
     Some(match reply {
-        Reply::ConnAck(refusal) => Packet::ConnAck(ConnAck::new(
+        Reply::ConnAck(refusal, _) => Packet::ConnAck(ConnAck::new(
             match refusal {
                 None => Code::Success,
                 Some(Refusal::BadCredentials) => Code::BadUserNamePassword,
+                Some(Refusal::UnsupportedProtocol) => Code::RefusedProtocolVersion,
                 Some(Refusal::Unavailable | Refusal::ShuttingDown) => Code::ServiceUnavailable,
                 Some(_) => Code::NotAuthorized,
             },
@@ -494,16 +619,36 @@ fn v4_packet(reply: Reply) -> Option<v4::Packet> {
 fn v5_packet(reply: Reply) -> Option<v5::Packet> {
     use v5::{ConnectReturnCode as Code, Packet, PubAckReason, PubRecReason};
     Some(match reply {
-        Reply::ConnAck(refusal) => Packet::ConnAck(v5::ConnAck {
+        Reply::ConnAck(refusal, accepted) => Packet::ConnAck(v5::ConnAck {
             session_present: false,
             code: match refusal {
                 None => Code::Success,
                 Some(Refusal::BadCredentials) => Code::BadUserNamePassword,
+                Some(Refusal::UnsupportedProtocol) => Code::UnsupportedProtocolVersion,
                 Some(Refusal::Unavailable) => Code::ServerUnavailable,
                 Some(Refusal::ShuttingDown) => Code::ServerBusy,
                 Some(_) => Code::NotAuthorized,
             },
-            properties: None,
+            properties: accepted.map(|accepted| v5::ConnAckProperties {
+                session_expiry_interval: None,
+                receive_max: None,
+                max_qos: None,
+                // Retained messages are stored as metrics, never kept for subscribers.
+                retain_available: Some(0),
+                max_packet_size: Some(u32::try_from(accepted.max_packet_bytes).unwrap_or(u32::MAX)),
+                assigned_client_identifier: accepted.assigned,
+                topic_alias_max: None,
+                reason_string: None,
+                user_properties: Vec::new(),
+                wildcard_subscription_available: Some(0),
+                subscription_identifiers_available: Some(0),
+                shared_subscription_available: Some(0),
+                server_keep_alive: None,
+                response_information: None,
+                server_reference: None,
+                authentication_method: None,
+                authentication_data: None,
+            }),
         }),
         Reply::PubAck(pkid, refusal) => Packet::PubAck(v5::PubAck {
             pkid,
