@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -199,11 +200,13 @@ impl Store {
             .collect();
         let inserted = match &self.inner.pool {
             Pool::Sqlite(pool) => {
+                let _writing = self.inner.sqlite_writer.lock().await;
                 let mut conn = pool.get().await?;
+                let inner = self.inner.clone();
                 // Batch inserts do not compile through the async SQLite wrapper (diesel_async
                 // #277), and one transaction per batch is what makes SQLite fast anyway.
                 conn.spawn_blocking(move |c| {
-                    c.immediate_transaction(|c| {
+                    let inserted = c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
                         for agent in &agents {
                             diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
                         }
@@ -215,7 +218,25 @@ impl Store {
                             )?;
                         }
                         Ok(inserted)
-                    })
+                    })?;
+                    // SQLite's own checkpoints are passive: with readers and a second writer
+                    // coming and going they rarely finish, and under bulk load the WAL grew
+                    // without bound (2 GB in 20 s), each new page of it costing the kernel a
+                    // zeroed block. Every `sqlite_wal_restart_rows` a restarting checkpoint
+                    // waits for them, so the WAL is written from its start again.
+                    let written = inner.rows_since_wal_restart.fetch_add(inserted, Ordering::Relaxed) + inserted;
+                    if written >= inner.wal_restart_rows {
+                        let checkpoint: Vec<Checkpoint> =
+                            diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA wal_checkpoint(RESTART)"), c)?;
+                        match checkpoint.as_slice() {
+                            [Checkpoint { busy: 0, .. }] => inner.rows_since_wal_restart.store(0, Ordering::Relaxed),
+                            [Checkpoint { log, checkpointed, .. }] => {
+                                tracing::debug!(log, checkpointed, "WAL checkpoint could not restart the log")
+                            }
+                            _ => {}
+                        }
+                    }
+                    Ok(inserted)
                 })
                 .await?
             }
@@ -478,4 +499,16 @@ impl Store {
         let deleted = with_conn!(self, |conn| diesel::delete(target).execute(&mut conn).await?);
         Ok(deleted > 0)
     }
+}
+
+/// What `PRAGMA wal_checkpoint` answers: whether it was blocked, the WAL's frames, and how
+/// many of them are in the database file.
+#[derive(QueryableByName)]
+struct Checkpoint {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    log: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    checkpointed: i32,
 }

@@ -89,11 +89,14 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a caller waits for a free connection before the store reports unavailable.
     pub connect_timeout: Duration,
+    /// SQLite: rows written between checkpoints that restart the WAL from its beginning,
+    /// which bounds its size under sustained load (about 120 bytes a row).
+    pub sqlite_wal_restart_rows: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, connect_timeout: Duration::from_secs(5) }
+        Self { max_connections: 8, connect_timeout: Duration::from_secs(5), sqlite_wal_restart_rows: 1_000_000 }
     }
 }
 
@@ -116,6 +119,13 @@ struct Inner {
     /// runs, so entries cannot go stale; the map is cleared if it grows past
     /// [`SERIES_CACHE_MAX`] to bound memory.
     series_cache: Mutex<HashMap<SeriesKey, i64>>,
+    /// Rows written to SQLite since the WAL was last restarted (see `insert_batches`).
+    rows_since_wal_restart: std::sync::atomic::AtomicUsize,
+    wal_restart_rows: usize,
+    /// SQLite has one writer at a time. Workers queue here for it instead of in SQLite's
+    /// busy handler (which polls with sleeps of up to 100 ms), and a restarting checkpoint
+    /// does not find another worker's checkpoint in its way.
+    sqlite_writer: tokio::sync::Mutex<()>,
 }
 
 const SERIES_CACHE_MAX: usize = 1_000_000;
@@ -163,7 +173,15 @@ impl Store {
             (Backend::Sqlite, Pool::Sqlite(build_pool(manager, options).await?))
         };
         Ok(Store {
-            inner: Arc::new(Inner { url: url.to_owned(), backend, pool, series_cache: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                backend,
+                pool,
+                series_cache: Mutex::new(HashMap::new()),
+                rows_since_wal_restart: std::sync::atomic::AtomicUsize::new(0),
+                wal_restart_rows: options.sqlite_wal_restart_rows,
+                sqlite_writer: tokio::sync::Mutex::new(()),
+            }),
         })
     }
 
@@ -236,7 +254,7 @@ async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteConn> 
     // crashes (only an OS crash can lose the last commits); busy_timeout makes concurrent
     // writers wait instead of failing; a 32 MiB page cache keeps the hot leaves of the
     // (series, time) index in memory, which is what bounds insert speed.
-    conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;")
+    conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384;")
         .await
         .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
     Ok(conn)

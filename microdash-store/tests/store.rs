@@ -265,3 +265,27 @@ on_every_backend!(
     migrate_twice_and_ping,
     users_sign_in_and_sessions,
 );
+
+/// Under sustained writes the SQLite WAL is restarted every `sqlite_wal_restart_rows`, so it
+/// stays about one interval's size instead of holding every batch since the last quiet moment.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_wal_is_restarted_under_sustained_writes() {
+    async fn wal_bytes_after_writes(restart_rows: usize) -> u64 {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let options = microdash_store::StoreOptions { sqlite_wal_restart_rows: restart_rows, ..Default::default() };
+        let store = Store::connect(&db.url, &options).await.unwrap();
+        store.migrate().await.unwrap();
+        let tenant = store.create_tenant("acme", "", 0).await.unwrap().id;
+        for round in 0..6 {
+            let json: Vec<String> = (0..2_000)
+                .map(|i| format!(r#"{{"metric_name":"m{}","value":{i},"timestamp":{}}}"#, i % 7, round * 10_000 + i))
+                .collect();
+            store.insert_batches(&[batch(tenant, &format!("[{}]", json.join(",")))], NOW).await.unwrap();
+        }
+        let path = db.url.strip_prefix("sqlite://").unwrap();
+        std::fs::metadata(format!("{path}-wal")).unwrap().len()
+    }
+    let restarted = wal_bytes_after_writes(1).await;
+    let growing = wal_bytes_after_writes(usize::MAX).await;
+    assert!(restarted * 3 < growing, "WAL {restarted} bytes with restarts, {growing} without");
+}
