@@ -210,10 +210,13 @@ impl Store {
                         for agent in &agents {
                             diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
                         }
+                        // One single-row statement, prepared once and cached by diesel, run per
+                        // row: SQLite neither parses a statement of thousands of values per
+                        // chunk nor keeps a statement journal for a multi-row insert.
                         let mut inserted = 0;
-                        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                        for row in &rows {
                             inserted += diesel::RunQueryDsl::execute(
-                                diesel::insert_or_ignore_into(points::table).values(chunk),
+                                diesel::insert_or_ignore_into(points::table).values(row),
                                 c,
                             )?;
                         }
