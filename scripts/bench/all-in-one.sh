@@ -5,11 +5,9 @@ set -e
 cd "$(dirname "$0")/../.."
 cargo build --release --bin microdash --bin microdash-loadgen >&2
 PORT=$1; shift
-rm -rf ${TMPDIR:-/tmp}/microdash_bench_$PORT
-MICRODASH_MQTT_LISTEN_ADDR=off ./target/release/microdash serve --demo --database-url sqlite://${TMPDIR:-/tmp}/microdash_bench_$PORT/md.db --listen-addr 127.0.0.1:$PORT > ${TMPDIR:-/tmp}/microdash_bench_$PORT.out 2>${TMPDIR:-/tmp}/microdash_bench_$PORT.err &
-PID=$!
-for i in $(seq 50); do grep -q 'demo token' ${TMPDIR:-/tmp}/microdash_bench_$PORT.out 2>/dev/null && break; sleep 0.1; done
-TOKEN=$(grep 'demo token' ${TMPDIR:-/tmp}/microdash_bench_$PORT.out | awk '{print $NF}')
-./target/release/microdash-loadgen http --url http://127.0.0.1:$PORT --token $TOKEN "$@"
+DIR=${TMPDIR:-/tmp}/microdash_bench_$PORT
+rm -rf "$DIR" && mkdir -p "$DIR"
+source scripts/bench/lib.sh
+start_demo_server "$DIR" "$PORT" MICRODASH_MQTT_LISTEN_ADDR=off
+./target/release/microdash-loadgen http --url "$URL" --token "$TOKEN" "$@"
 ps -o rss=,time= -p $PID | awk '{print "server rss_kb=" $1 " cpu_time=" $2}'
-kill -TERM $PID; wait $PID

@@ -9,14 +9,8 @@ cargo build --release --bin microdash --bin microdash-loadgen >&2
 PORT=$1 RATE=${2:-1000} SECONDS_=${3:-30}
 DIR=${TMPDIR:-/tmp}/microdash_bench_web_$PORT
 rm -rf "$DIR" && mkdir -p "$DIR"
-MICRODASH_MQTT_LISTEN_ADDR=off ./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
-  > "$DIR/out" 2> "$DIR/err" &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q 'sign in as demo' "$DIR/out" 2>/dev/null && break; sleep 0.1; done
-TOKEN=$(grep 'demo token' "$DIR/out" | awk '{print $NF}')
-PASSWORD=$(grep 'sign in as demo' "$DIR/out" | awk '{print $NF}')
-URL=http://127.0.0.1:$PORT
+source scripts/bench/lib.sh
+start_demo_server "$DIR" "$PORT" MICRODASH_MQTT_LISTEN_ADDR=off
 echo "sizes (bytes, gzip -9):"
 for f in web/dist/microdash_web_bg.wasm web/dist/microdash_web.js web/dist/app.css web/dist/index.html; do
   printf '  %-28s %8d  gz %7d\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(stat -c %s "$f.gz")"

@@ -28,14 +28,9 @@ else
   SIGN_IN=
   export MICRODASH_MQTT_URL=$BROKER MICRODASH_MQTT_CLIENT_ID=bench-$PORT-$$
 fi
-MICRODASH_WEB_DIR= MICRODASH_MQTT_TOPIC_ROOT=$ROOT \
-  ./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
-  > "$DIR/out" 2> "$DIR/err" &
-PID=$!
-trap 'kill -TERM $PID ${MOSQUITTO:-} 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q 'demo token' "$DIR/out" 2>/dev/null && break; sleep 0.1; done
-TOKEN=$(grep 'demo token' "$DIR/out" | awk '{print $NF}')
+source scripts/bench/lib.sh
+start_demo_server "$DIR" "$PORT" MICRODASH_WEB_DIR= MICRODASH_MQTT_TOPIC_ROOT="$ROOT"
 sleep 1 # the bridge subscribes
-./target/release/microdash-loadgen mqtt --broker "$BROKER" $SIGN_IN --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
+./target/release/microdash-loadgen mqtt --broker "$BROKER" $SIGN_IN --url "$URL" --token "$TOKEN" \
   --tenant demo --topic-root "$ROOT" --rate "$RATE" --duration-s "$SECONDS_" --window 1000
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^microdash_metrics_(accepted|persisted|rejected)_total'

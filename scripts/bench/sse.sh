@@ -9,13 +9,8 @@ PORT=$1 CLIENTS=${2:-1000} RATE=${3:-1000} SECONDS_=${4:-30}
 DIR=${TMPDIR:-/tmp}/microdash_bench_sse_$PORT
 rm -rf "$DIR" && mkdir -p "$DIR"
 ulimit -n 65536 2>/dev/null || true
-MICRODASH_WEB_DIR= MICRODASH_MQTT_LISTEN_ADDR=off ./target/release/microdash serve --demo --database-url "sqlite://$DIR/md.db" --listen-addr "127.0.0.1:$PORT" \
-  > "$DIR/out" 2> "$DIR/err" &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q 'demo token' "$DIR/out" 2>/dev/null && break; sleep 0.1; done
-TOKEN=$(grep 'demo token' "$DIR/out" | awk '{print $NF}')
-URL=http://127.0.0.1:$PORT
+source scripts/bench/lib.sh
+start_demo_server "$DIR" "$PORT" MICRODASH_WEB_DIR= MICRODASH_MQTT_LISTEN_ADDR=off
 ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 
 ./target/release/microdash-loadgen sse --url "$URL" --token "$TOKEN" --tenant demo --clients "$CLIENTS" \
