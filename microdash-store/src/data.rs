@@ -199,49 +199,64 @@ impl Store {
             .map(|(tenant_id, agent_id)| AgentSeen { tenant_id, agent_id: agent_id.to_owned(), last_seen_ms: now_ms })
             .collect();
         let inserted = match &self.inner.pool {
-            Pool::Sqlite(pool) => {
-                let _writing = self.inner.sqlite_writer.lock().await;
-                let mut conn = pool.get().await?;
+            Pool::Sqlite(_) => {
+                let mut writer = self.inner.sqlite_writer.lock().await;
+                let conn = match &mut *writer {
+                    Some(conn) => conn,
+                    empty => empty.insert(
+                        crate::establish_sqlite(crate::sqlite_path(&self.inner.url).to_owned())
+                            .await
+                            .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                    ),
+                };
                 let inner = self.inner.clone();
-                // Batch inserts do not compile through the async SQLite wrapper (diesel_async
-                // #277), and one transaction per batch is what makes SQLite fast anyway.
-                conn.spawn_blocking(move |c| {
-                    let inserted = c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
-                        for agent in &agents {
-                            diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
-                        }
-                        // One single-row statement, prepared once and cached by diesel, run per
-                        // row: SQLite neither parses a statement of thousands of values per
-                        // chunk nor keeps a statement journal for a multi-row insert.
-                        let mut inserted = 0;
-                        for row in &rows {
-                            inserted += diesel::RunQueryDsl::execute(
-                                diesel::insert_or_ignore_into(points::table).values(row),
-                                c,
-                            )?;
+                // On the blocking thread with the plain diesel connection: one transaction per
+                // batch is what makes SQLite fast, and its statements run without an await each.
+                let inserted = conn
+                    .spawn_blocking(move |c| {
+                        let inserted = c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+                            for agent in &agents {
+                                diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
+                            }
+                            // One single-row statement, prepared once and cached by diesel, run per
+                            // row: SQLite neither parses a statement of thousands of values per
+                            // chunk nor keeps a statement journal for a multi-row insert.
+                            let mut inserted = 0;
+                            for row in &rows {
+                                inserted += diesel::RunQueryDsl::execute(
+                                    diesel::insert_or_ignore_into(points::table).values(row),
+                                    c,
+                                )?;
+                            }
+                            Ok(inserted)
+                        })?;
+                        // SQLite's own checkpoints are passive: with readers and a second writer
+                        // coming and going they rarely finish, and under bulk load the WAL grew
+                        // without bound (2 GB in 20 s), each new page of it costing the kernel a
+                        // zeroed block. Every `sqlite_wal_restart_rows` a restarting checkpoint
+                        // waits for them, so the WAL is written from its start again.
+                        let written = inner.rows_since_wal_restart.fetch_add(inserted, Ordering::Relaxed) + inserted;
+                        if written >= inner.wal_restart_rows {
+                            let checkpoint: Vec<Checkpoint> =
+                                diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA wal_checkpoint(RESTART)"), c)?;
+                            match checkpoint.as_slice() {
+                                [Checkpoint { busy: 0, .. }] => {
+                                    inner.rows_since_wal_restart.store(0, Ordering::Relaxed)
+                                }
+                                [Checkpoint { log, checkpointed, .. }] => {
+                                    tracing::debug!(log, checkpointed, "WAL checkpoint could not restart the log")
+                                }
+                                _ => {}
+                            }
                         }
                         Ok(inserted)
-                    })?;
-                    // SQLite's own checkpoints are passive: with readers and a second writer
-                    // coming and going they rarely finish, and under bulk load the WAL grew
-                    // without bound (2 GB in 20 s), each new page of it costing the kernel a
-                    // zeroed block. Every `sqlite_wal_restart_rows` a restarting checkpoint
-                    // waits for them, so the WAL is written from its start again.
-                    let written = inner.rows_since_wal_restart.fetch_add(inserted, Ordering::Relaxed) + inserted;
-                    if written >= inner.wal_restart_rows {
-                        let checkpoint: Vec<Checkpoint> =
-                            diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA wal_checkpoint(RESTART)"), c)?;
-                        match checkpoint.as_slice() {
-                            [Checkpoint { busy: 0, .. }] => inner.rows_since_wal_restart.store(0, Ordering::Relaxed),
-                            [Checkpoint { log, checkpointed, .. }] => {
-                                tracing::debug!(log, checkpointed, "WAL checkpoint could not restart the log")
-                            }
-                            _ => {}
-                        }
-                    }
-                    Ok(inserted)
-                })
-                .await?
+                    })
+                    .await;
+                if inserted.is_err() {
+                    // It may be broken; the next batch opens a fresh one.
+                    *writer = None;
+                }
+                inserted?
             }
             Pool::Mysql(pool) => {
                 let mut conn = pool.get().await?;

@@ -41,7 +41,7 @@ pub use data::{Agent, DeadLetter, InsertStats, PointQuery, SeriesInfo, StoredPoi
 pub use error::StoreError;
 pub use users::{User, check_username, generate_password};
 
-type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
@@ -122,10 +122,12 @@ struct Inner {
     /// Rows written to SQLite since the WAL was last restarted (see `insert_batches`).
     rows_since_wal_restart: std::sync::atomic::AtomicUsize,
     wal_restart_rows: usize,
-    /// SQLite has one writer at a time. Workers queue here for it instead of in SQLite's
-    /// busy handler (which polls with sleeps of up to 100 ms), and a restarting checkpoint
-    /// does not find another worker's checkpoint in its way.
-    sqlite_writer: tokio::sync::Mutex<()>,
+    /// SQLite has one writer at a time, so point inserts share one connection of their own:
+    /// workers queue here instead of in SQLite's busy handler (which polls with sleeps of up
+    /// to 100 ms), a restarting checkpoint does not find another worker's checkpoint in its
+    /// way, and the writer's page cache stays warm (a pooled connection's would be cold half
+    /// the time). Opened on first use; dropped after an error, to be opened afresh.
+    pub(crate) sqlite_writer: tokio::sync::Mutex<Option<SqliteConn>>,
 }
 
 const SERIES_CACHE_MAX: usize = 1_000_000;
@@ -159,7 +161,7 @@ impl Store {
             let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, fast_recycling());
             (Backend::Mysql, Pool::Mysql(build_pool(manager, options).await?))
         } else {
-            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            let path = sqlite_path(url);
             if path.is_empty() || path.contains("://") {
                 return Err(StoreError::UnsupportedUrl(url.to_owned()));
             }
@@ -180,7 +182,7 @@ impl Store {
                 series_cache: Mutex::new(HashMap::new()),
                 rows_since_wal_restart: std::sync::atomic::AtomicUsize::new(0),
                 wal_restart_rows: options.sqlite_wal_restart_rows,
-                sqlite_writer: tokio::sync::Mutex::new(()),
+                sqlite_writer: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -247,8 +249,13 @@ where
     Ok(pool)
 }
 
+/// The file of a SQLite URL (`sqlite://PATH` or a plain path).
+pub(crate) fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://").unwrap_or(url)
+}
+
 /// Open one SQLite connection with the pragmas every connection needs.
-async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteConn> {
+pub(crate) async fn establish_sqlite(path: String) -> diesel::ConnectionResult<SqliteConn> {
     let mut conn = SqliteConn::establish(&path).await?;
     // WAL lets readers run beside the single writer; NORMAL sync is durable across process
     // crashes (only an OS crash can lose the last commits); busy_timeout makes concurrent
