@@ -228,96 +228,32 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
     let mut recheck = tokio::time::interval(config.credential_check);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.tick().await;
-    // QoS 2 publishes acknowledged with PUBREC and not yet released: a resend is not stored again.
-    let mut unreleased: HashSet<u16> = HashSet::new();
-    let max_batch = context.ingestor.limits().max_metrics_per_request.max(1);
+    let mut packets = Packets {
+        context,
+        version,
+        unreleased: HashSet::new(),
+        max_batch: context.ingestor.limits().max_metrics_per_request.max(1),
+    };
     loop {
-        // Act on the complete packets that have arrived (up to a request's worth of
-        // metrics), as one batch.
-        let mut metrics = Vec::new();
-        let mut replies = Vec::new();
         let received_at = now_ms();
-        let mut disconnect = false;
-        let mut broken = None;
-        let mut more_buffered = false;
-        loop {
-            if metrics.len() >= max_batch {
-                more_buffered = true;
-                break;
-            }
-            let packet = match version.read(&mut input, config.max_packet_bytes) {
-                Ok(Some(packet)) => packet,
-                Ok(None) => break,
-                Err(err) => {
-                    // What came before is still stored and acknowledged.
-                    broken = Some(err);
-                    break;
-                }
-            };
+        let burst = packets.take_burst(&mut input, &publisher, received_at);
+        if burst.any {
             last_packet = tokio::time::Instant::now();
-            match packet {
-                Inbound::Publish { topic, payload, qos, pkid } => {
-                    let repeat = qos == 2 && !unreleased.insert(pkid);
-                    let refusal = if repeat {
-                        None
-                    } else {
-                        match accept(context, &publisher, &topic, &payload, received_at) {
-                            Ok(metric) => {
-                                metrics.push(metric);
-                                None
-                            }
-                            Err(refusal) => Some(refusal),
-                        }
-                    };
-                    if refusal.is_some() && version == Version::V5 {
-                        // A refused MQTT 5 exchange ends at the PUBREC: no PUBREL follows, and
-                        // the id is free for the next message.
-                        unreleased.remove(&pkid);
-                    }
-                    match qos {
-                        1 => replies.push(Reply::PubAck(pkid, refusal)),
-                        2 => replies.push(Reply::PubRec(pkid, refusal)),
-                        _ => {}
-                    }
-                }
-                Inbound::PubRel(pkid) => {
-                    unreleased.remove(&pkid);
-                    replies.push(Reply::PubComp(pkid));
-                }
-                Inbound::Subscribe { pkid, filters } => {
-                    tracing::debug!(tenant = %publisher.tenant, "refused a subscription: the embedded endpoint only takes publishes");
-                    replies.push(Reply::SubAck(pkid, filters));
-                }
-                Inbound::Unsubscribe { pkid, filters } => replies.push(Reply::UnsubAck(pkid, filters)),
-                Inbound::PingReq => replies.push(Reply::PingResp),
-                Inbound::Disconnect => {
-                    disconnect = true;
-                    break;
-                }
-                Inbound::Connect { .. } => {
-                    broken = Some(End::Protocol("a second CONNECT".into()));
-                    break;
-                }
-                Inbound::Other => {}
-            }
         }
-        if !metrics.is_empty()
-            && !submit_retrying(&context.ingestor, publisher.tenant_id, metrics, received_at, shutdown).await
+        if !burst.metrics.is_empty()
+            && !submit_retrying(&context.ingestor, publisher.tenant_id, burst.metrics, received_at, shutdown).await
         {
             // Nothing of this burst is acknowledged: the client sends it again.
             return Err(End::Queue);
         }
-        for reply in replies {
+        for reply in burst.replies {
             version.write(reply, &mut output);
         }
         flush(stream, &mut output).await?;
-        if let Some(err) = broken {
-            return Err(err);
+        if let Some(end) = burst.end {
+            return end;
         }
-        if disconnect {
-            return Ok(());
-        }
-        if more_buffered {
+        if burst.more_buffered {
             continue;
         }
         let silent_until = silence_limit.map(|limit| last_packet + limit);
@@ -341,6 +277,95 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
                 }
             }
         }
+    }
+}
+
+/// What one pass over the buffered packets produced.
+#[derive(Default)]
+struct Burst {
+    /// Metrics to enqueue, as one batch.
+    metrics: Vec<Metric>,
+    /// Answers, sent once the metrics are queued.
+    replies: Vec<Reply>,
+    /// How the connection ends once this burst is answered: cleanly after a DISCONNECT, with
+    /// an error after a broken packet (what came before it is still stored and answered).
+    end: Option<Result<(), End>>,
+    /// A request's worth of metrics was taken and more packets may be buffered.
+    more_buffered: bool,
+    /// At least one packet arrived.
+    any: bool,
+}
+
+/// A connection's protocol state after sign-in.
+struct Packets<'a> {
+    context: &'a Context,
+    version: Version,
+    /// QoS 2 publishes acknowledged with PUBREC and not yet released: a resend is not
+    /// stored again.
+    unreleased: HashSet<u16>,
+    /// Most metrics in one batch (a request's worth).
+    max_batch: usize,
+}
+
+impl Packets<'_> {
+    /// Act on the complete packets in `input`, up to a request's worth of metrics.
+    fn take_burst(&mut self, input: &mut BytesMut, publisher: &Publisher, received_at: i64) -> Burst {
+        let mut burst = Burst::default();
+        while burst.end.is_none() {
+            if burst.metrics.len() >= self.max_batch {
+                burst.more_buffered = true;
+                break;
+            }
+            let packet = match self.version.read(input, self.context.config.max_packet_bytes) {
+                Ok(Some(packet)) => packet,
+                Ok(None) => break,
+                Err(err) => {
+                    burst.end = Some(Err(err));
+                    break;
+                }
+            };
+            burst.any = true;
+            match packet {
+                Inbound::Publish { topic, payload, qos, pkid } => {
+                    let repeat = qos == 2 && !self.unreleased.insert(pkid);
+                    let refusal = if repeat {
+                        None
+                    } else {
+                        match accept(self.context, publisher, &topic, &payload, received_at) {
+                            Ok(metric) => {
+                                burst.metrics.push(metric);
+                                None
+                            }
+                            Err(refusal) => Some(refusal),
+                        }
+                    };
+                    if refusal.is_some() && self.version == Version::V5 {
+                        // A refused MQTT 5 exchange ends at the PUBREC: no PUBREL follows, and
+                        // the id is free for the next message.
+                        self.unreleased.remove(&pkid);
+                    }
+                    match qos {
+                        1 => burst.replies.push(Reply::PubAck(pkid, refusal)),
+                        2 => burst.replies.push(Reply::PubRec(pkid, refusal)),
+                        _ => {}
+                    }
+                }
+                Inbound::PubRel(pkid) => {
+                    self.unreleased.remove(&pkid);
+                    burst.replies.push(Reply::PubComp(pkid));
+                }
+                Inbound::Subscribe { pkid, filters } => {
+                    tracing::debug!(tenant = %publisher.tenant, "refused a subscription: the embedded endpoint only takes publishes");
+                    burst.replies.push(Reply::SubAck(pkid, filters));
+                }
+                Inbound::Unsubscribe { pkid, filters } => burst.replies.push(Reply::UnsubAck(pkid, filters)),
+                Inbound::PingReq => burst.replies.push(Reply::PingResp),
+                Inbound::Disconnect => burst.end = Some(Ok(())),
+                Inbound::Connect { .. } => burst.end = Some(Err(End::Protocol("a second CONNECT".into()))),
+                Inbound::Other => {}
+            }
+        }
+        burst
     }
 }
 
