@@ -2,7 +2,6 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::Ordering;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -200,8 +199,9 @@ impl Store {
             .collect();
         let inserted = match &self.inner.pool {
             Pool::Sqlite(_) => {
-                let mut writer = self.inner.sqlite_writer.lock().await;
-                let conn = match &mut *writer {
+                let mut guard = self.inner.sqlite_writer.lock().await;
+                let writer = &mut *guard;
+                let conn = match &mut writer.conn {
                     Some(conn) => conn,
                     empty => empty.insert(
                         crate::establish_sqlite(crate::sqlite_path(&self.inner.url).to_owned())
@@ -209,54 +209,21 @@ impl Store {
                             .map_err(|e| StoreError::Unavailable(e.to_string()))?,
                     ),
                 };
-                let inner = self.inner.clone();
+                let (since, limit) = (writer.rows_since_wal_restart, self.inner.wal_restart_rows);
                 // On the blocking thread with the plain diesel connection: one transaction per
                 // batch is what makes SQLite fast, and its statements run without an await each.
-                let inserted = conn
-                    .spawn_blocking(move |c| {
-                        let inserted = c.immediate_transaction::<_, diesel::result::Error, _>(|c| {
-                            for agent in &agents {
-                                diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
-                            }
-                            // One single-row statement, prepared once and cached by diesel, run per
-                            // row: SQLite neither parses a statement of thousands of values per
-                            // chunk nor keeps a statement journal for a multi-row insert.
-                            let mut inserted = 0;
-                            for row in &rows {
-                                inserted += diesel::RunQueryDsl::execute(
-                                    diesel::insert_or_ignore_into(points::table).values(row),
-                                    c,
-                                )?;
-                            }
-                            Ok(inserted)
-                        })?;
-                        // SQLite's own checkpoints are passive: with readers and a second writer
-                        // coming and going they rarely finish, and under bulk load the WAL grew
-                        // without bound (2 GB in 20 s), each new page of it costing the kernel a
-                        // zeroed block. Every `sqlite_wal_restart_rows` a restarting checkpoint
-                        // waits for them, so the WAL is written from its start again.
-                        let written = inner.rows_since_wal_restart.fetch_add(inserted, Ordering::Relaxed) + inserted;
-                        if written >= inner.wal_restart_rows {
-                            let checkpoint: Vec<Checkpoint> =
-                                diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA wal_checkpoint(RESTART)"), c)?;
-                            match checkpoint.as_slice() {
-                                [Checkpoint { busy: 0, .. }] => {
-                                    inner.rows_since_wal_restart.store(0, Ordering::Relaxed)
-                                }
-                                [Checkpoint { log, checkpointed, .. }] => {
-                                    tracing::debug!(log, checkpointed, "WAL checkpoint could not restart the log")
-                                }
-                                _ => {}
-                            }
-                        }
-                        Ok(inserted)
-                    })
-                    .await;
-                if inserted.is_err() {
-                    // It may be broken; the next batch opens a fresh one.
-                    *writer = None;
+                let written = conn.spawn_blocking(move |c| write_sqlite(c, &agents, &rows, since, limit)).await;
+                match written {
+                    Ok((inserted, restarted)) => {
+                        writer.rows_since_wal_restart = if restarted { 0 } else { since + inserted };
+                        inserted
+                    }
+                    Err(err) => {
+                        // It may be broken; the next batch opens a fresh one.
+                        writer.conn = None;
+                        return Err(err.into());
+                    }
                 }
-                inserted?
             }
             Pool::Mysql(pool) => {
                 let mut conn = pool.get().await?;
@@ -516,6 +483,47 @@ impl Store {
         let target = dead_letters::table.filter(dead_letters::id.eq(id));
         let deleted = with_conn!(self, |conn| diesel::delete(target).execute(&mut conn).await?);
         Ok(deleted > 0)
+    }
+}
+
+/// Insert one batch's agents and points into SQLite in one transaction. Returns the points
+/// inserted and whether the WAL was restarted: SQLite's own checkpoints are passive, and under
+/// bulk load, with requests reading, they rarely finished and the WAL grew without bound
+/// (2 GB in 20 s, each new page of it costing the kernel a zeroed block). Once `since` plus
+/// this batch reaches `restart_rows`, a restarting checkpoint waits for the readers, so the
+/// WAL is written from its start again.
+fn write_sqlite(
+    c: &mut diesel::sqlite::SqliteConnection,
+    agents: &[AgentSeen],
+    rows: &[NewPoint],
+    since: usize,
+    restart_rows: usize,
+) -> QueryResult<(usize, bool)> {
+    let inserted = c.immediate_transaction(|c| {
+        for agent in agents {
+            diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
+        }
+        // One single-row statement, prepared once and cached by diesel, run per row: SQLite
+        // neither parses a statement of thousands of values per chunk nor keeps a statement
+        // journal for a multi-row insert.
+        let mut inserted = 0;
+        for row in rows {
+            inserted += diesel::RunQueryDsl::execute(diesel::insert_or_ignore_into(points::table).values(row), c)?;
+        }
+        QueryResult::Ok(inserted)
+    })?;
+    if since + inserted < restart_rows {
+        return Ok((inserted, false));
+    }
+    let checkpoint: Vec<Checkpoint> =
+        diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA wal_checkpoint(RESTART)"), c)?;
+    match checkpoint.as_slice() {
+        [Checkpoint { busy: 0, .. }] => Ok((inserted, true)),
+        [Checkpoint { log, checkpointed, .. }] => {
+            tracing::debug!(log, checkpointed, "WAL checkpoint could not restart the log");
+            Ok((inserted, false))
+        }
+        _ => Ok((inserted, false)),
     }
 }
 

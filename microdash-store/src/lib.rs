@@ -119,15 +119,23 @@ struct Inner {
     /// runs, so entries cannot go stale; the map is cleared if it grows past
     /// [`SERIES_CACHE_MAX`] to bound memory.
     series_cache: Mutex<HashMap<SeriesKey, i64>>,
-    /// Rows written to SQLite since the WAL was last restarted (see `insert_batches`).
-    rows_since_wal_restart: std::sync::atomic::AtomicUsize,
+    /// `StoreOptions::sqlite_wal_restart_rows`.
     wal_restart_rows: usize,
     /// SQLite has one writer at a time, so point inserts share one connection of their own:
     /// workers queue here instead of in SQLite's busy handler (which polls with sleeps of up
     /// to 100 ms), a restarting checkpoint does not find another worker's checkpoint in its
     /// way, and the writer's page cache stays warm (a pooled connection's would be cold half
-    /// the time). Opened on first use; dropped after an error, to be opened afresh.
-    pub(crate) sqlite_writer: tokio::sync::Mutex<Option<SqliteConn>>,
+    /// the time).
+    sqlite_writer: tokio::sync::Mutex<SqliteWriter>,
+}
+
+/// The SQLite point writer's connection and WAL bookkeeping (see `Store::insert_batches`).
+#[derive(Default)]
+pub(crate) struct SqliteWriter {
+    /// Opened on first use; dropped after an error, to be opened afresh.
+    pub(crate) conn: Option<SqliteConn>,
+    /// Rows written since the WAL was last restarted.
+    pub(crate) rows_since_wal_restart: usize,
 }
 
 const SERIES_CACHE_MAX: usize = 1_000_000;
@@ -180,9 +188,8 @@ impl Store {
                 backend,
                 pool,
                 series_cache: Mutex::new(HashMap::new()),
-                rows_since_wal_restart: std::sync::atomic::AtomicUsize::new(0),
                 wal_restart_rows: options.sqlite_wal_restart_rows,
-                sqlite_writer: tokio::sync::Mutex::new(None),
+                sqlite_writer: tokio::sync::Mutex::default(),
             }),
         })
     }
