@@ -93,7 +93,7 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
     };
     let url = format!("http://{}", listener.local_addr()?);
     let mqtt_addr = broker.as_ref().map(Broker::local_addr).transpose()?;
-    announce(&parts.store, &url, mqtt_addr, &config.mqtt_topic_root, demo).await?;
+    announce(&parts.store, &url, mqtt_addr.map(|addr| (addr, config.mqtt_topic_root.as_str())), demo).await?;
     let shutdown = shutdown_signal();
     parts.relay_live(&shutdown);
     let bridge = spawn_bridge(config, &parts, &shutdown);
@@ -126,7 +126,7 @@ pub async fn server(config: &Config) -> anyhow::Result<()> {
     require_shared_queue(config, "server")?;
     let parts = assemble(config).await?;
     let listener = bind(config).await?;
-    announce(&parts.store, &format!("http://{}", listener.local_addr()?), None, "", false).await?;
+    announce(&parts.store, &format!("http://{}", listener.local_addr()?), None, false).await?;
     let shutdown = shutdown_signal();
     parts.relay_live(&shutdown);
     http::serve(listener, parts.state, shutdown.cancelled_owned()).await.context("serving HTTP")?;
@@ -182,16 +182,16 @@ fn require_shared_queue(config: &Config, role: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Print where the server is and, on a database without admin tokens, how to get one.
+/// Print where the server is (and its embedded MQTT endpoint with the topic root, if any)
+/// and, on a database without admin tokens, how to get one.
 async fn announce(
     store: &Store,
     url: &str,
-    mqtt_addr: Option<std::net::SocketAddr>,
-    topic_root: &str,
+    mqtt: Option<(std::net::SocketAddr, &str)>,
     demo: bool,
 ) -> anyhow::Result<()> {
     println!("microdash is listening on {url}");
-    if let Some(addr) = mqtt_addr {
+    if let Some((addr, topic_root)) = mqtt {
         println!("MQTT endpoint: tcp://{addr} (publish to {topic_root}/{{tenant}}/{{agent_id}}/{{metric_name}})");
     }
     if !store.has_admin_token().await? {
@@ -219,7 +219,7 @@ async fn announce(
         println!(
             "push:  curl -sS -X POST {url}/api/v1/metrics -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"metric_name\":\"cpu.usage\",\"value\":42.5,\"agent_id\":\"web-1\"}}'"
         );
-        if let Some(addr) = mqtt_addr {
+        if let Some((addr, _)) = mqtt {
             let user = microdash_core::mqtt::token_username(&token);
             println!(
                 "agent: microdash-agent --url tcp://{addr} --tenant demo --token {token}    (MQTT username {user}, password the token)"
