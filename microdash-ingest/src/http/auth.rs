@@ -95,7 +95,8 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
-    fn touch(&self, store: &microdash_store::Store, token_id: i64) {
+    /// Record that `token_id` was used now, unless that was written within the interval.
+    pub(crate) fn touch(&self, store: &microdash_store::Store, token_id: i64) {
         let now = now_ms();
         {
             let mut last = self.last_written.lock().unwrap_or_else(|p| p.into_inner());

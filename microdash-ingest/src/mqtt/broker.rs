@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{MqttError, describe, reject, submit_retrying};
 use crate::clock::now_ms;
+use crate::http::auth::TokenUsage;
 use crate::ingestor::Ingestor;
 use crate::telemetry::RejectReason;
 
@@ -105,7 +106,7 @@ impl Broker {
     /// (enqueue and acknowledge) and close, cutting those that take longer than 10 s.
     pub async fn run(self, store: Store, ingestor: Ingestor, shutdown: CancellationToken) {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
-        let context = Arc::new(Context { store, ingestor, config: self.config });
+        let context = Arc::new(Context { store, ingestor, config: self.config, token_usage: TokenUsage::default() });
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
@@ -144,6 +145,8 @@ struct Context {
     store: Store,
     ingestor: Ingestor,
     config: BrokerConfig,
+    /// `last_used_at` writes, throttled as for HTTP requests.
+    token_usage: TokenUsage,
 }
 
 /// Why a connection ended early.
@@ -210,7 +213,7 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
     let Inbound::Connect { login, keep_alive_s, client_id } = connect else {
         return Err(End::Protocol("the first packet must be CONNECT".into()));
     };
-    let publisher = match sign_in(&context.store, login).await {
+    let publisher = match sign_in(&context.store, &context.token_usage, login).await {
         Ok(publisher) => publisher,
         Err(refusal) => {
             version.write(Reply::ConnAck(Some(refusal), None), &mut output);
@@ -385,7 +388,7 @@ fn rand_id() -> u64 {
 }
 
 /// Check a `CONNECT`'s credentials: an ingest token of a tenant, under its own prefix.
-async fn sign_in(store: &Store, login: Option<(String, String)>) -> Result<Publisher, Refusal> {
+async fn sign_in(store: &Store, usage: &TokenUsage, login: Option<(String, String)>) -> Result<Publisher, Refusal> {
     let Some((username, password)) = login else { return Err(Refusal::BadCredentials) };
     if username != token_username(&password) {
         return Err(Refusal::BadCredentials);
@@ -400,12 +403,7 @@ async fn sign_in(store: &Store, login: Option<(String, String)>) -> Result<Publi
     };
     let tenant = store.tenant(tenant_id).await.map_err(unavailable)?.ok_or(Refusal::NotAuthorized)?;
     if let microdash_store::Credential::Token(token_id) = principal.credential {
-        let store = store.clone();
-        tokio::spawn(async move {
-            if let Err(err) = store.touch_tokens(&[token_id], now_ms()).await {
-                tracing::warn!(token_id, error = %err, "recording token use failed");
-            }
-        });
+        usage.touch(store, token_id);
     }
     Ok(Publisher { principal, tenant_id, tenant: tenant.slug })
 }
