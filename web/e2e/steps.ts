@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, type Page } from '@playwright/test';
@@ -94,24 +94,36 @@ Then('the {string} screen has no WCAG 2.1 AA violations', async ({ page }, _scre
   expect(found).toEqual([]);
 });
 
-let agent: ChildProcess | undefined;
-
 Given('an agent {string} is running', async ({ page }, agentId: string) => {
   const { bin, broker, topicRoot } = server().agent;
-  agent = spawn(bin, ['--url', broker, '--tenant', 'demo', '--agent-id', agentId, '--interval-s', '1', '--topic-root', topicRoot], {
+  const agent = spawn(bin, ['--url', broker, '--tenant', 'demo', '--agent-id', agentId, '--interval-s', '1', '--topic-root', topicRoot], {
     stdio: 'ignore',
   });
-  page.on('close', () => agent?.kill('SIGTERM'));
+  page.on('close', () => agent.kill('SIGTERM'));
 });
 
 When('it publishes', async () => {
   // Every second, by itself.
 });
 
+// The agent stops when the page closes, at the end of the scenario.
 Then('the {string} chart shows agent {string} within {int} ms', async ({ page }, metric: string, agentId: string, ms: number) => {
-  try {
-    await expect(page.locator(`[data-metric="${metric}"]`).getByText(agentId)).toBeVisible({ timeout: ms });
-  } finally {
-    agent?.kill('SIGTERM');
-  }
+  const legend = page.locator(`[data-metric="${metric}"]`).getByText(agentId, { exact: true });
+  await expect(legend).toBeVisible({ timeout: ms });
+});
+
+Then('the agent {string} is listed as {string} within {int} ms', async ({ page }, agentId: string, status: string, ms: number) => {
+  // The innermost list item holding the agent's link (its tenant's item holds it too).
+  const row = page.locator('li', { has: page.getByRole('link', { name: agentId, exact: true }) }).last();
+  await expect(row).toContainText(status, { timeout: ms });
+});
+
+When('I click the agent {string}', async ({ page }, agentId: string) => {
+  await page.getByRole('link', { name: agentId, exact: true }).click();
+});
+
+Then('the {string} chart shows only agent {string} within {int} ms', async ({ page }, metric: string, agentId: string, ms: number) => {
+  const chart = page.locator(`[data-metric="${metric}"]`);
+  await expect(chart.getByText(agentId, { exact: true })).toBeVisible({ timeout: ms });
+  await expect(chart.getByRole('list', { name: 'Latest values' }).getByRole('listitem')).toHaveCount(1);
 });

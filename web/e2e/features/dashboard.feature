@@ -26,6 +26,17 @@ Feature: Live dashboard
     When it publishes
     Then the "cpu.usage_percent" chart shows agent "e2e-host-agent" within 10000 ms
 
+  Scenario: The agents list shows a running agent online, and clicking it filters the charts to it
+    Given a tenant exists and I am signed in to its dashboard
+    And an agent "e2e-list-agent" is running
+    When I POST the metric "cpu.usage_percent" with value 1
+    Then the "cpu.usage_percent" chart shows agent "e2e-list-agent" within 10000 ms
+    And the "cpu.usage_percent" chart shows agent "e2e-host" within 2000 ms
+    When I open the "Overview" screen
+    Then the agent "e2e-list-agent" is listed as "online" within 10000 ms
+    When I click the agent "e2e-list-agent"
+    Then the "cpu.usage_percent" chart shows only agent "e2e-list-agent" within 10000 ms
+
   Scenario: The dashboard meets WCAG 2.1 AA on every screen
     Given a tenant exists and I am signed in to its dashboard
     When I POST the metric "e2e.a11y" with value 3
