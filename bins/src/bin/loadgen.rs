@@ -155,7 +155,7 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
         bail!("--batch-size and --concurrency must be at least 1");
     }
     let clients = tenant_clients(&args).await?;
-    let bodies: Vec<Arc<Vec<Vec<u8>>>> = (0..clients.len()).map(|_| Arc::new(bodies(&args))).collect();
+    let bodies: Vec<Arc<Vec<Template>>> = (0..clients.len()).map(|_| Arc::new(templates(&args))).collect();
     let totals = Arc::new(Totals::default());
     let request_us = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let started = Instant::now();
@@ -185,7 +185,7 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
                     ticker.tick().await;
                 }
                 let tenant = n % clients.len();
-                let body = bodies[tenant][n % bodies[tenant].len()].clone();
+                let body = bodies[tenant][n % bodies[tenant].len()].stamped(unix_ms());
                 n += 1;
                 let sent = Instant::now();
                 match clients[tenant].push_json(body).await {
@@ -272,27 +272,63 @@ async fn tenant_clients(args: &HttpArgs) -> anyhow::Result<Vec<Client>> {
     Ok(clients)
 }
 
-/// Pre-serialised request bodies, so the generator spends its CPU on sending, not JSON.
-fn bodies(args: &HttpArgs) -> Vec<Vec<u8>> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+/// A pre-serialised request body whose timestamps are stamped when it is sent, so the
+/// generator spends its CPU on sending, not JSON, and every request carries the time it was
+/// sent, as a real publisher's would. (Replaying fixed timestamps would pile each series'
+/// new points onto old instants, into the middle of the time index, a load no fleet makes.)
+struct Template {
+    bytes: Vec<u8>,
+    /// Where each metric's timestamp goes, and how many milliseconds before the send time it
+    /// lies: the metrics of one request span its last `batch_size` milliseconds.
+    slots: Vec<(usize, u64)>,
+}
+
+/// `1764374400.123`: Unix seconds with milliseconds, fixed width until the year 2286.
+const TIMESTAMP_WIDTH: usize = 14;
+
+impl Template {
+    fn stamped(&self, now_ms: u64) -> Vec<u8> {
+        use std::io::Write;
+        let mut body = self.bytes.clone();
+        for &(at, before_ms) in &self.slots {
+            let ms = now_ms.saturating_sub(before_ms);
+            let mut slot = &mut body[at..at + TIMESTAMP_WIDTH];
+            // The slot is exactly as wide as what is written into it.
+            let _ = write!(slot, "{:010}.{:03}", ms / 1000, ms % 1000);
+        }
+        body
+    }
+}
+
+/// Sixteen templates per tenant, cycled through.
+fn templates(args: &HttpArgs) -> Vec<Template> {
     (0..16)
         .map(|b| {
-            let items: Vec<String> = (0..args.batch_size)
-                .map(|i| {
-                    let k = b * args.batch_size + i;
-                    format!(
-                        r#"{{"metric_name":"load.metric{}","value":{},"timestamp":{:.3},"agent_id":"agent-{}","tags":{{"region":"r{}"}}}}"#,
-                        k % 10,
-                        k % 1000,
-                        now + k as f64 / 1000.0,
-                        k % args.agents.max(1),
-                        k % 3
-                    )
-                })
-                .collect();
-            format!("[{}]", items.join(",")).into_bytes()
+            let mut bytes = b"[".to_vec();
+            let mut slots = Vec::with_capacity(args.batch_size);
+            for i in 0..args.batch_size {
+                let k = b * args.batch_size + i;
+                if i > 0 {
+                    bytes.push(b',');
+                }
+                bytes.extend_from_slice(
+                    format!(r#"{{"metric_name":"load.metric{}","value":{},"timestamp":"#, k % 10, k % 1000).as_bytes(),
+                );
+                slots.push((bytes.len(), (args.batch_size - 1 - i) as u64));
+                bytes.extend_from_slice(&[b'0'; TIMESTAMP_WIDTH]);
+                bytes.extend_from_slice(
+                    format!(r#","agent_id":"agent-{}","tags":{{"region":"r{}"}}}}"#, k % args.agents.max(1), k % 3)
+                        .as_bytes(),
+                );
+            }
+            bytes.push(b']');
+            Template { bytes, slots }
         })
         .collect()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 /// Write a probe point, poll until it is queryable, record the delay; repeat until `deadline`.
@@ -670,5 +706,31 @@ mod mqtt_load {
             lag.max() as f64 / 1000.0
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_stamped_with_the_send_time() {
+        let args = Cli::parse_from(["loadgen", "http", "--token", "t", "--batch-size", "5", "--agents", "2"]);
+        let Mode::Http(args) = args.mode else { unreachable!("parsed as http") };
+        let templates = templates(&args);
+        assert_eq!(templates.len(), 16);
+        let now_ms = 1_764_374_400_123;
+        let body: Vec<serde_json::Value> = serde_json::from_slice(&templates[1].stamped(now_ms)).expect("valid JSON");
+        let stamps: Vec<f64> = body.iter().map(|m| m["timestamp"].as_f64().expect("a number")).collect();
+        assert_eq!(
+            stamps,
+            [1_764_374_400.119, 1_764_374_400.120, 1_764_374_400.121, 1_764_374_400.122, 1_764_374_400.123]
+        );
+        assert_eq!(body[0]["metric_name"], "load.metric5");
+        assert_eq!(body[0]["agent_id"], "agent-1");
+        // A template is stamped afresh each time, not once.
+        let later: Vec<serde_json::Value> =
+            serde_json::from_slice(&templates[1].stamped(now_ms + 1_000)).expect("valid JSON");
+        assert_eq!(later[4]["timestamp"].as_f64(), Some(1_764_374_401.123));
     }
 }
