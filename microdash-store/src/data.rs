@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use microdash_core::{Batch, SeriesKey};
 
 use crate::schema::{agents, dead_letters, points, series};
-use crate::{Pool, SERIES_CACHE_MAX, Store, StoreError, with_conn};
+use crate::{Checkpoint, Pool, SERIES_CACHE_MAX, Store, StoreError, with_conn};
 
 /// Rows per INSERT statement: 5 bind parameters a row stays well under SQLite's and
 /// MariaDB's limits on parameters per statement.
@@ -216,6 +216,10 @@ impl Store {
                 match written {
                     Ok((inserted, restarted)) => {
                         writer.rows_since_wal_restart = if restarted { 0 } else { since + inserted };
+                        if let Some(wanted) = &self.inner.checkpoint_wanted {
+                            // Full: a checkpoint is already due, and will cover this commit.
+                            let _ = wanted.try_send(());
+                        }
                         inserted
                     }
                     Err(err) => {
@@ -487,11 +491,12 @@ impl Store {
 }
 
 /// Insert one batch's agents and points into SQLite in one transaction. Returns the points
-/// inserted and whether the WAL was restarted: SQLite's own checkpoints are passive, and under
-/// bulk load, with requests reading, they rarely finished and the WAL grew without bound
-/// (2 GB in 20 s, each new page of it costing the kernel a zeroed block). Once `since` plus
-/// this batch reaches `restart_rows`, a restarting checkpoint waits for the readers, so the
-/// WAL is written from its start again.
+/// inserted and whether the WAL was restarted. Passive checkpoints (the background ones) copy
+/// pages but only restart the WAL if they catch up at the very moment a write begins, which
+/// under bulk load with requests reading is almost never: the WAL grew without bound (2 GB in
+/// 20 s, each new page of it costing the kernel a zeroed block). So once `since` plus this
+/// batch reaches `restart_rows`, a restarting checkpoint waits for the readers, and the WAL
+/// is written from its start again.
 fn write_sqlite(
     c: &mut diesel::sqlite::SqliteConnection,
     agents: &[AgentSeen],
@@ -515,26 +520,12 @@ fn write_sqlite(
     if since + inserted < restart_rows {
         return Ok((inserted, false));
     }
-    let checkpoint: Vec<Checkpoint> =
-        diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA wal_checkpoint(RESTART)"), c)?;
-    match checkpoint.as_slice() {
-        [Checkpoint { busy: 0, .. }] => Ok((inserted, true)),
-        [Checkpoint { log, checkpointed, .. }] => {
+    match crate::wal_checkpoint(c, "RESTART")? {
+        Some(Checkpoint { busy: 0, .. }) => Ok((inserted, true)),
+        Some(Checkpoint { log, checkpointed, .. }) => {
             tracing::debug!(log, checkpointed, "WAL checkpoint could not restart the log");
             Ok((inserted, false))
         }
-        _ => Ok((inserted, false)),
+        None => Ok((inserted, false)),
     }
-}
-
-/// What `PRAGMA wal_checkpoint` answers: whether it was blocked, the WAL's frames, and how
-/// many of them are in the database file.
-#[derive(QueryableByName)]
-struct Checkpoint {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    busy: i32,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    log: i32,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    checkpointed: i32,
 }

@@ -6,6 +6,7 @@ use microdash_core::token::Scopes;
 use microdash_core::{Batch, Limits};
 use microdash_store::testing::TestDb;
 use microdash_store::{Backend, PointQuery, Store, StoreError};
+use std::time::Duration;
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -266,26 +267,58 @@ on_every_backend!(
     users_sign_in_and_sessions,
 );
 
+/// Six rounds of 2,000 rows into a fresh SQLite store; returns the store and its file path.
+async fn sqlite_after_writes(options: microdash_store::StoreOptions) -> (TestDb, Store, String) {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = Store::connect(&db.url, &options).await.unwrap();
+    store.migrate().await.unwrap();
+    let tenant = store.create_tenant("acme", "", 0).await.unwrap().id;
+    for round in 0..6 {
+        let json: Vec<String> = (0..2_000)
+            .map(|i| format!(r#"{{"metric_name":"m{}","value":{i},"timestamp":{}}}"#, i % 7, round * 10_000 + i))
+            .collect();
+        store.insert_batches(&[batch(tenant, &format!("[{}]", json.join(",")))], NOW).await.unwrap();
+    }
+    let path = db.url.strip_prefix("sqlite://").unwrap().to_owned();
+    (db, store, path)
+}
+
 /// Under sustained writes the SQLite WAL is restarted every `sqlite_wal_restart_rows`, so it
 /// stays about one interval's size instead of holding every batch since the last quiet moment.
+/// (Background checkpoints are off here: one that happened to catch up could restart the WAL
+/// too.)
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_wal_is_restarted_under_sustained_writes() {
     async fn wal_bytes_after_writes(restart_rows: usize) -> u64 {
-        let db = TestDb::new(Backend::Sqlite).await;
-        let options = microdash_store::StoreOptions { sqlite_wal_restart_rows: restart_rows, ..Default::default() };
-        let store = Store::connect(&db.url, &options).await.unwrap();
-        store.migrate().await.unwrap();
-        let tenant = store.create_tenant("acme", "", 0).await.unwrap().id;
-        for round in 0..6 {
-            let json: Vec<String> = (0..2_000)
-                .map(|i| format!(r#"{{"metric_name":"m{}","value":{i},"timestamp":{}}}"#, i % 7, round * 10_000 + i))
-                .collect();
-            store.insert_batches(&[batch(tenant, &format!("[{}]", json.join(",")))], NOW).await.unwrap();
-        }
-        let path = db.url.strip_prefix("sqlite://").unwrap();
+        let options = microdash_store::StoreOptions {
+            sqlite_wal_restart_rows: restart_rows,
+            sqlite_checkpoint_interval: None,
+            ..Default::default()
+        };
+        let (_db, _store, path) = sqlite_after_writes(options).await;
         std::fs::metadata(format!("{path}-wal")).unwrap().len()
     }
     let restarted = wal_bytes_after_writes(1).await;
     let growing = wal_bytes_after_writes(usize::MAX).await;
     assert!(restarted * 3 < growing, "WAL {restarted} bytes with restarts, {growing} without");
+}
+
+/// The background checkpointer copies committed pages into the database file on its own: no
+/// commit checkpoints (`wal_autocheckpoint = 0`) and the restarts are out of reach here, so
+/// without it the points would stay in the WAL and the file would keep its empty size.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_checkpoints_in_the_background() {
+    let options = microdash_store::StoreOptions {
+        sqlite_wal_restart_rows: usize::MAX,
+        sqlite_checkpoint_interval: Some(Duration::from_millis(10)),
+        ..Default::default()
+    };
+    let (_db, _store, path) = sqlite_after_writes(options).await;
+    let file_bytes = || std::fs::metadata(&path).unwrap().len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // 12,000 points take well over 100 KiB of pages; the schema alone, under 100 KiB.
+    while file_bytes() < 200 * 1024 {
+        assert!(std::time::Instant::now() < deadline, "database file still {} bytes", file_bytes());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
