@@ -56,7 +56,7 @@ impl Pipeline {
         let db = TestDb::new(Backend::Sqlite).await;
         let store = db.store().await;
         let tenant_id = store.create_tenant("acme", "", 0).await.unwrap().id;
-        let queue = Queue::Memory(MemoryQueue::new(1024, Duration::from_secs(1)));
+        let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
         let telemetry = Arc::new(Telemetry::new());
         let ingestor = Ingestor::new(queue.clone(), Limits::default(), telemetry.clone());
         let shutdown = CancellationToken::new();

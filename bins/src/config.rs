@@ -37,8 +37,8 @@ pub struct Config {
     pub redis_claim_idle_ms: u64,
     /// Batches waiting in Redis beyond which new requests get `503` (backpressure).
     pub redis_max_backlog_batches: u64,
-    /// In-process queue capacity, in batches (requests).
-    pub queue_capacity_batches: usize,
+    /// In-process queue capacity, in metrics (what bounds its memory, about 2 KiB each).
+    pub queue_capacity_metrics: usize,
     /// How long a request waits for room in a full in-process queue before `503`.
     pub enqueue_timeout_ms: u64,
     /// Worker tasks per process.
@@ -124,7 +124,7 @@ impl Default for Config {
             redis_key_prefix: "microdash".into(),
             redis_claim_idle_ms: 30_000,
             redis_max_backlog_batches: RedisQueueConfig::new("").max_backlog_batches,
-            queue_capacity_batches: 256,
+            queue_capacity_metrics: 50_000,
             enqueue_timeout_ms: 1_000,
             workers: worker.workers,
             worker_max_batch_metrics: worker.max_batch_metrics,

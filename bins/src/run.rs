@@ -34,7 +34,7 @@ async fn open_queue(config: &Config) -> anyhow::Result<Queue> {
             RedisQueue::connect(&redis).await.with_context(|| format!("connecting to Redis at {}", redis.url))?,
         ),
         None => Queue::Memory(MemoryQueue::new(
-            config.queue_capacity_batches,
+            config.queue_capacity_metrics,
             Duration::from_millis(config.enqueue_timeout_ms),
         )),
     })

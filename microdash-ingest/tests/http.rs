@@ -286,7 +286,7 @@ async fn a_batch_that_keeps_failing_is_dead_lettered_without_taking_others_down(
 async fn graceful_shutdown_stores_everything_already_accepted() {
     // Workers start only after the backlog is queued, then shutdown begins at once: the
     // in-process queue is closed and must still be drained into storage.
-    let app = App::build(Limits::default(), MemoryQueue::new(1024, Duration::from_secs(1)), false).await;
+    let app = App::build(Limits::default(), MemoryQueue::new(100_000, Duration::from_secs(1)), false).await;
     let t = app.tenant("t", "ingest,read").await;
     for i in 0..50 {
         let body: Vec<String> =

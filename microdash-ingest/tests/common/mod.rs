@@ -36,7 +36,7 @@ pub struct Tenant {
 impl App {
     /// SQLite store, in-process queue, workers running.
     pub async fn start() -> App {
-        Self::build(Limits::default(), MemoryQueue::new(1024, Duration::from_secs(1)), true).await
+        Self::build(Limits::default(), MemoryQueue::new(100_000, Duration::from_secs(1)), true).await
     }
 
     pub async fn build(limits: Limits, queue: MemoryQueue, with_workers: bool) -> App {
