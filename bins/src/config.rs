@@ -224,6 +224,14 @@ impl Config {
             self.max_poll_wait_ms,
             self.request_timeout_ms
         );
+        // A request larger than the whole in-process queue waits for it to be empty, and every
+        // request behind it waits too.
+        anyhow::ensure!(
+            self.redis_url.is_some() || self.queue_capacity_metrics >= self.max_metrics_per_request,
+            "queue_capacity_metrics ({}) must be at least max_metrics_per_request ({})",
+            self.queue_capacity_metrics,
+            self.max_metrics_per_request
+        );
         Ok(())
     }
 
@@ -346,12 +354,30 @@ mod tests {
         });
     }
 
+    /// Load `md.toml` holding `toml` (plus the jail's environment); the error, if refused.
+    fn load_error(jail: &mut figment::Jail, toml: &str) -> figment::error::Result<Option<String>> {
+        jail.create_file("md.toml", toml)?;
+        Ok(Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).err().map(|e| format!("{e:#}")))
+    }
+
     #[test]
     fn a_poll_wait_beyond_the_request_timeout_is_refused() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("md.toml", "request_timeout_ms = 10000\nmax_poll_wait_ms = 20000\n")?;
-            let err = Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).unwrap_err();
-            assert!(format!("{err:#}").contains("max_poll_wait_ms"), "{err:#}");
+            let err = load_error(jail, "request_timeout_ms = 10000\nmax_poll_wait_ms = 20000\n")?;
+            assert!(err.as_deref().is_some_and(|e| e.contains("max_poll_wait_ms")), "{err:?}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_queue_smaller_than_one_request_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            let small = "queue_capacity_metrics = 256\nmax_metrics_per_request = 1000\n";
+            let err = load_error(jail, small)?;
+            assert!(err.as_deref().is_some_and(|e| e.contains("queue_capacity_metrics (256)")), "{err:?}");
+            // Without the in-process queue the setting does not matter.
+            jail.set_env("MICRODASH_REDIS_URL", "redis://127.0.0.1:6379/");
+            assert_eq!(load_error(jail, small)?, None);
             Ok(())
         });
     }
@@ -359,9 +385,8 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("md.toml", "wrokers = 3\n")?;
-            let err = Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).unwrap_err();
-            assert!(format!("{err:#}").contains("wrokers"), "{err:#}");
+            let err = load_error(jail, "wrokers = 3\n")?;
+            assert!(err.as_deref().is_some_and(|e| e.contains("wrokers")), "{err:?}");
             Ok(())
         });
     }

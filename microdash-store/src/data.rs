@@ -210,9 +210,21 @@ impl Store {
                     ),
                 };
                 let (since, limit) = (writer.rows_since_wal_restart, self.inner.wal_restart_rows);
+                // This batch may restart the WAL: wait for a background checkpoint to finish
+                // first, or SQLite would refuse the restart as busy.
+                let checkpointing = match since.saturating_add(rows.len()) >= limit {
+                    true => Some(self.inner.checkpointing.clone().lock_owned().await),
+                    false => None,
+                };
                 // On the blocking thread with the plain diesel connection: one transaction per
                 // batch is what makes SQLite fast, and its statements run without an await each.
-                let written = conn.spawn_blocking(move |c| write_sqlite(c, &agents, &rows, since, limit)).await;
+                let written = conn
+                    .spawn_blocking(move |c| {
+                        let written = write_sqlite(c, &agents, &rows, since, limit);
+                        drop(checkpointing);
+                        written
+                    })
+                    .await;
                 match written {
                     Ok((inserted, restarted)) => {
                         writer.rows_since_wal_restart = if restarted { 0 } else { since + inserted };
@@ -520,12 +532,18 @@ fn write_sqlite(
     if since + inserted < restart_rows {
         return Ok((inserted, false));
     }
-    match crate::wal_checkpoint(c, "RESTART")? {
-        Some(Checkpoint { busy: 0, .. }) => Ok((inserted, true)),
-        Some(Checkpoint { log, checkpointed, .. }) => {
+    // The points are committed: whatever happens to the checkpoint, the batch must not be
+    // reported as failed, or its retry would store it twice.
+    match crate::wal_checkpoint(c, "RESTART") {
+        Ok(Some(Checkpoint { busy: 0, .. })) => Ok((inserted, true)),
+        Ok(Some(Checkpoint { log, checkpointed, .. })) => {
             tracing::debug!(log, checkpointed, "WAL checkpoint could not restart the log");
             Ok((inserted, false))
         }
-        None => Ok((inserted, false)),
+        Ok(None) => Ok((inserted, false)),
+        Err(err) => {
+            tracing::warn!(error = %err, "restarting WAL checkpoint failed; retried after the next batch");
+            Ok((inserted, false))
+        }
     }
 }

@@ -132,14 +132,17 @@ struct Inner {
     wal_restart_rows: usize,
     /// SQLite has one writer at a time, so point inserts share one connection of their own:
     /// workers queue here instead of in SQLite's busy handler (which polls with sleeps of up
-    /// to 100 ms), a restarting checkpoint does not find another worker's checkpoint in its
-    /// way, and the writer's page cache stays warm (a pooled connection's would be cold half
-    /// the time).
+    /// to 100 ms), and the writer's page cache stays warm (a pooled connection's would be
+    /// cold half the time).
     sqlite_writer: tokio::sync::Mutex<SqliteWriter>,
     /// Wakes the background checkpointer after a commit (SQLite with checkpoints on). Full
     /// means a wake-up is already pending, which covers this commit too; dropping it (with
     /// the store) stops the checkpointer.
     checkpoint_wanted: Option<tokio::sync::mpsc::Sender<()>>,
+    /// Held by whoever checkpoints the SQLite WAL: SQLite answers a second checkpoint
+    /// "busy" at once, without its busy handler, so without this the writer's restarting
+    /// checkpoint could keep colliding with the background one and the WAL keep growing.
+    checkpointing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The SQLite point writer's connection and WAL bookkeeping (see `Store::insert_batches`).
@@ -178,6 +181,7 @@ impl Store {
     /// path (SQLite). A SQLite file and its directory are created when missing.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let mut checkpoint_wanted = None;
+        let checkpointing = Arc::new(tokio::sync::Mutex::new(()));
         let (backend, pool) = if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let url = url.replacen("mariadb://", "mysql://", 1);
             let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, fast_recycling());
@@ -196,7 +200,7 @@ impl Store {
             let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
             if let Some(interval) = options.sqlite_checkpoint_interval {
                 let (wanted, wakes) = tokio::sync::mpsc::channel(1);
-                tokio::spawn(checkpoint_in_background(path.to_owned(), interval, wakes));
+                tokio::spawn(checkpoint_in_background(path.to_owned(), interval, wakes, checkpointing.clone()));
                 checkpoint_wanted = Some(wanted);
             }
             (Backend::Sqlite, Pool::Sqlite(build_pool(manager, options).await?))
@@ -210,6 +214,7 @@ impl Store {
                 wal_restart_rows: options.sqlite_wal_restart_rows,
                 sqlite_writer: tokio::sync::Mutex::default(),
                 checkpoint_wanted,
+                checkpointing,
             }),
         })
     }
@@ -318,12 +323,21 @@ pub(crate) fn wal_checkpoint(conn: &mut SqliteConnection, mode: &str) -> diesel:
 
 /// The background checkpointer of a SQLite store: after commits, at most once per
 /// `interval`, a passive checkpoint copies what the WAL holds into the database file. Passive
-/// means it never blocks the writer nor waits for readers; pages a reader still needs are
-/// left for the next round. Ends when the store is dropped.
-async fn checkpoint_in_background(path: String, interval: Duration, mut wanted: tokio::sync::mpsc::Receiver<()>) {
+/// means it never blocks a commit nor waits for readers; pages a reader still needs are left
+/// for the next round. The writer's restarting checkpoint waits for it (`checkpointing`).
+/// Ends when the store is dropped.
+async fn checkpoint_in_background(
+    path: String,
+    interval: Duration,
+    mut wanted: tokio::sync::mpsc::Receiver<()>,
+    checkpointing: Arc<tokio::sync::Mutex<()>>,
+) {
     let mut conn: Option<SqliteConn> = None;
-    while wanted.recv().await.is_some() {
+    // A wake-up still buffered when the store is dropped is not worth a checkpoint: the
+    // store's last connection to close checkpoints anyway.
+    while wanted.recv().await.is_some() && !wanted.is_closed() {
         let started = tokio::time::Instant::now();
+        let _checkpointing = checkpointing.lock().await;
         let ready = match &mut conn {
             Some(ready) => Ok(ready),
             empty => establish_sqlite(path.clone()).await.map(|opened| empty.insert(opened)).map_err(|e| e.to_string()),

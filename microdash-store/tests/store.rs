@@ -285,22 +285,25 @@ async fn sqlite_after_writes(options: microdash_store::StoreOptions) -> (TestDb,
 
 /// Under sustained writes the SQLite WAL is restarted every `sqlite_wal_restart_rows`, so it
 /// stays about one interval's size instead of holding every batch since the last quiet moment.
-/// (Background checkpoints are off here: one that happened to catch up could restart the WAL
-/// too.)
+/// (Background checkpoints are off for the comparison: one that happened to catch up could
+/// restart the WAL too.)
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_wal_is_restarted_under_sustained_writes() {
-    async fn wal_bytes_after_writes(restart_rows: usize) -> u64 {
+    async fn wal_bytes_after_writes(restart_rows: usize, checkpoints: Option<Duration>) -> u64 {
         let options = microdash_store::StoreOptions {
             sqlite_wal_restart_rows: restart_rows,
-            sqlite_checkpoint_interval: None,
+            sqlite_checkpoint_interval: checkpoints,
             ..Default::default()
         };
         let (_db, _store, path) = sqlite_after_writes(options).await;
         std::fs::metadata(format!("{path}-wal")).unwrap().len()
     }
-    let restarted = wal_bytes_after_writes(1).await;
-    let growing = wal_bytes_after_writes(usize::MAX).await;
+    let restarted = wal_bytes_after_writes(1, None).await;
+    let growing = wal_bytes_after_writes(usize::MAX, None).await;
     assert!(restarted * 3 < growing, "WAL {restarted} bytes with restarts, {growing} without");
+    // Background checkpoints running as often as they can do not get in the restarts' way.
+    let beside_checkpoints = wal_bytes_after_writes(1, Some(Duration::ZERO)).await;
+    assert!(beside_checkpoints * 3 < growing, "WAL {beside_checkpoints} bytes beside background checkpoints");
 }
 
 /// The background checkpointer copies committed pages into the database file on its own: no

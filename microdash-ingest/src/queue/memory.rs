@@ -55,8 +55,14 @@ impl MemoryQueue {
             // Handed back by the worker that receives the batch.
             Ok(Ok(permit)) => permit.forget(),
         }
+        // Counted before the send, so a worker's decrement never comes first.
         self.depth.fetch_add(1, Ordering::Relaxed);
-        self.sender.send(batch).map_err(|_closed| QueueError::Closed)
+        self.sender.send(batch).map_err(|refused| {
+            // Closed between the permits and the send: the batch is not queued after all.
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            self.room.add_permits(self.permits(&refused.0) as usize);
+            QueueError::Closed
+        })
     }
 
     pub(super) async fn receive(&self, max_metrics: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
