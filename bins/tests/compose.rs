@@ -37,6 +37,12 @@ fn services_exist_with_health_checks_and_volumes() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/mosquitto.conf")).unwrap();
     assert!(mosquitto_conf.contains("allow_anonymous false"), "{mosquitto_conf}");
     assert_eq!(services["mosquitto"]["pid"], "service:mqtt-auth");
+    // So its health check must sign in, with the account the bridge uses.
+    let check = services["mosquitto"]["healthcheck"]["test"][1].as_str().unwrap();
+    assert!(check.contains("-u \"$$MICRODASH_MQTT_USERNAME\" -P \"$$MICRODASH_MQTT_PASSWORD\""), "{check}");
+    for key in ["MICRODASH_MQTT_USERNAME", "MICRODASH_MQTT_PASSWORD"] {
+        assert_eq!(services["mosquitto"]["environment"][key], services["bridge"]["environment"][key], "{key}");
+    }
     for (name, volume) in [("mariadb", "mariadb-data"), ("redis", "redis-data"), ("mosquitto", "mosquitto-data")] {
         let mounts = services[name]["volumes"].as_sequence().unwrap();
         assert!(mounts.iter().any(|m| m.as_str().unwrap().starts_with(volume)), "{name} does not mount {volume}");
