@@ -230,8 +230,11 @@ impl Store {
             }
             Backend::Mysql => {
                 let url = url.replacen("mariadb://", "mysql://", 1);
-                let conn =
+                let mut conn =
                     AsyncMysqlConnection::establish(&url).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                lock_mysql_migrations(&mut conn).await?;
+                // The lock belongs to this session: it ends with the connection, after the
+                // migrations, or with the process if it dies halfway.
                 run_migrations(conn, MYSQL_MIGRATIONS).await?
             }
         };
@@ -357,6 +360,25 @@ async fn checkpoint_in_background(
             }
         }
         tokio::time::sleep_until(started + interval).await;
+    }
+}
+
+/// Take this database's migration lock (a MariaDB named lock, waiting up to a minute).
+/// Processes started together (a compose file's server, workers and bridges) would otherwise
+/// race through the same migrations, and since MariaDB's DDL is not transactional, all but
+/// one would fail on a table that already exists.
+async fn lock_mysql_migrations(conn: &mut AsyncMysqlConnection) -> Result<(), StoreError> {
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        locked: i64,
+    }
+    // Named locks are server-wide, so the name carries the database (64 characters at most).
+    let query = "SELECT CAST(COALESCE(GET_LOCK(LEFT(CONCAT('microdash.migrate.', DATABASE()), 64), 60), 0) AS SIGNED) AS locked";
+    let answer: Locked = diesel_async::RunQueryDsl::get_result(diesel::sql_query(query), conn).await?;
+    match answer.locked {
+        1 => Ok(()),
+        _ => Err(StoreError::Migration("another process held the migration lock for a minute".into())),
     }
 }
 

@@ -267,6 +267,21 @@ on_every_backend!(
     users_sign_in_and_sessions,
 );
 
+/// Processes that start together on an empty MariaDB database (compose starts the server,
+/// workers and bridges at once) all come up: one migrates, the others wait for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_migrations_from_racing_processes_all_succeed() {
+    let db = TestDb::new(Backend::Mysql).await;
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let url = db.url.clone();
+        racing.spawn(async move { Store::connect(&url, &Default::default()).await?.migrate().await });
+    }
+    while let Some(migrated) = racing.join_next().await {
+        migrated.unwrap().unwrap();
+    }
+}
+
 /// Six rounds of 2,000 rows into a fresh SQLite store; returns the store and its file path.
 async fn sqlite_after_writes(options: microdash_store::StoreOptions) -> (TestDb, Store, String) {
     let db = TestDb::new(Backend::Sqlite).await;
