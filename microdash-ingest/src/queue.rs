@@ -108,6 +108,15 @@ impl Queue {
         }
     }
 
+    /// Tell the queue that `consumer` is still working on `deliveries` (retrying them), so
+    /// they are not taken over as a dead worker's. In-process: nothing to do.
+    pub async fn keep(&self, consumer: &Consumer, deliveries: &[Delivery]) -> Result<(), QueueError> {
+        match (self, consumer) {
+            (Queue::Redis(q), Consumer::Redis(c)) => q.keep(c, deliveries).await,
+            _ => Ok(()),
+        }
+    }
+
     /// A consumer identity for one worker.
     pub async fn consumer(&self, name: &str) -> Result<Consumer, QueueError> {
         match self {

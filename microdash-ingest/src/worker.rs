@@ -7,6 +7,7 @@
 //! batch does not take good ones with it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -155,7 +156,7 @@ impl Worker {
             };
             match received {
                 Ok(deliveries) if deliveries.is_empty() => {}
-                Ok(deliveries) => self.process(deliveries, &shutdown).await,
+                Ok(deliveries) => self.process(deliveries, &consumer, &shutdown).await,
                 Err(crate::queue::QueueError::Closed) => break,
                 Err(err) => {
                     tracing::warn!(worker = %name, error = %err, "receive failed");
@@ -175,7 +176,7 @@ impl Worker {
         tracing::debug!(worker = %name, "worker stopped");
     }
 
-    async fn process(&self, deliveries: Vec<Delivery>, shutdown: &CancellationToken) {
+    async fn process(&self, deliveries: Vec<Delivery>, consumer: &Consumer, shutdown: &CancellationToken) {
         // A batch delivered this often has already taken down or stalled other workers:
         // set it aside instead of letting it do so again.
         let (poison, deliveries): (Vec<_>, Vec<_>) =
@@ -187,7 +188,7 @@ impl Worker {
         if deliveries.is_empty() {
             return;
         }
-        match self.store_with_retries(&deliveries, shutdown).await {
+        match self.store_with_retries(&deliveries, consumer, shutdown).await {
             Ok(()) => {
                 self.ack(&deliveries).await;
                 self.live.publish(deliveries.into_iter().map(|d| d.batch).collect()).await;
@@ -204,7 +205,7 @@ impl Worker {
             Err(err) if deliveries.len() > 1 => {
                 tracing::warn!(batches = deliveries.len(), error = %err, "merged insert failed, storing batches one by one");
                 for delivery in deliveries {
-                    Box::pin(self.process(vec![delivery], shutdown)).await;
+                    Box::pin(self.process(vec![delivery], consumer, shutdown)).await;
                 }
             }
             Err(err) => self.dead_letter(&deliveries[0], &err.to_string(), shutdown).await,
@@ -243,6 +244,7 @@ impl Worker {
     async fn store_with_retries(
         &self,
         deliveries: &[Delivery],
+        consumer: &Consumer,
         shutdown: &CancellationToken,
     ) -> Result<(), StoreError> {
         let batches: Vec<&Batch> = deliveries.iter().map(|d| &d.batch).collect();
@@ -251,9 +253,21 @@ impl Worker {
             .with_max_delay(self.config.retry_max_delay)
             .with_max_times(self.config.max_attempts.saturating_sub(1))
             .with_jitter();
+        let tried = AtomicBool::new(false);
         loop {
-            let started = Instant::now();
-            let attempt = || async { self.store.insert_batches(&batches, now_ms()).await };
+            let attempt = || async {
+                if tried.swap(true, Ordering::Relaxed) {
+                    // A retry: keep the batch this worker's for as long as the database keeps
+                    // it waiting, or Redis would hand it to another worker as a dead one's.
+                    if let Err(err) = self.queue.keep(consumer, deliveries).await {
+                        tracing::warn!(error = %err, "could not renew the hold on a batch being retried");
+                    }
+                }
+                // The insert alone is timed: backoff between attempts is not insert latency.
+                let started = Instant::now();
+                let stats = self.store.insert_batches(&batches, now_ms()).await?;
+                Ok::<_, StoreError>((stats, started.elapsed()))
+            };
             let result = attempt
                 .retry(backoff)
                 .sleep(tokio::time::sleep)
@@ -268,8 +282,8 @@ impl Worker {
                 })
                 .await;
             match result {
-                Ok(stats) => {
-                    self.record(&batches, stats, started.elapsed().as_secs_f64());
+                Ok((stats, took)) => {
+                    self.record(&batches, stats, took.as_secs_f64());
                     return Ok(());
                 }
                 Err(err) if err.kind() == ErrorKind::Unavailable && !shutdown.is_cancelled() => {

@@ -74,6 +74,34 @@ async fn a_batch_left_unacknowledged_is_claimed_by_another_consumer() {
     assert_eq!(q.depth().await.unwrap(), 0);
 }
 
+/// A worker retrying a batch through a database outage keeps renewing its hold, so the batch
+/// is not claimed as a dead worker's (and stored twice); once it stops, the batch is claimed.
+#[tokio::test]
+async fn a_batch_kept_by_its_worker_is_not_claimed() {
+    let q = queue(&RedisQueueConfig { claim_idle: Duration::from_millis(400), ..config() }).await;
+    q.enqueue(batch(7.0)).await.unwrap();
+    let mut busy = q.consumer("busy").await.unwrap();
+    let mut other = q.consumer("other").await.unwrap();
+    let held = q.receive(&mut busy, 10_000, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(held.len(), 1);
+    // Three times the idle limit, renewed at half of it.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        q.keep(&busy, &held).await.unwrap();
+        assert!(q.receive(&mut other, 10_000, Duration::from_millis(10)).await.unwrap().is_empty());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let claimed = q.receive(&mut other, 10_000, Duration::from_millis(10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Renewing did not count as deliveries: the claim is the second.
+    assert_eq!(claimed[0].deliveries, 2);
+    // Too late now: the batch is the other worker's, and stays so.
+    q.keep(&busy, &held).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    q.keep(&other, &claimed).await.unwrap();
+    assert!(q.receive(&mut busy, 10_000, Duration::from_millis(10)).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn a_full_backlog_refuses_new_batches() {
     let q = queue(&RedisQueueConfig { max_backlog_batches: 2, ..config() }).await;

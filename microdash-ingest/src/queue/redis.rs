@@ -268,14 +268,43 @@ impl RedisQueue {
     }
 
     pub(super) async fn ack(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
-        let ids: Vec<&str> = deliveries
-            .iter()
-            .filter_map(|d| match &d.receipt {
-                Receipt::Redis(id) => Some(id.as_str()),
-                Receipt::Memory => None,
-            })
-            .collect();
-        self.remove(&ids).await
+        self.remove(&entry_ids(deliveries)).await
+    }
+
+    /// Reset the idle time of the entries `consumer` still holds. A worker retrying a batch
+    /// through a database outage calls this between attempts; without it, after `claim_idle`
+    /// another worker would claim the batch too and both would store it.
+    pub(super) async fn keep(&self, consumer: &RedisConsumer, deliveries: &[Delivery]) -> Result<(), QueueError> {
+        let ids = entry_ids(deliveries);
+        let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(()) };
+        let mut conn = self.conn().await?;
+        // Only entries still pending under this consumer's name: one that another worker has
+        // claimed already (this one was too slow to keep it) stays theirs.
+        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(&*self.stream)
+            .arg(GROUP)
+            .arg(*first)
+            .arg(*last)
+            .arg(ids.len())
+            .arg(&consumer.name)
+            .query_async(&mut *conn)
+            .await?;
+        let held: Vec<&str> = pending.ids.iter().map(|p| p.id.as_str()).filter(|id| ids.contains(id)).collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        // JUSTID: the delivery count is left alone, so keeping a batch does not bring it
+        // closer to being dead-lettered as poison.
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&*self.stream)
+            .arg(GROUP)
+            .arg(&consumer.name)
+            .arg(0)
+            .arg(&held)
+            .arg("JUSTID")
+            .query_async(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     /// Acknowledge and delete entries, so the stream holds only the backlog.
@@ -307,4 +336,15 @@ impl RedisQueue {
         let _: String = redis::cmd("PING").query_async(&mut *self.conn().await?).await?;
         Ok(())
     }
+}
+
+/// The stream entry ids of Redis deliveries.
+fn entry_ids(deliveries: &[Delivery]) -> Vec<&str> {
+    deliveries
+        .iter()
+        .filter_map(|d| match &d.receipt {
+            Receipt::Redis(id) => Some(id.as_str()),
+            Receipt::Memory => None,
+        })
+        .collect()
 }
