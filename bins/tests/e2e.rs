@@ -48,6 +48,17 @@ async fn all_in_one_serves_the_demo_tenant_and_stops_gracefully() {
     };
     let listed = microdash_output(&["token", "list", "--tenant", "fleet"], &env);
     assert!(listed.contains("active") && !listed.contains(token_json["token"].as_str().unwrap()), "{listed}");
+    // The server records the push above as the token's last use (written in the background).
+    eventually(5, "the token's last use", || async {
+        let tokens: serde_json::Value =
+            serde_json::from_str(&microdash_output(&["token", "list", "--tenant", "fleet", "--json"], &env)).ok()?;
+        tokens[0]["last_used_at"].as_str().map(str::to_owned)
+    })
+    .await;
+    let tenants: serde_json::Value =
+        serde_json::from_str(&microdash_output(&["tenant", "list", "--json"], &env)).unwrap();
+    let slugs: Vec<&str> = tenants.as_array().unwrap().iter().filter_map(|t| t["slug"].as_str()).collect();
+    assert_eq!(slugs, ["demo", "fleet"]);
     let id = token_json["id"].to_string();
     microdash_output(&["token", "revoke", &id], &env);
     let Err(Error::Api { status: 401, .. }) = fleet.push(&[MetricIn::new("up", 1.0)]).await else {

@@ -86,6 +86,17 @@ async fn points_round_trip_and_isolation(store: Store) {
     assert_eq!(b_cpu.iter().map(|p| p.value).collect::<Vec<_>>(), [99.0]);
     let everything = PointQuery { limit: 1000, ..PointQuery::default() };
     assert_eq!(store.query_points(a.id, &everything).await.unwrap().len(), 4);
+
+    // Agents are recorded per tenant as last seen at the insert's receipt time, and a later
+    // batch moves that time on.
+    let seen = |agents: Vec<microdash_store::Agent>| -> Vec<(String, i64)> {
+        agents.into_iter().map(|a| (a.agent_id, a.last_seen_ms)).collect()
+    };
+    assert_eq!(seen(store.list_agents(a.id).await.unwrap()), [("h1".into(), NOW), ("h2".into(), NOW)]);
+    assert_eq!(seen(store.list_agents(b.id).await.unwrap()), []);
+    let later = r#"{"metric_name":"cpu","value":5,"agent_id":"h2"}"#;
+    store.insert_batches(&[batch(a.id, later)], NOW + 1_000).await.unwrap();
+    assert_eq!(seen(store.list_agents(a.id).await.unwrap()), [("h1".into(), NOW), ("h2".into(), NOW + 1_000)]);
 }
 
 async fn dedupe_is_idempotent_across_racing_writers(store: Store) {
