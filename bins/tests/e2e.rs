@@ -110,3 +110,38 @@ fn config_layers_reach_the_binary() {
     assert_eq!((config["workers"].as_u64(), config["max_tags"].as_u64()), (Some(7), Some(11)));
     assert_eq!(config["listen_addr"], "0.0.0.0:1");
 }
+
+/// The load generator against the real server: it pushes at the asked rate, waits until the
+/// server has stored everything, probes ingest-to-queryable latency, and reports it all.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_load_generator_pushes_measures_and_reports() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server =
+        microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &[("MICRODASH_DATABASE_URL", &db.url)]);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let args = ["http", "--url", &url, "--token", &token, "--rate", "2000", "--batch-size", "100"];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_microdash-loadgen"))
+        .args(args)
+        .args(["--concurrency", "2", "--duration-s", "2", "--probe-interval-ms", "50", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accepted = report["accepted_metrics"].as_u64().unwrap();
+    assert!((3_000..=4_200).contains(&accepted), "about 2,000/s for 2 s: {report}");
+    assert_eq!(report["failed_requests"], 0, "{report}");
+    assert!(report["drain_s"].is_number(), "it waited for the server to store everything: {report}");
+    assert!(report["ingest_to_queryable"]["samples"].as_u64().unwrap() > 10, "{report}");
+
+    // What it pushed is stored, stamped with the time it was sent (the last minute).
+    let client = Client::new(&url, &token).unwrap();
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let query = MetricsQuery {
+        metric_name: Some("load.metric0".into()),
+        start_time: Some((now_s - 60).to_string()),
+        ..MetricsQuery::default()
+    };
+    assert!(client.query(&query).await.unwrap().count > 0);
+    assert!(server.terminate().success());
+}

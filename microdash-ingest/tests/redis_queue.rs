@@ -145,6 +145,45 @@ async fn http_through_redis_into_mariadb() {
     app.stop().await;
 }
 
+/// Health names the queue when Redis goes away (a Redis of this test's own, stopped halfway),
+/// and ingestion answers `503` instead of accepting what it cannot queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_ingest_answer_503_when_redis_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = tokio::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server (the tests need Redis installed)");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut q = None;
+    for _ in 0..100 {
+        if let Ok(connected) = RedisQueue::connect(&RedisQueueConfig::new(url.clone())).await {
+            q = Some(Queue::Redis(connected));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let app = App::assemble(db, store, q.expect("the test's Redis started"), Limits::default(), false);
+    let t = app.tenant("t", "ingest").await;
+    assert_eq!(app.call("GET", "/api/v1/health", None, None).await.status, StatusCode::OK);
+
+    redis.kill().await.unwrap();
+    let health = app.call("GET", "/api/v1/health", None, None).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.text);
+    assert_eq!(health.json["status"], "degraded");
+    assert_eq!(health.json["checks"]["queue"]["status"], "down");
+    assert!(health.json["checks"]["queue"]["error"].is_string(), "{}", health.text);
+    assert_eq!(health.json["checks"]["database"]["status"], "up");
+    let push = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(r#"{"metric_name":"m","value":1}"#)).await;
+    assert_eq!(push.status, StatusCode::SERVICE_UNAVAILABLE, "{}", push.text);
+    assert!(push.headers.contains_key("retry-after"));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_live_bus_carries_persisted_batches_to_every_api_process() {
     use std::sync::Arc;
