@@ -55,20 +55,43 @@ async fn killing_a_worker_mid_batch_loses_nothing() {
             client.query(&query).await.unwrap().count
         }
     };
-    let doomed = microdash(&["worker"], &env);
-    let stored_before_kill = eventually(20, "the first worker to store something", || async {
-        let n = count().await;
-        (n > 0).then_some(n)
-    })
-    .await;
-    doomed.kill_hard();
-    assert!(
-        stored_before_kill < accepted,
-        "the worker was killed with work in hand ({stored_before_kill} of {accepted} stored)"
-    );
+    // Entries read but not acknowledged: what a killed worker held.
+    let mut redis = redis::Client::open(redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("{prefix}:ingest");
+    let mut unacknowledged = async || -> usize {
+        let summary: (usize, redis::Value, redis::Value, redis::Value) =
+            redis::cmd("XPENDING").arg(&stream).arg("workers").query_async(&mut redis).await.unwrap();
+        summary.0
+    };
+    // Kill workers as soon as they have stored something, until one dies holding a batch
+    // (one killed between acknowledging a batch and reading the next held nothing).
+    let mut held_at_kill = 0;
+    for _ in 0..5 {
+        let stored_before = count().await;
+        let doomed = microdash(&["worker"], &env);
+        let stored_before_kill = eventually(20, "a worker to store something", || async {
+            let n = count().await;
+            (n > stored_before).then_some(n)
+        })
+        .await;
+        doomed.kill_hard();
+        assert!(stored_before_kill < accepted, "the worker was killed with work left ({stored_before_kill} stored)");
+        held_at_kill = unacknowledged().await;
+        if held_at_kill > 0 {
+            break;
+        }
+    }
+    assert!(held_at_kill > 0, "no worker was killed in the middle of a batch");
 
     let rescuer = microdash(&["worker"], &env);
     eventually(60, "every accepted metric stored", || async { (count().await == accepted).then_some(()) }).await;
+    // The dead worker's batches were claimed and acknowledged (just after their commit), not
+    // left behind.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while unacknowledged().await > 0 {
+        assert!(std::time::Instant::now() < deadline, "batches left unacknowledged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(rescuer.terminate().success());
     assert!(server.terminate().success());
 }
