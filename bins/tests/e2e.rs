@@ -129,7 +129,7 @@ async fn the_load_generator_pushes_measures_and_reports() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let accepted = report["accepted_metrics"].as_u64().unwrap();
-    assert!((3_000..=4_200).contains(&accepted), "about 2,000/s for 2 s: {report}");
+    assert!((2_000..=4_200).contains(&accepted), "about 2,000/s for 2 s: {report}");
     assert_eq!(report["failed_requests"], 0, "{report}");
     assert!(report["drain_s"].is_number(), "it waited for the server to store everything: {report}");
     assert!(report["ingest_to_queryable"]["samples"].as_u64().unwrap() > 10, "{report}");

@@ -102,6 +102,35 @@ async fn a_batch_kept_by_its_worker_is_not_claimed() {
     assert!(q.receive(&mut busy, 10_000, Duration::from_millis(10)).await.unwrap().is_empty());
 }
 
+/// Renewing covers every entry of a delivery, whatever their ids: `1-10` sorts before `1-9`
+/// as a string, so a range taken from string order would have matched neither.
+#[tokio::test]
+async fn keeping_covers_entries_whose_ids_do_not_sort_as_strings() {
+    let config = RedisQueueConfig { claim_idle: Duration::from_millis(400), ..config() };
+    let q = queue(&config).await;
+    let mut redis = redis::Client::open(config.url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for id in ["1-9", "1-10"] {
+        let payload = serde_json::to_string(&batch(1.0)).unwrap();
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{}:ingest", config.key_prefix))
+            .arg(id)
+            .arg("b")
+            .arg(payload)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    let mut busy = q.consumer("busy").await.unwrap();
+    let mut other = q.consumer("other").await.unwrap();
+    let held = q.receive(&mut busy, 10_000, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(held.len(), 2);
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        q.keep(&busy, &held).await.unwrap();
+        assert!(q.receive(&mut other, 10_000, Duration::from_millis(10)).await.unwrap().is_empty());
+    }
+}
+
 #[tokio::test]
 async fn a_full_backlog_refuses_new_batches() {
     let q = queue(&RedisQueueConfig { max_backlog_batches: 2, ..config() }).await;
@@ -149,14 +178,17 @@ async fn http_through_redis_into_mariadb() {
 /// and ingestion answers `503` instead of accepting what it cannot queue.
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_ingest_answer_503_when_redis_is_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // On a socket of its own: no TCP port to race other tests for.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let socket = socket.to_str().unwrap();
     let mut redis = tokio::process::Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args(["--port", "0", "--unixsocket", socket, "--save", "", "--appendonly", "no"])
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("redis-server (the tests need Redis installed)");
-    let url = format!("redis://127.0.0.1:{port}/");
+    let url = format!("redis+unix://{socket}");
     let mut q = None;
     for _ in 0..100 {
         if let Ok(connected) = RedisQueue::connect(&RedisQueueConfig::new(url.clone())).await {

@@ -370,15 +370,17 @@ async fn checkpoint_in_background(
 async fn lock_mysql_migrations(conn: &mut AsyncMysqlConnection) -> Result<(), StoreError> {
     #[derive(diesel::QueryableByName)]
     struct Locked {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        locked: i64,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        locked: Option<i64>,
     }
-    // Named locks are server-wide, so the name carries the database (64 characters at most).
-    let query = "SELECT CAST(COALESCE(GET_LOCK(LEFT(CONCAT('microdash.migrate.', DATABASE()), 64), 60), 0) AS SIGNED) AS locked";
+    // Named locks are server-wide, so the name carries the database (64 characters at most;
+    // two long names cut to the same prefix only wait for each other).
+    let query = "SELECT CAST(GET_LOCK(LEFT(CONCAT('microdash.migrate.', DATABASE()), 64), 60) AS SIGNED) AS locked";
     let answer: Locked = diesel_async::RunQueryDsl::get_result(diesel::sql_query(query), conn).await?;
     match answer.locked {
-        1 => Ok(()),
-        _ => Err(StoreError::Migration("another process held the migration lock for a minute".into())),
+        Some(1) => Ok(()),
+        Some(_) => Err(StoreError::Migration("another process held the migration lock for a minute".into())),
+        None => Err(StoreError::Migration("the database URL names no database".into())),
     }
 }
 

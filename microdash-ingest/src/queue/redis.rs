@@ -27,6 +27,9 @@ fn entries_per_read(max_metrics: usize) -> usize {
     (max_metrics / 1000).clamp(1, 16)
 }
 const FIELD: &str = "b";
+/// Most entries one consumer is looked up with when renewing its hold: it holds one read's
+/// worth (at most 16), plus any a previous process of the same name left behind.
+const MAX_HELD_ENTRIES: usize = 1_000;
 
 /// Redis queue settings.
 #[derive(Debug, Clone)]
@@ -276,16 +279,20 @@ impl RedisQueue {
     /// another worker would claim the batch too and both would store it.
     pub(super) async fn keep(&self, consumer: &RedisConsumer, deliveries: &[Delivery]) -> Result<(), QueueError> {
         let ids = entry_ids(deliveries);
-        let (Some(first), Some(last)) = (ids.iter().min(), ids.iter().max()) else { return Ok(()) };
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.conn().await?;
         // Only entries still pending under this consumer's name: one that another worker has
-        // claimed already (this one was too slow to keep it) stays theirs.
+        // claimed already (this one was too slow to keep it) stays theirs. The whole range:
+        // ids do not order as strings ("5-10" < "5-9"), and a consumer holds one merged
+        // delivery at a time, a few entries.
         let pending: StreamPendingCountReply = redis::cmd("XPENDING")
             .arg(&*self.stream)
             .arg(GROUP)
-            .arg(*first)
-            .arg(*last)
-            .arg(ids.len())
+            .arg("-")
+            .arg("+")
+            .arg(ids.len().max(MAX_HELD_ENTRIES))
             .arg(&consumer.name)
             .query_async(&mut *conn)
             .await?;
