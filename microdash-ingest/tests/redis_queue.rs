@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::App;
 use microdash_core::{Batch, Limits, Metric};
-use microdash_ingest::queue::{Queue, RedisQueue, RedisQueueConfig};
+use microdash_ingest::queue::{Consumer, Delivery, Queue, RedisQueue, RedisQueueConfig};
 use microdash_store::Backend;
 use microdash_store::testing::{TestDb, unique_name};
 
@@ -74,22 +74,29 @@ async fn a_batch_left_unacknowledged_is_claimed_by_another_consumer() {
     assert_eq!(q.depth().await.unwrap(), 0);
 }
 
+/// With a claim idle time of 400 ms: `busy` takes what is queued (`expect` entries) and keeps
+/// it for `rounds` renewals 200 ms apart, while `other` finds nothing to claim after each.
+async fn take_and_keep(q: &Queue, expect: usize, rounds: usize) -> (Consumer, Consumer, Vec<Delivery>) {
+    let mut busy = q.consumer("busy").await.unwrap();
+    let mut other = q.consumer("other").await.unwrap();
+    let held = q.receive(&mut busy, 10_000, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(held.len(), expect);
+    for _ in 0..rounds {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        q.keep(&busy, &held).await.unwrap();
+        assert!(q.receive(&mut other, 10_000, Duration::from_millis(10)).await.unwrap().is_empty());
+    }
+    (busy, other, held)
+}
+
 /// A worker retrying a batch through a database outage keeps renewing its hold, so the batch
 /// is not claimed as a dead worker's (and stored twice); once it stops, the batch is claimed.
 #[tokio::test]
 async fn a_batch_kept_by_its_worker_is_not_claimed() {
     let q = queue(&RedisQueueConfig { claim_idle: Duration::from_millis(400), ..config() }).await;
     q.enqueue(batch(7.0)).await.unwrap();
-    let mut busy = q.consumer("busy").await.unwrap();
-    let mut other = q.consumer("other").await.unwrap();
-    let held = q.receive(&mut busy, 10_000, Duration::from_millis(100)).await.unwrap();
-    assert_eq!(held.len(), 1);
     // Three times the idle limit, renewed at half of it.
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        q.keep(&busy, &held).await.unwrap();
-        assert!(q.receive(&mut other, 10_000, Duration::from_millis(10)).await.unwrap().is_empty());
-    }
+    let (mut busy, mut other, held) = take_and_keep(&q, 1, 6).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let claimed = q.receive(&mut other, 10_000, Duration::from_millis(10)).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -120,15 +127,7 @@ async fn keeping_covers_entries_whose_ids_do_not_sort_as_strings() {
             .await
             .unwrap();
     }
-    let mut busy = q.consumer("busy").await.unwrap();
-    let mut other = q.consumer("other").await.unwrap();
-    let held = q.receive(&mut busy, 10_000, Duration::from_millis(100)).await.unwrap();
-    assert_eq!(held.len(), 2);
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        q.keep(&busy, &held).await.unwrap();
-        assert!(q.receive(&mut other, 10_000, Duration::from_millis(10)).await.unwrap().is_empty());
-    }
+    take_and_keep(&q, 2, 4).await;
 }
 
 #[tokio::test]
