@@ -224,8 +224,9 @@ impl Store {
         let url = self.inner.url.clone();
         let applied = match self.inner.backend {
             Backend::Sqlite => {
-                let path = url.strip_prefix("sqlite://").unwrap_or(&url).to_owned();
-                let conn = establish_sqlite(path).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let conn = establish_sqlite(sqlite_path(&url).to_owned())
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 run_migrations(conn, SQLITE_MIGRATIONS).await?
             }
             Backend::Mysql => {

@@ -185,7 +185,7 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
                     ticker.tick().await;
                 }
                 let tenant = n % clients.len();
-                let body = bodies[tenant][n % bodies[tenant].len()].stamped(unix_ms());
+                let body = bodies[tenant][n % bodies[tenant].len()].stamped(wall_ms() as u64);
                 n += 1;
                 let sent = Instant::now();
                 match clients[tenant].push_json(body).await {
@@ -327,8 +327,10 @@ fn templates(args: &HttpArgs) -> Vec<Template> {
         .collect()
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+/// Milliseconds since the Unix epoch: what probes carry and templates are stamped with, so
+/// that another process (the server) can compare them with its own clock.
+fn wall_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
 }
 
 /// Write a probe point, poll until it is queryable, record the delay; repeat until `deadline`.
@@ -431,13 +433,9 @@ mod sse {
     use microdash_client::{Client, LiveEvent, StreamQuery};
     use tokio_util::sync::CancellationToken;
 
-    use super::SseArgs;
+    use super::{SseArgs, wall_ms};
 
     const PROBE: &str = "loadgen.sse_probe";
-
-    fn wall_ms() -> f64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
-    }
 
     /// What one stream saw.
     struct Seen {
@@ -571,13 +569,9 @@ mod mqtt_load {
     use microdash_client::{Client, LiveEvent, StreamQuery};
     use paho_mqtt as mqtt;
 
-    use super::{MqttArgs, wait_until_stored};
+    use super::{MqttArgs, wait_until_stored, wall_ms};
 
     const PROBE: &str = "loadgen.mqtt_probe";
-
-    fn wall_ms() -> f64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
-    }
 
     /// The server's count of metrics received over MQTT.
     async fn mqtt_received(url: &str) -> Option<f64> {
