@@ -130,6 +130,62 @@ async fn keeping_covers_entries_whose_ids_do_not_sort_as_strings() {
     take_and_keep(&q, 2, 4).await;
 }
 
+/// End to end through a real worker: while it retries a batch that keeps failing (its tenant
+/// does not exist) for longer than the claim idle time, no other consumer can claim it; it is
+/// dead-lettered once, by that worker.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_retrying_a_batch_keeps_it_from_other_workers() {
+    use std::sync::Arc;
+
+    use microdash_ingest::live::{LiveConfig, LiveHub, LivePublisher};
+    use microdash_ingest::telemetry::Telemetry;
+    use microdash_ingest::worker::{WorkerConfig, run_workers};
+    use tokio_util::sync::CancellationToken;
+
+    let redis_config = RedisQueueConfig { claim_idle: Duration::from_secs(1), ..config() };
+    let (config_prefix, url) = (redis_config.key_prefix.clone(), redis_config.url.clone());
+    let q = queue(&redis_config).await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    q.enqueue(Batch { tenant_id: 9999, ..batch(1.0) }).await.unwrap();
+    // Six attempts 300 ms (up to 600 ms with jitter) apart: well past the claim idle time.
+    let config = WorkerConfig {
+        workers: 1,
+        receive_wait: Duration::from_millis(20),
+        max_attempts: 6,
+        retry_initial_delay: Duration::from_millis(300),
+        retry_max_delay: Duration::from_millis(300),
+        ..WorkerConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    let live = LivePublisher::Local(Arc::new(LiveHub::new(LiveConfig::default())));
+    let workers =
+        tokio::spawn(run_workers(q.clone(), store.clone(), Arc::new(Telemetry::new()), live, config, shutdown.clone()));
+    // Once the worker holds the batch (it is pending), another consumer starts asking for work.
+    let stream = format!("{}:ingest", config_prefix);
+    let mut redis = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let (pending, ..): (usize, redis::Value, redis::Value, redis::Value) =
+            redis::cmd("XPENDING").arg(&stream).arg("workers").query_async(&mut redis).await.unwrap();
+        if pending == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the worker never took the batch");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut other = q.consumer("other").await.unwrap();
+    while store.list_dead_letters().await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the batch was never dead-lettered");
+        let claimed = q.receive(&mut other, 10_000, Duration::from_millis(50)).await.unwrap();
+        assert!(claimed.is_empty(), "claimed after {:?} from a worker still retrying it", started.elapsed());
+    }
+    assert!(started.elapsed() > Duration::from_secs(1), "the retries outlasted the claim idle time");
+    assert_eq!(store.list_dead_letters().await.unwrap().len(), 1);
+    shutdown.cancel();
+    workers.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_full_backlog_refuses_new_batches() {
     let q = queue(&RedisQueueConfig { max_backlog_batches: 2, ..config() }).await;
