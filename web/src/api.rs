@@ -6,6 +6,8 @@ use microdash_core::api::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::model::range::QueryPlan;
+
 /// A failed call, ready to show.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -84,14 +86,19 @@ pub async fn series(tenant: &str) -> Result<Vec<SeriesOut>, ApiError> {
     get(Request::get("/api/v1/series").query([("tenant", tenant)])).await
 }
 
-/// Recent points of one metric since `start` (RFC 3339), optionally of one agent; at most as
-/// many as a live window holds per series, times a few series.
-pub async fn history(tenant: &str, metric: &str, agent: Option<&str>, start: &str) -> Result<QueryResponse, ApiError> {
-    let mut params = vec![("tenant", tenant), ("metric_name", metric), ("start_time", start), ("limit", "20000")];
+/// One metric's points (raw, or rollup buckets) as `plan` says, optionally of one agent.
+pub async fn history(
+    tenant: &str,
+    metric: &str,
+    agent: Option<&str>,
+    plan: &QueryPlan,
+) -> Result<QueryResponse, ApiError> {
+    let mut params: Vec<(&str, String)> = vec![("tenant", tenant.to_owned()), ("metric_name", metric.to_owned())];
     if let Some(agent) = agent {
-        params.push(("agent_id", agent));
+        params.push(("agent_id", agent.to_owned()));
     }
-    get(Request::get("/api/v1/metrics").query(params)).await
+    params.extend(plan.params());
+    get(Request::get("/api/v1/metrics").query(params.iter().map(|(k, v)| (*k, v.as_str())))).await
 }
 
 /// Tokens the user may manage.

@@ -1,50 +1,69 @@
-//! Screens: sign-in, overview, tenant detail (live charts), tokens. Routing is by URL hash
-//! (`#/`, `#/t/{tenant}`, `#/t/{tenant}/a/{agent}`, `#/tokens`), so the server serves one
-//! `index.html` and deep links survive a reload.
+//! Screens: sign-in, overview, tenant detail (live or past charts), tokens. Routing is by URL
+//! hash (`#/`, `#/t/{tenant}`, `#/t/{tenant}/a/{agent}`, `#/tokens`; a tenant page's range in
+//! the hash's query, `?range=24h` or `?from=..&to=..`), so the server serves one `index.html`
+//! and deep links survive a reload.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
-use microdash_core::api::{AgentOut, CreateToken, CreatedToken, PointOut, SessionOut, TenantOut, TokenOut};
-use microdash_core::metric::format_millis;
+use microdash_core::api::{
+    AgentOut, CreateToken, CreatedToken, PointOut, QueryResponse, Resolution, SessionOut, TenantOut, TokenOut,
+};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::api;
-use crate::chart::{Legend, LineChart};
+use crate::api::{self, ApiError};
+use crate::chart::{Legend, TimeChart};
 use crate::live::{LiveLink, LiveUpdate};
-use crate::model::{self, Board, Link, Transport, Widget};
+use crate::model::range::{Preset, QueryPlan, TimeRange};
+use crate::model::{self, Board, Link, PageMode, Widget};
 
 /// Where the user is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Overview,
-    Tenant { slug: String, agent: Option<String> },
+    Tenant { slug: String, agent: Option<String>, range: TimeRange },
     Tokens,
 }
 
 impl Route {
     /// Tenant slugs and agent ids are limited to URL-safe characters, so the hash needs no
-    /// decoding.
+    /// decoding. The tenant page's range rides in the hash's query (`#/t/acme?range=24h`), so
+    /// a link opens the same view.
     fn parse(hash: &str) -> Route {
-        let path = hash.trim_start_matches('#').trim_matches('/');
-        match path.split('/').collect::<Vec<_>>().as_slice() {
-            ["t", slug] => Route::Tenant { slug: (*slug).to_owned(), agent: None },
-            ["t", slug, "a", agent] => Route::Tenant { slug: (*slug).to_owned(), agent: Some((*agent).to_owned()) },
+        let hash = hash.trim_start_matches('#');
+        let (path, query) = hash.split_once('?').unwrap_or((hash, ""));
+        let range = TimeRange::parse_query(query);
+        match path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+            ["t", slug] => Route::Tenant { slug: (*slug).to_owned(), agent: None, range },
+            ["t", slug, "a", agent] => {
+                Route::Tenant { slug: (*slug).to_owned(), agent: Some((*agent).to_owned()), range }
+            }
             ["tokens"] => Route::Tokens,
             _ => Route::Overview,
         }
     }
 }
 
-fn tenant_href(slug: &str, agent: Option<&str>) -> String {
-    match agent {
+fn tenant_href(slug: &str, agent: Option<&str>, range: TimeRange) -> String {
+    let path = match agent {
         Some(agent) => format!("#/t/{slug}/a/{agent}"),
         None => format!("#/t/{slug}"),
+    };
+    match range.to_query() {
+        query if query.is_empty() => path,
+        query => format!("{path}?{query}"),
+    }
+}
+
+/// Go to another hash; the route follows through `hashchange`.
+fn navigate(href: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().set_hash(href);
     }
 }
 
@@ -224,8 +243,8 @@ fn Shell(props: &ShellProps) -> Html {
     };
     let page = match &route {
         Route::Overview => html! { <Overview /> },
-        Route::Tenant { slug, agent } => {
-            html! { <TenantPage slug={slug.clone()} agent={agent.clone()} live={*live} /> }
+        Route::Tenant { slug, agent, range } => {
+            html! { <TenantPage slug={slug.clone()} agent={agent.clone()} range={*range} live={*live} /> }
         }
         Route::Tokens => html! { <TokensPage admin={props.user.as_ref().is_some_and(|u| u.admin)} /> },
     };
@@ -254,12 +273,7 @@ fn Shell(props: &ShellProps) -> Html {
 }
 
 fn relative(ms: i64, now: i64) -> String {
-    let seconds = (now - ms).max(0) / 1000;
-    match seconds {
-        0..=59 => format!("{seconds}s ago"),
-        60..=3599 => format!("{}m ago", seconds / 60),
-        _ => format!("{}h ago", seconds / 3600),
-    }
+    format!("{} ago", model::format_age(now - ms))
 }
 
 fn status_dot(online: bool) -> Html {
@@ -310,7 +324,7 @@ fn Overview() -> Html {
                     let online = agents.iter().filter(|a| a.status == "online").count();
                     html! {
                         <li key={tenant.slug.clone()} class="rounded-2xl bg-slate-900/70 p-5 ring-1 ring-white/5">
-                            <a href={tenant_href(&tenant.slug, None)} class="text-lg font-medium text-slate-50 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &tenant.name }</a>
+                            <a href={tenant_href(&tenant.slug, None, TimeRange::Live)} class="text-lg font-medium text-slate-50 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &tenant.name }</a>
                             <p class="mb-3 text-sm text-slate-400">{ format!("{} · {online}/{} agents online", tenant.slug, agents.len()) }</p>
                             <ul class="grid gap-1 text-sm">
                                 { for agents.iter().map(|agent| {
@@ -318,7 +332,7 @@ fn Overview() -> Html {
                                     html! {
                                         <li key={agent.agent_id.clone()} class="flex items-center gap-2">
                                             { status_dot(agent.status == "online") }
-                                            <a href={tenant_href(&tenant.slug, Some(&agent.agent_id))} class="font-mono text-slate-200 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &agent.agent_id }</a>
+                                            <a href={tenant_href(&tenant.slug, Some(&agent.agent_id), TimeRange::Live)} class="font-mono text-slate-200 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &agent.agent_id }</a>
                                             <span class="ml-auto text-slate-400" title={agent.interval_s.map(|s| format!("reports every {} s", model::format_value(s))).unwrap_or_default()}>{ seen }</span>
                                         </li>
                                     }
@@ -345,8 +359,9 @@ struct BoardState {
 }
 
 enum BoardAction {
-    Clear,
-    Ensure(Vec<String>),
+    Begin(u64),
+    Load { view: u64, metric: String, resolution: Resolution, points: Vec<PointOut> },
+    Finish { view: u64, metrics: Vec<String> },
     Apply(Vec<PointOut>),
     Trim(i64),
 }
@@ -357,8 +372,11 @@ impl Reducible for BoardState {
     fn reduce(self: Rc<Self>, action: BoardAction) -> Rc<Self> {
         let mut next = Rc::unwrap_or_clone(self);
         match action {
-            BoardAction::Clear => next.board = Board::default(),
-            BoardAction::Ensure(metrics) => metrics.iter().for_each(|m| next.board.ensure(m)),
+            BoardAction::Begin(view) => next.board.begin_view(view),
+            BoardAction::Load { view, metric, resolution, points } => {
+                next.board.load(view, &metric, resolution, &points);
+            }
+            BoardAction::Finish { view, metrics } => next.board.finish(view, &metrics),
             BoardAction::Apply(points) => {
                 next.board.apply(&points);
             }
@@ -372,10 +390,29 @@ impl Reducible for BoardState {
 struct TenantProps {
     slug: String,
     agent: Option<String>,
+    range: TimeRange,
     live: bool,
 }
 
-/// One tenant's charts, live.
+/// How often a preset range ("the last 24 h") is loaded again to follow the clock: a minute is
+/// the finest rollup.
+const PRESET_REFRESH_MS: i64 = 60_000;
+
+/// One metric's load, asked again from rollups when a raw answer was cut short.
+async fn load_metric(
+    slug: &str,
+    metric: &str,
+    agent: Option<&str>,
+    plan: QueryPlan,
+) -> Result<QueryResponse, ApiError> {
+    let answer = api::history(slug, metric, agent, &plan).await?;
+    match plan.retry_after(answer.count) {
+        Some(retry) => api::history(slug, metric, agent, &retry).await,
+        None => Ok(answer),
+    }
+}
+
+/// One tenant's charts: live, or a past range.
 #[function_component]
 fn TenantPage(props: &TenantProps) -> Html {
     let board = use_reducer(BoardState::default);
@@ -385,69 +422,114 @@ fn TenantPage(props: &TenantProps) -> Html {
     let reloads = use_state(|| 0u32);
     let expanded = use_state(|| None::<String>);
     let paused = use_state(BTreeMap::<String, Rc<Widget>>::new);
+    let views = use_mut_ref(|| 0u64);
+    // When the current view was asked for: the right edge of a preset's time axis.
+    let anchor = use_state(now_ms);
+    // When the live link last delivered points (browser clock).
+    let last_frame = use_mut_ref(|| None::<i64>);
     let now = use_clock();
+    let range = props.range;
+    let following = range.is_live() && props.live;
 
     {
         let board = board.clone();
-        use_effect_with(now, move |now| board.dispatch(BoardAction::Trim(*now)));
-    }
-    // History: series list, then each metric's recent points.
-    {
-        let (board, agents, error) = (board.clone(), agents.clone(), error.clone());
-        use_effect_with((props.slug.clone(), props.agent.clone(), *reloads), move |(slug, agent, _)| {
-            let (slug, agent) = (slug.clone(), agent.clone());
-            board.dispatch(BoardAction::Clear);
-            wasm_bindgen_futures::spawn_local(async move {
-                // Everything in parallel, each metric on its own: small answers draw the first
-                // chart soonest. State changes re-render the page at once, so the history
-                // requests go out before anything else is shown.
-                let (agent_list, series) = futures_util::join!(api::agents(&slug), api::series(&slug));
-                let series = match series {
-                    Ok(series) => series,
-                    Err(err) => return error.set(Some(err.message)),
-                };
-                let mut metrics: Vec<String> = series
-                    .into_iter()
-                    .filter(|s| agent.is_none() || s.agent_id == agent)
-                    .map(|s| s.metric_name)
-                    .collect();
-                metrics.dedup();
-                let start = format_millis(now_ms() - model::WINDOW_MS);
-                let mut loads: futures_util::stream::FuturesUnordered<_> =
-                    metrics.iter().map(|metric| api::history(&slug, metric, agent.as_deref(), &start)).collect();
-                let mut shown = false;
-                while let Some(answer) = futures_util::StreamExt::next(&mut loads).await {
-                    match answer {
-                        Ok(answer) => board.dispatch(BoardAction::Apply(answer.data)),
-                        Err(err) => error.set(Some(err.message.clone())),
-                    }
-                    if !shown {
-                        shown = true;
-                        match &agent_list {
-                            Ok(list) => agents.set(list.clone()),
-                            Err(err) => error.set(Some(err.message.clone())),
-                        }
-                    }
-                }
-                // Metrics without recent points still get their (empty) chart.
-                drop(loads);
-                board.dispatch(BoardAction::Ensure(metrics));
-                if !shown {
-                    if let Ok(list) = agent_list {
-                        agents.set(list);
-                    }
-                }
-            });
+        use_effect_with(now, move |now| {
+            if range.is_live() {
+                board.dispatch(BoardAction::Trim(*now));
+            }
         });
     }
-    // The live link, while live is on.
+    // Each metric's data for the range: series list, then every metric's load in parallel.
+    // A new range starts a new view; the old data stays on screen until the new arrives.
+    let refresh = match range {
+        TimeRange::Last(_) => now / PRESET_REFRESH_MS,
+        _ => 0,
+    };
     {
-        let (board, link, reloads) = (board.clone(), link.clone(), reloads.clone());
-        use_effect_with((props.slug.clone(), props.agent.clone(), props.live), move |(slug, agent, live)| {
-            let running = live.then(|| {
+        let (board, agents, error, anchor) = (board.clone(), agents.clone(), error.clone(), anchor.clone());
+        let views = views.clone();
+        use_effect_with(
+            (props.slug.clone(), props.agent.clone(), range, *reloads, refresh),
+            move |(slug, agent, range, _, _)| {
+                let (slug, agent) = (slug.clone(), agent.clone());
+                let view = {
+                    let mut views = views.borrow_mut();
+                    *views += 1;
+                    *views
+                };
+                board.dispatch(BoardAction::Begin(view));
+                let started = now_ms();
+                anchor.set(started);
+                let plan = range.plan(started);
+                wasm_bindgen_futures::spawn_local(async move {
+                    // Each metric on its own: small answers draw the first chart soonest.
+                    // State changes re-render the page at once, so the loads go out before
+                    // anything else is shown.
+                    let (agent_list, series) = futures_util::join!(api::agents(&slug), api::series(&slug));
+                    let series = match series {
+                        Ok(series) => series,
+                        Err(err) => return error.set(Some(err.message)),
+                    };
+                    let mut metrics: Vec<String> = series
+                        .into_iter()
+                        .filter(|s| agent.is_none() || s.agent_id == agent)
+                        .map(|s| s.metric_name)
+                        .collect();
+                    metrics.dedup();
+                    let mut loads: futures_util::stream::FuturesUnordered<_> = metrics
+                        .iter()
+                        .map(|metric| {
+                            let (slug, agent) = (&slug, agent.as_deref());
+                            async move { (metric.clone(), load_metric(slug, metric, agent, plan).await) }
+                        })
+                        .collect();
+                    let mut shown = false;
+                    let mut failed = None;
+                    while let Some((metric, answer)) = futures_util::StreamExt::next(&mut loads).await {
+                        match answer {
+                            Ok(answer) => board.dispatch(BoardAction::Load {
+                                view,
+                                metric,
+                                resolution: answer.resolution,
+                                points: answer.data,
+                            }),
+                            Err(err) => failed = Some(err.message),
+                        }
+                        if !shown {
+                            shown = true;
+                            match &agent_list {
+                                Ok(list) => agents.set(list.clone()),
+                                Err(err) => failed = Some(err.message.clone()),
+                            }
+                        }
+                    }
+                    drop(loads);
+                    // Metrics without points in the range still get their (empty) chart.
+                    board.dispatch(BoardAction::Finish { view, metrics });
+                    if !shown {
+                        if let Ok(list) = agent_list {
+                            agents.set(list);
+                        }
+                    }
+                    error.set(failed);
+                });
+            },
+        );
+    }
+    // The live link, while the live view is on.
+    {
+        let (board, link, reloads, last_frame) = (board.clone(), link.clone(), reloads.clone(), last_frame.clone());
+        use_effect_with((props.slug.clone(), props.agent.clone(), following), move |(slug, agent, following)| {
+            if !following {
+                link.set(None);
+            }
+            let running = following.then(|| {
                 let reload_count = Rc::new(RefCell::new(*reloads));
                 let on_update = Callback::from(move |update: LiveUpdate| match update {
-                    LiveUpdate::Points(points) => board.dispatch(BoardAction::Apply(points)),
+                    LiveUpdate::Points(points) => {
+                        *last_frame.borrow_mut() = Some(now_ms());
+                        board.dispatch(BoardAction::Apply(points));
+                    }
                     LiveUpdate::Status(state) => link.set(Some(state)),
                     LiveUpdate::Reset => {
                         let next = *reload_count.borrow() + 1;
@@ -461,42 +543,45 @@ fn TenantPage(props: &TenantProps) -> Html {
         });
     }
 
+    let go = {
+        let (slug, agent) = (props.slug.clone(), props.agent.clone());
+        Callback::from(move |range: TimeRange| navigate(&tenant_href(&slug, agent.as_deref(), range)))
+    };
+    let on_zoom = {
+        let go = go.clone();
+        Callback::from(move |(start, end): (i64, i64)| go.emit(TimeRange::zoom(start, end)))
+    };
     let select_agent = {
-        let slug = props.slug.clone();
+        let (slug, range) = (props.slug.clone(), range);
         Callback::from(move |event: Event| {
             let Some(select) = event.target_dyn_into::<HtmlSelectElement>() else { return };
             let value = select.value();
-            let href = tenant_href(&slug, (!value.is_empty()).then_some(value.as_str()));
-            if let Some(window) = web_sys::window() {
-                let _ = window.location().set_hash(&href);
-            }
+            navigate(&tenant_href(&slug, (!value.is_empty()).then_some(value.as_str()), range));
         })
     };
-    let status = link_badge(props.live, link.as_ref());
+    let mode = match (range.is_live(), props.live) {
+        (false, _) => PageMode::History,
+        (true, false) => PageMode::Paused,
+        (true, true) => PageMode::Live,
+    };
+    let last_data = (*last_frame.borrow()).max(board.board.latest_ms());
+    let stale_after = model::stale_after_ms(agents.iter().map(|a| a.interval_s));
+    let status = link_badge(&model::badge(mode, link.as_ref(), last_data, now, stale_after));
+    let window = if range.is_live() { range.window(now) } else { range.window(*anchor) };
+    let range_text: AttrValue = range.describe().into();
     let widgets = board.board.widgets();
     let cards = widgets.iter().map(|widget| {
         let metric = widget.metric.clone();
-        let frozen = paused.get(&metric).cloned();
+        let frozen = paused.get(&metric).cloned().filter(|_| range.is_live());
         let shown = frozen.clone().unwrap_or_else(|| widget.clone());
         let open = {
             let expanded = expanded.clone();
             let metric = metric.clone();
             Callback::from(move |_| expanded.set(Some(metric.clone())))
         };
-        let open_key = {
-            let expanded = expanded.clone();
-            let metric = metric.clone();
-            Callback::from(move |event: KeyboardEvent| {
-                if event.key() == "Enter" || event.key() == " " {
-                    event.prevent_default();
-                    expanded.set(Some(metric.clone()));
-                }
-            })
-        };
         let toggle = {
             let (paused, metric, widget) = (paused.clone(), metric.clone(), widget.clone());
-            Callback::from(move |event: MouseEvent| {
-                event.stop_propagation();
+            Callback::from(move |_: MouseEvent| {
                 let mut next = (*paused).clone();
                 if next.remove(&metric).is_none() {
                     next.insert(metric.clone(), widget.clone());
@@ -505,21 +590,29 @@ fn TenantPage(props: &TenantProps) -> Html {
             })
         };
         let widget_live = frozen.is_none();
+        let chart_window = match &frozen {
+            Some(f) => TimeRange::Live.window(f.latest_ms().unwrap_or(now)),
+            None => window,
+        };
         html! {
             <li key={metric.clone()} class="rounded-2xl bg-slate-900/70 p-4 ring-1 ring-white/5" data-metric={metric.clone()}>
                 <div class="mb-2 flex items-center gap-2">
                     <h2 class="truncate font-mono text-sm text-slate-200">{ &metric }</h2>
-                    <button type="button" onclick={toggle} aria-pressed={widget_live.to_string()}
-                        aria-label={format!("Live updates for {metric}")}
-                        class="ml-auto rounded-full px-2 py-0.5 text-xs text-slate-300 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
-                        { if widget_live { "live" } else { "paused" } }
+                    { resolution_note(&shown) }
+                    <span class="ml-auto"></span>
+                    if range.is_live() {
+                        <button type="button" onclick={toggle} aria-pressed={widget_live.to_string()}
+                            aria-label={format!("Live updates for {metric}")}
+                            class="rounded-full px-2 py-0.5 text-xs text-slate-300 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                            { if widget_live { "live" } else { "paused" } }
+                        </button>
+                    }
+                    <button type="button" onclick={open} aria-label={format!("Expand {metric}")}
+                        class="rounded-full px-2 py-0.5 text-xs text-slate-300 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                        { "Expand" }
                     </button>
                 </div>
-                <div role="button" tabindex="0" onclick={open} onkeydown={open_key}
-                    aria-label={format!("Expand {metric}")}
-                    class="cursor-zoom-in rounded-lg focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
-                    <LineChart widget={shown.clone()} now_ms={if widget_live { now } else { shown.latest_ms().unwrap_or(now) }} />
-                </div>
+                <TimeChart widget={shown.clone()} window={chart_window} range_text={range_text.clone()} on_zoom={on_zoom.clone()} />
                 <Legend widget={shown} now_ms={now} />
             </li>
         }
@@ -529,7 +622,10 @@ fn TenantPage(props: &TenantProps) -> Html {
             let expanded = expanded.clone();
             Callback::from(move |_| expanded.set(None))
         };
-        html! { <Expanded widget={widget} now_ms={now} on_close={close} /> }
+        html! {
+            <Expanded {widget} {window} now_ms={now} {range} range_text={range_text.clone()}
+                on_range={go.clone()} on_zoom={on_zoom.clone()} on_close={close} />
+        }
     });
     let agent_options = agents.iter().map(|a| {
         let selected = props.agent.as_deref() == Some(a.agent_id.as_str());
@@ -540,6 +636,7 @@ fn TenantPage(props: &TenantProps) -> Html {
             <div class="mb-5 flex flex-wrap items-center gap-4">
                 <h1 class="text-xl font-semibold tracking-tight">{ &props.slug }</h1>
                 { status }
+                <RangePicker id="page" {range} {window} on_change={go.clone()} />
                 <label class="ml-auto flex items-center gap-2 text-sm text-slate-300">
                     { "Agent" }
                     <select onchange={select_agent} class="rounded-lg bg-slate-800 px-2 py-1 text-slate-100 ring-1 ring-slate-700 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
@@ -560,44 +657,187 @@ fn TenantPage(props: &TenantProps) -> Html {
     }
 }
 
-/// The live badge: a pulsing dot while data flows, and which transport carries it.
-fn link_badge(live: bool, link: Option<&Link>) -> Html {
-    let (text, transport, connected) = match (live, link) {
-        (false, _) => ("paused".to_owned(), "none", false),
-        (true, None) => ("connecting".to_owned(), "none", false),
-        (true, Some(link)) => (
-            link.describe().to_owned(),
-            if link.transport == Transport::Stream { "stream" } else { "polling" },
-            link.connected,
-        ),
-    };
-    let color = match (connected, transport) {
-        (true, "stream") => "bg-emerald-400",
-        (true, _) => "bg-amber-300",
+/// What a rollup chart shows, next to its title: raw data needs no note.
+fn resolution_note(widget: &Widget) -> Html {
+    match widget.resolution.bucket_ms() {
+        None => html! {},
+        Some(_) => html! {
+            <span class="shrink-0 rounded bg-slate-800 px-1.5 py-0.5 font-mono text-[11px] text-slate-300" data-testid="resolution"
+                title="average per bucket, with the band from its minimum to its maximum">
+                { format!("{} avg · min–max", widget.resolution) }
+            </span>
+        },
+    }
+}
+
+/// The live badge: a pulsing dot while data arrives, and which transport carries it.
+fn link_badge(badge: &model::Badge) -> Html {
+    let color = match (badge.receiving, badge.connected, badge.transport) {
+        (true, _, "stream") => "bg-emerald-400",
+        (true, _, _) => "bg-amber-300",
+        (false, true, _) => "bg-sky-400",
         _ => "bg-slate-500",
     };
     html! {
-        <span role="status" data-testid="link-status" data-transport={transport} data-connected={connected.to_string()}
+        <span role="status" data-testid="link-status" data-transport={badge.transport} data-connected={badge.connected.to_string()}
+            data-receiving={badge.receiving.to_string()}
             class="inline-flex items-center gap-2 rounded-full bg-slate-900 px-3 py-1 text-xs text-slate-200 ring-1 ring-white/5">
             <span class="relative flex h-2 w-2" aria-hidden="true">
-                if connected {
+                if badge.receiving {
                     <span class={classes!("absolute", "inline-flex", "h-full", "w-full", "animate-ping", "rounded-full", "opacity-60", color)}></span>
                 }
                 <span class={classes!("relative", "inline-flex", "h-2", "w-2", "rounded-full", color)}></span>
             </span>
-            { text }
+            { &badge.text }
         </span>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct RangePickerProps {
+    /// Prefix of the element ids, unique on the page.
+    id: AttrValue,
+    range: TimeRange,
+    /// The time axis shown, to start a custom range from.
+    window: (i64, i64),
+    on_change: Callback<TimeRange>,
+}
+
+/// `YYYY-MM-DDTHH:MM` in the browser's time zone, what a `datetime-local` input holds.
+fn local_input_value(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}",
+        date.get_full_year(),
+        date.get_month() + 1,
+        date.get_date(),
+        date.get_hours(),
+        date.get_minutes()
+    )
+}
+
+/// Milliseconds of a `datetime-local` value, read in the browser's time zone.
+fn parse_local_input(value: &str) -> Option<i64> {
+    let ms = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(value)).get_time();
+    ms.is_finite().then_some(ms as i64)
+}
+
+/// Live, the presets, a custom range, and the way back to live.
+#[function_component]
+fn RangePicker(props: &RangePickerProps) -> Html {
+    let custom_open = use_state(|| matches!(props.range, TimeRange::Between { .. }));
+    let custom_error = use_state(|| None::<String>);
+    let (from, to) = (use_node_ref(), use_node_ref());
+    {
+        // Filled once when opened, not on every render: the inputs are the user's to edit.
+        let (from, to, window) = (from.clone(), to.clone(), props.window);
+        use_effect_with(*custom_open, move |open| {
+            if *open {
+                for (node, ms) in [(&from, window.0), (&to, window.1)] {
+                    if let Some(input) = node.cast::<HtmlInputElement>() {
+                        input.set_value(&local_input_value(ms));
+                    }
+                }
+            }
+        });
+    }
+    let class = |pressed: bool| {
+        classes!(
+            "px-3",
+            "py-1",
+            "text-sm",
+            "focus-visible:outline",
+            "focus-visible:outline-2",
+            "focus-visible:-outline-offset-2",
+            "focus-visible:outline-sky-300",
+            if pressed {
+                "bg-sky-500 text-slate-950 font-medium"
+            } else {
+                "bg-slate-900 text-slate-300 hover:bg-slate-800"
+            }
+        )
+    };
+    let choice = |label: &'static str, target: TimeRange| {
+        let on_change = props.on_change.clone();
+        let custom_open = custom_open.clone();
+        let onclick = Callback::from(move |_| {
+            custom_open.set(false);
+            on_change.emit(target);
+        });
+        let pressed = props.range == target;
+        html! { <button type="button" {onclick} aria-pressed={pressed.to_string()} class={class(pressed)}>{ label }</button> }
+    };
+    let toggle_custom = {
+        let custom_open = custom_open.clone();
+        Callback::from(move |_| custom_open.set(!*custom_open))
+    };
+    let onsubmit = {
+        let (from, to, on_change, custom_error) =
+            (from.clone(), to.clone(), props.on_change.clone(), custom_error.clone());
+        Callback::from(move |event: SubmitEvent| {
+            event.prevent_default();
+            let read = |node: &NodeRef| node.cast::<HtmlInputElement>().and_then(|i| parse_local_input(&i.value()));
+            match (read(&from), read(&to)) {
+                (Some(start_ms), Some(end_ms)) if end_ms > start_ms => {
+                    custom_error.set(None);
+                    on_change.emit(TimeRange::Between { start_ms, end_ms });
+                }
+                (Some(_), Some(_)) => custom_error.set(Some("The end must be after the start.".into())),
+                _ => custom_error.set(Some("Enter a start and an end.".into())),
+            }
+        })
+    };
+    let back = {
+        let on_change = props.on_change.clone();
+        Callback::from(move |_| on_change.emit(TimeRange::Live))
+    };
+    let custom_id = format!("{}-custom", props.id);
+    let is_custom = matches!(props.range, TimeRange::Between { .. });
+    let input_class = "rounded-lg bg-slate-800 px-2 py-1 text-slate-100 ring-1 ring-slate-700 [color-scheme:dark] focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400";
+    html! {
+        <div class="flex flex-wrap items-center gap-2">
+            <div role="group" aria-label="Time range" class="inline-flex divide-x divide-slate-700 overflow-hidden rounded-lg ring-1 ring-slate-700">
+                { choice("Live", TimeRange::Live) }
+                { for Preset::ALL.iter().map(|p| choice(p.label(), TimeRange::Last(*p))) }
+                <button type="button" onclick={toggle_custom} aria-expanded={custom_open.to_string()} aria-controls={custom_id.clone()}
+                    aria-pressed={is_custom.to_string()} class={class(is_custom)}>{ "Custom" }</button>
+            </div>
+            if !props.range.is_live() {
+                <button type="button" onclick={back}
+                    class="rounded-lg bg-emerald-400 px-3 py-1 text-sm font-medium text-slate-950 hover:bg-emerald-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-emerald-300">
+                    { "Back to live" }
+                </button>
+            }
+            if *custom_open {
+                <form id={custom_id.clone()} {onsubmit} aria-label="Custom range" class="flex flex-wrap items-center gap-2 text-sm text-slate-300">
+                    <label for={format!("{custom_id}-from")}>{ "From" }</label>
+                    <input id={format!("{custom_id}-from")} ref={from} type="datetime-local" required=true class={input_class} />
+                    <label for={format!("{custom_id}-to")}>{ "To" }</label>
+                    <input id={format!("{custom_id}-to")} ref={to} type="datetime-local" required=true class={input_class} />
+                    <button type="submit" class="rounded-lg bg-sky-500 px-3 py-1 font-medium text-slate-950 hover:bg-sky-400 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-sky-300">{ "Apply" }</button>
+                    if let Some(message) = &*custom_error {
+                        <p role="alert" class="text-rose-300">{ message }</p>
+                    }
+                </form>
+            }
+        </div>
     }
 }
 
 #[derive(Properties, PartialEq)]
 struct ExpandedProps {
     widget: Rc<Widget>,
+    window: (i64, i64),
     now_ms: i64,
+    range: TimeRange,
+    range_text: AttrValue,
+    on_range: Callback<TimeRange>,
+    on_zoom: Callback<(i64, i64)>,
     on_close: Callback<()>,
 }
 
-/// One metric, large, over the page; Escape or the button closes it.
+/// One metric, large, over the page, with its own range picker (the page's range: the URL
+/// holds one); Escape or the button closes it.
 #[function_component]
 fn Expanded(props: &ExpandedProps) -> Html {
     let close_button = use_node_ref();
@@ -621,16 +861,19 @@ fn Expanded(props: &ExpandedProps) -> Html {
     let title = props.widget.metric.clone();
     html! {
         <div class="fixed inset-0 z-20 grid place-items-center bg-slate-950/80 p-4" {onkeydown}>
-            <section role="dialog" aria-modal="true" aria-labelledby="expanded-title"
+            <section role="dialog" aria-modal="true" aria-labelledby="expanded-title" data-metric={title.clone()}
                 class="w-full max-w-5xl rounded-2xl bg-slate-900 p-6 shadow-2xl ring-1 ring-white/10">
-                <div class="mb-4 flex items-center">
+                <div class="mb-4 flex flex-wrap items-center gap-3">
                     <h2 id="expanded-title" class="font-mono text-lg text-slate-100">{ &title }</h2>
+                    { resolution_note(&props.widget) }
+                    <RangePicker id="expanded" range={props.range} window={props.window} on_change={props.on_range.clone()} />
                     <button ref={close_button} type="button" onclick={move |_| on_close.emit(())}
                         class="ml-auto rounded-lg px-3 py-1 text-sm text-slate-300 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
                         { "Close" }
                     </button>
                 </div>
-                <LineChart widget={props.widget.clone()} now_ms={props.now_ms} height={300.0} />
+                <TimeChart widget={props.widget.clone()} window={props.window} height={360} range_text={props.range_text.clone()}
+                    on_zoom={props.on_zoom.clone()} />
                 <Legend widget={props.widget.clone()} now_ms={props.now_ms} />
             </section>
         </div>
@@ -795,13 +1038,20 @@ mod tests {
         assert_eq!(Route::parse(""), Route::Overview);
         assert_eq!(Route::parse("#/"), Route::Overview);
         assert_eq!(Route::parse("#/tokens"), Route::Tokens);
-        assert_eq!(Route::parse("#/t/acme"), Route::Tenant { slug: "acme".into(), agent: None });
+        let live = TimeRange::Live;
+        assert_eq!(Route::parse("#/t/acme"), Route::Tenant { slug: "acme".into(), agent: None, range: live });
         assert_eq!(
             Route::parse("#/t/acme/a/web-1"),
-            Route::Tenant { slug: "acme".into(), agent: Some("web-1".into()) }
+            Route::Tenant { slug: "acme".into(), agent: Some("web-1".into()), range: live }
         );
         assert_eq!(Route::parse("#/nowhere/x"), Route::Overview);
-        let route = Route::Tenant { slug: "acme".into(), agent: Some("db:1".into()) };
-        assert_eq!(Route::parse(&tenant_href("acme", Some("db:1"))), route);
+        assert_eq!(Route::parse("#/tokens?range=24h"), Route::Tokens);
+        let day = TimeRange::Last(Preset::Day);
+        assert_eq!(Route::parse("#/t/acme?range=24h"), Route::Tenant { slug: "acme".into(), agent: None, range: day });
+        for range in [live, day, TimeRange::Between { start_ms: 1_000_000, end_ms: 2_000_000 }] {
+            let route = Route::Tenant { slug: "acme".into(), agent: Some("db:1".into()), range };
+            assert_eq!(Route::parse(&tenant_href("acme", Some("db:1"), range)), route);
+        }
+        assert_eq!(tenant_href("acme", None, live), "#/t/acme");
     }
 }

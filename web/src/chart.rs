@@ -1,110 +1,127 @@
-//! The line chart: one SVG per widget, one path per series.
+//! The time series chart (drawn by uPlot through [`crate::uplot`]) and its legend.
 //!
-//! A chart re-renders only when its widget's data version or the clock's second changes
-//! (see [`ChartProps`]'s equality), and then only its path strings and labels change: the
-//! frame, grid and legend structure stay in place, so appending a point is a handful of
-//! attribute updates, not a rebuilt chart.
+//! A chart re-renders only when its widget's data version, its window or its size changes
+//! (see [`ChartProps`]'s equality); then the frame is rebuilt natively and handed over in one
+//! call. The uPlot instance is rebuilt only when the layout changes (a series or band comes
+//! or goes), so appending a live point is one `setData`.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use yew::prelude::*;
 
+use crate::model::plot::{self, Frame, Layout};
+use crate::model::units::Unit;
 use crate::model::{self, Widget};
+use crate::uplot::{self, ZoomTarget};
 
-/// Line colours: distinguishable with common colour-vision deficiencies and at least 3:1
-/// against the dark chart background (WCAG 2.1 non-text contrast).
-pub const PALETTE: [&str; 8] = ["#56b4e9", "#e69f00", "#2fd4a0", "#f0e442", "#e07bb5", "#ff7f50", "#8fa8ff", "#c4c4c4"];
-
-const WIDTH: f64 = 600.0;
+/// Charts with this key share their crosshair.
+pub const SYNC_KEY: &str = "microdash-page";
 
 /// What a chart draws.
 #[derive(Properties, Clone)]
 pub struct ChartProps {
     /// The data.
     pub widget: Rc<Widget>,
-    /// Right edge of the time axis (whole seconds, so charts move together once a second).
-    pub now_ms: i64,
-    /// Drawing height in SVG units (the width is fixed; the SVG scales to its box).
-    #[prop_or(160.0)]
-    pub height: f64,
+    /// The time axis, Unix milliseconds.
+    pub window: (i64, i64),
+    /// Drawing height in pixels (the width follows the container).
+    #[prop_or(180)]
+    pub height: u32,
+    /// The range in words, for the chart's accessible name.
+    #[prop_or_default]
+    pub range_text: AttrValue,
+    /// A drag across the chart: `(start, end)` in Unix milliseconds.
+    #[prop_or_default]
+    pub on_zoom: Callback<(i64, i64)>,
 }
 
 impl PartialEq for ChartProps {
     fn eq(&self, other: &Self) -> bool {
-        // Comparing versions, not contents: a change always bumps the version.
+        // Comparing versions, not contents: a change always bumps the version. The callback
+        // is left out: it is read through a shared cell, so a new one needs no re-render.
         Rc::ptr_eq(&self.widget, &other.widget)
             && self.widget.version == other.widget.version
-            && self.now_ms == other.now_ms
+            && self.window == other.window
             && self.height == other.height
+            && self.range_text == other.range_text
     }
 }
 
-/// A time series chart with a value grid.
+/// A time series chart: axes with units, a min-max band for rollups, gaps where data stopped,
+/// a crosshair synced across the page, drag to zoom.
 #[function_component]
-pub fn LineChart(props: &ChartProps) -> Html {
+pub fn TimeChart(props: &ChartProps) -> Html {
+    let node = use_node_ref();
+    let chart = use_mut_ref(|| None::<uplot::Chart>);
+    let zoom: ZoomTarget = (*use_memo((), |_| Rc::new(RefCell::new(Callback::noop())))).clone();
+    *zoom.borrow_mut() = props.on_zoom.clone();
+    let error = use_state(|| None::<String>);
+    let key = (props.widget.version, Rc::as_ptr(&props.widget) as usize, props.window);
+    let built: Rc<(Layout, Frame)> = use_memo(key, |_| plot::frame(&props.widget, props.window));
+    {
+        let (node, chart, built, error) = (node.clone(), chart.clone(), built.clone(), error.clone());
+        let unit = Unit::of(&props.widget.metric);
+        let (height, window) = (props.height, props.window);
+        use_effect_with(key, move |_| {
+            let Some(target) = node.cast::<web_sys::HtmlElement>() else { return };
+            let (layout, frame) = &*built;
+            let mut slot = chart.borrow_mut();
+            if slot.as_ref().is_none_or(|c| c.layout() != layout) {
+                *slot = None;
+                match uplot::Chart::new(&target, layout.clone(), unit, height, SYNC_KEY, zoom) {
+                    Ok(created) => *slot = Some(created),
+                    Err(message) => return error.set(Some(message)),
+                }
+            }
+            if let Some(chart) = slot.as_ref() {
+                chart.show(frame, window);
+            }
+        });
+    }
+    {
+        let chart = chart.clone();
+        use_effect_with((), move |_| move || drop(chart.borrow_mut().take()));
+    }
+    let (layout, frame) = &*built;
     let widget = &props.widget;
-    let height = props.height;
-    let x_range = (props.now_ms - model::WINDOW_MS, props.now_ms);
-    let (lo, hi) = model::padded_range(widget.value_range());
-    // Grid lines in the SVG; their labels in HTML over it, so text stays crisp and readable
-    // at any chart size.
-    let levels: Vec<(f64, f64)> = (0..=3)
-        .map(|i| {
-            let value = lo + (hi - lo) * f64::from(i) / 3.0;
-            (value, height - (value - lo) / (hi - lo) * height)
-        })
-        .collect();
-    let grid = levels.iter().map(|(_, y)| {
-        html! {
-            <line x1="0" x2={WIDTH.to_string()} y1={format!("{y:.1}")} y2={format!("{y:.1}")}
-                class="stroke-slate-700/60" stroke-width="1" vector-effect="non-scaling-stroke" />
-        }
-    });
-    let labels = levels.iter().map(|(value, y)| {
-        let top = (y / height * 100.0).clamp(8.0, 100.0);
-        html! {
-            <span class="absolute left-1 -translate-y-full font-mono text-[11px] leading-none text-slate-400" style={format!("top:{top:.1}%")}>
-                { model::format_value(*value) }
-            </span>
-        }
-    });
-    let lines = widget.series.iter().enumerate().map(|(i, (id, series))| {
-        let path = model::line_path(series.points(), x_range, (lo, hi), WIDTH, height);
-        html! {
-            <path key={id.label()} d={path} fill="none" stroke={PALETTE[i % PALETTE.len()]} stroke-width="1.75"
-                stroke-linejoin="round" vector-effect="non-scaling-stroke" />
-        }
-    });
-    let summary = format!("{} over the last {} minutes", widget.metric, model::WINDOW_MS / 60_000);
-    let minutes = model::WINDOW_MS / 60_000;
+    let summary = format!("{} {}", widget.metric, props.range_text);
     html! {
-        <div>
-            <div class="relative">
-                <svg viewBox={format!("0 0 {WIDTH} {height}")} role="img" aria-label={summary}
-                    class="block h-auto w-full overflow-visible" data-version={widget.version.to_string()}>
-                    { for grid }
-                    { for lines }
-                </svg>
-                <div aria-hidden="true" class="pointer-events-none absolute inset-0">{ for labels }</div>
-            </div>
-            <div aria-hidden="true" class="mt-1 flex justify-between font-mono text-[11px] text-slate-400">
-                <span>{ format!("-{minutes}m") }</span><span>{ "now" }</span>
-            </div>
+        <div data-testid="chart" data-resolution={widget.resolution.to_string()} data-points={frame.points.to_string()}
+            data-gaps={frame.gaps.to_string()} data-bands={layout.bands.len().to_string()}
+            data-window-start={props.window.0.to_string()} data-window-end={props.window.1.to_string()}>
+            <div ref={node} role="img" aria-label={summary} class="md-chart w-full" style={format!("height:{}px", props.height)}></div>
+            if let Some(message) = &*error {
+                <p role="alert" class="text-xs text-rose-300">{ message }</p>
+            }
         </div>
     }
 }
 
-/// Series names with their latest values, coloured like their lines.
+/// What a legend shows.
+#[derive(Properties, PartialEq)]
+pub struct LegendProps {
+    /// The data.
+    pub widget: Rc<Widget>,
+    /// For the ages (whole seconds, so legends move together once a second).
+    pub now_ms: i64,
+}
+
+/// Series names with their latest values and how old they are, coloured like their lines.
 #[function_component]
-pub fn Legend(props: &ChartProps) -> Html {
-    let items = props.widget.series.iter().enumerate().map(|(i, (id, series))| {
-        let value = series.last().map(|p| model::format_value(p.1)).unwrap_or_else(|| "–".into());
-        let raw = series.last().map(|p| p.1.to_string()).unwrap_or_default();
+pub fn Legend(props: &LegendProps) -> Html {
+    let unit = Unit::of(&props.widget.metric);
+    let items = props.widget.series.iter().map(|(id, series)| {
+        let last = series.last();
+        let value = last.map(|p| unit.format(p.1)).unwrap_or_else(|| "–".into());
+        let raw = last.map(|p| p.1.to_string()).unwrap_or_default();
+        let age = last.map(|p| format!("{} ago", model::format_age(props.now_ms - p.0))).unwrap_or_default();
         html! {
-            <li key={id.label()} class="flex items-center gap-2 min-w-0">
-                <span aria-hidden="true" class="h-2 w-2 shrink-0 rounded-full" style={format!("background:{}", PALETTE[i % PALETTE.len()])}></span>
+            <li key={id.label()} class="flex min-w-0 items-center gap-2">
+                <span aria-hidden="true" class="h-2 w-2 shrink-0 rounded-full" style={format!("background:{}", plot::color_of(id))}></span>
                 <span class="truncate text-slate-300">{ id.label() }</span>
                 <span class="ml-auto font-mono tabular-nums text-slate-100" data-testid="last-value" data-value={raw}>{ value }</span>
+                <span class="w-14 shrink-0 text-right font-mono tabular-nums text-slate-400" data-testid="last-age">{ age }</span>
             </li>
         }
     });

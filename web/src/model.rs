@@ -1,15 +1,27 @@
 //! The dashboard's state, free of any browser API so it is unit-tested natively: the series
-//! behind each widget, the live link's transport decisions, and the geometry of a chart.
+//! behind each widget, the live link's transport decisions, and what a chart is given to draw.
+//!
+//! - [`range`]: the time range of a page (live, presets, custom, zoom), its URL form and the
+//!   query it becomes.
+//! - [`units`]: units told from metric names, and how values and ticks read in them.
+//! - [`plot`]: a widget's data as the chart library takes it: aligned columns, gaps, bands,
+//!   stable colours.
+
+pub mod plot;
+pub mod range;
+pub mod units;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use microdash_core::api::{PointOut, TimestampIn};
+use microdash_core::api::{PointOut, Resolution, TimestampIn};
 
 /// How much history a live widget shows.
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
-/// Points kept per series; at one point a second this covers the window.
+/// Points kept per series on the live feed; at one point a second this covers the window.
 pub const MAX_POINTS_PER_SERIES: usize = 1_800;
+/// Live points held for a widget still showing another range, until its load arrives.
+pub const MAX_PENDING_POINTS: usize = 20_000;
 
 /// Milliseconds of an RFC 3339 timestamp as the server writes them.
 pub fn parse_millis(timestamp: &str) -> Option<i64> {
@@ -42,55 +54,100 @@ impl SeriesId {
     }
 }
 
-/// Time-ordered points of one series, bounded in count.
+/// One point of a series: a raw point, or a rollup bucket (its average as the value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Unix milliseconds; a bucket's start.
+    pub ts: i64,
+    /// The value, or the bucket's average.
+    pub value: f64,
+    /// Rollups: the bucket's `(min, max)`, drawn as a band around the average.
+    pub band: Option<(f64, f64)>,
+    /// Rollups: the value of the bucket's latest point, what the legend shows as "last".
+    pub last: Option<f64>,
+}
+
+impl Sample {
+    fn of(point: &PointOut, ts: i64) -> Sample {
+        let band = match (point.min, point.max) {
+            (Some(min), Some(max)) => Some((min, max)),
+            _ => None,
+        };
+        Sample { ts, value: point.value, band, last: point.last }
+    }
+}
+
+/// Time-ordered samples of one series.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
-    points: VecDeque<(i64, f64)>,
+    samples: VecDeque<Sample>,
 }
 
 impl Series {
-    /// Add a point, keeping time order; the oldest points go beyond the bound. Appending (the
-    /// live case) is O(1); a late point is inserted in place; a point at an existing time
-    /// replaces it (history and the live feed may overlap).
+    /// A series loaded from history, in any order; of samples at the same time the last
+    /// one stays. Not bounded: the query bounded it.
+    pub fn from_samples(mut samples: Vec<Sample>) -> Series {
+        samples.sort_by_key(|s| s.ts);
+        let mut out: VecDeque<Sample> = VecDeque::with_capacity(samples.len());
+        for sample in samples {
+            match out.back_mut() {
+                Some(last) if last.ts == sample.ts => *last = sample,
+                _ => out.push_back(sample),
+            }
+        }
+        Series { samples: out }
+    }
+
+    /// Add a live point, keeping time order; the oldest points go beyond
+    /// [`MAX_POINTS_PER_SERIES`]. Appending (the live case) is O(1); a late point is inserted
+    /// in place; a point at an existing time replaces it (history and the live feed may
+    /// overlap).
     pub fn push(&mut self, ts: i64, value: f64) {
-        match self.points.back() {
-            Some(&(last, _)) if ts > last => self.points.push_back((ts, value)),
-            None => self.points.push_back((ts, value)),
-            Some(_) => match self.points.binary_search_by_key(&ts, |p| p.0) {
-                Ok(at) => self.points[at].1 = value,
-                Err(at) => self.points.insert(at, (ts, value)),
+        let sample = Sample { ts, value, band: None, last: None };
+        match self.samples.back() {
+            Some(last) if ts > last.ts => self.samples.push_back(sample),
+            None => self.samples.push_back(sample),
+            Some(_) => match self.samples.binary_search_by_key(&ts, |s| s.ts) {
+                Ok(at) => self.samples[at] = sample,
+                Err(at) => self.samples.insert(at, sample),
             },
         }
-        while self.points.len() > MAX_POINTS_PER_SERIES {
-            self.points.pop_front();
+        while self.samples.len() > MAX_POINTS_PER_SERIES {
+            self.samples.pop_front();
         }
     }
 
     /// Drop points older than `cutoff_ms`.
     pub fn trim_before(&mut self, cutoff_ms: i64) {
-        while self.points.front().is_some_and(|p| p.0 < cutoff_ms) {
-            self.points.pop_front();
+        while self.samples.front().is_some_and(|s| s.ts < cutoff_ms) {
+            self.samples.pop_front();
         }
     }
 
-    /// The points, oldest first.
+    /// `(time, value)` of each point, oldest first.
     pub fn points(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
-        self.points.iter().copied()
+        self.samples.iter().map(|s| (s.ts, s.value))
     }
 
-    /// The latest point.
+    /// The samples, oldest first.
+    pub fn samples(&self) -> &VecDeque<Sample> {
+        &self.samples
+    }
+
+    /// The latest point as `(time, value)`; for a rollup bucket its last value rather than
+    /// its average, since that is what "the latest value" means to a reader.
     pub fn last(&self) -> Option<(i64, f64)> {
-        self.points.back().copied()
+        self.samples.back().map(|s| (s.ts, s.last.unwrap_or(s.value)))
     }
 
     /// Number of points.
     pub fn len(&self) -> usize {
-        self.points.len()
+        self.samples.len()
     }
 
     /// Whether there are no points.
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.samples.is_empty()
     }
 }
 
@@ -102,8 +159,14 @@ pub struct Widget {
     pub metric: String,
     /// The lines.
     pub series: BTreeMap<SeriesId, Series>,
+    /// Resolution of the data shown (the answer's, for history; raw on the live feed).
+    pub resolution: Resolution,
     /// Bumped on every change.
     pub version: u64,
+    /// The view (see [`Board::begin_view`]) the data belongs to.
+    view: u64,
+    /// Live points that came while the widget still showed an older view.
+    pending: Vec<(SeriesId, i64, f64)>,
 }
 
 impl Widget {
@@ -118,28 +181,119 @@ impl Widget {
     pub fn latest_ms(&self) -> Option<i64> {
         self.series.values().filter_map(|s| s.last()).map(|p| p.0).max()
     }
+
+    fn bump(&mut self) {
+        self.version = self.version.wrapping_add(1);
+    }
+
+    /// Swap in a view's data, then the live points that arrived meanwhile.
+    fn replace(&mut self, view: u64, resolution: Resolution, series: BTreeMap<SeriesId, Series>) {
+        self.series = series;
+        self.resolution = resolution;
+        self.view = view;
+        for (id, ts, value) in std::mem::take(&mut self.pending) {
+            self.series.entry(id).or_default().push(ts, value);
+        }
+        self.bump();
+    }
+}
+
+/// Group points by series, skipping points whose time does not read.
+fn group(points: &[PointOut]) -> (BTreeMap<SeriesId, Vec<Sample>>, usize) {
+    let mut out: BTreeMap<SeriesId, Vec<Sample>> = BTreeMap::new();
+    let mut taken = 0;
+    for point in points {
+        let Some(ts) = parse_millis(&point.timestamp) else { continue };
+        out.entry(SeriesId::of(point)).or_default().push(Sample::of(point, ts));
+        taken += 1;
+    }
+    (out, taken)
 }
 
 /// Every widget of the tenant being watched.
+///
+/// Changing what the page shows (another range, a zoom, back to live) starts a new *view*:
+/// the widgets keep showing the old data until their load for the new view arrives, and
+/// then swap it in at once, so switching never blanks the page. Answers for a view that is
+/// no longer current are ignored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Board {
     widgets: BTreeMap<String, Rc<Widget>>,
     version: u64,
+    view: u64,
 }
 
 impl Board {
-    /// Add points (from history or the live feed); returns how many were taken.
+    /// Start view `view`, an id not used before on this board (the page counts them up), to
+    /// hand back with its loads.
+    pub fn begin_view(&mut self, view: u64) {
+        self.view = view;
+    }
+
+    /// The current view.
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+
+    /// A metric's load for `view`: replaces what the widget showed for an earlier view, adds
+    /// to what it holds for this one (live points that came first). Returns whether it was
+    /// taken (the view is still current).
+    pub fn load(&mut self, view: u64, metric: &str, resolution: Resolution, points: &[PointOut]) -> bool {
+        if view != self.view {
+            return false;
+        }
+        let (grouped, _) = group(points);
+        let widget = Rc::make_mut(self.entry(metric));
+        if widget.view == view {
+            for (id, samples) in grouped {
+                let series = widget.series.entry(id).or_default();
+                let mut all: Vec<Sample> = series.samples.drain(..).collect();
+                all.extend(samples);
+                *series = Series::from_samples(all);
+            }
+            widget.resolution = resolution;
+            widget.bump();
+        } else {
+            let series = grouped.into_iter().map(|(id, samples)| (id, Series::from_samples(samples))).collect();
+            widget.replace(view, resolution, series);
+        }
+        self.version = self.version.wrapping_add(1);
+        true
+    }
+
+    /// Every load of `view` is in: `metrics` get a (possibly empty) chart, widgets without a
+    /// load in this view are emptied, and those of metrics no longer listed go.
+    pub fn finish(&mut self, view: u64, metrics: &[String]) {
+        if view != self.view {
+            return;
+        }
+        for metric in metrics {
+            self.entry(metric);
+        }
+        self.widgets.retain(|name, w| w.view == view || metrics.contains(name));
+        for widget in self.widgets.values_mut().filter(|w| w.view != view) {
+            Rc::make_mut(widget).replace(view, Resolution::Raw, BTreeMap::new());
+        }
+        self.version = self.version.wrapping_add(1);
+    }
+
+    /// Add live points; returns how many were taken. A widget still showing an older view
+    /// holds them until its load arrives (bounded: the oldest go first).
     pub fn apply(&mut self, points: &[PointOut]) -> usize {
         let mut taken = 0;
+        let view = self.view;
         for point in points {
             let Some(ts) = parse_millis(&point.timestamp) else { continue };
-            let widget = self
-                .widgets
-                .entry(point.metric_name.clone())
-                .or_insert_with(|| Rc::new(Widget { metric: point.metric_name.clone(), ..Widget::default() }));
-            let widget = Rc::make_mut(widget);
-            widget.series.entry(SeriesId::of(point)).or_default().push(ts, point.value);
-            widget.version = widget.version.wrapping_add(1);
+            let widget = Rc::make_mut(self.entry(&point.metric_name));
+            if widget.view == view {
+                widget.series.entry(SeriesId::of(point)).or_default().push(ts, point.value);
+                widget.bump();
+            } else {
+                if widget.pending.len() >= MAX_PENDING_POINTS {
+                    widget.pending.remove(0);
+                }
+                widget.pending.push((SeriesId::of(point), ts, point.value));
+            }
             taken += 1;
         }
         if taken > 0 {
@@ -148,15 +302,22 @@ impl Board {
         taken
     }
 
-    /// Make sure a widget exists for `metric`, even before it has points.
-    pub fn ensure(&mut self, metric: &str) {
+    fn entry(&mut self, metric: &str) -> &mut Rc<Widget> {
         if !self.widgets.contains_key(metric) {
-            self.widgets.insert(metric.to_owned(), Rc::new(Widget { metric: metric.to_owned(), ..Widget::default() }));
             self.version = self.version.wrapping_add(1);
         }
+        let view = self.view;
+        self.widgets
+            .entry(metric.to_owned())
+            .or_insert_with(|| Rc::new(Widget { metric: metric.to_owned(), view, ..Widget::default() }))
     }
 
-    /// Drop what fell out of the window ending at `now_ms`.
+    /// Make sure a widget exists for `metric`, even before it has points.
+    pub fn ensure(&mut self, metric: &str) {
+        self.entry(metric);
+    }
+
+    /// Drop what fell out of the live window ending at `now_ms`.
     pub fn trim(&mut self, now_ms: i64) {
         let cutoff = now_ms - WINDOW_MS;
         for widget in self.widgets.values_mut() {
@@ -164,7 +325,7 @@ impl Board {
             if stale {
                 let widget = Rc::make_mut(widget);
                 widget.series.values_mut().for_each(|s| s.trim_before(cutoff));
-                widget.version = widget.version.wrapping_add(1);
+                widget.bump();
             }
         }
     }
@@ -185,6 +346,11 @@ impl Board {
     /// Bumped on every change.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// Time of the latest point on the board.
+    pub fn latest_ms(&self) -> Option<i64> {
+        self.widgets.values().filter_map(|w| w.latest_ms()).max()
     }
 }
 
@@ -290,44 +456,86 @@ impl Link {
     }
 }
 
-/// A value range with some headroom, so lines do not touch the chart's edges; a flat line
-/// gets a range around it.
-pub fn padded_range(range: Option<(f64, f64)>) -> (f64, f64) {
-    match range {
-        None => (0.0, 1.0),
-        Some((lo, hi)) if (hi - lo).abs() < f64::EPSILON => {
-            let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
-            (lo - pad, hi + pad)
-        }
-        Some((lo, hi)) => {
-            let pad = (hi - lo) * 0.08;
-            let lo = if lo >= 0.0 && lo - pad < 0.0 { 0.0 } else { lo - pad };
-            (lo, hi + pad)
-        }
-    }
+/// Data counts as arriving while the newest of it is younger than this many reporting
+/// intervals.
+pub const STALE_INTERVALS: i64 = 3;
+/// ...and never sooner than this: an agent reporting every second still gets some slack
+/// for a slow batch.
+pub const MIN_STALE_MS: i64 = 10_000;
+/// Reporting interval assumed when no agent announced one.
+pub const DEFAULT_INTERVAL_MS: i64 = 10_000;
+
+/// How long without data before the badge stops saying "live": [`STALE_INTERVALS`] of the
+/// slowest agent's announced interval (the default for agents that announced none).
+pub fn stale_after_ms(intervals_s: impl Iterator<Item = Option<f64>>) -> i64 {
+    let slowest = intervals_s.map(|i| i.map_or(DEFAULT_INTERVAL_MS, |s| (s * 1000.0) as i64)).max();
+    (slowest.unwrap_or(DEFAULT_INTERVAL_MS) * STALE_INTERVALS).max(MIN_STALE_MS)
 }
 
-/// SVG path data of `points` in a `width` x `height` box, time mapped from `x_range` and
-/// values from `y_range` (upwards). Points outside the time range are skipped.
-pub fn line_path(
-    points: impl Iterator<Item = (i64, f64)>,
-    x_range: (i64, i64),
-    y_range: (f64, f64),
-    width: f64,
-    height: f64,
-) -> String {
-    use std::fmt::Write;
-    let span_x = (x_range.1 - x_range.0).max(1) as f64;
-    let span_y = if y_range.1 > y_range.0 { y_range.1 - y_range.0 } else { 1.0 };
-    let mut path = String::new();
-    for (ts, value) in points.filter(|p| p.0 >= x_range.0 && p.0 <= x_range.1) {
-        let x = (ts - x_range.0) as f64 / span_x * width;
-        let y = height - (value - y_range.0) / span_y * height;
-        let command = if path.is_empty() { 'M' } else { 'L' };
-        // One decimal is sub-pixel; shorter strings mean less DOM work per update.
-        let _ = write!(path, "{command}{x:.1} {y:.1}");
+/// What the page is doing, for the badge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageMode {
+    /// Following the live link.
+    Live,
+    /// Live view, but the user paused updates.
+    Paused,
+    /// Showing a past range; no link runs.
+    History,
+}
+
+/// What the live badge shows: whether data is arriving, not only whether the link is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Badge {
+    /// The words.
+    pub text: String,
+    /// `stream`, `polling` or `none`.
+    pub transport: &'static str,
+    /// The link is open.
+    pub connected: bool,
+    /// Data arrived within the staleness limit.
+    pub receiving: bool,
+}
+
+/// The badge for a page in `mode` with `link`, whose latest data (the newest point shown, or
+/// the last live frame, whichever is later) is `last_data_ms`.
+pub fn badge(
+    mode: PageMode,
+    link: Option<&Link>,
+    last_data_ms: Option<i64>,
+    now_ms: i64,
+    stale_after_ms: i64,
+) -> Badge {
+    let idle = |text: &str| Badge { text: text.to_owned(), transport: "none", connected: false, receiving: false };
+    let link = match (mode, link) {
+        (PageMode::History, _) => return idle("history"),
+        (PageMode::Paused, _) => return idle("paused"),
+        (PageMode::Live, None) => return idle("connecting"),
+        (PageMode::Live, Some(link)) => link,
+    };
+    let transport = if link.transport == Transport::Stream { "stream" } else { "polling" };
+    let suffix = if link.transport == Transport::Polling { " (polling)" } else { "" };
+    if !link.connected {
+        return Badge { text: link.describe().to_owned(), transport, connected: false, receiving: false };
     }
-    path
+    let age = last_data_ms.map(|t| (now_ms - t).max(0));
+    let receiving = age.is_some_and(|a| a <= stale_after_ms);
+    let text = match age {
+        _ if receiving => format!("live{suffix}"),
+        Some(age) => format!("connected, no data for {}{suffix}", format_age(age)),
+        None => format!("connected, waiting for data{suffix}"),
+    };
+    Badge { text, transport, connected: true, receiving }
+}
+
+/// An age in its largest whole unit: `12s`, `3m`, `5h`, `2d`.
+pub fn format_age(ms: i64) -> String {
+    let seconds = ms.max(0) / 1000;
+    match seconds {
+        0..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m", seconds / 60),
+        3600..=86_399 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
 }
 
 /// A value for a label: up to four significant digits, thousands as k/M/G.
@@ -364,6 +572,7 @@ mod tests {
             tags: BTreeMap::new(),
             timestamp: ts.into(),
             value,
+            ..PointOut::default()
         }
     }
 
@@ -469,25 +678,112 @@ mod tests {
     }
 
     #[test]
-    fn paths_map_time_right_and_values_up() {
-        let path =
-            line_path([(0, 0.0), (50, 5.0), (100, 10.0), (200, 1.0)].into_iter(), (0, 100), (0.0, 10.0), 200.0, 100.0);
-        assert_eq!(path, "M0.0 100.0L100.0 50.0L200.0 0.0");
-        assert_eq!(line_path(std::iter::empty(), (0, 1), (0.0, 1.0), 1.0, 1.0), "");
-    }
-
-    #[test]
-    fn ranges_get_headroom_and_values_read_well() {
-        assert_eq!(padded_range(None), (0.0, 1.0));
-        assert_eq!(padded_range(Some((5.0, 5.0))), (4.5, 5.5));
-        assert_eq!(padded_range(Some((0.0, 0.0))), (-1.0, 1.0));
-        let (lo, hi) = padded_range(Some((10.0, 110.0)));
-        assert!(lo < 10.0 && hi > 110.0);
-        assert_eq!(padded_range(Some((1.0, 101.0))).0, 0.0, "non-negative data keeps a zero floor");
+    fn plain_values_read_well() {
         assert_eq!(format_value(42.5), "42.50");
         assert_eq!(format_value(1500.0), "1500");
         assert_eq!(format_value(123_456.0), "123.5k");
         assert_eq!(format_value(2.5e9), "2.50G");
         assert_eq!(format_value(-3.0), "-3");
+    }
+
+    fn bucket(metric: &str, agent: &str, ts: &str, avg: f64, min: f64, max: f64, last: f64) -> PointOut {
+        PointOut {
+            min: Some(min),
+            max: Some(max),
+            count: Some(60),
+            last: Some(last),
+            ..point(metric, Some(agent), ts, avg)
+        }
+    }
+
+    #[test]
+    fn a_new_view_keeps_the_old_data_until_its_own_arrives() {
+        let mut board = Board::default();
+        let live = 1;
+        board.begin_view(live);
+        board.load(live, "cpu", Resolution::Raw, &[point("cpu", Some("a"), "2026-11-28T12:00:00Z", 1.0)]);
+        board.finish(live, &["cpu".into(), "mem".into()]);
+        let day = 2;
+        board.begin_view(day);
+        // Nothing blanks while the day loads.
+        assert_eq!(board.widget("cpu").unwrap().series.values().next().unwrap().len(), 1);
+        assert!(board.load(
+            day,
+            "cpu",
+            Resolution::ONE_MINUTE,
+            &[
+                bucket("cpu", "a", "2026-11-28T10:00:00Z", 5.0, 1.0, 9.0, 4.0),
+                bucket("cpu", "a", "2026-11-28T10:01:00Z", 6.0, 2.0, 8.0, 7.0),
+            ]
+        ));
+        let cpu = board.widget("cpu").unwrap();
+        assert_eq!(cpu.resolution, Resolution::ONE_MINUTE);
+        let series = cpu.series.values().next().unwrap();
+        assert_eq!(series.samples()[0].band, Some((1.0, 9.0)));
+        assert_eq!(series.last(), Some((parse_millis("2026-11-28T10:01:00Z").unwrap(), 7.0)), "a bucket's last value");
+        // A late answer for the live view is dropped.
+        assert!(!board.load(live, "cpu", Resolution::Raw, &[]));
+        assert_eq!(board.widget("cpu").unwrap().resolution, Resolution::ONE_MINUTE);
+        // "mem" had no load for the day: emptied at the end, not before; a widget of a
+        // metric no longer listed goes.
+        board.ensure("gone");
+        assert!(board.widget("mem").is_some());
+        board.finish(day, &["cpu".into(), "mem".into()]);
+        assert!(board.widget("mem").unwrap().series.is_empty());
+        assert!(board.widget("gone").is_none() || board.widget("gone").unwrap().view == day);
+    }
+
+    #[test]
+    fn live_points_wait_for_their_widgets_load_and_then_join_it() {
+        let mut board = Board::default();
+        let day = 3;
+        board.begin_view(day);
+        board.load(
+            day,
+            "cpu",
+            Resolution::ONE_MINUTE,
+            &[bucket("cpu", "a", "2026-11-28T10:00:00Z", 5.0, 1.0, 9.0, 4.0)],
+        );
+        let live = 4;
+        board.begin_view(live);
+        board.apply(&[point("cpu", Some("a"), "2026-11-28T12:00:05Z", 3.0)]);
+        let cpu = board.widget("cpu").unwrap();
+        assert_eq!(cpu.resolution, Resolution::ONE_MINUTE, "still the day's data");
+        assert_eq!(cpu.series.values().next().unwrap().len(), 1);
+        board.load(live, "cpu", Resolution::Raw, &[point("cpu", Some("a"), "2026-11-28T12:00:00Z", 2.0)]);
+        let points: Vec<f64> =
+            board.widget("cpu").unwrap().series.values().next().unwrap().points().map(|p| p.1).collect();
+        assert_eq!(points, [2.0, 3.0]);
+        // A metric first seen live, before its load: the load adds to it.
+        board.apply(&[point("new", Some("a"), "2026-11-28T12:00:09Z", 9.0)]);
+        board.load(live, "new", Resolution::Raw, &[point("new", Some("a"), "2026-11-28T12:00:01Z", 1.0)]);
+        assert_eq!(board.widget("new").unwrap().series.values().next().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_badge_says_whether_data_arrives() {
+        let stale = stale_after_ms([Some(1.0), None].into_iter());
+        assert_eq!(stale, 30_000, "three default intervals beat three seconds");
+        assert_eq!(stale_after_ms([Some(60.0)].into_iter()), 180_000);
+        assert_eq!(stale_after_ms(std::iter::empty()), 30_000);
+        let mut link = Link::new(true, 0);
+        let check = |link: Option<&Link>, last: Option<i64>, text: &str, receiving: bool| {
+            let b = badge(PageMode::Live, link, last, 100_000, 30_000);
+            assert_eq!((b.text.as_str(), b.receiving), (text, receiving));
+        };
+        check(None, None, "connecting", false);
+        check(Some(&link), Some(99_000), "connecting", false);
+        link.stream_opened();
+        check(Some(&link), None, "connected, waiting for data", false);
+        check(Some(&link), Some(90_000), "live", true);
+        check(Some(&link), Some(100_000 - 150_000), "connected, no data for 2m", false);
+        link.fall_back(0);
+        link.polled(true);
+        check(Some(&link), Some(90_000), "live (polling)", true);
+        check(Some(&link), Some(0), "connected, no data for 1m (polling)", false);
+        assert_eq!(badge(PageMode::History, Some(&link), None, 0, 1).text, "history");
+        assert_eq!(badge(PageMode::Paused, Some(&link), None, 0, 1).transport, "none");
+        assert_eq!(format_age(59_999), "59s");
+        assert_eq!(format_age(3 * 86_400_000), "3d");
     }
 }

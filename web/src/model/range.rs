@@ -1,0 +1,308 @@
+//! The time range a tenant page shows, how it reads and writes in the URL, and what to ask the
+//! server for it.
+
+use microdash_core::api::TimestampIn;
+use microdash_core::metric::format_millis;
+
+use super::WINDOW_MS;
+
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 60 * MINUTE_MS;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Spans up to this long are fetched raw; longer ones from rollups (`resolution=auto`), whose
+/// buckets are at least a minute wide.
+pub const RAW_SPAN_MS: i64 = HOUR_MS;
+/// The narrowest span a zoom goes to: below it a chart shows a handful of points at most.
+pub const MIN_ZOOM_MS: i64 = 10_000;
+/// Most buckets per series for rollup queries: the server's default, and what keeps a day at
+/// one-minute resolution (1,440 buckets).
+pub const MAX_POINTS: u32 = 1_500;
+/// Row limit of a live load (15 minutes of raw points of every series of one metric).
+pub const LIVE_LIMIT: u32 = 20_000;
+/// Row limit of a raw history load; an answer that reaches it is cut short (oldest first), so
+/// the load is repeated from rollups instead.
+pub const RAW_LIMIT: u32 = 50_000;
+/// Row limit of a rollup load: `MAX_POINTS` buckets for some 60 series.
+pub const ROLLUP_LIMIT: u32 = 100_000;
+
+/// The fixed choices of the range picker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Preset {
+    /// The last hour, raw.
+    Hour,
+    /// The last 24 hours.
+    Day,
+    /// The last 7 days.
+    Week,
+    /// The last 30 days.
+    Month,
+}
+
+impl Preset {
+    /// In the order the picker shows them.
+    pub const ALL: [Preset; 4] = [Preset::Hour, Preset::Day, Preset::Week, Preset::Month];
+
+    /// How far back it reaches.
+    pub fn span_ms(self) -> i64 {
+        match self {
+            Preset::Hour => HOUR_MS,
+            Preset::Day => DAY_MS,
+            Preset::Week => 7 * DAY_MS,
+            Preset::Month => 30 * DAY_MS,
+        }
+    }
+
+    /// How it is written in the URL (`range=24h`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Preset::Hour => "1h",
+            Preset::Day => "24h",
+            Preset::Week => "7d",
+            Preset::Month => "30d",
+        }
+    }
+
+    /// What the picker's button says.
+    pub fn label(self) -> &'static str {
+        match self {
+            Preset::Hour => "1 h",
+            Preset::Day => "24 h",
+            Preset::Week => "7 d",
+            Preset::Month => "30 d",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.key() == key)
+    }
+}
+
+/// What a tenant page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TimeRange {
+    /// The last [`WINDOW_MS`], raw, following the live stream.
+    #[default]
+    Live,
+    /// A preset span ending now.
+    Last(Preset),
+    /// A fixed span: a custom range or a zoom. Start inclusive, end exclusive.
+    Between {
+        /// Unix milliseconds.
+        start_ms: i64,
+        /// Unix milliseconds, after `start_ms`.
+        end_ms: i64,
+    },
+}
+
+/// The resolution a load asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// Raw points.
+    Raw,
+    /// `resolution=auto` with `max_points`: the server picks the finest retained rollup.
+    Auto,
+}
+
+/// One metric's load for a range: the query parameters besides tenant, metric and agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// Inclusive start, Unix milliseconds.
+    pub start_ms: i64,
+    /// Exclusive end; `None` reads up to now (what live and preset views want: nothing that
+    /// arrives while the query runs is cut off).
+    pub end_ms: Option<i64>,
+    /// Raw or rollups.
+    pub fetch: Fetch,
+    /// Row limit of the answer.
+    pub limit: u32,
+}
+
+impl QueryPlan {
+    /// The query string pairs.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let mut params = vec![("start_time", format_millis(self.start_ms))];
+        if let Some(end) = self.end_ms {
+            params.push(("end_time", format_millis(end)));
+        }
+        match self.fetch {
+            Fetch::Raw => params.push(("resolution", "raw".into())),
+            Fetch::Auto => {
+                params.push(("resolution", "auto".into()));
+                params.push(("max_points", MAX_POINTS.to_string()));
+            }
+        }
+        params.push(("limit", self.limit.to_string()));
+        params
+    }
+
+    /// What to ask instead when an answer of `count` rows hit the limit: a raw answer cut short
+    /// lacks its newest points, so the same span is asked from rollups. `None` when the answer
+    /// is complete or already from rollups.
+    pub fn retry_after(&self, count: usize) -> Option<QueryPlan> {
+        (self.fetch == Fetch::Raw && count >= self.limit as usize).then_some(QueryPlan {
+            fetch: Fetch::Auto,
+            limit: ROLLUP_LIMIT,
+            ..*self
+        })
+    }
+}
+
+impl TimeRange {
+    /// A zoom into `start_ms..end_ms` (either order), widened around its middle to at least
+    /// [`MIN_ZOOM_MS`].
+    pub fn zoom(a_ms: i64, b_ms: i64) -> TimeRange {
+        let (mut start_ms, mut end_ms) = (a_ms.min(b_ms), a_ms.max(b_ms));
+        if end_ms - start_ms < MIN_ZOOM_MS {
+            let middle = start_ms + (end_ms - start_ms) / 2;
+            start_ms = middle - MIN_ZOOM_MS / 2;
+            end_ms = start_ms + MIN_ZOOM_MS;
+        }
+        TimeRange::Between { start_ms, end_ms }
+    }
+
+    /// Read the range from a URL query (`range=24h`, or `from=...&to=...` in RFC 3339 or Unix
+    /// seconds); anything else is live, so a mangled link still opens a working page.
+    pub fn parse_query(query: &str) -> TimeRange {
+        let value = |name: &str| {
+            query.trim_start_matches('?').split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        };
+        if let Some(preset) = value("range").and_then(Preset::from_key) {
+            return TimeRange::Last(preset);
+        }
+        let time = |name: &str| value(name).and_then(|v| TimestampIn::from_query(v).to_millis().ok());
+        match (time("from"), time("to")) {
+            (Some(start_ms), Some(end_ms)) if end_ms > start_ms => TimeRange::Between { start_ms, end_ms },
+            _ => TimeRange::Live,
+        }
+    }
+
+    /// The URL query that [`TimeRange::parse_query`] reads back; empty for live.
+    pub fn to_query(&self) -> String {
+        match self {
+            TimeRange::Live => String::new(),
+            TimeRange::Last(preset) => format!("range={}", preset.key()),
+            TimeRange::Between { start_ms, end_ms } => {
+                format!("from={}&to={}", format_millis(*start_ms), format_millis(*end_ms))
+            }
+        }
+    }
+
+    /// Whether this is the streaming view.
+    pub fn is_live(&self) -> bool {
+        *self == TimeRange::Live
+    }
+
+    /// The time axis: `(start, end)` in Unix milliseconds, relative ranges ending at `now_ms`.
+    pub fn window(&self, now_ms: i64) -> (i64, i64) {
+        match *self {
+            TimeRange::Live => (now_ms - WINDOW_MS, now_ms),
+            TimeRange::Last(preset) => (now_ms - preset.span_ms(), now_ms),
+            TimeRange::Between { start_ms, end_ms } => (start_ms, end_ms),
+        }
+    }
+
+    /// What to ask the server for each metric.
+    pub fn plan(&self, now_ms: i64) -> QueryPlan {
+        let (start_ms, end_ms) = self.window(now_ms);
+        let (end_ms, span) = match self {
+            TimeRange::Between { .. } => (Some(end_ms), end_ms - start_ms),
+            _ => (None, end_ms - start_ms),
+        };
+        let (fetch, limit) = match self {
+            TimeRange::Live => (Fetch::Raw, LIVE_LIMIT),
+            _ if span <= RAW_SPAN_MS => (Fetch::Raw, RAW_LIMIT),
+            _ => (Fetch::Auto, ROLLUP_LIMIT),
+        };
+        QueryPlan { start_ms, end_ms, fetch, limit }
+    }
+
+    /// The span in words, for a chart's accessible name.
+    pub fn describe(&self) -> String {
+        match self {
+            TimeRange::Live => format!("over the last {} minutes, live", WINDOW_MS / MINUTE_MS),
+            TimeRange::Last(Preset::Hour) => "over the last hour".into(),
+            TimeRange::Last(Preset::Day) => "over the last 24 hours".into(),
+            TimeRange::Last(preset) => format!("over the last {} days", preset.span_ms() / DAY_MS),
+            TimeRange::Between { start_ms, end_ms } => {
+                format!("from {} to {}", format_millis(*start_ms), format_millis(*end_ms))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_331_200_000; // 2025-11-28T12:00:00Z
+
+    #[test]
+    fn ranges_survive_the_url() {
+        for range in [
+            TimeRange::Live,
+            TimeRange::Last(Preset::Hour),
+            TimeRange::Last(Preset::Day),
+            TimeRange::Last(Preset::Week),
+            TimeRange::Last(Preset::Month),
+            TimeRange::Between { start_ms: NOW - 1234, end_ms: NOW },
+        ] {
+            assert_eq!(TimeRange::parse_query(&range.to_query()), range, "{range:?}");
+        }
+        assert_eq!(TimeRange::Last(Preset::Day).to_query(), "range=24h");
+        assert_eq!(
+            TimeRange::Between { start_ms: NOW, end_ms: NOW + 60_000 }.to_query(),
+            "from=2025-11-28T12:00:00.000Z&to=2025-11-28T12:01:00.000Z"
+        );
+    }
+
+    #[test]
+    fn odd_queries_read_as_live_or_what_they_clearly_say() {
+        let check = |query: &str, expected: TimeRange| assert_eq!(TimeRange::parse_query(query), expected, "{query}");
+        check("", TimeRange::Live);
+        check("range=2h", TimeRange::Live);
+        check("?range=7d", TimeRange::Last(Preset::Week));
+        check("x=1&range=30d", TimeRange::Last(Preset::Month));
+        check("from=1764331200&to=1764334800", TimeRange::Between { start_ms: NOW, end_ms: NOW + HOUR_MS });
+        check("from=1764334800&to=1764331200", TimeRange::Live);
+        check("from=yesterday&to=1764331200", TimeRange::Live);
+        check("rangex=24h", TimeRange::Live);
+    }
+
+    #[test]
+    fn up_to_an_hour_is_raw_and_beyond_it_rollups() {
+        let live = TimeRange::Live.plan(NOW);
+        assert_eq!((live.start_ms, live.end_ms, live.fetch), (NOW - WINDOW_MS, None, Fetch::Raw));
+        let hour = TimeRange::Last(Preset::Hour).plan(NOW);
+        assert_eq!((hour.start_ms, hour.fetch, hour.limit), (NOW - HOUR_MS, Fetch::Raw, RAW_LIMIT));
+        let day = TimeRange::Last(Preset::Day).plan(NOW);
+        assert_eq!((day.start_ms, day.end_ms, day.fetch), (NOW - DAY_MS, None, Fetch::Auto));
+        let zoom = TimeRange::zoom(NOW - 20 * MINUTE_MS, NOW - 5 * MINUTE_MS).plan(NOW);
+        assert_eq!((zoom.end_ms, zoom.fetch), (Some(NOW - 5 * MINUTE_MS), Fetch::Raw));
+        let wide = TimeRange::Between { start_ms: NOW - 2 * HOUR_MS, end_ms: NOW }.plan(NOW);
+        assert_eq!(wide.fetch, Fetch::Auto);
+        let params = day.params();
+        assert!(params.contains(&("resolution", "auto".into())) && params.contains(&("max_points", "1500".into())));
+        assert!(!params.iter().any(|p| p.0 == "end_time"));
+        assert!(zoom.params().iter().any(|p| p.0 == "end_time"));
+    }
+
+    #[test]
+    fn a_raw_answer_cut_short_is_asked_again_from_rollups() {
+        let hour = TimeRange::Last(Preset::Hour).plan(NOW);
+        assert_eq!(hour.retry_after(RAW_LIMIT as usize - 1), None);
+        let retry = hour.retry_after(RAW_LIMIT as usize).unwrap_or(hour);
+        assert_eq!((retry.fetch, retry.start_ms), (Fetch::Auto, hour.start_ms));
+        assert_eq!(retry.retry_after(ROLLUP_LIMIT as usize), None, "rollups are not retried");
+    }
+
+    #[test]
+    fn zooms_are_ordered_and_never_too_narrow() {
+        assert_eq!(TimeRange::zoom(NOW, NOW - 60_000), TimeRange::Between { start_ms: NOW - 60_000, end_ms: NOW });
+        assert_eq!(
+            TimeRange::zoom(NOW, NOW + 2_000),
+            TimeRange::Between { start_ms: NOW + 1_000 - MIN_ZOOM_MS / 2, end_ms: NOW + 1_000 + MIN_ZOOM_MS / 2 }
+        );
+        assert_eq!(TimeRange::Last(Preset::Week).window(NOW), (NOW - 7 * DAY_MS, NOW));
+    }
+}

@@ -1,0 +1,169 @@
+// The dashboard's only JavaScript besides wasm-bindgen's glue: the bridge to uPlot, which
+// index.html loads as the global `uPlot` (dist/uPlot.iife.min.js, copied from node_modules by
+// scripts/build-web.sh). Rust drives it through src/uplot.rs; everything about the data
+// (alignment, gaps, bands, units, colours) is decided there, in src/model/plot.rs. This file
+// only turns that into uPlot options and draws the tooltip.
+
+// Cell encoding of model/plot.rs: NaN is a gap (null: the line breaks), +Infinity a time where
+// the series has no point (undefined: the line passes over it). Metric values are finite.
+const decode = (v) => (v === Infinity ? undefined : Number.isNaN(v) ? null : v);
+
+const AXIS = '#94a3b8'; // slate-400: 7:1 on the chart background
+const GRID = 'rgba(71, 85, 105, 0.45)';
+const FONT = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
+const STAMP = () => uPlot.fmtDate('{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}');
+
+function withAlpha(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
+export class UplotChart {
+  // target: the element uPlot fills (its width follows the element's); layout: JSON of
+  // model::plot::Layout; formatValue(v) -> string; formatTicks(Float64Array) -> string[];
+  // onZoom(startMs, endMs) after a drag across the plot.
+  constructor(target, layoutJson, height, syncKey, formatValue, formatTicks, onZoom) {
+    const layout = JSON.parse(layoutJson);
+    this.layout = layout;
+    this.target = target;
+    this.height = height;
+    this.yRange = null;
+    this.draws = 0;
+    this.formatValue = formatValue;
+    const series = [{ label: 'time' }];
+    for (const line of layout.lines) {
+      series.push({
+        label: line.label,
+        stroke: line.band_edge ? 'transparent' : line.color,
+        width: line.band_edge ? 0 : 1.75,
+        dash: line.dash.length ? line.dash : undefined,
+        points: { show: false },
+        spanGaps: false,
+      });
+    }
+    const bands = layout.bands.map((b) => ({
+      series: [b.upper, b.lower],
+      fill: withAlpha(layout.lines[b.line - 1].color, 0.22),
+    }));
+    let ownDrag = false;
+    const axis = { stroke: AXIS, font: FONT, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 } };
+    const opts = {
+      width: this.width(),
+      height,
+      series,
+      bands,
+      legend: { show: false },
+      cursor: {
+        points: { show: false },
+        drag: { x: true, y: false, setScale: false },
+        // Crosshairs follow each other across the page's charts; drags stay on their chart.
+        sync: { key: syncKey, setSeries: false, filters: { pub: (type) => type !== 'mousedown' && type !== 'mouseup' } },
+        // Double-click would reset uPlot's own zoom; the range is ours (in the URL).
+        bind: { dblclick: () => null },
+      },
+      scales: {
+        x: { time: true },
+        y: { range: (u, min, max) => this.yRange ?? uPlot.rangeNum(min ?? 0, max ?? 1, 0.1, true) },
+      },
+      axes: [
+        { ...axis, space: 70 },
+        {
+          ...axis,
+          // As wide as the longest label (monospace, ~6.7 px a character at 11 px).
+          size: (u, values) => (values ? Math.ceil(Math.max(3, ...values.map((v) => v.length)) * 6.7 + 16) : 50),
+          incrs: layout.increments ?? undefined,
+          values: (u, splits) => formatTicks(Float64Array.from(splits)),
+        },
+      ],
+      hooks: {
+        init: [(u) => u.over.addEventListener('mousedown', () => (ownDrag = true))],
+        setSelect: [
+          (u) => {
+            const { left, width } = u.select;
+            if (ownDrag && width >= 3) {
+              onZoom(u.posToVal(left, 'x') * 1000, u.posToVal(left + width, 'x') * 1000);
+            }
+            ownDrag = false;
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          },
+        ],
+        setCursor: [(u) => this.tooltip(u)],
+        draw: [() => (target.dataset.drawn = String(++this.draws))],
+      },
+    };
+    this.u = new uPlot(opts, [[], ...layout.lines.map(() => [])], target);
+    this.tip = document.createElement('div');
+    this.tip.className = 'md-tooltip';
+    this.tip.setAttribute('aria-hidden', 'true');
+    this.tip.hidden = true;
+    this.u.over.appendChild(this.tip);
+    this.resizer = new ResizeObserver(() => this.u.setSize({ width: this.width(), height: this.height }));
+    this.resizer.observe(target);
+  }
+
+  width() {
+    return Math.max(this.target.clientWidth, 120);
+  }
+
+  // xs: seconds; ys: the columns one after the other, `columns` of them. Both are views into
+  // wasm memory, valid only during this call: copied first.
+  setData(xs, ys, columns, xMin, xMax, yMin, yMax) {
+    const n = xs.length;
+    const data = [Array.from(xs)];
+    for (let c = 0; c < columns; c++) {
+      data.push(Array.from(ys.subarray(c * n, (c + 1) * n), decode));
+    }
+    this.yRange = Number.isNaN(yMin) ? null : [yMin, yMax];
+    this.u.batch(() => {
+      this.u.setData(data, true);
+      this.u.setScale('x', { min: xMin / 1000, max: xMax / 1000 });
+    });
+  }
+
+  // Every line's value at the cursor's time (uPlot picks each series' nearest point, passing
+  // over alignment artifacts and stopping at gaps).
+  tooltip(u) {
+    const { left, top, idx, idxs } = u.cursor;
+    if (idx == null || left == null || left < 0) {
+      this.tip.hidden = true;
+      return;
+    }
+    const rows = [];
+    this.layout.lines.forEach((line, i) => {
+      if (line.band_edge) return;
+      const at = idxs?.[i + 1] ?? idx;
+      const v = at == null ? null : u.data[i + 1][at];
+      rows.push([line.color, line.label, v == null ? '–' : this.formatValue(v)]);
+    });
+    const box = this.tip;
+    box.replaceChildren();
+    const head = document.createElement('div');
+    head.className = 'md-tooltip-time';
+    head.textContent = STAMP()(new Date(u.data[0][idx] * 1000));
+    box.appendChild(head);
+    for (const [color, label, value] of rows) {
+      const row = document.createElement('div');
+      row.className = 'md-tooltip-row';
+      const dot = document.createElement('span');
+      dot.className = 'md-tooltip-dot';
+      dot.style.background = color;
+      const name = document.createElement('span');
+      name.textContent = label;
+      const val = document.createElement('span');
+      val.className = 'md-tooltip-value';
+      val.textContent = value;
+      row.append(dot, name, val);
+      box.appendChild(row);
+    }
+    box.hidden = false;
+    const width = u.over.clientWidth;
+    const x = left + 14 + box.offsetWidth > width ? left - 14 - box.offsetWidth : left + 14;
+    const y = Math.min(Math.max(0, (top ?? 0) - 10), Math.max(0, u.over.clientHeight - box.offsetHeight));
+    box.style.transform = `translate(${Math.max(0, x)}px, ${y}px)`;
+  }
+
+  destroy() {
+    this.resizer.disconnect();
+    this.u.destroy();
+  }
+}
