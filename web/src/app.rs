@@ -20,7 +20,7 @@ use crate::api::{self, ApiError};
 use crate::chart::{Legend, TimeChart};
 use crate::live::{LiveLink, LiveUpdate};
 use crate::model::range::{Preset, QueryPlan, TimeRange};
-use crate::model::{self, Board, Link, PageMode, Widget};
+use crate::model::{self, Board, Link, PageMode, View, Widget};
 
 /// Where the user is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -359,7 +359,7 @@ struct BoardState {
 }
 
 enum BoardAction {
-    Begin(u64),
+    Begin(View),
     Load { view: u64, metric: String, resolution: Resolution, points: Vec<PointOut> },
     Finish { view: u64, metrics: Vec<String> },
     Apply(Vec<PointOut>),
@@ -423,8 +423,6 @@ fn TenantPage(props: &TenantProps) -> Html {
     let expanded = use_state(|| None::<String>);
     let paused = use_state(BTreeMap::<String, Rc<Widget>>::new);
     let views = use_mut_ref(|| 0u64);
-    // When the current view was asked for: the right edge of a preset's time axis.
-    let anchor = use_state(now_ms);
     // When the live link last delivered points (browser clock).
     let last_frame = use_mut_ref(|| None::<i64>);
     let now = use_clock();
@@ -433,11 +431,7 @@ fn TenantPage(props: &TenantProps) -> Html {
 
     {
         let board = board.clone();
-        use_effect_with(now, move |now| {
-            if range.is_live() {
-                board.dispatch(BoardAction::Trim(*now));
-            }
-        });
+        use_effect_with(now, move |now| board.dispatch(BoardAction::Trim(*now)));
     }
     // Each metric's data for the range: series list, then every metric's load in parallel.
     // A new range starts a new view; the old data stays on screen until the new arrives.
@@ -446,7 +440,7 @@ fn TenantPage(props: &TenantProps) -> Html {
         _ => 0,
     };
     {
-        let (board, agents, error, anchor) = (board.clone(), agents.clone(), error.clone(), anchor.clone());
+        let (board, agents, error) = (board.clone(), agents.clone(), error.clone());
         let views = views.clone();
         use_effect_with(
             (props.slug.clone(), props.agent.clone(), range, *reloads, refresh),
@@ -457,9 +451,8 @@ fn TenantPage(props: &TenantProps) -> Html {
                     *views += 1;
                     *views
                 };
-                board.dispatch(BoardAction::Begin(view));
                 let started = now_ms();
-                anchor.set(started);
+                board.dispatch(BoardAction::Begin(View { id: view, range: *range, anchor_ms: started }));
                 let plan = range.plan(started);
                 wasm_bindgen_futures::spawn_local(async move {
                     // Each metric on its own: small answers draw the first chart soonest.
@@ -567,8 +560,9 @@ fn TenantPage(props: &TenantProps) -> Html {
     let last_data = (*last_frame.borrow()).max(board.board.latest_ms());
     let stale_after = model::stale_after_ms(agents.iter().map(|a| a.interval_s));
     let status = link_badge(&model::badge(mode, link.as_ref(), last_data, now, stale_after));
-    let window = if range.is_live() { range.window(now) } else { range.window(*anchor) };
-    let range_text: AttrValue = range.describe().into();
+    // The picker's custom range starts from the axis of the view asked for.
+    let view = board.board.view();
+    let window = if range.is_live() { range.window(now) } else { range.window(view.anchor_ms) };
     let widgets = board.board.widgets();
     let cards = widgets.iter().map(|widget| {
         let metric = widget.metric.clone();
@@ -590,9 +584,11 @@ fn TenantPage(props: &TenantProps) -> Html {
             })
         };
         let widget_live = frozen.is_none();
+        // Each chart's axis goes with its data: until a new view's data arrives, the old
+        // data stays on its old axis.
         let chart_window = match &frozen {
             Some(f) => TimeRange::Live.window(f.latest_ms().unwrap_or(now)),
-            None => window,
+            None => widget.window(now),
         };
         html! {
             <li key={metric.clone()} class="rounded-2xl bg-slate-900/70 p-4 ring-1 ring-white/5" data-metric={metric.clone()}>
@@ -612,7 +608,7 @@ fn TenantPage(props: &TenantProps) -> Html {
                         { "Expand" }
                     </button>
                 </div>
-                <TimeChart widget={shown.clone()} window={chart_window} range_text={range_text.clone()} on_zoom={on_zoom.clone()} />
+                <TimeChart widget={shown.clone()} window={chart_window} range_text={shown.range().describe()} on_zoom={on_zoom.clone()} />
                 <Legend widget={shown} now_ms={now} />
             </li>
         }
@@ -623,7 +619,7 @@ fn TenantPage(props: &TenantProps) -> Html {
             Callback::from(move |_| expanded.set(None))
         };
         html! {
-            <Expanded {widget} {window} now_ms={now} {range} range_text={range_text.clone()}
+            <Expanded window={widget.window(now)} range_text={widget.range().describe()} {widget} now_ms={now} {range}
                 on_range={go.clone()} on_zoom={on_zoom.clone()} on_close={close} />
         }
     });

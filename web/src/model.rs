@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 use microdash_core::api::{PointOut, Resolution, TimestampIn};
+use range::TimeRange;
 
 /// How much history a live widget shows.
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -165,6 +166,10 @@ pub struct Widget {
     pub version: u64,
     /// The view (see [`Board::begin_view`]) the data belongs to.
     view: u64,
+    /// That view's range and when it was asked for: the time axis goes with the data, so a
+    /// chart keeps its old axis, not an empty new one, until the new data arrives.
+    range: TimeRange,
+    anchor_ms: i64,
     /// Live points that came while the widget still showed an older view.
     pending: Vec<(SeriesId, i64, f64)>,
 }
@@ -182,15 +187,26 @@ impl Widget {
         self.series.values().filter_map(|s| s.last()).map(|p| p.0).max()
     }
 
+    /// The time axis for the data shown: `(start, end)` in Unix milliseconds. Live data
+    /// follows the clock; other ranges end where they ended when asked for.
+    pub fn window(&self, now_ms: i64) -> (i64, i64) {
+        self.range.window(if self.range.is_live() { now_ms } else { self.anchor_ms })
+    }
+
+    /// The range of the data shown.
+    pub fn range(&self) -> TimeRange {
+        self.range
+    }
+
     fn bump(&mut self) {
         self.version = self.version.wrapping_add(1);
     }
 
     /// Swap in a view's data, then the live points that arrived meanwhile.
-    fn replace(&mut self, view: u64, resolution: Resolution, series: BTreeMap<SeriesId, Series>) {
+    fn replace(&mut self, view: &View, resolution: Resolution, series: BTreeMap<SeriesId, Series>) {
         self.series = series;
         self.resolution = resolution;
-        self.view = view;
+        (self.view, self.range, self.anchor_ms) = (view.id, view.range, view.anchor_ms);
         for (id, ts, value) in std::mem::take(&mut self.pending) {
             self.series.entry(id).or_default().push(ts, value);
         }
@@ -220,18 +236,29 @@ fn group(points: &[PointOut]) -> (BTreeMap<SeriesId, Vec<Sample>>, usize) {
 pub struct Board {
     widgets: BTreeMap<String, Rc<Widget>>,
     version: u64,
-    view: u64,
+    view: View,
+}
+
+/// What the board is loading or showing.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct View {
+    /// Counted up by the page; loads carry it.
+    pub id: u64,
+    /// The range asked for.
+    pub range: TimeRange,
+    /// When it was asked for (Unix milliseconds): where a preset's axis ends.
+    pub anchor_ms: i64,
 }
 
 impl Board {
-    /// Start view `view`, an id not used before on this board (the page counts them up), to
-    /// hand back with its loads.
-    pub fn begin_view(&mut self, view: u64) {
+    /// Start `view`, whose id was not used before on this board, to hand back with its
+    /// loads.
+    pub fn begin_view(&mut self, view: View) {
         self.view = view;
     }
 
     /// The current view.
-    pub fn view(&self) -> u64 {
+    pub fn view(&self) -> View {
         self.view
     }
 
@@ -239,9 +266,10 @@ impl Board {
     /// to what it holds for this one (live points that came first). Returns whether it was
     /// taken (the view is still current).
     pub fn load(&mut self, view: u64, metric: &str, resolution: Resolution, points: &[PointOut]) -> bool {
-        if view != self.view {
+        if view != self.view.id {
             return false;
         }
+        let current = self.view;
         let (grouped, _) = group(points);
         let widget = Rc::make_mut(self.entry(metric));
         if widget.view == view {
@@ -255,7 +283,7 @@ impl Board {
             widget.bump();
         } else {
             let series = grouped.into_iter().map(|(id, samples)| (id, Series::from_samples(samples))).collect();
-            widget.replace(view, resolution, series);
+            widget.replace(&current, resolution, series);
         }
         self.version = self.version.wrapping_add(1);
         true
@@ -264,15 +292,16 @@ impl Board {
     /// Every load of `view` is in: `metrics` get a (possibly empty) chart, widgets without a
     /// load in this view are emptied, and those of metrics no longer listed go.
     pub fn finish(&mut self, view: u64, metrics: &[String]) {
-        if view != self.view {
+        if view != self.view.id {
             return;
         }
         for metric in metrics {
             self.entry(metric);
         }
         self.widgets.retain(|name, w| w.view == view || metrics.contains(name));
+        let current = self.view;
         for widget in self.widgets.values_mut().filter(|w| w.view != view) {
-            Rc::make_mut(widget).replace(view, Resolution::Raw, BTreeMap::new());
+            Rc::make_mut(widget).replace(&current, Resolution::Raw, BTreeMap::new());
         }
         self.version = self.version.wrapping_add(1);
     }
@@ -281,7 +310,7 @@ impl Board {
     /// holds them until its load arrives (bounded: the oldest go first).
     pub fn apply(&mut self, points: &[PointOut]) -> usize {
         let mut taken = 0;
-        let view = self.view;
+        let view = self.view.id;
         for point in points {
             let Some(ts) = parse_millis(&point.timestamp) else { continue };
             let widget = Rc::make_mut(self.entry(&point.metric_name));
@@ -306,10 +335,10 @@ impl Board {
         if !self.widgets.contains_key(metric) {
             self.version = self.version.wrapping_add(1);
         }
-        let view = self.view;
-        self.widgets
-            .entry(metric.to_owned())
-            .or_insert_with(|| Rc::new(Widget { metric: metric.to_owned(), view, ..Widget::default() }))
+        let View { id: view, range, anchor_ms } = self.view;
+        self.widgets.entry(metric.to_owned()).or_insert_with(|| {
+            Rc::new(Widget { metric: metric.to_owned(), view, range, anchor_ms, ..Widget::default() })
+        })
     }
 
     /// Make sure a widget exists for `metric`, even before it has points.
@@ -317,10 +346,11 @@ impl Board {
         self.entry(metric);
     }
 
-    /// Drop what fell out of the live window ending at `now_ms`.
+    /// Drop what fell out of the live window ending at `now_ms`, from the widgets showing
+    /// live data (the others keep their range's data).
     pub fn trim(&mut self, now_ms: i64) {
         let cutoff = now_ms - WINDOW_MS;
-        for widget in self.widgets.values_mut() {
+        for widget in self.widgets.values_mut().filter(|w| w.range.is_live()) {
             let stale = widget.series.values().any(|s| s.points().next().is_some_and(|p| p.0 < cutoff));
             if stale {
                 let widget = Rc::make_mut(widget);
@@ -700,13 +730,15 @@ mod tests {
     fn a_new_view_keeps_the_old_data_until_its_own_arrives() {
         let mut board = Board::default();
         let live = 1;
-        board.begin_view(live);
+        board.begin_view(View { id: live, ..View::default() });
         board.load(live, "cpu", Resolution::Raw, &[point("cpu", Some("a"), "2026-11-28T12:00:00Z", 1.0)]);
         board.finish(live, &["cpu".into(), "mem".into()]);
         let day = 2;
-        board.begin_view(day);
-        // Nothing blanks while the day loads.
+        let anchor = parse_millis("2026-11-28T12:00:30Z").unwrap();
+        board.begin_view(View { id: day, range: TimeRange::Last(range::Preset::Day), anchor_ms: anchor });
+        // Nothing blanks while the day loads: the old data, on its old (live) axis.
         assert_eq!(board.widget("cpu").unwrap().series.values().next().unwrap().len(), 1);
+        assert_eq!(board.widget("cpu").unwrap().window(anchor + 5_000), (anchor + 5_000 - WINDOW_MS, anchor + 5_000));
         assert!(board.load(
             day,
             "cpu",
@@ -718,6 +750,9 @@ mod tests {
         ));
         let cpu = board.widget("cpu").unwrap();
         assert_eq!(cpu.resolution, Resolution::ONE_MINUTE);
+        assert_eq!(cpu.window(anchor + 60_000), (anchor - 86_400_000, anchor), "the day's axis, fixed at its load");
+        board.trim(anchor + 86_400_000);
+        assert_eq!(board.widget("cpu").unwrap().series.values().next().unwrap().len(), 2, "history is not trimmed");
         let series = cpu.series.values().next().unwrap();
         assert_eq!(series.samples()[0].band, Some((1.0, 9.0)));
         assert_eq!(series.last(), Some((parse_millis("2026-11-28T10:01:00Z").unwrap(), 7.0)), "a bucket's last value");
@@ -737,7 +772,7 @@ mod tests {
     fn live_points_wait_for_their_widgets_load_and_then_join_it() {
         let mut board = Board::default();
         let day = 3;
-        board.begin_view(day);
+        board.begin_view(View { id: day, ..View::default() });
         board.load(
             day,
             "cpu",
@@ -745,7 +780,7 @@ mod tests {
             &[bucket("cpu", "a", "2026-11-28T10:00:00Z", 5.0, 1.0, 9.0, 4.0)],
         );
         let live = 4;
-        board.begin_view(live);
+        board.begin_view(View { id: live, ..View::default() });
         board.apply(&[point("cpu", Some("a"), "2026-11-28T12:00:05Z", 3.0)]);
         let cpu = board.widget("cpu").unwrap();
         assert_eq!(cpu.resolution, Resolution::ONE_MINUTE, "still the day's data");

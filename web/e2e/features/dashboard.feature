@@ -42,7 +42,16 @@ Feature: Live dashboard
     When I POST the metric "e2e.a11y" with value 3
     Then the value 3 is on the "e2e.a11y" chart within 2000 ms
     And the "tenant" screen has no WCAG 2.1 AA violations
-    When I open the "Overview" screen
+    When I choose the range "Custom"
+    Then the "custom range" screen has no WCAG 2.1 AA violations
+    When I choose the range "24 h"
+    Then the URL holds "range=24h"
+    And the "history" screen has no WCAG 2.1 AA violations
+    When I expand the "e2e.a11y" chart
+    Then the "expanded chart" screen has no WCAG 2.1 AA violations
+    When I close the expanded chart
+    And I go back to live
+    And I open the "Overview" screen
     Then the "overview" screen has no WCAG 2.1 AA violations
     When I open the "Tokens" screen
     Then the "tokens" screen has no WCAG 2.1 AA violations
