@@ -3,11 +3,15 @@
 //    first chart shows data;
 // 2. POST-to-drawn: probe metrics POSTed with their send time as value, timed until the
 //    legend shows them, while other load runs.
-// usage: node bench/dashboard.mjs URL TOKEN PASSWORD [SECONDS]
+//    With RANGE=7d (any range the picker offers: 1h, 24h, 7d, 30d) the cold loads open that
+//    range instead (seed it first with bench/seed-history.mjs) and time them until the first
+//    chart with data has been drawn by the chart library.
+// usage: [COLD_ONLY=1] [RANGE=7d] node bench/dashboard.mjs URL TOKEN PASSWORD [SECONDS]
 import { chromium } from 'playwright';
 
 const [url, token, password, secondsArg] = process.argv.slice(2);
 const seconds = Number(secondsArg ?? 30);
+const range = process.env.RANGE;
 const browser = await chromium.launch({
   executablePath: process.env.MICRODASH_CHROMIUM ?? '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -28,8 +32,11 @@ const loads = [];
 for (let i = 0; i < 10; i++) {
   const context = await signedInContext();
   const page = await context.newPage();
-  await page.addInitScript(() => {
-    const seen = () => document.querySelector('[data-testid="last-value"]:not([data-value=""])');
+  await page.addInitScript((history) => {
+    // Live: the first legend value. History: the first chart with points that uPlot has drawn.
+    const seen = history
+      ? () => document.querySelector('[data-testid="chart"]:not([data-points="0"]) [data-drawn]')
+      : () => document.querySelector('[data-testid="last-value"]:not([data-value=""])');
     const observer = new MutationObserver(() => {
       if (window.__firstChart === undefined && seen()) {
         window.__firstChart = null;
@@ -38,16 +45,33 @@ for (let i = 0; i < 10; i++) {
       }
     });
     observer.observe(document, { subtree: true, childList: true, attributes: true });
-  });
-  await page.goto(`${url}/#/t/demo`);
+  }, Boolean(range));
+  await page.goto(`${url}/#/t/demo${range ? `?range=${range}` : ''}`);
   await page.waitForFunction(() => typeof window.__firstChart === 'number');
   loads.push(await page.evaluate(() => window.__firstChart));
   await context.close();
 }
 
-if (process.env.COLD_ONLY) {
+// What a history view holds once every chart is drawn: charts, points, resolutions.
+async function firstChartsOf(range) {
+  const context = await signedInContext();
+  const page = await context.newPage();
+  const started = Date.now();
+  await page.goto(`${url}/#/t/demo?range=${range}`);
+  await page.waitForFunction(() => {
+    const charts = [...document.querySelectorAll('[data-testid="chart"]')];
+    return charts.length > 0 && charts.every((c) => c.dataset.points !== '0' && c.querySelector('[data-drawn]'));
+  }, null, { timeout: 60_000 });
+  const all_charts_drawn_ms = Date.now() - started;
+  const charts = await page.locator('[data-testid="chart"]').evaluateAll((els) => els.map((e) => ({ resolution: e.dataset.resolution, points: Number(e.dataset.points) })));
+  await context.close();
+  return { all_charts_drawn_ms, charts: charts.length, resolutions: [...new Set(charts.map((c) => c.resolution))], points: charts.reduce((n, c) => n + c.points, 0) };
+}
+
+if (process.env.COLD_ONLY || range) {
+  const charts = range ? await firstChartsOf(range) : undefined;
   await browser.close();
-  console.log(JSON.stringify({ cold_load_to_first_chart_ms: { p50: quantile(loads, 0.5), max: Math.max(...loads), runs: loads.length } }));
+  console.log(JSON.stringify({ range: range ?? 'live', cold_load_to_first_chart_ms: { p50: quantile(loads, 0.5), max: Math.max(...loads), runs: loads.length }, ...charts }));
   process.exit(0);
 }
 

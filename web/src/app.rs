@@ -361,7 +361,7 @@ struct BoardState {
 enum BoardAction {
     Begin(View),
     Load { view: u64, metric: String, resolution: Resolution, points: Vec<PointOut> },
-    Finish { view: u64, metrics: Vec<String> },
+    Finish { view: u64, metrics: Vec<String>, failed: Vec<String> },
     Apply(Vec<PointOut>),
     Trim(i64),
 }
@@ -376,7 +376,7 @@ impl Reducible for BoardState {
             BoardAction::Load { view, metric, resolution, points } => {
                 next.board.load(view, &metric, resolution, &points);
             }
-            BoardAction::Finish { view, metrics } => next.board.finish(view, &metrics),
+            BoardAction::Finish { view, metrics, failed } => next.board.finish(view, &metrics, &failed),
             BoardAction::Apply(points) => {
                 next.board.apply(&points);
             }
@@ -477,7 +477,7 @@ fn TenantPage(props: &TenantProps) -> Html {
                         })
                         .collect();
                     let mut shown = false;
-                    let mut failed = None;
+                    let (mut failure, mut failed) = (None, Vec::new());
                     while let Some((metric, answer)) = futures_util::StreamExt::next(&mut loads).await {
                         match answer {
                             Ok(answer) => board.dispatch(BoardAction::Load {
@@ -486,25 +486,28 @@ fn TenantPage(props: &TenantProps) -> Html {
                                 resolution: answer.resolution,
                                 points: answer.data,
                             }),
-                            Err(err) => failed = Some(err.message),
+                            Err(err) => {
+                                failure = Some(err.message);
+                                failed.push(metric);
+                            }
                         }
                         if !shown {
                             shown = true;
                             match &agent_list {
                                 Ok(list) => agents.set(list.clone()),
-                                Err(err) => failed = Some(err.message.clone()),
+                                Err(err) => failure = Some(err.message.clone()),
                             }
                         }
                     }
                     drop(loads);
                     // Metrics without points in the range still get their (empty) chart.
-                    board.dispatch(BoardAction::Finish { view, metrics });
+                    board.dispatch(BoardAction::Finish { view, metrics, failed });
                     if !shown {
                         if let Ok(list) = agent_list {
                             agents.set(list);
                         }
                     }
-                    error.set(failed);
+                    error.set(failure);
                 });
             },
         );

@@ -290,8 +290,9 @@ impl Board {
     }
 
     /// Every load of `view` is in: `metrics` get a (possibly empty) chart, widgets without a
-    /// load in this view are emptied, and those of metrics no longer listed go.
-    pub fn finish(&mut self, view: u64, metrics: &[String]) {
+    /// load in this view are emptied, and those of metrics no longer listed go. Widgets whose
+    /// load `failed` keep what they showed (the page says why), rather than going blank.
+    pub fn finish(&mut self, view: u64, metrics: &[String], failed: &[String]) {
         if view != self.view.id {
             return;
         }
@@ -300,7 +301,7 @@ impl Board {
         }
         self.widgets.retain(|name, w| w.view == view || metrics.contains(name));
         let current = self.view;
-        for widget in self.widgets.values_mut().filter(|w| w.view != view) {
+        for (_, widget) in self.widgets.iter_mut().filter(|(name, w)| w.view != view && !failed.contains(name)) {
             Rc::make_mut(widget).replace(&current, Resolution::Raw, BTreeMap::new());
         }
         self.version = self.version.wrapping_add(1);
@@ -732,7 +733,8 @@ mod tests {
         let live = 1;
         board.begin_view(View { id: live, ..View::default() });
         board.load(live, "cpu", Resolution::Raw, &[point("cpu", Some("a"), "2026-11-28T12:00:00Z", 1.0)]);
-        board.finish(live, &["cpu".into(), "mem".into()]);
+        board.load(live, "mem", Resolution::Raw, &[point("mem", Some("a"), "2026-11-28T12:00:00Z", 1.0)]);
+        board.finish(live, &["cpu".into(), "mem".into()], &[]);
         let day = 2;
         let anchor = parse_millis("2026-11-28T12:00:30Z").unwrap();
         board.begin_view(View { id: day, range: TimeRange::Last(range::Preset::Day), anchor_ms: anchor });
@@ -762,10 +764,17 @@ mod tests {
         // "mem" had no load for the day: emptied at the end, not before; a widget of a
         // metric no longer listed goes.
         board.ensure("gone");
-        assert!(board.widget("mem").is_some());
-        board.finish(day, &["cpu".into(), "mem".into()]);
+        assert_eq!(board.widget("mem").unwrap().series.len(), 1);
+        board.load(day, "disk", Resolution::Raw, &[point("disk", Some("a"), "2026-11-28T11:00:00Z", 1.0)]);
+        let week = 3;
+        board.begin_view(View { id: week, range: TimeRange::Last(range::Preset::Week), anchor_ms: anchor });
+        board.finish(day, &["cpu".into(), "mem".into()], &[]);
+        assert!(board.widget("gone").is_some(), "a finish for an old view changes nothing");
+        board.begin_view(View { id: 4, range: TimeRange::Last(range::Preset::Day), anchor_ms: anchor });
+        board.finish(4, &["cpu".into(), "mem".into(), "disk".into()], &["disk".into()]);
         assert!(board.widget("mem").unwrap().series.is_empty());
-        assert!(board.widget("gone").is_none() || board.widget("gone").unwrap().view == day);
+        assert_eq!(board.widget("disk").unwrap().series.len(), 1, "a failed load keeps the old data");
+        assert!(board.widget("gone").is_none(), "a metric no longer listed goes");
     }
 
     #[test]
