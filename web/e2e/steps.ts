@@ -132,15 +132,29 @@ Then('the {string} chart shows only agent {string} within {int} ms', async ({ pa
 
 type MetricIn = { metric_name: string; agent_id: string; value: number; timestamp: number };
 
-/** POST through the API with the tenant token, in bulk requests of up to 1000 metrics. */
+/** POST through the API with the tenant token, in bulk requests of up to 1000 metrics, and
+ * wait until all are stored (a 202 means queued): the API counts them back, raw points or,
+ * where raw is no longer kept (a day ago), rollup buckets' counts. */
 async function postMetrics(request: APIRequestContext, metrics: MetricIn[]) {
+  const headers = { Authorization: `Bearer ${server().token}` };
   for (let i = 0; i < metrics.length; i += 1000) {
-    const response = await request.post(server().url + '/api/v1/metrics', {
-      headers: { Authorization: `Bearer ${server().token}` },
-      data: metrics.slice(i, i + 1000),
-    });
+    const response = await request.post(server().url + '/api/v1/metrics', { headers, data: metrics.slice(i, i + 1000) });
     expect(response.status()).toBe(202);
   }
+  const first = Math.min(...metrics.map((m) => m.timestamp));
+  const stored = async () => {
+    const params = new URLSearchParams({
+      metric_name: metrics[0].metric_name,
+      start_time: String(Math.floor(first)),
+      resolution: 'raw',
+      limit: String(metrics.length + 1),
+    });
+    const answer = await request.get(`${server().url}/api/v1/metrics?${params}`, { headers });
+    if (!answer.ok()) return -1;
+    const points: { count?: number }[] = (await answer.json()).data;
+    return points.reduce((n, p) => n + (p.count ?? 1), 0);
+  };
+  await expect.poll(stored, { timeout: 15_000 }).toBe(metrics.length);
 }
 
 /** The scenario's spike and the span dragged across it, Unix seconds / milliseconds. */
