@@ -366,3 +366,41 @@ Then('the {string} chart shows a gap where the agent stopped within {int} ms', a
   expect(after).toBeGreaterThan(0);
   expect(during).toBe(0);
 });
+
+When('I enter a custom range from {int} hours ago to {int} hours ago', async ({ page }, from: number, to: number) => {
+  // datetime-local inputs hold local time to the minute; the page reads them the same way.
+  const [start, end] = await page.evaluate(
+    ([from, to]) => {
+      const local = (ms: number) => {
+        const d = new Date(Math.floor(ms / 60_000) * 60_000);
+        const p = (n: number) => String(n).padStart(2, '0');
+        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+      };
+      return [local(Date.now() - from * 3_600_000), local(Date.now() - to * 3_600_000)];
+    },
+    [from, to],
+  );
+  const form = page.getByRole('form', { name: 'Custom range' });
+  await form.getByLabel('From').fill(start);
+  await form.getByLabel('To').fill(end);
+  seen.dragged = {
+    start: await page.evaluate((v) => new Date(v).getTime(), start),
+    end: await page.evaluate((v) => new Date(v).getTime(), end),
+    tolerance: 1,
+  };
+  await form.getByRole('button', { name: 'Apply' }).click();
+});
+
+Then(
+  'the {string} chart shows the span entered with {string} data within {int} ms',
+  async ({ page }, metric: string, resolution: string, ms: number) => {
+    const chart = chartOf(page, metric);
+    const { start, end } = seen.dragged!;
+    await expect(chart).toHaveAttribute('data-window-start', String(start), { timeout: ms });
+    await expect(chart).toHaveAttribute('data-window-end', String(end));
+    await expect(chart).toHaveAttribute('data-resolution', resolution);
+    // An hour of points every 30 s.
+    expect(Number(await chart.getAttribute('data-points'))).toBe(120);
+    await expect(page.getByRole('button', { name: 'Custom', exact: true })).toHaveAttribute('aria-pressed', 'true');
+  },
+);

@@ -69,6 +69,8 @@ export class UplotChart {
         { ...axis, space: 70 },
         {
           ...axis,
+          // Four or five value ticks on a card-sized chart, not two.
+          space: 24,
           // As wide as the longest label (monospace, ~6.7 px a character at 11 px).
           size: (u, values) => (values ? Math.ceil(Math.max(3, ...values.map((v) => v.length)) * 6.7 + 16) : 50),
           incrs: layout.increments ?? undefined,

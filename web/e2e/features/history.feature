@@ -28,3 +28,11 @@ Feature: History in the dashboard
     Given a tenant exists and I am signed in to its dashboard
     When the agent "e2e-gappy" reports "e2e.gappy" every 5 s for 10 minutes but stops for two of them
     Then the "e2e.gappy" chart shows a gap where the agent stopped within 5000 ms
+
+  Scenario: A custom range shows exactly the span entered
+    Given a tenant exists and I am signed in to its dashboard
+    And a day of history of "e2e.custom" from agent "e2e-custom"
+    When I choose the range "Custom"
+    And I enter a custom range from 6 hours ago to 5 hours ago
+    Then the "e2e.custom" chart shows the span entered with "raw" data within 10000 ms
+    And the URL holds "from="
