@@ -25,12 +25,40 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List tenants.
+    /// List tenants with the retention in force.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Set a tenant's own retention; `default` returns a setting to the server's.
+    Retention {
+        /// The tenant.
+        slug: String,
+        /// Hours of raw points, or `default`.
+        #[arg(long, allow_hyphen_values = true)]
+        raw_hours: Option<String>,
+        /// Days of 1-minute rollups, or `default`.
+        #[arg(long = "1m-days", allow_hyphen_values = true)]
+        rollup_1m_days: Option<String>,
+        /// Days of 5-minute rollups, or `default`.
+        #[arg(long = "5m-days", allow_hyphen_values = true)]
+        rollup_5m_days: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A retention flag: absent keeps the setting, `default` clears it, else a number.
+fn retention_flag(key: &str, value: Option<String>) -> anyhow::Result<Option<Option<i64>>> {
+    match value.as_deref() {
+        None => Ok(None),
+        Some("default") => Ok(Some(None)),
+        Some(text) => {
+            text.parse().map(|n| Some(Some(n))).with_context(|| format!("{key} must be a whole number or default"))
+        }
+    }
 }
 
 /// `microdash token ...`
@@ -124,23 +152,46 @@ fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 /// Run a tenant command.
 pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
     let store = open_store(config).await?;
+    let defaults = config.retention().defaults;
     match cmd {
         TenantCommand::Create { slug, name, json } => {
-            let tenant = views::tenant(&store.create_tenant(&slug, &name, now_ms()).await?);
+            let tenant = views::tenant(&store.create_tenant(&slug, &name, now_ms()).await?, defaults);
             if json {
                 return print_json(&tenant);
             }
             println!("created tenant {} (id {})", tenant.slug, tenant.id);
         }
         TenantCommand::List { json } => {
-            let tenants: Vec<_> = store.list_tenants().await?.iter().map(views::tenant).collect();
+            let tenants: Vec<_> = store.list_tenants().await?.iter().map(|t| views::tenant(t, defaults)).collect();
             if json {
                 return print_json(&tenants);
             }
-            println!("{:<6} {:<24} {:<24} CREATED", "ID", "SLUG", "NAME");
+            println!("{:<6} {:<24} {:<24} {:<10} {:<8} {:<8} CREATED", "ID", "SLUG", "NAME", "RAW", "1M", "5M");
             for t in tenants {
-                println!("{:<6} {:<24} {:<24} {}", t.id, t.slug, t.name, t.created_at);
+                let (raw, one, five) = (
+                    format!("{}h", t.retention_raw_hours),
+                    format!("{}d", t.retention_1m_days),
+                    format!("{}d", t.retention_5m_days),
+                );
+                println!("{:<6} {:<24} {:<24} {raw:<10} {one:<8} {five:<8} {}", t.id, t.slug, t.name, t.created_at);
             }
+        }
+        TenantCommand::Retention { slug, raw_hours, rollup_1m_days, rollup_5m_days, json } => {
+            let change = microdash_store::RetentionChange {
+                raw_hours: retention_flag("--raw-hours", raw_hours)?,
+                rollup_1m_days: retention_flag("--1m-days", rollup_1m_days)?,
+                rollup_5m_days: retention_flag("--5m-days", rollup_5m_days)?,
+            };
+            let tenant =
+                store.tenant_by_slug(&slug).await?.with_context(|| format!("tenant {slug:?} does not exist"))?;
+            let tenant = views::tenant(&store.set_tenant_retention(tenant.id, &change).await?, defaults);
+            if json {
+                return print_json(&tenant);
+            }
+            println!(
+                "tenant {} keeps raw points {} h, 1-minute rollups {} d, 5-minute rollups {} d",
+                tenant.slug, tenant.retention_raw_hours, tenant.retention_1m_days, tenant.retention_5m_days
+            );
         }
     }
     Ok(())

@@ -10,11 +10,13 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use microdash_core::Limits;
+use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, Retention, check_retention};
 use microdash_ingest::http::HttpConfig;
 use microdash_ingest::live::LiveConfig;
 use microdash_ingest::mqtt::MqttConfig;
 use microdash_ingest::mqtt::broker::BrokerConfig;
 use microdash_ingest::queue::RedisQueueConfig;
+use microdash_ingest::retention::RetentionConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_store::StoreOptions;
 use serde::{Deserialize, Serialize};
@@ -106,6 +108,17 @@ pub struct Config {
     pub mqtt_listen_addr: String,
     /// Directory of the built dashboard, served at `/` (`scripts/build-web.sh` writes it).
     pub web_dir: String,
+    /// Hours of raw points a tenant keeps unless it sets its own.
+    pub retention_raw_hours: u32,
+    /// Days of 1-minute rollups a tenant keeps unless it sets its own.
+    pub retention_1m_days: u32,
+    /// Days of 5-minute rollups a tenant keeps unless it sets its own.
+    pub retention_5m_days: u32,
+    /// Time between retention passes.
+    pub retention_interval_s: u64,
+    /// Most rows one retention delete statement removes (what bounds how long it holds
+    /// the database away from ingestion).
+    pub retention_chunk_rows: usize,
     /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
     pub log_filter: String,
 }
@@ -116,6 +129,7 @@ impl Default for Config {
         let worker = WorkerConfig::default();
         let http = HttpConfig::default();
         let live = LiveConfig::default();
+        let retention = RetentionConfig::default();
         Self {
             listen_addr: "127.0.0.1:8080".into(),
             database_url: "sqlite://data/microdash.db".into(),
@@ -157,6 +171,11 @@ impl Default for Config {
             mqtt_password: None,
             mqtt_listen_addr: "127.0.0.1:1884".into(),
             web_dir: "web/dist".into(),
+            retention_raw_hours: retention.defaults.raw_hours,
+            retention_1m_days: retention.defaults.rollup_1m_days,
+            retention_5m_days: retention.defaults.rollup_5m_days,
+            retention_interval_s: retention.interval.as_secs(),
+            retention_chunk_rows: retention.chunk_rows,
             log_filter: "info".into(),
         }
     }
@@ -232,6 +251,13 @@ impl Config {
             self.queue_capacity_metrics,
             self.max_metrics_per_request
         );
+        for (key, value, max) in [
+            ("retention_raw_hours", self.retention_raw_hours, MAX_RETENTION_RAW_HOURS),
+            ("retention_1m_days", self.retention_1m_days, MAX_RETENTION_DAYS),
+            ("retention_5m_days", self.retention_5m_days, MAX_RETENTION_DAYS),
+        ] {
+            check_retention(key, i64::from(value), max).map_err(anyhow::Error::msg)?;
+        }
         Ok(())
     }
 
@@ -273,6 +299,20 @@ impl Config {
             session_ttl: Duration::from_secs(self.session_ttl_hours * 3600),
             secure_cookies: self.secure_cookies,
             web_dir: (!self.web_dir.is_empty()).then(|| self.web_dir.clone().into()),
+            retention: self.retention().defaults,
+        }
+    }
+
+    /// Retention settings.
+    pub fn retention(&self) -> RetentionConfig {
+        RetentionConfig {
+            defaults: Retention {
+                raw_hours: self.retention_raw_hours,
+                rollup_1m_days: self.retention_1m_days,
+                rollup_5m_days: self.retention_5m_days,
+            },
+            interval: Duration::from_secs(self.retention_interval_s.max(1)),
+            chunk_rows: self.retention_chunk_rows.max(1),
         }
     }
 
@@ -378,6 +418,18 @@ mod tests {
             // Without the in-process queue the setting does not matter.
             jail.set_env("MICRODASH_REDIS_URL", "redis://127.0.0.1:6379/");
             assert_eq!(load_error(jail, small)?, None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn retention_out_of_range_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            let err = load_error(jail, "retention_1m_days = 0\n")?;
+            assert!(err.as_deref().is_some_and(|e| e.contains("retention_1m_days")), "{err:?}");
+            jail.set_env("MICRODASH_RETENTION_RAW_HOURS", "48");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.retention().defaults.raw_hours, 48);
             Ok(())
         });
     }

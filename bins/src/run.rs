@@ -12,6 +12,7 @@ use microdash_ingest::live::{LiveHub, LivePublisher, relay_from_redis};
 use microdash_ingest::mqtt::broker::Broker;
 use microdash_ingest::mqtt::run_bridge;
 use microdash_ingest::queue::{MemoryQueue, Queue, RedisQueue};
+use microdash_ingest::retention::run_retention;
 use microdash_ingest::telemetry::Telemetry;
 use microdash_ingest::worker::run_workers;
 use microdash_store::Store;
@@ -99,6 +100,8 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
     let bridge = spawn_bridge(config, &parts, &shutdown);
     let broker = broker
         .map(|broker| tokio::spawn(broker.run(parts.store.clone(), parts.state.ingestor.clone(), shutdown.clone())));
+    let retention =
+        tokio::spawn(run_retention(parts.store.clone(), config.retention(), parts.telemetry.clone(), shutdown.clone()));
     let workers = tokio::spawn(run_workers(
         parts.queue.clone(),
         parts.store.clone(),
@@ -117,6 +120,7 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
     }
     parts.queue.close();
     workers.await.context("joining workers")?;
+    retention.await.context("joining retention")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -142,7 +146,11 @@ pub async fn worker(config: &Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let publisher = parts.publisher();
     let ops = tokio::spawn(http::serve_ops(listener, parts.state, shutdown.clone().cancelled_owned()));
+    // Every worker process expires old data; deleting what another already deleted is a no-op.
+    let retention =
+        tokio::spawn(run_retention(parts.store.clone(), config.retention(), parts.telemetry.clone(), shutdown.clone()));
     run_workers(parts.queue, parts.store, parts.telemetry, publisher, config.worker(), shutdown).await;
+    retention.await.context("joining retention")?;
     ops.await.context("joining the ops server")?.context("serving ops endpoints")?;
     Ok(())
 }

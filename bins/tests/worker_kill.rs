@@ -32,14 +32,17 @@ async fn killing_a_worker_mid_batch_loses_nothing() {
     let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
     let client = Client::new(&url, created["token"].as_str().unwrap()).unwrap();
 
-    // Everything is accepted before any worker runs, so the backlog sits in Redis.
+    // Everything is accepted before any worker runs, so the backlog sits in Redis. Points a
+    // millisecond apart over the last 100 seconds: recent enough that retention, which the
+    // workers run, keeps them.
+    let first_ms = microdash_ingest::clock::now_ms() - 100_000;
     let mut accepted = 0;
     for r in 0..REQUESTS {
         let items: Vec<String> = (0..PER_REQUEST)
             .map(|i| {
                 format!(
                     r#"{{"metric_name":"k","value":{i},"timestamp":{},"dedupe_id":"{r}-{i}"}}"#,
-                    1_700_000_000 + r * PER_REQUEST + i
+                    (first_ms + (r * PER_REQUEST + i) as i64) as f64 / 1000.0
                 )
             })
             .collect();

@@ -21,9 +21,98 @@ use serde::de::DeserializeOwned;
 use futures_util::{Stream, StreamExt};
 pub use microdash_core::api::{
     Accepted, CreateTenant, CreateToken, CreatedToken, ErrorBody, FieldError, HealthResponse, LatestResponse, MetricIn,
-    MetricsQuery, PointOut, QueryResponse, StreamQuery, TenantOut, TokenOut,
+    MetricsQuery, PointOut, QueryResponse, Resolution, ResolutionRequest, StreamQuery, TenantOut, TokenOut,
+    UpdateTenant,
 };
 use microdash_core::api::{LiveFrame, StreamMarker};
+
+/// A typed query over `[start_ms, end_ms)` ([`Client::query_range`]): raw points or rollup
+/// buckets (`min`, `max`, `count` and `last` beside the average in `value`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeQuery {
+    /// Inclusive start, Unix milliseconds.
+    pub start_ms: i64,
+    /// Exclusive end, Unix milliseconds.
+    pub end_ms: i64,
+    /// Raw, 1m, 5m, or auto (the default here).
+    pub resolution: ResolutionRequest,
+    /// Only this metric.
+    pub metric_name: Option<String>,
+    /// Only this agent.
+    pub agent_id: Option<String>,
+    /// The tenant to read (admin tokens must name one).
+    pub tenant: Option<String>,
+    /// With auto: most buckets per series (the server's default is 1,500).
+    pub max_points: Option<usize>,
+    /// Most points in the answer (the most recent are kept).
+    pub limit: Option<usize>,
+}
+
+impl RangeQuery {
+    /// Everything of the token's tenant in the range, at `auto` resolution.
+    pub fn new(start_ms: i64, end_ms: i64) -> Self {
+        RangeQuery {
+            start_ms,
+            end_ms,
+            resolution: ResolutionRequest::Auto,
+            metric_name: None,
+            agent_id: None,
+            tenant: None,
+            max_points: None,
+            limit: None,
+        }
+    }
+
+    /// Only this metric.
+    pub fn metric(mut self, name: impl Into<String>) -> Self {
+        self.metric_name = Some(name.into());
+        self
+    }
+
+    /// Only this agent.
+    pub fn agent(mut self, agent_id: impl Into<String>) -> Self {
+        self.agent_id = Some(agent_id.into());
+        self
+    }
+
+    /// Read this tenant.
+    pub fn tenant(mut self, slug: impl Into<String>) -> Self {
+        self.tenant = Some(slug.into());
+        self
+    }
+
+    /// At this resolution.
+    pub fn resolution(mut self, resolution: ResolutionRequest) -> Self {
+        self.resolution = resolution;
+        self
+    }
+
+    /// With auto: at most this many buckets per series.
+    pub fn max_points(mut self, max_points: usize) -> Self {
+        self.max_points = Some(max_points);
+        self
+    }
+
+    /// At most this many points in all.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    fn to_wire(&self) -> MetricsQuery {
+        let seconds = |ms: i64| format!("{}", ms as f64 / 1000.0);
+        MetricsQuery {
+            tenant: self.tenant.clone(),
+            metric_name: self.metric_name.clone(),
+            agent_id: self.agent_id.clone(),
+            start_time: Some(seconds(self.start_ms)),
+            end_time: Some(seconds(self.end_ms)),
+            resolution: Some(self.resolution.to_string()),
+            max_points: self.max_points.map(|n| n.to_string()),
+            limit: self.limit.map(|n| n.to_string()),
+        }
+    }
+}
 
 /// One event of a tenant's live stream ([`Client::stream`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +256,30 @@ impl Client {
     /// ```
     pub async fn query(&self, query: &MetricsQuery) -> Result<QueryResponse, Error> {
         self.send(self.http.get(self.url("/api/v1/metrics")).query(query)).await
+    }
+
+    /// Points or rollup buckets over a time range, typed: see [`RangeQuery`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// use microdash_client::{RangeQuery, ResolutionRequest};
+    /// let week = 7 * 24 * 3600 * 1000;
+    /// let now = 1_800_000_000_000;
+    /// let q = RangeQuery::new(now - week, now).metric("cpu.usage_percent").resolution(ResolutionRequest::Auto);
+    /// let answer = client.query_range(&q).await?;
+    /// println!("{} buckets of {}", answer.count, answer.resolution);
+    /// for bucket in answer.data {
+    ///     println!("{} avg {} min {:?} max {:?}", bucket.timestamp, bucket.value, bucket.min, bucket.max);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn query_range(&self, query: &RangeQuery) -> Result<QueryResponse, Error> {
+        self.query(&query.to_wire()).await
+    }
+
+    /// Set a tenant's own retention (admin token); see [`UpdateTenant`].
+    pub async fn update_tenant(&self, slug: &str, update: &UpdateTenant) -> Result<TenantOut, Error> {
+        self.send(self.http.patch(self.url(&format!("/api/v1/tenants/{slug}"))).json(update)).await
     }
 
     /// Dependency health (no token needed, but the client sends it anyway).

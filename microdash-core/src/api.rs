@@ -158,19 +158,100 @@ pub struct Accepted {
     pub accepted: usize,
 }
 
-/// Time resolution of a query.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Time resolution of a query answer: raw points, or rollup buckets of a whole number of
+/// minutes. Written `raw`, `1m`, `5m`; `resolution=auto` may answer coarser buckets
+/// (`15m`, `60m`, ...), merged exactly from the stored 5-minute rollups, to keep each series
+/// under `max_points`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resolution {
     /// Raw points as ingested.
     #[default]
-    #[serde(rename = "raw")]
     Raw,
+    /// Buckets of this many minutes (1 and 5 are stored; others are merged from them).
+    Minutes(u32),
+}
+
+impl Resolution {
     /// One-minute rollups.
-    #[serde(rename = "1m")]
-    OneMinute,
+    pub const ONE_MINUTE: Resolution = Resolution::Minutes(1);
     /// Five-minute rollups.
-    #[serde(rename = "5m")]
-    FiveMinutes,
+    pub const FIVE_MINUTES: Resolution = Resolution::Minutes(5);
+
+    /// Bucket width in milliseconds; `None` for raw points.
+    pub fn bucket_ms(self) -> Option<i64> {
+        match self {
+            Resolution::Raw => None,
+            Resolution::Minutes(m) => Some(i64::from(m) * 60_000),
+        }
+    }
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resolution::Raw => f.write_str("raw"),
+            Resolution::Minutes(m) => write!(f, "{m}m"),
+        }
+    }
+}
+
+impl std::str::FromStr for Resolution {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "raw" {
+            return Ok(Resolution::Raw);
+        }
+        match s.strip_suffix('m').and_then(|m| m.parse::<u32>().ok()) {
+            Some(m) if m > 0 => Ok(Resolution::Minutes(m)),
+            _ => Err(format!("{s:?} is not a resolution (raw, 1m, 5m, ...)")),
+        }
+    }
+}
+
+impl Serialize for Resolution {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Resolution {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The `resolution` a query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolutionRequest {
+    /// Exactly this stored resolution: raw, 1m or 5m. Raw over a range it no longer covers
+    /// is answered from the finest rollup that does (the answer's `resolution` says which).
+    Exact(Resolution),
+    /// The finest resolution retained for the whole range that keeps each series under
+    /// `max_points`.
+    Auto,
+}
+
+impl fmt::Display for ResolutionRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolutionRequest::Exact(resolution) => resolution.fmt(f),
+            ResolutionRequest::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+impl std::str::FromStr for ResolutionRequest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "raw" => Ok(ResolutionRequest::Exact(Resolution::Raw)),
+            "1m" => Ok(ResolutionRequest::Exact(Resolution::ONE_MINUTE)),
+            "5m" => Ok(ResolutionRequest::Exact(Resolution::FIVE_MINUTES)),
+            "auto" => Ok(ResolutionRequest::Auto),
+            other => Err(format!("{other:?} is not one of raw, 1m, 5m, auto")),
+        }
+    }
 }
 
 /// Query string of `GET /api/v1/metrics`.
@@ -192,16 +273,19 @@ pub struct MetricsQuery {
     /// Exclusive end: RFC 3339 or Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
-    /// `raw`, `1m` or `5m`.
+    /// `raw` (the default), `1m`, `5m` or `auto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
+    /// With `auto`: most buckets per series (default 1,500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_points: Option<String>,
     /// Most points to return.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
 }
 
-/// One point in a query answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One point in a query answer: a raw point, or a rollup bucket with its aggregates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PointOut {
     /// Metric name.
     pub metric_name: String,
@@ -209,10 +293,22 @@ pub struct PointOut {
     pub agent_id: Option<String>,
     /// Tags of the series.
     pub tags: BTreeMap<String, String>,
-    /// RFC 3339 UTC timestamp with milliseconds.
+    /// RFC 3339 UTC timestamp with milliseconds; a rollup bucket's start.
     pub timestamp: String,
-    /// The value.
+    /// The value; a rollup bucket's average.
     pub value: f64,
+    /// Rollups only: the smallest value in the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Rollups only: the largest value in the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Rollups only: how many points the bucket holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Rollups only: the value of the bucket's latest point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<f64>,
 }
 
 /// Answer to `GET /api/v1/metrics`.
@@ -258,6 +354,43 @@ pub struct TenantOut {
     pub name: String,
     /// Creation time, RFC 3339.
     pub created_at: String,
+    /// How long raw points are kept (the tenant's own setting or the server's default).
+    pub retention_raw_hours: u32,
+    /// How long 1-minute rollups are kept.
+    pub retention_1m_days: u32,
+    /// How long 5-minute rollups are kept.
+    pub retention_5m_days: u32,
+}
+
+/// Body of `PATCH /api/v1/tenants/{slug}`: a tenant's own retention. A field left out keeps
+/// its setting; `null` returns it to the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateTenant {
+    /// Hours of raw points.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    pub retention_raw_hours: Option<Option<i64>>,
+    /// Days of 1-minute rollups.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    pub retention_1m_days: Option<Option<i64>>,
+    /// Days of 5-minute rollups.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    pub retention_5m_days: Option<Option<i64>>,
+}
+
+/// `Option<Option<T>>` as "absent" / `null` / a value.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(value: &Option<Option<T>>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
 }
 
 /// Body of `POST /api/v1/admin/tenants`.
@@ -419,4 +552,36 @@ pub struct SeriesOut {
     pub agent_id: Option<String>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolutions_read_and_write_as_the_api_spells_them() {
+        for (text, resolution) in [
+            ("raw", Resolution::Raw),
+            ("1m", Resolution::ONE_MINUTE),
+            ("5m", Resolution::FIVE_MINUTES),
+            ("30m", Resolution::Minutes(30)),
+        ] {
+            assert_eq!(serde_json::to_string(&resolution).unwrap_or_default(), format!("\"{text}\""));
+            assert_eq!(text.parse::<Resolution>(), Ok(resolution));
+        }
+        assert!("0m".parse::<Resolution>().is_err() && "1h".parse::<Resolution>().is_err());
+        assert_eq!("auto".parse::<ResolutionRequest>(), Ok(ResolutionRequest::Auto));
+        assert_eq!("5m".parse::<ResolutionRequest>(), Ok(ResolutionRequest::Exact(Resolution::FIVE_MINUTES)));
+        let err = "10m".parse::<ResolutionRequest>().unwrap_err();
+        assert!(err.contains("raw, 1m, 5m, auto"), "{err}");
+    }
+
+    #[test]
+    fn a_tenant_update_tells_absent_from_null() {
+        let update: UpdateTenant =
+            serde_json::from_str(r#"{"retention_raw_hours":48,"retention_1m_days":null}"#).unwrap_or_default();
+        assert_eq!(update.retention_raw_hours, Some(Some(48)));
+        assert_eq!(update.retention_1m_days, Some(None));
+        assert_eq!(update.retention_5m_days, None);
+    }
 }

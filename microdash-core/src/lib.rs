@@ -3,6 +3,8 @@
 //! - [`api`]: the JSON wire types of the HTTP API (what clients send and receive).
 //! - [`metric`]: validated domain types ([`metric::Metric`], [`metric::Batch`]) and the
 //!   validation that turns wire input into them under configurable [`metric::Limits`].
+//! - [`rollup`]: rollup buckets and their exact aggregates, retention, and how `auto`
+//!   chooses a resolution.
 //! - [`token`]: API token format, scopes and hashing.
 //! - [`error`]: the [`error::ErrorKind`] every crate's errors map to, so the HTTP layer can
 //!   choose a status in one place.
@@ -15,6 +17,7 @@ pub mod api;
 pub mod error;
 pub mod metric;
 pub mod mqtt;
+pub mod rollup;
 pub mod token;
 
 pub use error::ErrorKind;

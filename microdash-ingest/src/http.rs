@@ -25,7 +25,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, delete, get};
+use axum::routing::{any, delete, get, patch};
 use microdash_store::Store;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -60,6 +60,9 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
     /// Directory of the built dashboard (`index.html`, wasm, CSS), served at `/`.
     pub web_dir: Option<PathBuf>,
+    /// What tenants keep unless they set their own: queries choose resolutions by it, and
+    /// tenant listings show it.
+    pub retention: microdash_core::rollup::Retention,
 }
 
 impl Default for HttpConfig {
@@ -73,6 +76,7 @@ impl Default for HttpConfig {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,
             web_dir: None,
+            retention: Default::default(),
         }
     }
 }
@@ -135,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stream/{tenant}/latest", get(stream::latest))
         .route("/api/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))
         .route("/api/v1/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/api/v1/tenants/{slug}", patch(admin::update_tenant))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
         // The original admin paths, kept for existing scripts.

@@ -7,6 +7,7 @@
 //! - [`worker`]: the workers that store queued batches, retry, and dead-letter.
 //! - [`live`]: the live bus that carries persisted metrics to stream subscribers.
 //! - [`mqtt`]: the MQTT bridge, another source for the [`Ingestor`].
+//! - [`retention`]: the background task that deletes what tenants no longer keep.
 //! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
 //! - [`views`]: stored records as the API shows them.
 //!
@@ -21,6 +22,7 @@ pub mod ingestor;
 pub mod live;
 pub mod mqtt;
 pub mod queue;
+pub mod retention;
 pub mod telemetry;
 pub mod views;
 pub mod worker;

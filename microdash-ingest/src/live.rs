@@ -123,6 +123,7 @@ fn point_json(metric: &Metric) -> Box<str> {
         tags: metric.tags.clone(),
         timestamp: format_millis(metric.timestamp_ms),
         value: metric.value,
+        ..PointOut::default()
     };
     // A PointOut of a validated metric (finite value, string maps) always serialises.
     serde_json::to_string(&point).unwrap_or_default().into_boxed_str()

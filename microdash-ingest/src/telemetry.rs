@@ -81,6 +81,11 @@ struct RejectLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
 }
@@ -103,6 +108,8 @@ pub struct Telemetry {
     ingest_to_persist_seconds: Histogram,
     streams_open: Gauge,
     streams_dropped_slow: Counter,
+    retention_deleted: Family<TableLabels, Counter>,
+    retention_last_run: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Telemetry {
@@ -130,6 +137,8 @@ impl Telemetry {
         let ingest_to_persist_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let streams_open = Gauge::default();
         let streams_dropped_slow = Counter::default();
+        let retention_deleted = Family::<TableLabels, Counter>::default();
+        let retention_last_run = Gauge::<f64, AtomicU64>::default();
         registry.register("http_requests", "HTTP requests answered, by status", http_requests.clone());
         registry.register("metrics_received", "Metrics received, valid or not", received.clone());
         registry.register("metrics_accepted", "Metrics validated and handed to the queue", accepted.clone());
@@ -165,6 +174,12 @@ impl Telemetry {
             "Live streams closed because the client fell too far behind",
             streams_dropped_slow.clone(),
         );
+        registry.register("retention_deleted_rows", "Rows deleted by retention, by table", retention_deleted.clone());
+        registry.register(
+            "retention_last_run_timestamp_seconds",
+            "When the last retention pass finished (Unix seconds)",
+            retention_last_run.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -182,7 +197,19 @@ impl Telemetry {
             ingest_to_persist_seconds,
             streams_open,
             streams_dropped_slow,
+            retention_deleted,
+            retention_last_run,
         }
+    }
+
+    /// Count rows retention deleted from `table`.
+    pub fn record_retention_deleted(&self, table: &'static str, rows: u64) {
+        self.retention_deleted.get_or_create(&TableLabels { table }).inc_by(rows);
+    }
+
+    /// Note the end of a retention pass, at `now_ms`.
+    pub fn record_retention_run(&self, now_ms: i64) {
+        self.retention_last_run.set(now_ms as f64 / 1000.0);
     }
 
     /// Count an answered HTTP request.

@@ -2,11 +2,21 @@
 
 use microdash_core::api::{TenantOut, TokenOut};
 use microdash_core::metric::format_millis;
+use microdash_core::rollup::Retention;
 use microdash_store::{Tenant, TokenInfo};
 
-/// A tenant for the API.
-pub fn tenant(t: &Tenant) -> TenantOut {
-    TenantOut { id: t.id, slug: t.slug.clone(), name: t.name.clone(), created_at: format_millis(t.created_at_ms) }
+/// A tenant for the API, with the retention in force (its own, or `defaults`).
+pub fn tenant(t: &Tenant, defaults: Retention) -> TenantOut {
+    let retention = t.retention.over(defaults);
+    TenantOut {
+        id: t.id,
+        slug: t.slug.clone(),
+        name: t.name.clone(),
+        created_at: format_millis(t.created_at_ms),
+        retention_raw_hours: retention.raw_hours,
+        retention_1m_days: retention.rollup_1m_days,
+        retention_5m_days: retention.rollup_5m_days,
+    }
 }
 
 /// A token (never its secret) for the API.

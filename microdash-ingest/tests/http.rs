@@ -10,15 +10,23 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::App;
 use microdash_core::Limits;
+use microdash_core::metric::format_millis;
 use microdash_ingest::queue::MemoryQueue;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pushed_metrics_can_be_queried_back() {
     let app = App::start().await;
     let t = app.tenant("acme", "ingest,read").await;
-    let body = r#"[{"metric_name":"cpu","value":0.5,"agent_id":"h1","tags":{"dc":"x"},"timestamp":"2024-01-01T00:00:00Z"},
-                   {"metric_name":"cpu","value":0.7,"agent_id":"h1","tags":{"dc":"x"},"timestamp":1704067201}]"#;
-    let reply = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(body)).await;
+    // Recent timestamps: raw points are kept for a day, and a range older than that is
+    // answered from rollups.
+    let t0 = (microdash_ingest::clock::now_ms() / 1000 - 60) * 1000;
+    let body = format!(
+        r#"[{{"metric_name":"cpu","value":0.5,"agent_id":"h1","tags":{{"dc":"x"}},"timestamp":"{}"}},
+            {{"metric_name":"cpu","value":0.7,"agent_id":"h1","tags":{{"dc":"x"}},"timestamp":{}}}]"#,
+        format_millis(t0),
+        t0 / 1000 + 1
+    );
+    let reply = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&body)).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
     assert_eq!(reply.json, serde_json::json!({"accepted": 2}));
 
@@ -29,17 +37,26 @@ async fn pushed_metrics_can_be_queried_back() {
     assert_eq!(json["resolution"], "raw");
     assert_eq!(
         json["data"][0],
-        serde_json::json!({"metric_name":"cpu","agent_id":"h1","tags":{"dc":"x"},"timestamp":"2024-01-01T00:00:00.000Z","value":0.5})
+        serde_json::json!({"metric_name":"cpu","agent_id":"h1","tags":{"dc":"x"},"timestamp":format_millis(t0),"value":0.5})
     );
     let ranged = app
         .call(
             "GET",
-            "/api/v1/metrics?metric_name=cpu&agent_id=h1&start_time=1704067201&end_time=2024-01-02T00:00:00Z",
+            &format!(
+                "/api/v1/metrics?metric_name=cpu&agent_id=h1&start_time={}&end_time={}",
+                t0 / 1000 + 1,
+                format_millis(t0 + 60_000)
+            ),
             Some(&t.token),
             None,
         )
         .await;
-    assert_eq!(ranged.json["count"], 1, "{}", ranged.text);
+    assert_eq!(
+        (ranged.json["resolution"].as_str(), ranged.json["count"].as_u64()),
+        (Some("raw"), Some(1)),
+        "{}",
+        ranged.text
+    );
     app.wait_for_points(&t.token, "metric_name=mem", 1).await;
     app.stop().await;
 }

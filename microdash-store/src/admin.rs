@@ -3,14 +3,14 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::RunQueryDsl;
+use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, RetentionOverrides, check_retention};
 use microdash_core::token::{self, Scope, Scopes};
 
 use crate::schema::{api_tokens, tenants};
 use crate::{Store, StoreError, with_conn};
 
 /// A tenant: the unit of isolation. Every series, point, agent and token belongs to one.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = tenants)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     /// Database id.
     pub id: i64,
@@ -20,6 +20,50 @@ pub struct Tenant {
     pub name: String,
     /// Creation time, Unix milliseconds.
     pub created_at_ms: i64,
+    /// The tenant's own retention; what it leaves out is the server's default.
+    pub retention: RetentionOverrides,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tenants)]
+struct TenantRow {
+    id: i64,
+    slug: String,
+    name: String,
+    created_at_ms: i64,
+    retention_raw_hours: Option<i32>,
+    retention_1m_days: Option<i32>,
+    retention_5m_days: Option<i32>,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(row: TenantRow) -> Tenant {
+        // Stored values were checked to be positive on the way in.
+        let setting = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
+        Tenant {
+            id: row.id,
+            slug: row.slug,
+            name: row.name,
+            created_at_ms: row.created_at_ms,
+            retention: RetentionOverrides {
+                raw_hours: setting(row.retention_raw_hours),
+                rollup_1m_days: setting(row.retention_1m_days),
+                rollup_5m_days: setting(row.retention_5m_days),
+            },
+        }
+    }
+}
+
+/// A change to a tenant's retention ([`Store::set_tenant_retention`]): per setting, `None`
+/// keeps it, `Some(None)` returns it to the default, `Some(Some(n))` sets it to `n`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionChange {
+    /// Hours of raw points.
+    pub raw_hours: Option<Option<i64>>,
+    /// Days of 1-minute rollups.
+    pub rollup_1m_days: Option<Option<i64>>,
+    /// Days of 5-minute rollups.
+    pub rollup_5m_days: Option<Option<i64>>,
 }
 
 /// A stored token, without its secret.
@@ -137,31 +181,61 @@ impl Store {
 
     /// All tenants, oldest first.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        Ok(with_conn!(self, |conn| tenants::table
-            .select(Tenant::as_select())
+        let rows: Vec<TenantRow> = with_conn!(self, |conn| tenants::table
+            .select(TenantRow::as_select())
             .order(tenants::id)
             .load(&mut conn)
-            .await?))
+            .await?);
+        Ok(rows.into_iter().map(Tenant::from).collect())
     }
 
     /// The tenant with this slug, if any.
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
-        Ok(with_conn!(self, |conn| tenants::table
+        let row: Option<TenantRow> = with_conn!(self, |conn| tenants::table
             .filter(tenants::slug.eq(slug))
-            .select(Tenant::as_select())
+            .select(TenantRow::as_select())
             .first(&mut conn)
             .await
-            .optional()?))
+            .optional()?);
+        Ok(row.map(Tenant::from))
     }
 
     /// The tenant with this id, if any.
     pub async fn tenant(&self, id: i64) -> Result<Option<Tenant>, StoreError> {
-        Ok(with_conn!(self, |conn| tenants::table
+        let row: Option<TenantRow> = with_conn!(self, |conn| tenants::table
             .filter(tenants::id.eq(id))
-            .select(Tenant::as_select())
+            .select(TenantRow::as_select())
             .first(&mut conn)
             .await
-            .optional()?))
+            .optional()?);
+        Ok(row.map(Tenant::from))
+    }
+
+    /// Change a tenant's own retention: each `Some` replaces that setting (`Some(None)` returns
+    /// it to the server's default), each `None` keeps it. Values are checked first (1 to ten
+    /// years); an invalid one changes nothing.
+    pub async fn set_tenant_retention(&self, tenant_id: i64, change: &RetentionChange) -> Result<Tenant, StoreError> {
+        let check = |field: &str, value: Option<Option<i64>>, max: i64| -> Result<Option<Option<i32>>, StoreError> {
+            value
+                .map(|v| {
+                    v.map(|v| check_retention(field, v, max).map(|v| v as i32).map_err(StoreError::Invalid)).transpose()
+                })
+                .transpose()
+        };
+        let raw = check("retention_raw_hours", change.raw_hours, MAX_RETENTION_RAW_HOURS)?;
+        let one = check("retention_1m_days", change.rollup_1m_days, MAX_RETENTION_DAYS)?;
+        let five = check("retention_5m_days", change.rollup_5m_days, MAX_RETENTION_DAYS)?;
+        let current =
+            self.tenant(tenant_id).await?.ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
+        let keep = |v: Option<u32>| v.map(|v| v as i32);
+        let row = (
+            tenants::retention_raw_hours.eq(raw.unwrap_or(keep(current.retention.raw_hours))),
+            tenants::retention_1m_days.eq(one.unwrap_or(keep(current.retention.rollup_1m_days))),
+            tenants::retention_5m_days.eq(five.unwrap_or(keep(current.retention.rollup_5m_days))),
+        );
+        let target = tenants::table.filter(tenants::id.eq(tenant_id));
+        with_conn!(self, |conn| diesel::update(target).set(row).execute(&mut conn).await?);
+        self.tenant(tenant_id).await?.ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))
     }
 
     /// Create a token and return it with its secret, which is never stored nor shown again.

@@ -7,12 +7,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use microdash_core::{Batch, SeriesKey};
 
+use crate::rollups::Pending;
 use crate::schema::{agents, dead_letters, points, series};
 use crate::{Checkpoint, Pool, SERIES_CACHE_MAX, Store, StoreError, with_conn};
 
 /// Rows per INSERT statement: 5 bind parameters a row stays well under SQLite's and
 /// MariaDB's limits on parameters per statement.
-const ROWS_PER_STATEMENT: usize = 5_000;
+pub(crate) const ROWS_PER_STATEMENT: usize = 5_000;
 
 /// A series identified by borrowed parts of a metric: tenant, name, agent, tags.
 type SeriesRef<'a> = (i64, &'a str, &'a str, &'a BTreeMap<String, String>);
@@ -54,6 +55,18 @@ pub struct PointQuery {
     pub end_ms: Option<i64>,
     /// Most points to return; when more match, the most recent ones are kept.
     pub limit: usize,
+}
+
+/// The series part of a [`PointQuery`]: which metric and agent.
+pub(crate) struct SeriesFilter<'a> {
+    pub(crate) metric_name: Option<&'a str>,
+    pub(crate) agent_id: Option<&'a str>,
+}
+
+impl<'a> SeriesFilter<'a> {
+    pub(crate) fn of(query: &'a PointQuery) -> Self {
+        SeriesFilter { metric_name: query.metric_name.as_deref(), agent_id: query.agent_id.as_deref() }
+    }
 }
 
 /// One raw point with its series description.
@@ -201,15 +214,8 @@ impl Store {
             Pool::Sqlite(_) => {
                 let mut guard = self.inner.sqlite_writer.lock().await;
                 let writer = &mut *guard;
-                let conn = match &mut writer.conn {
-                    Some(conn) => conn,
-                    empty => empty.insert(
-                        crate::establish_sqlite(crate::sqlite_path(&self.inner.url).to_owned())
-                            .await
-                            .map_err(|e| StoreError::Unavailable(e.to_string()))?,
-                    ),
-                };
                 let (since, limit) = (writer.rows_since_wal_restart, self.inner.wal_restart_rows);
+                let conn = writer.open(&self.inner.url).await?;
                 // This batch may restart the WAL: wait for a background checkpoint to finish
                 // first, or SQLite would refuse the restart as busy.
                 let checkpointing = match since.saturating_add(rows.len()) >= limit {
@@ -243,8 +249,12 @@ impl Store {
             }
             Pool::Mysql(pool) => {
                 let mut conn = pool.get().await?;
+                // Read committed: the rollup upserts and unique checks then lock only the rows
+                // they touch, not the gaps around them, which under repeatable read made
+                // concurrent workers deadlock on neighbouring buckets.
+                conn.batch_execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
                 // One transaction, so a failure halfway leaves nothing behind to duplicate
-                // on retry.
+                // on retry, and the rollups always match the points.
                 conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                     // Rows without a dedupe_id cannot conflict: they go in as plain text-protocol
                     // statements, which MariaDB parses far faster than a prepared statement
@@ -252,12 +262,20 @@ impl Store {
                     // into the SQL text, so nothing a client sent can change its meaning.
                     let (keyed, plain): (Vec<_>, Vec<_>) =
                         rows.into_iter().partition(|r| r.dedupe_id.is_some() || !r.value.is_finite());
+                    let mut rollups = Pending::default();
                     for chunk in plain.chunks(ROWS_PER_STATEMENT) {
                         conn.batch_execute(&numeric_insert_sql(chunk)).await?;
                     }
+                    for r in &plain {
+                        rollups.add(r.tenant_id, r.series_id, r.ts_ms, r.value);
+                    }
                     let mut inserted = plain.len();
-                    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
-                        inserted += diesel::insert_or_ignore_into(points::table).values(chunk).execute(conn).await?;
+                    for r in insert_keyed_mysql(conn, keyed).await? {
+                        rollups.add(r.tenant_id, r.series_id, r.ts_ms, r.value);
+                        inserted += 1;
+                    }
+                    for statement in rollups.mysql_statements() {
+                        conn.batch_execute(&statement).await?;
                     }
                     // Agent rows last: their locks are then held only until the commit.
                     if !agents.is_empty() {
@@ -397,6 +415,65 @@ impl Store {
             .collect())
     }
 
+    /// The series of a tenant that `filter` selects, by id.
+    pub(crate) async fn matching_series(
+        &self,
+        tenant_id: i64,
+        filter: &SeriesFilter<'_>,
+    ) -> Result<crate::rollups::SeriesById, StoreError> {
+        let rows: Vec<(i64, String, String, String)> = with_conn!(self, |conn| {
+            let mut q = series::table
+                .filter(series::tenant_id.eq(tenant_id))
+                .select((series::id, series::metric_name, series::agent_id, series::tags))
+                .into_boxed();
+            if let Some(name) = filter.metric_name {
+                q = q.filter(series::metric_name.eq(name.to_owned()));
+            }
+            if let Some(agent) = filter.agent_id {
+                q = q.filter(series::agent_id.eq(agent.to_owned()));
+            }
+            q.load(&mut conn).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, metric_name, agent, tags)| {
+                let info = SeriesInfo {
+                    metric_name,
+                    agent_id: (!agent.is_empty()).then_some(agent),
+                    tags: serde_json::from_str(&tags).unwrap_or_default(),
+                };
+                (id, info)
+            })
+            .collect())
+    }
+
+    /// The most raw points any one series matching `query` has in its time range (`limit`
+    /// is ignored): what `resolution=auto` weighs against `max_points`.
+    pub async fn most_points_per_series(&self, tenant_id: i64, query: &PointQuery) -> Result<usize, StoreError> {
+        let series = self.matching_series(tenant_id, &SeriesFilter::of(query)).await?;
+        let ids: Vec<i64> = series.into_keys().collect();
+        let mut most = 0;
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let counts: Vec<i64> = with_conn!(self, |conn| {
+                let mut q = points::table
+                    .filter(points::tenant_id.eq(tenant_id))
+                    .filter(points::series_id.eq_any(chunk.to_vec()))
+                    .group_by(points::series_id)
+                    .select(diesel::dsl::count_star())
+                    .into_boxed();
+                if let Some(start) = query.start_ms {
+                    q = q.filter(points::ts_ms.ge(start));
+                }
+                if let Some(end) = query.end_ms {
+                    q = q.filter(points::ts_ms.lt(end));
+                }
+                q.load(&mut conn).await?
+            });
+            most = most.max(counts.into_iter().max().unwrap_or(0));
+        }
+        Ok(usize::try_from(most).unwrap_or(usize::MAX))
+    }
+
     /// The agents of a tenant and when each last reported, by agent id.
     pub async fn list_agents(&self, tenant_id: i64) -> Result<Vec<Agent>, StoreError> {
         let rows: Vec<(String, i64)> = with_conn!(self, |conn| agents::table
@@ -502,6 +579,70 @@ impl Store {
     }
 }
 
+/// Insert rows that carry a `dedupe_id` into MariaDB and return exactly those stored (not
+/// ignored as duplicates), for the rollups. Ids already stored are looked up and left out
+/// first, which makes a redelivered batch cheap; the rest go in as one multi-row `INSERT
+/// IGNORE` inside a savepoint. If it stored fewer rows than it was given (a concurrent
+/// transaction stored one of the ids meanwhile), the savepoint is rolled back and the rows
+/// go in one at a time, so it is known which were stored. Runs inside the caller's
+/// transaction.
+async fn insert_keyed_mysql(
+    conn: &mut diesel_async::AsyncMysqlConnection,
+    keyed: Vec<NewPoint>,
+) -> QueryResult<Vec<NewPoint>> {
+    if keyed.is_empty() {
+        return Ok(keyed);
+    }
+    let mut by_tenant: HashMap<i64, Vec<String>> = HashMap::new();
+    for r in &keyed {
+        if let Some(id) = &r.dedupe_id {
+            by_tenant.entry(r.tenant_id).or_default().push(id.clone());
+        }
+    }
+    let mut stored_ids: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
+    for (tenant_id, ids) in by_tenant {
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let found: Vec<Option<String>> = points::table
+                .filter(points::tenant_id.eq(tenant_id))
+                .filter(points::dedupe_id.eq_any(chunk.to_vec()))
+                .select(points::dedupe_id)
+                .load(conn)
+                .await?;
+            stored_ids.extend(found.into_iter().flatten().map(|id| (tenant_id, id)));
+        }
+    }
+    // Also the first of two rows with the same id in this batch wins, as with SQLite.
+    let mut fresh: Vec<NewPoint> = keyed
+        .into_iter()
+        .filter(|r| match &r.dedupe_id {
+            Some(id) => stored_ids.insert((r.tenant_id, id.clone())),
+            None => true,
+        })
+        .collect();
+    // In the unique index's order, so two transactions storing some of the same ids lock
+    // them in the same order instead of deadlocking.
+    fresh.sort_unstable_by(|a, b| (a.tenant_id, &a.dedupe_id).cmp(&(b.tenant_id, &b.dedupe_id)));
+    // A savepoint by hand rather than a nested diesel transaction: when the server aborts
+    // the whole transaction (a deadlock), that error must reach the caller as it is, not as
+    // a failure to roll back to a savepoint that no longer exists.
+    conn.batch_execute("SAVEPOINT keyed_points").await?;
+    let mut inserted = 0;
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+        inserted += diesel::insert_or_ignore_into(points::table).values(chunk).execute(conn).await?;
+    }
+    if inserted == fresh.len() {
+        return Ok(fresh);
+    }
+    conn.batch_execute("ROLLBACK TO SAVEPOINT keyed_points").await?;
+    let mut stored = Vec::with_capacity(fresh.len());
+    for row in fresh {
+        if diesel::insert_or_ignore_into(points::table).values(&row).execute(conn).await? > 0 {
+            stored.push(row);
+        }
+    }
+    Ok(stored)
+}
+
 /// Insert one batch's agents and points into SQLite in one transaction. Returns the points
 /// inserted and whether the WAL was restarted. Passive checkpoints (the background ones) copy
 /// pages but only restart the WAL if they catch up at the very moment a write begins, which
@@ -522,11 +663,18 @@ fn write_sqlite(
         }
         // One single-row statement, prepared once and cached by diesel, run per row: SQLite
         // neither parses a statement of thousands of values per chunk nor keeps a statement
-        // journal for a multi-row insert.
+        // journal for a multi-row insert. Each answer says whether the row was stored or
+        // ignored as a duplicate, so only stored points reach the rollups.
         let mut inserted = 0;
+        let mut rollups = Pending::default();
         for row in rows {
-            inserted += diesel::RunQueryDsl::execute(diesel::insert_or_ignore_into(points::table).values(row), c)?;
+            let stored = diesel::RunQueryDsl::execute(diesel::insert_or_ignore_into(points::table).values(row), c)?;
+            if stored > 0 {
+                rollups.add(row.tenant_id, row.series_id, row.ts_ms, row.value);
+            }
+            inserted += stored;
         }
+        rollups.write_sqlite(c)?;
         QueryResult::Ok(inserted)
     })?;
     if since + inserted < restart_rows {

@@ -18,6 +18,8 @@
 mod admin;
 mod data;
 mod error;
+mod retention;
+mod rollups;
 mod schema;
 pub mod testing;
 mod users;
@@ -36,9 +38,11 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use microdash_core::SeriesKey;
 
-pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, Tenant, TokenInfo};
+pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, RetentionChange, Tenant, TokenInfo};
 pub use data::{Agent, DeadLetter, InsertStats, PointQuery, SeriesInfo, StoredPoint};
 pub use error::StoreError;
+pub use retention::DataKind;
+pub use rollups::{RollupLevel, StoredBucket};
 pub use users::{User, check_username, generate_password};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -152,6 +156,20 @@ pub(crate) struct SqliteWriter {
     pub(crate) conn: Option<SqliteConn>,
     /// Rows written since the WAL was last restarted.
     pub(crate) rows_since_wal_restart: usize,
+}
+
+impl SqliteWriter {
+    /// The writer's connection, opened if there is none.
+    pub(crate) async fn open(&mut self, url: &str) -> Result<&mut SqliteConn, StoreError> {
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            empty => Ok(empty.insert(
+                establish_sqlite(sqlite_path(url).to_owned())
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            )),
+        }
+    }
 }
 
 const SERIES_CACHE_MAX: usize = 1_000_000;
@@ -401,4 +419,80 @@ where
     })
     .await
     .map_err(|e| StoreError::Migration(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+    use crate::testing::TestDb;
+
+    /// A database migrated up to just before the rollups, holding raw points (among them
+    /// points before 1970 and two at one latest time), gets them rolled up by the upgrade.
+    async fn upgrade_rolls_up_existing_points(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        let store = Store::connect(&db.url, &StoreOptions::default()).await.unwrap();
+        let before_rollups = 3;
+        macro_rules! first_migrations {
+            ($conn:expr, $migrations:expr) => {{
+                let conn = $conn;
+                // The harness blocks on this runtime, so it runs on a blocking thread of it.
+                tokio::task::spawn_blocking(move || {
+                    let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                    for _ in 0..before_rollups {
+                        harness.run_next_migration($migrations).unwrap();
+                    }
+                })
+                .await
+                .unwrap()
+            }};
+        }
+        match backend {
+            Backend::Sqlite => {
+                first_migrations!(establish_sqlite(sqlite_path(&db.url).to_owned()).await.unwrap(), SQLITE_MIGRATIONS)
+            }
+            Backend::Mysql => {
+                first_migrations!(AsyncMysqlConnection::establish(&db.url).await.unwrap(), MYSQL_MIGRATIONS)
+            }
+        }
+        let rows = [(-90_000, 4.0), (-30_000, 2.0), (10_000, 1.0), (50_000, 3.0), (50_000, 7.0), (70_000, 5.0)];
+        let values: Vec<String> = rows.iter().map(|(ts, v)| format!("(1, 1, {ts}, {v})")).collect();
+        let seed = async {
+            with_conn!(store, |conn| {
+                conn.batch_execute(&format!(
+                "INSERT INTO tenants (id, slug, name, created_at_ms) VALUES (1, 't', 't', 0);
+                 INSERT INTO series (id, tenant_id, metric_name, agent_id, tags, series_hash) VALUES (1, 1, 'm', '', '{{}}', 'h');
+                 INSERT INTO points (tenant_id, series_id, ts_ms, value) VALUES {};",
+                values.join(",")
+            ))
+            .await?
+            });
+            Ok::<_, StoreError>(())
+        };
+        seed.await.unwrap();
+        store.migrate().await.unwrap();
+        let all = PointQuery { limit: 100, ..PointQuery::default() };
+        let minutes = store.query_rollups(1, RollupLevel::OneMinute, &all).await.unwrap();
+        let got: Vec<_> =
+            minutes.iter().map(|b| (b.bucket_ms, b.aggregate.count, b.aggregate.sum, b.aggregate.last)).collect();
+        assert_eq!(got, [(-120_000, 1, 4.0, 4.0), (-60_000, 1, 2.0, 2.0), (0, 3, 11.0, 7.0), (60_000, 1, 5.0, 5.0)]);
+        let fives = store.query_rollups(1, RollupLevel::FiveMinutes, &all).await.unwrap();
+        let got: Vec<_> =
+            fives.iter().map(|b| (b.bucket_ms, b.aggregate.count, b.aggregate.min, b.aggregate.max)).collect();
+        assert_eq!(got, [(-300_000, 2, 2.0, 4.0), (0, 4, 1.0, 7.0)]);
+        assert_eq!(fives[1].aggregate.last_ms, 70_000);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sqlite_upgrade_rolls_up_existing_points() {
+        upgrade_rolls_up_existing_points(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn mysql_upgrade_rolls_up_existing_points() {
+        upgrade_rolls_up_existing_points(Backend::Mysql).await;
+    }
 }

@@ -7,6 +7,9 @@ diesel::table! {
         slug -> Text,
         name -> Text,
         created_at_ms -> BigInt,
+        retention_raw_hours -> Nullable<Integer>,
+        retention_1m_days -> Nullable<Integer>,
+        retention_5m_days -> Nullable<Integer>,
     }
 }
 
@@ -56,6 +59,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    rollups_1m (series_id, bucket_ms) {
+        series_id -> BigInt,
+        bucket_ms -> BigInt,
+        tenant_id -> BigInt,
+        value_count -> BigInt,
+        value_sum -> Double,
+        value_min -> Double,
+        value_max -> Double,
+        last_ms -> BigInt,
+        last_value -> Double,
+    }
+}
+
+diesel::table! {
+    rollups_5m (series_id, bucket_ms) {
+        series_id -> BigInt,
+        bucket_ms -> BigInt,
+        tenant_id -> BigInt,
+        value_count -> BigInt,
+        value_sum -> Double,
+        value_min -> Double,
+        value_max -> Double,
+        last_ms -> BigInt,
+        last_value -> Double,
+    }
+}
+
+diesel::table! {
     dead_letters (id) {
         id -> BigInt,
         tenant_id -> BigInt,
@@ -87,6 +118,8 @@ diesel::table! {
 }
 
 diesel::joinable!(points -> series (series_id));
+diesel::joinable!(rollups_1m -> series (series_id));
+diesel::joinable!(rollups_5m -> series (series_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -94,6 +127,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     agents,
     series,
     points,
+    rollups_1m,
+    rollups_5m,
     dead_letters,
     users,
     sessions

@@ -1,6 +1,9 @@
 //! The same storage tests on every backend, against real databases.
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
+#[macro_use]
+mod common;
+
 use microdash_core::metric::parse_metrics;
 use microdash_core::token::Scopes;
 use microdash_core::{Batch, Limits};
@@ -188,6 +191,33 @@ async fn values_round_trip_exactly(store: Store) {
         // Bit for bit, except that MariaDB may store -0.0 as 0.0.
         assert!(got.to_bits() == want.to_bits() || (*got == 0.0 && want == 0.0), "stored {got:e}, sent {want:e}");
     }
+    // Their bucket holds sums past f64::MAX: the sum saturates instead of failing the insert.
+    let again: Vec<_> = [f64::MAX, f64::MAX]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| microdash_core::Metric {
+            name: "v".into(),
+            timestamp_ms: 100 + i as i64,
+            value: *v,
+            ..template()
+        })
+        .collect();
+    store.insert_batches(&[Batch { tenant_id: t.id, received_at_ms: NOW, metrics: again }], NOW).await.unwrap();
+    let buckets = store.query_rollups(t.id, microdash_store::RollupLevel::OneMinute, &all("v")).await.unwrap();
+    assert_eq!(buckets.len(), 1);
+    assert_eq!((buckets[0].aggregate.count, buckets[0].aggregate.max), (values.len() as u64 + 2, f64::MAX));
+    assert!(buckets[0].aggregate.sum.is_finite());
+}
+
+fn template() -> microdash_core::Metric {
+    microdash_core::Metric {
+        name: String::new(),
+        agent_id: None,
+        tags: Default::default(),
+        timestamp_ms: 0,
+        value: 0.0,
+        dedupe_id: None,
+    }
 }
 
 async fn dead_letters_keep_the_batch(store: Store) {
@@ -241,29 +271,6 @@ async fn users_sign_in_and_sessions(store: Store) {
 async fn migrate_twice_and_ping(store: Store) {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
-}
-
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    let db = super::TestDb::new(super::Backend::Sqlite).await;
-                    super::$test(db.store().await).await;
-                }
-            )*
-        }
-        mod mysql {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    let db = super::TestDb::new(super::Backend::Mysql).await;
-                    super::$test(db.store().await).await;
-                }
-            )*
-        }
-    };
 }
 
 on_every_backend!(

@@ -8,9 +8,10 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut};
+use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant};
+use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, check_retention};
 use microdash_core::token::{Scope, Scopes};
-use microdash_store::Credential;
+use microdash_store::{Credential, RetentionChange};
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
@@ -57,7 +58,7 @@ pub(super) async fn list_tenants(State(state): State<AppState>, auth: Auth) -> R
     let reach = auth.visible_tenants()?;
     let tenants = state.store.list_tenants().await?;
     let visible = tenants.iter().filter(|t| reach == Reach::Every || reach == Reach::Tenant(t.id));
-    Ok(Json(visible.map(views::tenant).collect()))
+    Ok(Json(visible.map(|t| views::tenant(t, state.config.retention)).collect()))
 }
 
 pub(super) async fn create_tenant(
@@ -68,7 +69,40 @@ pub(super) async fn create_tenant(
     auth.require(Scope::Admin)?;
     let body = json_body(body)?;
     let tenant = state.store.create_tenant(&body.slug, body.name.as_deref().unwrap_or(""), now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(views::tenant(&tenant))))
+    Ok((StatusCode::CREATED, Json(views::tenant(&tenant, state.config.retention))))
+}
+
+/// `PATCH /api/v1/tenants/{slug}` (admins): a tenant's own retention.
+pub(super) async fn update_tenant(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(slug): Path<String>,
+    body: Result<Json<UpdateTenant>, JsonRejection>,
+) -> Result<Json<TenantOut>, ApiError> {
+    auth.require(Scope::Admin)?;
+    let body = json_body(body)?;
+    let change = RetentionChange {
+        raw_hours: body.retention_raw_hours,
+        rollup_1m_days: body.retention_1m_days,
+        rollup_5m_days: body.retention_5m_days,
+    };
+    // Checked here too, so the answer names the field.
+    for (field, value, max) in [
+        ("retention_raw_hours", change.raw_hours, MAX_RETENTION_RAW_HOURS),
+        ("retention_1m_days", change.rollup_1m_days, MAX_RETENTION_DAYS),
+        ("retention_5m_days", change.rollup_5m_days, MAX_RETENTION_DAYS),
+    ] {
+        if let Some(Some(value)) = value {
+            check_retention(field, value, max).map_err(|m| ApiError::invalid_field(field, m))?;
+        }
+    }
+    let tenant = state
+        .store
+        .tenant_by_slug(&slug)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no tenant {slug:?}")))?;
+    let tenant = state.store.set_tenant_retention(tenant.id, &change).await?;
+    Ok(Json(views::tenant(&tenant, state.config.retention)))
 }
 
 pub(super) async fn list_tokens(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TokenOut>>, ApiError> {

@@ -5,13 +5,19 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use microdash_core::api::{Accepted, MetricsQuery, PointOut, QueryResponse, Resolution, TimestampIn};
+use std::collections::{BTreeMap, HashMap};
+
+use microdash_core::api::{
+    Accepted, MetricsQuery, PointOut, QueryResponse, Resolution, ResolutionRequest, TimestampIn,
+};
 use microdash_core::metric::{check_identifier, format_millis};
+use microdash_core::rollup::{auto_rollup, bucket_start};
 use microdash_core::token::Scope;
-use microdash_store::{Credential, PointQuery};
+use microdash_store::{Credential, PointQuery, RollupLevel, StoredBucket};
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
+use crate::clock::now_ms;
 use crate::telemetry::Source;
 
 /// Validate and enqueue; `202` once the batch is in the queue.
@@ -62,7 +68,7 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Points of the caller's tenant.
+/// Points or rollup buckets of the caller's tenant.
 pub(super) async fn query(
     State(state): State<AppState>,
     auth: Auth,
@@ -70,19 +76,124 @@ pub(super) async fn query(
 ) -> Result<Json<QueryResponse>, ApiError> {
     let Query(params) = params.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))?;
     let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
-    let (resolution, query) = point_query(&state, params)?;
-    let points = state.store.query_points(tenant_id, &query).await?;
-    let data: Vec<PointOut> = points
-        .into_iter()
-        .map(|p| PointOut {
-            metric_name: p.metric_name,
-            agent_id: p.agent_id,
-            tags: p.tags,
-            timestamp: format_millis(p.timestamp_ms),
-            value: p.value,
-        })
-        .collect();
+    let plan = plan(&state, params)?;
+    let tenant =
+        state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::forbidden("the tenant no longer exists"))?;
+    let retention = tenant.retention.over(state.config.retention);
+    let now = now_ms();
+    let mut query = plan.query;
+    // Without a start, a range is needed to choose by: what raw points still cover.
+    let start = query.start_ms.unwrap_or_else(|| retention.horizon_ms(Resolution::Raw, now));
+    let end = query.end_ms.unwrap_or(now);
+    let resolution = match plan.resolution {
+        ResolutionRequest::Exact(Resolution::Raw) if query.start_ms.is_some() => {
+            // Raw no longer covers the range: answer from the finest rollup that does, and
+            // say so in `resolution`, rather than with an empty or truncated answer.
+            retention.finest_covering(start, now)
+        }
+        ResolutionRequest::Exact(resolution) => resolution,
+        ResolutionRequest::Auto => {
+            let finest = retention.finest_covering(start, now);
+            let raw_fits = finest == Resolution::Raw && {
+                let range = PointQuery { start_ms: Some(start), end_ms: Some(end), ..query.clone() };
+                state.store.most_points_per_series(tenant_id, &range).await? <= plan.max_points
+            };
+            if raw_fits {
+                Resolution::Raw
+            } else {
+                let finest_rollup = retention.finest_covering(start, now).max(Resolution::ONE_MINUTE);
+                auto_rollup(start, end, plan.max_points, finest_rollup)
+            }
+        }
+    };
+    let data: Vec<PointOut> = match resolution.bucket_ms() {
+        None => {
+            let points = state.store.query_points(tenant_id, &query).await?;
+            points
+                .into_iter()
+                .map(|p| PointOut {
+                    metric_name: p.metric_name,
+                    agent_id: p.agent_id,
+                    tags: p.tags,
+                    timestamp: format_millis(p.timestamp_ms),
+                    value: p.value,
+                    ..PointOut::default()
+                })
+                .collect()
+        }
+        Some(width) => {
+            // Read from the coarsest stored level whose buckets tile the answer's, retained
+            // for the range; merging is exact, so coarser answers lose nothing.
+            let level = match RollupLevel::of(resolution) {
+                Some(level) => level,
+                None if width % RollupLevel::FiveMinutes.bucket_ms() == 0
+                    && start >= retention.horizon_ms(Resolution::FIVE_MINUTES, now) =>
+                {
+                    RollupLevel::FiveMinutes
+                }
+                None if start >= retention.horizon_ms(Resolution::ONE_MINUTE, now) => RollupLevel::OneMinute,
+                None => RollupLevel::FiveMinutes,
+            };
+            let limit = query.limit;
+            if RollupLevel::of(resolution).is_none() {
+                // Merged buckets must be whole: read every stored bucket of the range, and
+                // apply the limit to what is answered.
+                query.limit = usize::MAX;
+            }
+            let buckets = state.store.query_rollups(tenant_id, level, &query).await?;
+            let mut merged = merge_buckets(buckets, width);
+            if merged.len() > limit {
+                merged.drain(..merged.len() - limit);
+            }
+            merged
+                .into_iter()
+                .map(|b| PointOut {
+                    metric_name: b.metric_name,
+                    agent_id: b.agent_id,
+                    tags: b.tags,
+                    timestamp: format_millis(b.bucket_ms),
+                    value: b.aggregate.avg(),
+                    min: Some(b.aggregate.min),
+                    max: Some(b.aggregate.max),
+                    count: Some(b.aggregate.count),
+                    last: Some(b.aggregate.last),
+                })
+                .collect()
+        }
+    };
     Ok(Json(QueryResponse { resolution, count: data.len(), data }))
+}
+
+/// A series as a query answer names it: metric, agent, tags.
+type SeriesIdentity = (String, Option<String>, BTreeMap<String, String>);
+
+/// Merge buckets (oldest first) into buckets of `width_ms`, oldest first. Buckets already of
+/// that width pass through unchanged.
+fn merge_buckets(buckets: Vec<StoredBucket>, width_ms: i64) -> Vec<StoredBucket> {
+    let mut merged: Vec<StoredBucket> = Vec::with_capacity(buckets.len());
+    // Per series, the index in `merged` of its latest wide bucket.
+    let mut open: HashMap<SeriesIdentity, usize> = HashMap::new();
+    for mut bucket in buckets {
+        bucket.bucket_ms = bucket_start(bucket.bucket_ms, width_ms);
+        let key = (bucket.metric_name.clone(), bucket.agent_id.clone(), bucket.tags.clone());
+        match open.get(&key).map(|i| &mut merged[*i]) {
+            Some(wide) if wide.bucket_ms == bucket.bucket_ms => wide.aggregate.merge(&bucket.aggregate),
+            _ => {
+                open.insert(key, merged.len());
+                merged.push(bucket);
+            }
+        }
+    }
+    // Input order was by narrow bucket start; wide buckets of different series interleave.
+    merged.sort_by_key(|b| b.bucket_ms);
+    merged
+}
+
+/// A checked query: what was asked for, in the store's terms.
+struct Plan {
+    resolution: ResolutionRequest,
+    max_points: usize,
+    query: PointQuery,
 }
 
 /// The `metric_name` and `agent_id` filters of a query or a stream, checked like metrics are.
@@ -101,7 +212,7 @@ pub(super) fn check_filters(
     Ok(())
 }
 
-fn point_query(state: &AppState, params: MetricsQuery) -> Result<(Resolution, PointQuery), ApiError> {
+fn plan(state: &AppState, params: MetricsQuery) -> Result<Plan, ApiError> {
     check_filters(state, params.metric_name.as_deref(), params.agent_id.as_deref())?;
     let time = |field: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
         value
@@ -117,23 +228,28 @@ fn point_query(state: &AppState, params: MetricsQuery) -> Result<(Resolution, Po
         }
     }
     let resolution = match params.resolution.as_deref() {
-        None | Some("raw") => Resolution::Raw,
-        Some("1m" | "5m") => {
-            return Err(ApiError::invalid_field("resolution", "rollups (1m, 5m) are not available yet; use raw"));
-        }
-        Some(other) => {
-            return Err(ApiError::invalid_field("resolution", format!("{other:?} is not one of raw, 1m, 5m")));
-        }
+        None => ResolutionRequest::Exact(Resolution::Raw),
+        Some(text) => text.parse().map_err(|m: String| ApiError::invalid_field("resolution", m))?,
     };
     let max = state.config.max_query_limit;
-    let limit = match params.limit.as_deref() {
-        None => state.config.default_query_limit,
+    let number = |field: &str, value: Option<&str>, default: usize| match value {
+        None => Ok(default),
         Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid_field("limit", format!("must be a whole number from 1 to {max}")));
-            }
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid_field(field, format!("must be a whole number from 1 to {max}"))),
         },
     };
-    Ok((resolution, PointQuery { metric_name: params.metric_name, agent_id: params.agent_id, start_ms, end_ms, limit }))
+    // `auto` answers up to `max_points` per series, so by default as many as a query may.
+    let default_limit = match resolution {
+        ResolutionRequest::Auto => max,
+        ResolutionRequest::Exact(_) => state.config.default_query_limit,
+    };
+    let limit = number("limit", params.limit.as_deref(), default_limit)?;
+    let max_points = number("max_points", params.max_points.as_deref(), DEFAULT_MAX_POINTS)?;
+    let query = PointQuery { metric_name: params.metric_name, agent_id: params.agent_id, start_ms, end_ms, limit };
+    Ok(Plan { resolution, max_points, query })
 }
+
+/// Buckets per series `auto` answers at most unless told otherwise: Grafana's default
+/// `maxDataPoints`, about one per horizontal pixel of a wide chart.
+const DEFAULT_MAX_POINTS: usize = 1_500;

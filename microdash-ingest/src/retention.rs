@@ -1,0 +1,106 @@
+//! The retention task: every `interval`, delete what each tenant no longer keeps.
+//!
+//! Deletion goes a small chunk at a time ([`microdash_store::Store::expire`]), so it never
+//! holds the database away from ingestion for more than a few milliseconds. Several
+//! processes may run it at once (every worker of a split deployment does): deleting rows
+//! that another process already deleted finds nothing, so no lease is needed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use microdash_core::api::Resolution;
+use microdash_core::rollup::Retention;
+use microdash_store::{DataKind, RollupLevel, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::telemetry::Telemetry;
+
+/// Retention settings.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// What tenants keep unless they set their own.
+    pub defaults: Retention,
+    /// Time between passes.
+    pub interval: Duration,
+    /// Most rows one delete statement removes.
+    pub chunk_rows: usize,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { defaults: Retention::default(), interval: Duration::from_secs(60), chunk_rows: 2_000 }
+    }
+}
+
+/// What one pass deleted, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Raw points.
+    pub points: u64,
+    /// 1-minute buckets.
+    pub rollups_1m: u64,
+    /// 5-minute buckets.
+    pub rollups_5m: u64,
+}
+
+/// One pass over every tenant at `now_ms`; counted in `telemetry`.
+pub async fn expire_once(
+    store: &Store,
+    config: &RetentionConfig,
+    telemetry: &Telemetry,
+    now_ms: i64,
+) -> Result<Expired, StoreError> {
+    let mut expired = Expired::default();
+    for tenant in store.list_tenants().await? {
+        let retention = tenant.retention.over(config.defaults);
+        for kind in DataKind::ALL {
+            let resolution = match kind {
+                DataKind::Raw => Resolution::Raw,
+                DataKind::Rollup(level) => level.resolution(),
+            };
+            let before = retention.horizon_ms(resolution, now_ms);
+            let deleted = store.expire(tenant.id, kind, before, config.chunk_rows).await?;
+            telemetry.record_retention_deleted(kind.table(), deleted);
+            match kind {
+                DataKind::Raw => expired.points += deleted,
+                DataKind::Rollup(RollupLevel::OneMinute) => expired.rollups_1m += deleted,
+                DataKind::Rollup(RollupLevel::FiveMinutes) => expired.rollups_5m += deleted,
+            }
+        }
+    }
+    telemetry.record_retention_run(now_ms);
+    Ok(expired)
+}
+
+/// Run passes every `config.interval` until `shutdown`. A failed pass is logged and tried
+/// again at the next interval.
+pub async fn run_retention(
+    store: Store,
+    config: RetentionConfig,
+    telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(config.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let pass = tokio::select! {
+            () = shutdown.cancelled() => return,
+            pass = expire_once(&store, &config, &telemetry, now_ms()) => pass,
+        };
+        match pass {
+            Ok(expired) if expired != Expired::default() => tracing::info!(
+                points = expired.points,
+                rollups_1m = expired.rollups_1m,
+                rollups_5m = expired.rollups_5m,
+                "retention deleted expired rows"
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "retention pass failed; retrying at the next interval"),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Retention: deleting what is older than a tenant keeps, in small chunks.
+//!
+//! Each chunk is one short statement (at most `chunk_rows` rows of one series), so a delete
+//! never holds the database, or the SQLite writer that ingestion shares, for more than a few
+//! milliseconds. Rollups are written in the same transaction as their points, so a bucket is
+//! always complete before its raw points can expire.
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel_async::RunQueryDsl;
+
+use crate::schema::series;
+use crate::{Pool, RollupLevel, Store, StoreError, with_conn};
+
+/// What retention deletes from: raw points or one rollup level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataKind {
+    /// The `points` table.
+    Raw,
+    /// A rollup table.
+    Rollup(RollupLevel),
+}
+
+impl DataKind {
+    /// Every kind, raw first.
+    pub const ALL: [DataKind; 3] =
+        [DataKind::Raw, DataKind::Rollup(RollupLevel::OneMinute), DataKind::Rollup(RollupLevel::FiveMinutes)];
+
+    /// The table's name, as `/metrics` labels it.
+    pub fn table(self) -> &'static str {
+        match self {
+            DataKind::Raw => "points",
+            DataKind::Rollup(level) => level.table(),
+        }
+    }
+
+    /// `DELETE` of at most `?4` rows of series `?2` of tenant `?1` older than `?3`.
+    fn delete_sql(self, backend: crate::Backend) -> String {
+        let table = self.table();
+        let time = if self == DataKind::Raw { "ts_ms" } else { "bucket_ms" };
+        match (backend, self) {
+            // SQLite's DELETE has no LIMIT in the bundled build.
+            (crate::Backend::Sqlite, DataKind::Raw) => format!(
+                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE tenant_id = ?1 AND series_id = ?2 AND {time} < ?3 LIMIT ?4)"
+            ),
+            (crate::Backend::Sqlite, DataKind::Rollup(_)) => format!(
+                "DELETE FROM {table} WHERE series_id = ?2 AND {time} IN (SELECT {time} FROM {table} WHERE tenant_id = ?1 AND series_id = ?2 AND {time} < ?3 ORDER BY {time} LIMIT ?4)"
+            ),
+            (crate::Backend::Mysql, _) => format!(
+                "DELETE FROM {table} WHERE tenant_id = ? AND series_id = ? AND {time} < ? ORDER BY {time} LIMIT ?"
+            ),
+        }
+    }
+}
+
+impl Store {
+    /// Delete every row of `kind` of one tenant older than `before_ms`, a chunk of at most
+    /// `chunk_rows` rows at a time, yielding between chunks. Returns the rows deleted.
+    pub async fn expire(
+        &self,
+        tenant_id: i64,
+        kind: DataKind,
+        before_ms: i64,
+        chunk_rows: usize,
+    ) -> Result<u64, StoreError> {
+        let series_ids: Vec<i64> = with_conn!(self, |conn| series::table
+            .filter(series::tenant_id.eq(tenant_id))
+            .select(series::id)
+            .order(series::id)
+            .load(&mut conn)
+            .await?);
+        let sql = kind.delete_sql(self.backend());
+        let chunk = i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX);
+        let mut deleted = 0u64;
+        for series_id in series_ids {
+            loop {
+                let query = diesel::sql_query(sql.clone())
+                    .bind::<BigInt, _>(tenant_id)
+                    .bind::<BigInt, _>(series_id)
+                    .bind::<BigInt, _>(before_ms)
+                    .bind::<BigInt, _>(chunk);
+                let done = match &self.inner.pool {
+                    Pool::Sqlite(_) => {
+                        // Through the point writer's connection: SQLite has one writer, and
+                        // waiting here (in turn) beats waiting in its busy handler.
+                        let mut writer = self.inner.sqlite_writer.lock().await;
+                        let conn = writer.open(&self.inner.url).await?;
+                        let done = conn.spawn_blocking(move |c| diesel::RunQueryDsl::execute(query, c)).await;
+                        if done.is_err() {
+                            writer.conn = None;
+                        }
+                        done?
+                    }
+                    Pool::Mysql(pool) => query.execute(&mut pool.get().await?).await?,
+                };
+                deleted += done as u64;
+                tokio::task::yield_now().await;
+                if (done as i64) < chunk {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,303 @@
+//! 1-minute and 5-minute rollups: maintained as points are written, queried by bucket.
+//!
+//! Every point insert folds the points it actually stored (not those dropped as `dedupe_id`
+//! duplicates) into per-bucket [`Aggregate`]s and upserts them into `rollups_1m` and
+//! `rollups_5m` in the same transaction. The upsert merges with what the bucket already
+//! holds using [`Aggregate::merge`]'s rules (add counts and sums, keep the smaller minimum,
+//! the larger maximum, the later "last"), which do not depend on the order batches commit in,
+//! so buckets stay exact under late points and concurrent workers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::prelude::*;
+use diesel::sql_types::Double;
+use diesel::upsert::excluded;
+use diesel_async::RunQueryDsl;
+use microdash_core::api::Resolution;
+use microdash_core::rollup::{Aggregate, bucket_start};
+
+use crate::data::SeriesFilter;
+use crate::schema::{rollups_1m, rollups_5m};
+use crate::{Store, StoreError, with_conn};
+
+diesel::define_sql_function! {
+    /// SQLite's two-argument scalar `min`.
+    #[sql_name = "min"]
+    fn scalar_min(a: Double, b: Double) -> Double;
+}
+
+diesel::define_sql_function! {
+    /// SQLite's two-argument scalar `max`.
+    #[sql_name = "max"]
+    fn scalar_max(a: Double, b: Double) -> Double;
+}
+
+/// A stored rollup level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RollupLevel {
+    /// `rollups_1m`.
+    OneMinute,
+    /// `rollups_5m`.
+    FiveMinutes,
+}
+
+impl RollupLevel {
+    /// Both levels, finest first.
+    pub const ALL: [RollupLevel; 2] = [RollupLevel::OneMinute, RollupLevel::FiveMinutes];
+
+    /// Bucket width in milliseconds.
+    pub fn bucket_ms(self) -> i64 {
+        match self {
+            RollupLevel::OneMinute => 60_000,
+            RollupLevel::FiveMinutes => 300_000,
+        }
+    }
+
+    /// The API's name for it.
+    pub fn resolution(self) -> Resolution {
+        match self {
+            RollupLevel::OneMinute => Resolution::ONE_MINUTE,
+            RollupLevel::FiveMinutes => Resolution::FIVE_MINUTES,
+        }
+    }
+
+    /// The stored level of a resolution: `1m` and `5m` only.
+    pub fn of(resolution: Resolution) -> Option<RollupLevel> {
+        match resolution {
+            Resolution::Minutes(1) => Some(RollupLevel::OneMinute),
+            Resolution::Minutes(5) => Some(RollupLevel::FiveMinutes),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            RollupLevel::OneMinute => "rollups_1m",
+            RollupLevel::FiveMinutes => "rollups_5m",
+        }
+    }
+}
+
+/// One rollup bucket with its series description.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredBucket {
+    /// Metric name.
+    pub metric_name: String,
+    /// Agent id, if the series has one.
+    pub agent_id: Option<String>,
+    /// Series tags.
+    pub tags: BTreeMap<String, String>,
+    /// Bucket start, Unix milliseconds.
+    pub bucket_ms: i64,
+    /// The bucket's aggregates.
+    pub aggregate: Aggregate,
+}
+
+impl StoredBucket {
+    /// The series this bucket belongs to, as a raw point's description (for grouping).
+    pub fn same_series(&self, other: &StoredBucket) -> bool {
+        self.metric_name == other.metric_name && self.agent_id == other.agent_id && self.tags == other.tags
+    }
+}
+
+/// Aggregates of the points one transaction stored, per level and `(series, bucket)`. Sorted
+/// keys make concurrent transactions lock rollup rows in the same order (no deadlock).
+#[derive(Default)]
+pub(crate) struct Pending {
+    levels: [BTreeMap<(i64, i64), (i64, Aggregate)>; 2],
+}
+
+impl Pending {
+    /// Fold in one stored point.
+    pub(crate) fn add(&mut self, tenant_id: i64, series_id: i64, ts_ms: i64, value: f64) {
+        let point = Aggregate::of(ts_ms, value);
+        for (level, buckets) in RollupLevel::ALL.iter().zip(&mut self.levels) {
+            let key = (series_id, bucket_start(ts_ms, level.bucket_ms()));
+            buckets.entry(key).and_modify(|(_, agg)| agg.merge(&point)).or_insert((tenant_id, point));
+        }
+    }
+
+    /// `(series_id, bucket_ms, tenant_id, aggregate)` of one level, in key order.
+    fn rows(&self, level: usize) -> impl Iterator<Item = (i64, i64, i64, &Aggregate)> + '_ {
+        self.levels[level]
+            .iter()
+            .map(|((series_id, bucket_ms), (tenant_id, agg))| (*series_id, *bucket_ms, *tenant_id, agg))
+    }
+
+    /// Upsert into SQLite, one cached single-row statement per bucket (as points are
+    /// written, see `write_sqlite`).
+    pub(crate) fn write_sqlite(&self, c: &mut diesel::SqliteConnection) -> QueryResult<()> {
+        macro_rules! upsert {
+            ($t:ident, $level:expr) => {{
+                for (series_id, bucket_ms, tenant_id, agg) in self.rows($level) {
+                    let row = (
+                        $t::series_id.eq(series_id),
+                        $t::bucket_ms.eq(bucket_ms),
+                        $t::tenant_id.eq(tenant_id),
+                        $t::value_count.eq(agg.count as i64),
+                        $t::value_sum.eq(agg.sum),
+                        $t::value_min.eq(agg.min),
+                        $t::value_max.eq(agg.max),
+                        $t::last_ms.eq(agg.last_ms),
+                        $t::last_value.eq(agg.last),
+                    );
+                    let later = excluded($t::last_ms)
+                        .gt($t::last_ms)
+                        .or(excluded($t::last_ms).eq($t::last_ms).and(excluded($t::last_value).gt($t::last_value)));
+                    let merge = (
+                        $t::value_count.eq($t::value_count + excluded($t::value_count)),
+                        // SQLite adds to infinity; saturate as `Aggregate::merge` does.
+                        $t::value_sum
+                            .eq(scalar_max(scalar_min($t::value_sum + excluded($t::value_sum), f64::MAX), -f64::MAX)),
+                        $t::value_min.eq(scalar_min($t::value_min, excluded($t::value_min))),
+                        $t::value_max.eq(scalar_max($t::value_max, excluded($t::value_max))),
+                        // SQLite evaluates every right-hand side on the old row, so the order
+                        // of these two does not matter here (it does on MariaDB).
+                        $t::last_value
+                            .eq(diesel::dsl::case_when(later, excluded($t::last_value)).otherwise($t::last_value)),
+                        $t::last_ms.eq(scalar_max_ms($t::last_ms, excluded($t::last_ms))),
+                    );
+                    let upsert = diesel::insert_into($t::table)
+                        .values(row)
+                        .on_conflict(($t::series_id, $t::bucket_ms))
+                        .do_update()
+                        .set(merge);
+                    diesel::RunQueryDsl::execute(upsert, c)?;
+                }
+            }};
+        }
+        upsert!(rollups_1m, 0);
+        upsert!(rollups_5m, 1);
+        Ok(())
+    }
+
+    /// Upsert into MariaDB: multi-row text-protocol statements of numbers only, like the
+    /// plain point inserts. MariaDB fails a DOUBLE addition that overflows instead of giving
+    /// infinity, so a sum near the limit is added in halves and saturates. MariaDB assigns `ON DUPLICATE KEY UPDATE` columns left to right,
+    /// each seeing the ones before, so `last_value` is decided before `last_ms` moves.
+    pub(crate) fn mysql_statements(&self) -> Vec<String> {
+        use std::fmt::Write;
+        let mut statements = Vec::new();
+        for (index, level) in RollupLevel::ALL.iter().enumerate() {
+            let rows: Vec<_> = self.rows(index).collect();
+            for chunk in rows.chunks(crate::data::ROWS_PER_STATEMENT) {
+                let mut sql = format!(
+                    "INSERT INTO {} (series_id, bucket_ms, tenant_id, value_count, value_sum, value_min, value_max, last_ms, last_value) VALUES ",
+                    level.table()
+                );
+                for (i, (series_id, bucket_ms, tenant_id, a)) in chunk.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    // Writing into a String cannot fail.
+                    let _ = write!(
+                        sql,
+                        "{sep}({series_id},{bucket_ms},{tenant_id},{},{:e},{:e},{:e},{},{:e})",
+                        a.count, a.sum, a.min, a.max, a.last_ms, a.last
+                    );
+                }
+                sql.push_str(
+                    " ON DUPLICATE KEY UPDATE value_count = value_count + VALUES(value_count), \
+                     value_sum = IF(ABS(value_sum) < 8e307 AND ABS(VALUES(value_sum)) < 8e307, value_sum + VALUES(value_sum), \
+                       IF(value_sum / 2 + VALUES(value_sum) / 2 >= 8.98846567431157e307, 1.7976931348623157e308, \
+                       IF(value_sum / 2 + VALUES(value_sum) / 2 <= -8.98846567431157e307, -1.7976931348623157e308, value_sum + VALUES(value_sum)))), \
+                     value_min = LEAST(value_min, VALUES(value_min)), \
+                     value_max = GREATEST(value_max, VALUES(value_max)), \
+                     last_value = IF(VALUES(last_ms) > last_ms OR (VALUES(last_ms) = last_ms AND VALUES(last_value) > last_value), VALUES(last_value), last_value), \
+                     last_ms = GREATEST(last_ms, VALUES(last_ms))",
+                );
+                statements.push(sql);
+            }
+        }
+        statements
+    }
+}
+
+diesel::define_sql_function! {
+    /// SQLite's two-argument scalar `max`, on integers.
+    #[sql_name = "max"]
+    fn scalar_max_ms(a: diesel::sql_types::BigInt, b: diesel::sql_types::BigInt) -> diesel::sql_types::BigInt;
+}
+
+/// The numeric columns of a bucket as loaded.
+type BucketRow = (i64, i64, i64, f64, f64, f64, i64, f64);
+
+impl Store {
+    /// Rollup buckets of one tenant at `level`, oldest first (by bucket start, then series).
+    /// A bucket is included when it overlaps `[start_ms, end_ms)`. When more than
+    /// `query.limit` match, the most recent ones are returned.
+    pub async fn query_rollups(
+        &self,
+        tenant_id: i64,
+        level: RollupLevel,
+        query: &crate::PointQuery,
+    ) -> Result<Vec<StoredBucket>, StoreError> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let series = self.matching_series(tenant_id, &SeriesFilter::of(query)).await?;
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let start = query.start_ms.map(|s| bucket_start(s, level.bucket_ms())).unwrap_or(i64::MIN);
+        let end = query.end_ms.unwrap_or(i64::MAX);
+        let ids: Vec<i64> = series.keys().copied().collect();
+        let mut rows: Vec<BucketRow> = Vec::new();
+        // Only numbers cross the wire here; the series' names and tags are joined in memory.
+        macro_rules! load {
+            ($table:ident) => {{
+                for chunk in ids.chunks(crate::data::ROWS_PER_STATEMENT) {
+                    let q = $table::table
+                        .filter($table::tenant_id.eq(tenant_id))
+                        .filter($table::series_id.eq_any(chunk.to_vec()))
+                        .filter($table::bucket_ms.ge(start))
+                        .filter($table::bucket_ms.lt(end))
+                        .select((
+                            $table::series_id,
+                            $table::bucket_ms,
+                            $table::value_count,
+                            $table::value_sum,
+                            $table::value_min,
+                            $table::value_max,
+                            $table::last_ms,
+                            $table::last_value,
+                        ))
+                        .order(($table::bucket_ms.desc(), $table::series_id.desc()))
+                        .limit(limit);
+                    let loaded: Vec<BucketRow> = with_conn!(self, |conn| q.load(&mut conn).await?);
+                    rows.extend(loaded);
+                }
+            }};
+        }
+        match level {
+            RollupLevel::OneMinute => load!(rollups_1m),
+            RollupLevel::FiveMinutes => load!(rollups_5m),
+        }
+        // Chunks were each limited; keep the most recent `limit` of all, then oldest first.
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse((r.1, r.0)));
+        rows.truncate(query.limit);
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .filter_map(|(series_id, bucket, count, sum, min, max, last_at, last)| {
+                let info = series.get(&series_id)?;
+                Some(StoredBucket {
+                    metric_name: info.metric_name.clone(),
+                    agent_id: info.agent_id.clone(),
+                    tags: info.tags.clone(),
+                    bucket_ms: bucket,
+                    aggregate: Aggregate {
+                        count: u64::try_from(count).unwrap_or(0),
+                        sum,
+                        min,
+                        max,
+                        last_ms: last_at,
+                        last,
+                    },
+                })
+            })
+            .collect())
+    }
+}
+
+/// Rows of `series` grouped by series id, for joining buckets or points in memory.
+pub(crate) type SeriesById = HashMap<i64, crate::SeriesInfo>;

@@ -1,0 +1,242 @@
+//! Rollups and retention on every backend, against real databases.
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+#[macro_use]
+mod common;
+
+use std::collections::BTreeMap;
+
+use microdash_core::api::MetricIn;
+use microdash_core::metric::Metric;
+use microdash_core::rollup::{Aggregate, bucket_start};
+use microdash_core::{Batch, Limits};
+use microdash_store::testing::TestDb;
+use microdash_store::{Backend, DataKind, PointQuery, RollupLevel, Store, StoredBucket};
+
+const NOW: i64 = 1_700_000_000_000;
+const MINUTE: i64 = 60_000;
+
+/// A small deterministic generator (xorshift64*), so a failing case can be replayed by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn metric(name: &str, agent: &str, ts_ms: i64, value: f64, dedupe: Option<String>) -> Metric {
+    let mut input = MetricIn::new(name, value).agent(agent).at_millis(ts_ms);
+    input.dedupe_id = dedupe;
+    microdash_core::metric::validate(input, &Limits::default(), NOW).unwrap()
+}
+
+fn all(name: Option<&str>) -> PointQuery {
+    PointQuery { metric_name: name.map(str::to_owned), limit: 1_000_000, ..PointQuery::default() }
+}
+
+type Buckets = BTreeMap<(String, Option<String>, i64), Aggregate>;
+
+fn keyed(buckets: Vec<StoredBucket>) -> Buckets {
+    buckets.into_iter().map(|b| ((b.metric_name, b.agent_id, b.bucket_ms), b.aggregate)).collect()
+}
+
+/// The buckets a recomputation from the stored raw points gives.
+async fn recomputed(store: &Store, tenant_id: i64, level: RollupLevel) -> Buckets {
+    let mut buckets = Buckets::new();
+    for p in store.query_points(tenant_id, &all(None)).await.unwrap() {
+        let key = (p.metric_name, p.agent_id, bucket_start(p.timestamp_ms, level.bucket_ms()));
+        let point = Aggregate::of(p.timestamp_ms, p.value);
+        buckets.entry(key).and_modify(|a| a.merge(&point)).or_insert(point);
+    }
+    buckets
+}
+
+/// Random points over three series, with late ones (an agent's outage buffer an hour old),
+/// repeated `dedupe_id`s carrying other values (which must not count), and points at equal
+/// timestamps, written by four concurrent writers in batches of random sizes: every bucket of
+/// both levels equals a recomputation from the raw points stored.
+async fn rollups_equal_a_recomputation_from_raw(store: Store) {
+    let tenant = store.create_tenant("t", "", NOW).await.unwrap();
+    let other = store.create_tenant("other", "", NOW).await.unwrap();
+    for seed in [7_u64, 1_234_567, 987_654_321] {
+        let mut rng = Rng(seed);
+        let name = format!("m{seed}");
+        let mut metrics = Vec::new();
+        for i in 0..1_500 {
+            let agent = ["a", "b", "c"][rng.below(3) as usize];
+            // Most points in the last 20 minutes; every tenth an hour late; some on the same
+            // millisecond as others.
+            let age = if i % 10 == 0 {
+                60 * MINUTE + rng.below(10 * MINUTE as u64) as i64
+            } else {
+                rng.below(20 * MINUTE as u64) as i64
+            };
+            let ts = NOW - (age / 1000) * 1000;
+            let value = rng.below(1_000) as f64 - 500.0;
+            let dedupe = match rng.below(4) {
+                0 => Some(format!("{seed}-{}", rng.below(200))),
+                _ => None,
+            };
+            metrics.push(metric(&name, agent, ts, value, dedupe));
+        }
+        let mut batches = Vec::new();
+        while !metrics.is_empty() {
+            let take = (1 + rng.below(200) as usize).min(metrics.len());
+            batches.push(Batch { tenant_id: tenant.id, received_at_ms: NOW, metrics: metrics.drain(..take).collect() });
+        }
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, queue) = (store.clone(), queue.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let Some(batch) = queue.lock().unwrap().pop() else { break };
+                        // As a worker does: a deadlock or lock timeout rolls the whole batch
+                        // back and is retried.
+                        loop {
+                            match store.insert_batches(&[&batch], NOW).await {
+                                Ok(_) => break,
+                                Err(err) if err.kind() == microdash_core::ErrorKind::Unavailable => continue,
+                                Err(err) => panic!("{err}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        for level in RollupLevel::ALL {
+            let stored = keyed(store.query_rollups(tenant.id, level, &all(Some(&name))).await.unwrap());
+            let want: Buckets = recomputed(&store, tenant.id, level)
+                .await
+                .into_iter()
+                .filter(|((metric, _, _), _)| *metric == name)
+                .collect();
+            assert!(!want.is_empty());
+            assert_eq!(stored, want, "seed {seed}, {level:?}");
+        }
+        // Every stored point is counted once, duplicates not at all.
+        let raw = store.query_points(tenant.id, &all(Some(&name))).await.unwrap().len() as u64;
+        let counted: u64 =
+            keyed(store.query_rollups(tenant.id, RollupLevel::OneMinute, &all(Some(&name))).await.unwrap())
+                .values()
+                .map(|a| a.count)
+                .sum();
+        assert_eq!(counted, raw, "seed {seed}");
+        assert!(raw < 1_500, "seed {seed}: some dedupe_ids repeat, so fewer than 1,500 are stored");
+    }
+    // The other tenant has no buckets of its own.
+    assert!(store.query_rollups(other.id, RollupLevel::OneMinute, &all(None)).await.unwrap().is_empty());
+}
+
+/// Buckets are selected by overlap with the range, newest kept under a limit, oldest first.
+async fn rollup_queries_filter_and_limit(store: Store) {
+    let t = store.create_tenant("t", "", NOW).await.unwrap();
+    let base = bucket_start(NOW, 5 * MINUTE) - 60 * MINUTE;
+    let metrics: Vec<Metric> =
+        (0..60).map(|i| metric("cpu", "h1", base + i * MINUTE + 30_000, i as f64, None)).collect();
+    let more = vec![metric("cpu", "h2", base, 100.0, None), metric("mem", "h1", base, 5.0, None)];
+    store
+        .insert_batches(
+            &[
+                Batch { tenant_id: t.id, received_at_ms: NOW, metrics },
+                Batch { tenant_id: t.id, received_at_ms: NOW, metrics: more },
+            ],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let cpu_h1 = PointQuery { agent_id: Some("h1".into()), ..all(Some("cpu")) };
+    let minutes = store.query_rollups(t.id, RollupLevel::OneMinute, &cpu_h1).await.unwrap();
+    assert_eq!(minutes.len(), 60);
+    assert_eq!(minutes[0].bucket_ms, base);
+    assert_eq!((minutes[0].aggregate.count, minutes[0].aggregate.last), (1, 0.0));
+    let fives = store.query_rollups(t.id, RollupLevel::FiveMinutes, &cpu_h1).await.unwrap();
+    assert_eq!(fives.len(), 12);
+    assert_eq!(
+        fives[1].aggregate,
+        Aggregate { count: 5, sum: 35.0, min: 5.0, max: 9.0, last_ms: base + 9 * MINUTE + 30_000, last: 9.0 }
+    );
+    // A range starting mid-bucket includes that bucket; the end is exclusive.
+    let window =
+        PointQuery { start_ms: Some(base + 5 * MINUTE + 1), end_ms: Some(base + 10 * MINUTE), ..cpu_h1.clone() };
+    let got = store.query_rollups(t.id, RollupLevel::FiveMinutes, &window).await.unwrap();
+    assert_eq!(got.iter().map(|b| b.bucket_ms).collect::<Vec<_>>(), [base + 5 * MINUTE]);
+    let latest = PointQuery { limit: 3, ..cpu_h1 };
+    let got = store.query_rollups(t.id, RollupLevel::OneMinute, &latest).await.unwrap();
+    assert_eq!(got.iter().map(|b| b.aggregate.last).collect::<Vec<_>>(), [57.0, 58.0, 59.0]);
+    // Without filters, every series of the tenant: cpu h1, cpu h2 and mem h1 at `base`.
+    let first = store
+        .query_rollups(t.id, RollupLevel::OneMinute, &PointQuery { end_ms: Some(base + 1), ..all(None) })
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    assert_eq!(store.most_points_per_series(t.id, &all(Some("cpu"))).await.unwrap(), 60);
+}
+
+/// Retention deletes exactly what is older than the cutoff, per table and per tenant, in
+/// chunks smaller than what there is to delete.
+async fn retention_deletes_what_it_should_and_nothing_else(store: Store) {
+    let t = store.create_tenant("t", "", NOW).await.unwrap();
+    let keep = store.create_tenant("keep", "", NOW).await.unwrap();
+    let points = |tenant_id| Batch {
+        tenant_id,
+        received_at_ms: NOW,
+        metrics: (0..120).map(|i| metric("cpu", ["a", "b"][i % 2], NOW - i as i64 * 30_000, i as f64, None)).collect(),
+    };
+    store.insert_batches(&[points(t.id), points(keep.id)], NOW).await.unwrap();
+    let cutoff = NOW - 30 * MINUTE;
+    let deleted = store.expire(t.id, DataKind::Raw, cutoff, 7).await.unwrap();
+    let remaining = store.query_points(t.id, &all(None)).await.unwrap();
+    assert!(remaining.iter().all(|p| p.timestamp_ms >= cutoff));
+    assert_eq!(remaining.len() as u64 + deleted, 120);
+    assert_eq!(remaining.len(), 61, "points from 30 minutes ago to now, every 30 s");
+    // Rollups are untouched by raw retention, and the other tenant by all of it.
+    let minutes = store.query_rollups(t.id, RollupLevel::OneMinute, &all(None)).await.unwrap();
+    assert_eq!(minutes.iter().map(|b| b.aggregate.count).sum::<u64>(), 120);
+    assert_eq!(store.query_points(keep.id, &all(None)).await.unwrap().len(), 120);
+    let deleted = store.expire(t.id, DataKind::Rollup(RollupLevel::OneMinute), cutoff, 5).await.unwrap();
+    let minutes = store.query_rollups(t.id, RollupLevel::OneMinute, &all(None)).await.unwrap();
+    assert!(minutes.iter().all(|b| b.bucket_ms >= cutoff));
+    assert!(deleted > 0 && !minutes.is_empty());
+    assert!(!store.query_rollups(t.id, RollupLevel::FiveMinutes, &all(None)).await.unwrap().is_empty());
+    assert_eq!(store.expire(t.id, DataKind::Raw, cutoff, 7).await.unwrap(), 0, "nothing left to expire");
+}
+
+/// A tenant's own retention is stored, shown, and returned to the default with `null`; bad
+/// values change nothing.
+async fn tenant_retention_settings(store: Store) {
+    use microdash_store::RetentionChange;
+    let t = store.create_tenant("t", "", NOW).await.unwrap();
+    assert_eq!(t.retention, Default::default());
+    let set = RetentionChange { raw_hours: Some(Some(48)), rollup_5m_days: Some(Some(90)), ..Default::default() };
+    let t = store.set_tenant_retention(t.id, &set).await.unwrap();
+    assert_eq!(
+        (t.retention.raw_hours, t.retention.rollup_1m_days, t.retention.rollup_5m_days),
+        (Some(48), None, Some(90))
+    );
+    let bad = RetentionChange { raw_hours: Some(Some(12)), rollup_1m_days: Some(Some(-1)), ..Default::default() };
+    let err = store.set_tenant_retention(t.id, &bad).await.unwrap_err();
+    assert!(err.to_string().contains("retention_1m_days"), "{err}");
+    let reset = RetentionChange { raw_hours: Some(None), ..Default::default() };
+    let t = store.set_tenant_retention(t.id, &reset).await.unwrap();
+    assert_eq!((t.retention.raw_hours, t.retention.rollup_5m_days), (None, Some(90)));
+    assert_eq!(store.list_tenants().await.unwrap()[0].retention, t.retention);
+}
+
+on_every_backend!(
+    rollups_equal_a_recomputation_from_raw,
+    rollup_queries_filter_and_limit,
+    retention_deletes_what_it_should_and_nothing_else,
+    tenant_retention_settings,
+);
