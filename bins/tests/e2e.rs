@@ -145,3 +145,60 @@ async fn the_load_generator_pushes_measures_and_reports() {
     assert!(client.query(&query).await.unwrap().count > 0);
     assert!(server.terminate().success());
 }
+
+/// The load generator's seed mode leaves history a dashboard can read: rollups for the days
+/// before the raw points (which the query API answers from), and raw points after, counted in
+/// the rollups too. Its query mode times queries over them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_load_generator_seeds_history_and_times_queries() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let loadgen = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_microdash-loadgen"))
+            .args(args)
+            .env("MICRODASH_DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let seeded = loadgen(&["seed", "--series", "20", "--interval-s", "60", "--rollup-days", "2", "--raw-hours", "2"]);
+    assert!(seeded.contains("20 series") && seeded.contains("2400 raw points"), "{seeded}");
+
+    let server =
+        microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &[("MICRODASH_DATABASE_URL", &db.url)]);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let client = Client::new(&url, &token).unwrap();
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let query = MetricsQuery {
+        agent_id: Some("seed-0".into()),
+        start_time: Some((now_s - 2 * 86_400 + 3_600).to_string()),
+        resolution: Some("auto".into()),
+        ..MetricsQuery::default()
+    };
+    let answer = client.query(&query).await.unwrap();
+    assert_eq!(answer.resolution.to_string(), "5m", "two days: 5-minute buckets fit under 1,500 per series");
+    let series: std::collections::BTreeSet<_> = answer.data.iter().map(|p| p.metric_name.clone()).collect();
+    assert_eq!(series.len(), 20, "an agent has 20 metrics");
+    // One point a minute: a whole 5-minute bucket holds five, imported or written.
+    let whole = answer.data.iter().filter(|p| p.count == Some(5)).count();
+    assert!(whole * 10 > answer.data.len() * 9, "{whole} of {} buckets whole", answer.data.len());
+
+    let timed = loadgen(&[
+        "query",
+        "--url",
+        &url,
+        "--token",
+        &token,
+        "--agent-id",
+        "seed-0",
+        "--range-s",
+        "86400",
+        "--requests",
+        "5",
+    ]);
+    assert!(
+        timed.contains("resolution 1m") && timed.contains("over 20 series") && timed.contains("5 queries"),
+        "{timed}"
+    );
+}

@@ -290,7 +290,7 @@ impl Store {
     }
 
     /// The id of each series in `keys` (same order), creating the missing ones.
-    async fn resolve_series(&self, keys: &[SeriesKey]) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn resolve_series(&self, keys: &[SeriesKey]) -> Result<Vec<i64>, StoreError> {
         let mut ids = vec![0; keys.len()];
         let mut missing = Vec::new();
         {

@@ -42,7 +42,7 @@ pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, RetentionCh
 pub use data::{Agent, DeadLetter, InsertStats, PointQuery, SeriesInfo, StoredPoint};
 pub use error::StoreError;
 pub use retention::DataKind;
-pub use rollups::{RollupLevel, StoredBucket};
+pub use rollups::{ImportedBucket, RollupLevel, StoredBucket};
 pub use users::{User, check_username, generate_password};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;

@@ -78,6 +78,17 @@ impl RollupLevel {
     }
 }
 
+/// A bucket to import ([`Store::import_rollups`]): history from elsewhere, already aggregated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedBucket {
+    /// The series (created if missing).
+    pub series: microdash_core::SeriesKey,
+    /// Bucket start, Unix milliseconds; must be a multiple of the level's width.
+    pub bucket_ms: i64,
+    /// What the bucket holds.
+    pub aggregate: Aggregate,
+}
+
 /// One rollup bucket with its series description.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredBucket {
@@ -111,10 +122,18 @@ impl Pending {
     /// Fold in one stored point.
     pub(crate) fn add(&mut self, tenant_id: i64, series_id: i64, ts_ms: i64, value: f64) {
         let point = Aggregate::of(ts_ms, value);
-        for (level, buckets) in RollupLevel::ALL.iter().zip(&mut self.levels) {
-            let key = (series_id, bucket_start(ts_ms, level.bucket_ms()));
-            buckets.entry(key).and_modify(|(_, agg)| agg.merge(&point)).or_insert((tenant_id, point));
+        for level in RollupLevel::ALL {
+            self.add_aggregate(level, tenant_id, series_id, bucket_start(ts_ms, level.bucket_ms()), &point);
         }
+    }
+
+    /// Fold an aggregate into one bucket of one level.
+    fn add_aggregate(&mut self, level: RollupLevel, tenant_id: i64, series_id: i64, bucket_ms: i64, agg: &Aggregate) {
+        let index = if level == RollupLevel::OneMinute { 0 } else { 1 };
+        self.levels[index]
+            .entry((series_id, bucket_ms))
+            .and_modify(|(_, mine)| mine.merge(agg))
+            .or_insert((tenant_id, *agg));
     }
 
     /// `(series_id, bucket_ms, tenant_id, aggregate)` of one level, in key order.
@@ -221,6 +240,45 @@ diesel::define_sql_function! {
 type BucketRow = (i64, i64, i64, f64, f64, f64, i64, f64);
 
 impl Store {
+    /// Merge already-aggregated buckets into `level`, as if their points had been written
+    /// (a bucket that exists is merged with, not replaced): for importing history that has
+    /// no raw points any more, such as another system's, or a benchmark's seed. Raw points
+    /// written later are counted on top.
+    pub async fn import_rollups(&self, level: RollupLevel, buckets: &[ImportedBucket]) -> Result<(), StoreError> {
+        if let Some(bad) = buckets.iter().find(|b| b.bucket_ms != bucket_start(b.bucket_ms, level.bucket_ms())) {
+            return Err(StoreError::Invalid(format!("bucket {} does not start a {:?} bucket", bad.bucket_ms, level)));
+        }
+        let keys: Vec<microdash_core::SeriesKey> = buckets.iter().map(|b| b.series.clone()).collect();
+        let ids = self.resolve_series(&keys).await?;
+        let mut pending = Pending::default();
+        for (bucket, series_id) in buckets.iter().zip(ids) {
+            pending.add_aggregate(level, bucket.series.tenant_id, series_id, bucket.bucket_ms, &bucket.aggregate);
+        }
+        match &self.inner.pool {
+            crate::Pool::Sqlite(_) => {
+                let mut writer = self.inner.sqlite_writer.lock().await;
+                let conn = writer.open(&self.inner.url).await?;
+                let done = conn.spawn_blocking(move |c| c.immediate_transaction(|c| pending.write_sqlite(c))).await;
+                if done.is_err() {
+                    writer.conn = None;
+                }
+                done?;
+            }
+            crate::Pool::Mysql(pool) => {
+                let mut conn = pool.get().await?;
+                let statements = pending.mysql_statements();
+                diesel_async::AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
+                    for statement in &statements {
+                        diesel_async::SimpleAsyncConnection::batch_execute(conn, statement).await?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Rollup buckets of one tenant at `level`, oldest first (by bucket start, then series).
     /// A bucket is included when it overlaps `[start_ms, end_ms)`. When more than
     /// `query.limit` match, the most recent ones are returned.

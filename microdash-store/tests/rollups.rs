@@ -234,7 +234,32 @@ async fn tenant_retention_settings(store: Store) {
     assert_eq!(store.list_tenants().await.unwrap()[0].retention, t.retention);
 }
 
+/// Imported buckets merge with what points add later, and must start a bucket.
+async fn imported_history_merges_with_points(store: Store) {
+    use microdash_store::ImportedBucket;
+    let t = store.create_tenant("t", "", NOW).await.unwrap();
+    let bucket = bucket_start(NOW, 5 * MINUTE);
+    let series = metric("cpu", "h1", NOW, 0.0, None).series_key(t.id);
+    let old = ImportedBucket {
+        series: series.clone(),
+        bucket_ms: bucket,
+        aggregate: Aggregate { count: 30, sum: 300.0, min: 1.0, max: 20.0, last_ms: bucket + 1, last: 7.0 },
+    };
+    store.import_rollups(RollupLevel::FiveMinutes, std::slice::from_ref(&old)).await.unwrap();
+    let point = metric("cpu", "h1", bucket + 2, 50.0, None);
+    store.insert_batches(&[Batch { tenant_id: t.id, received_at_ms: NOW, metrics: vec![point] }], NOW).await.unwrap();
+    let got = store.query_rollups(t.id, RollupLevel::FiveMinutes, &all(Some("cpu"))).await.unwrap();
+    assert_eq!(
+        got[0].aggregate,
+        Aggregate { count: 31, sum: 350.0, min: 1.0, max: 50.0, last_ms: bucket + 2, last: 50.0 }
+    );
+    assert_eq!(got[0].agent_id.as_deref(), Some("h1"));
+    let misaligned = ImportedBucket { bucket_ms: bucket + 1, ..old };
+    assert!(store.import_rollups(RollupLevel::FiveMinutes, &[misaligned]).await.is_err());
+}
+
 on_every_backend!(
+    imported_history_merges_with_points,
     rollups_equal_a_recomputation_from_raw,
     rollup_queries_filter_and_limit,
     retention_deletes_what_it_should_and_nothing_else,

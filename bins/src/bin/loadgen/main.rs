@@ -6,6 +6,8 @@
 //! - `sse` holds many live streams of one tenant open, pushes timestamped probe points, and
 //!   measures how late each stream delivers them and whether any stream fell behind. Run it
 //!   beside `http` to load the streams.
+//! - `seed` fills a database with days of history (raw points and rollups); `query` times
+//!   history queries over it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +34,13 @@ enum Mode {
     Sse(SseArgs),
     /// Publish over MQTT (QoS 1) and measure publish-to-live latency.
     Mqtt(MqttArgs),
+    /// Fill a database with history: raw points and the rollups older points left.
+    Seed(history::SeedArgs),
+    /// Time history queries.
+    Query(history::QueryArgs),
 }
+
+mod history;
 
 /// The server and the tenant the `sse` and `mqtt` modes work with.
 #[derive(Debug, Args)]
@@ -147,6 +155,8 @@ async fn main() -> anyhow::Result<()> {
         Mode::Http(args) => http(args).await,
         Mode::Sse(args) => sse::run(args).await,
         Mode::Mqtt(args) => mqtt_load::run(args).await,
+        Mode::Seed(args) => history::seed(args).await,
+        Mode::Query(args) => history::query(args).await,
     }
 }
 
