@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the Yew dashboard into web/dist: wasm (size-optimised), its JS glue (with the uPlot
-# bridge under snippets/), uPlot itself (from node_modules: no CDN), Tailwind CSS, and
-# gzip-compressed copies that the server sends to browsers accepting gzip.
+# Build the Yew dashboard into web/dist: wasm (size-optimised), its JS glue, the chart bridge,
+# uPlot itself (from node_modules: no CDN), Tailwind CSS, and gzip-compressed copies that the
+# server sends to browsers accepting gzip.
 # Installs what it needs on first use: the wasm32 target (or Debian's rustc-web, see
 # scripts/wasm-env.sh), wasm-bindgen-cli at the version web/Cargo.toml pins, and the npm tools.
 set -euo pipefail
@@ -24,7 +24,7 @@ source scripts/wasm-env.sh
 rm -rf web/dist.new && mkdir -p web/dist.new
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir web/dist.new \
   target/wasm/wasm32-unknown-unknown/wasm/microdash_web.wasm
-cp web/static/index.html web/dist.new/
+cp web/static/index.html web/static/chart-bridge.js web/dist.new/
 cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css web/dist.new/
 (cd web && node_modules/.bin/tailwindcss -i static/app.css -o dist.new/app.css --minify 2>/dev/null)
 find web/dist.new -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.html' \) -exec gzip -9 -k -n {} +

@@ -12,14 +12,31 @@ const step = Number(interval);
 let batch = [];
 let sent = 0;
 const started = performance.now();
+const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
 const flush = async () => {
-  const response = await fetch(`${url}/api/v1/metrics`, {
-    method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(batch),
-  });
-  if (response.status !== 202) throw new Error(`push failed: ${response.status} ${await response.text()}`);
+  const body = JSON.stringify(batch);
+  for (;;) {
+    const response = await fetch(`${url}/api/v1/metrics`, { method: 'POST', headers, body });
+    if (response.status === 202) break;
+    // A full queue answers 503 with Retry-After: back off as told, then send again.
+    if (response.status !== 503) throw new Error(`push failed: ${response.status} ${await response.text()}`);
+    await new Promise((r) => setTimeout(r, 1000 * Number(response.headers.get('retry-after') ?? 1)));
+  }
   sent += batch.length;
   batch = [];
 };
+// Stored, not only queued: the last metric's rollups count every point of it.
+async function stored(metric, expected) {
+  const deadline = Date.now() + 120_000;
+  const query = new URLSearchParams({ metric_name: metric, start_time: String(start), resolution: 'auto', limit: '100000' });
+  for (;;) {
+    const answer = await (await fetch(`${url}/api/v1/metrics?${query}`, { headers })).json();
+    const count = answer.data.reduce((n, p) => n + (p.count ?? 1), 0);
+    if (count === expected) return;
+    if (Date.now() > deadline) throw new Error(`only ${count} of ${expected} points of ${metric} stored`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 for (let t = start; t < end; t += step) {
   for (let a = 0; a < Number(agentCount); a++) {
     for (const [m, metric] of metrics.entries()) {
@@ -30,5 +47,6 @@ for (let t = start; t < end; t += step) {
   }
 }
 if (batch.length) await flush();
+await stored(metrics[metrics.length - 1], Math.ceil((end - start) / step) * Number(agentCount));
 console.log(JSON.stringify({ seeded_points: sent, days: Number(days), metrics: metrics.length, agents: Number(agentCount),
   interval_s: step, seconds: Math.round((performance.now() - started) / 100) / 10 }));

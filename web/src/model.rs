@@ -365,7 +365,7 @@ impl Board {
     /// name.
     pub fn widgets(&self) -> Vec<Rc<Widget>> {
         let mut widgets: Vec<Rc<Widget>> = self.widgets.values().cloned().collect();
-        widgets.sort_by_key(|w| (display_rank(&w.metric), w.metric.clone()));
+        widgets.sort_by_key(|w| display_key(&w.metric));
         widgets
     }
 
@@ -383,6 +383,12 @@ impl Board {
     pub fn latest_ms(&self) -> Option<i64> {
         self.widgets.values().filter_map(|w| w.latest_ms()).max()
     }
+}
+
+/// Where a metric's chart goes on the page (see [`Board::widgets`]); loads go out in this order,
+/// so the first charts on screen are the first asked for.
+pub fn display_key(metric: &str) -> (u8, String) {
+    (display_rank(metric), metric.to_owned())
 }
 
 /// Host metrics first, in the order an operator reads them.

@@ -1,6 +1,8 @@
 //! The typed surface over uPlot, the chart library (axes, ticks, crosshair and its sync across
 //! charts, drag to zoom, min-max bands). All JavaScript interop for charts goes through this
-//! module and its bridge, `uplot.js`; what to draw is decided natively in
+//! module and its bridge, `static/chart-bridge.js` (the global `MicrodashChart`, loaded by
+//! `index.html` next to the module rather than imported by it, so the page does not wait for
+//! one more fetch before starting); what to draw is decided natively in
 //! [`crate::model::plot`].
 
 use std::cell::RefCell;
@@ -13,12 +15,12 @@ use yew::Callback;
 use crate::model::plot::{Frame, Layout};
 use crate::model::units::Unit;
 
-#[wasm_bindgen(module = "/src/uplot.js")]
+#[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = UplotChart)]
+    #[wasm_bindgen(js_name = MicrodashChart)]
     type JsChart;
 
-    #[wasm_bindgen(constructor, js_class = "UplotChart", catch)]
+    #[wasm_bindgen(constructor, js_class = "MicrodashChart", catch)]
     fn new(
         target: &HtmlElement,
         layout_json: &str,

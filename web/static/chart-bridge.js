@@ -1,8 +1,11 @@
-// The dashboard's only JavaScript besides wasm-bindgen's glue: the bridge to uPlot, which
-// index.html loads as the global `uPlot` (dist/uPlot.iife.min.js, copied from node_modules by
-// scripts/build-web.sh). Rust drives it through src/uplot.rs; everything about the data
-// (alignment, gaps, bands, units, colours) is decided there, in src/model/plot.rs. This file
-// only turns that into uPlot options and draws the tooltip.
+// The dashboard's only JavaScript besides wasm-bindgen's glue: the bridge to uPlot. index.html
+// loads both as classic deferred scripts next to the wasm module (no import chain to wait
+// for): uPlot as the global `uPlot` (uPlot.iife.min.js, copied from node_modules by
+// scripts/build-web.sh), this file as the global `MicrodashChart`. Rust drives it through
+// src/uplot.rs; everything about the data (alignment, gaps, bands, units, colours) is decided
+// there, in src/model/plot.rs. This file only turns that into uPlot options and draws the
+// tooltip.
+'use strict';
 
 // Cell encoding of model/plot.rs: NaN is a gap (null: the line breaks), +Infinity a time where
 // the series has no point (undefined: the line passes over it). Metric values are finite.
@@ -18,7 +21,7 @@ function withAlpha(hex, alpha) {
   return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
 }
 
-export class UplotChart {
+class MicrodashChart {
   // target: the element uPlot fills (its width follows the element's); layout: JSON of
   // model::plot::Layout; formatValue(v) -> string; formatTicks(Float64Array) -> string[];
   // onZoom(startMs, endMs) after a drag across the plot.
@@ -169,3 +172,5 @@ export class UplotChart {
     this.u.destroy();
   }
 }
+
+window.MicrodashChart = MicrodashChart;

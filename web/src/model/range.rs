@@ -15,9 +15,13 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 pub const RAW_SPAN_MS: i64 = HOUR_MS;
 /// The narrowest span a zoom goes to: below it a chart shows a handful of points at most.
 pub const MIN_ZOOM_MS: i64 = 10_000;
-/// Most buckets per series for rollup queries: the server's default, and what keeps a day at
-/// one-minute resolution (1,440 buckets).
+/// Most buckets per series for rollup queries up to a day: the server's default, and what
+/// keeps a day at one-minute resolution (1,440 buckets).
 pub const MAX_POINTS: u32 = 1_500;
+/// ...and beyond a day: 7 days at 15 minutes (672 buckets), 30 days at an hour (720), a
+/// bucket per pixel or two of the wider expanded chart. A third of what 1,500 would fetch
+/// (7 days at 10 minutes), for the views that load the most.
+pub const MAX_POINTS_BEYOND_A_DAY: u32 = 800;
 /// Row limit of a live load (15 minutes of raw points of every series of one metric).
 pub const LIVE_LIMIT: u32 = 20_000;
 /// Row limit of a raw history load; an answer that reaches it is cut short (oldest first), so
@@ -114,6 +118,8 @@ pub struct QueryPlan {
     pub end_ms: Option<i64>,
     /// Raw or rollups.
     pub fetch: Fetch,
+    /// With rollups: most buckets per series.
+    pub max_points: u32,
     /// Row limit of the answer.
     pub limit: u32,
 }
@@ -129,7 +135,7 @@ impl QueryPlan {
             Fetch::Raw => params.push(("resolution", "raw".into())),
             Fetch::Auto => {
                 params.push(("resolution", "auto".into()));
-                params.push(("max_points", MAX_POINTS.to_string()));
+                params.push(("max_points", self.max_points.to_string()));
             }
         }
         params.push(("limit", self.limit.to_string()));
@@ -214,7 +220,8 @@ impl TimeRange {
             _ if span <= RAW_SPAN_MS => (Fetch::Raw, RAW_LIMIT),
             _ => (Fetch::Auto, ROLLUP_LIMIT),
         };
-        QueryPlan { start_ms, end_ms, fetch, limit }
+        let max_points = if span <= DAY_MS { MAX_POINTS } else { MAX_POINTS_BEYOND_A_DAY };
+        QueryPlan { start_ms, end_ms, fetch, max_points, limit }
     }
 
     /// The span in words, for a chart's accessible name.
@@ -283,6 +290,8 @@ mod tests {
         assert_eq!(wide.fetch, Fetch::Auto);
         let params = day.params();
         assert!(params.contains(&("resolution", "auto".into())) && params.contains(&("max_points", "1500".into())));
+        let week = TimeRange::Last(Preset::Week).plan(NOW).params();
+        assert!(week.contains(&("max_points", "800".into())), "{week:?}");
         assert!(!params.iter().any(|p| p.0 == "end_time"));
         assert!(zoom.params().iter().any(|p| p.0 == "end_time"));
     }
