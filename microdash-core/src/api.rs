@@ -363,8 +363,10 @@ pub struct TenantOut {
 }
 
 /// Body of `PATCH /api/v1/tenants/{slug}`: a tenant's own retention. A field left out keeps
-/// its setting; `null` returns it to the server's default.
+/// its setting; `null` returns it to the server's default. Unknown fields are refused, so a
+/// misspelt setting is not silently ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     /// Hours of raw points.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]

@@ -447,31 +447,31 @@ impl Store {
             .collect())
     }
 
-    /// The most raw points any one series matching `query` has in its time range (`limit`
-    /// is ignored): what `resolution=auto` weighs against `max_points`.
+    /// About the most raw points any one series matching `query` has in its time range
+    /// (`limit` is ignored): what `resolution=auto` weighs against `max_points`. Counted
+    /// from the 1-minute rollups, a row a minute instead of a row a point, so it may count
+    /// up to a minute's points too many at each end of the range.
     pub async fn most_points_per_series(&self, tenant_id: i64, query: &PointQuery) -> Result<usize, StoreError> {
+        use crate::schema::rollups_1m;
         let series = self.matching_series(tenant_id, &SeriesFilter::of(query)).await?;
         let ids: Vec<i64> = series.into_keys().collect();
-        let mut most = 0;
+        let start = query.start_ms.map_or(i64::MIN, |s| microdash_core::rollup::bucket_start(s, 60_000));
+        let end = query.end_ms.unwrap_or(i64::MAX);
+        let mut per_series: HashMap<i64, i64> = HashMap::new();
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let counts: Vec<i64> = with_conn!(self, |conn| {
-                let mut q = points::table
-                    .filter(points::tenant_id.eq(tenant_id))
-                    .filter(points::series_id.eq_any(chunk.to_vec()))
-                    .group_by(points::series_id)
-                    .select(diesel::dsl::count_star())
-                    .into_boxed();
-                if let Some(start) = query.start_ms {
-                    q = q.filter(points::ts_ms.ge(start));
-                }
-                if let Some(end) = query.end_ms {
-                    q = q.filter(points::ts_ms.lt(end));
-                }
-                q.load(&mut conn).await?
-            });
-            most = most.max(counts.into_iter().max().unwrap_or(0));
+            let rows: Vec<(i64, i64)> = with_conn!(self, |conn| rollups_1m::table
+                .filter(rollups_1m::tenant_id.eq(tenant_id))
+                .filter(rollups_1m::series_id.eq_any(chunk.to_vec()))
+                .filter(rollups_1m::bucket_ms.ge(start))
+                .filter(rollups_1m::bucket_ms.lt(end))
+                .select((rollups_1m::series_id, rollups_1m::value_count))
+                .load(&mut conn)
+                .await?);
+            for (series_id, count) in rows {
+                *per_series.entry(series_id).or_default() += count;
+            }
         }
-        Ok(usize::try_from(most).unwrap_or(usize::MAX))
+        Ok(usize::try_from(per_series.into_values().max().unwrap_or(0)).unwrap_or(usize::MAX))
     }
 
     /// The agents of a tenant and when each last reported, by agent id.

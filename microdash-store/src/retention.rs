@@ -69,6 +69,12 @@ impl Store {
             .order(series::id)
             .load(&mut conn)
             .await?);
+        // A bucket is deleted only when all of it is older than the cutoff: one that
+        // straddles it still holds data that is kept.
+        let before_ms = match kind {
+            DataKind::Raw => before_ms,
+            DataKind::Rollup(level) => microdash_core::rollup::bucket_start(before_ms, level.bucket_ms()),
+        };
         let sql = kind.delete_sql(self.backend());
         let chunk = i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX);
         let mut deleted = 0u64;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Dashboard benchmarks: cold first load to the first chart with data, and POST-to-drawn latency
+# Dashboard benchmarks: cold first load to the first chart with data (live, then the 7-day
+# history view), and POST-to-drawn latency
 # while RATE metrics/s of other load flow into the same tenant (its charts are on screen too).
 # usage: scripts/bench/dashboard.sh PORT [RATE] [SECONDS]
 set -euo pipefail
@@ -20,6 +21,8 @@ done
   --agents 4 --duration-s 5 --probe-interval-ms 0 > /dev/null
 echo "cold loads with the server idle:"
 (cd web && COLD_ONLY=1 node bench/dashboard.mjs "$URL" "$TOKEN" "$PASSWORD")
+echo "the 7-day view of 10 charts (7 days x 10 metrics x 4 agents at 60 s seeded through the API):"
+(cd web && node bench/seed-history.mjs "$URL" "$TOKEN" 7 10 4 60 && RANGE=7d node bench/dashboard.mjs "$URL" "$TOKEN" "$PASSWORD")
 echo "under $RATE metrics/s:"
 ./target/release/microdash-loadgen http --url "$URL" --token "$TOKEN" --rate "$RATE" --batch-size 50 --concurrency 2 \
   --agents 4 --duration-s $((SECONDS_ + 40)) --probe-interval-ms 0 > "$DIR/http.txt" &

@@ -85,19 +85,21 @@ pub(super) async fn query(
     // Without a start, a range is needed to choose by: what raw points still cover.
     let start = query.start_ms.unwrap_or_else(|| retention.horizon_ms(Resolution::Raw, now));
     let end = query.end_ms.unwrap_or(now);
+    let raw_horizon = retention.horizon_ms(Resolution::Raw, now);
     let resolution = match plan.resolution {
-        ResolutionRequest::Exact(Resolution::Raw) if query.start_ms.is_some() => {
-            // Raw no longer covers the range: answer from the finest rollup that does, and
-            // say so in `resolution`, rather than with an empty or truncated answer.
-            retention.finest_covering(start, now)
+        ResolutionRequest::Exact(Resolution::Raw) if query.start_ms.is_some() || end <= raw_horizon => {
+            // Raw may no longer cover the range: answer from the finest rollup that does, and
+            // say so in `resolution`, rather than with an empty or partial answer (the
+            // limit still keeps the most recent buckets).
+            retention.finest_covering(if query.start_ms.is_some() { start } else { end - 1 }, now)
         }
         ResolutionRequest::Exact(resolution) => resolution,
         ResolutionRequest::Auto => {
+            // Auto answers exactly the range it chose by.
+            (query.start_ms, query.end_ms) = (Some(start), Some(end));
             let finest = retention.finest_covering(start, now);
-            let raw_fits = finest == Resolution::Raw && {
-                let range = PointQuery { start_ms: Some(start), end_ms: Some(end), ..query.clone() };
-                state.store.most_points_per_series(tenant_id, &range).await? <= plan.max_points
-            };
+            let raw_fits = finest == Resolution::Raw
+                && state.store.most_points_per_series(tenant_id, &query).await? <= plan.max_points;
             if raw_fits {
                 Resolution::Raw
             } else {
@@ -136,9 +138,11 @@ pub(super) async fn query(
             };
             let limit = query.limit;
             if RollupLevel::of(resolution).is_none() {
-                // Merged buckets must be whole: read every stored bucket of the range, and
-                // apply the limit to what is answered.
+                // Merged buckets must be whole: read every stored bucket of the wide buckets
+                // the range overlaps, and apply the limit to what is answered.
                 query.limit = usize::MAX;
+                query.start_ms = query.start_ms.map(|s| bucket_start(s, width));
+                query.end_ms = query.end_ms.map(|e| bucket_start(e - 1, width) + width);
             }
             let buckets = state.store.query_rollups(tenant_id, level, &query).await?;
             let mut merged = merge_buckets(buckets, width);

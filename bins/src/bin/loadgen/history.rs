@@ -84,7 +84,7 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     // Rollups of the time before the raw points, as retention would have left them.
     let history_start =
         bucket_start(end - i64::try_from(args.rollup_days)? * DAY_MS, RollupLevel::FiveMinutes.bucket_ms());
-    let minute_start = (end - 7 * DAY_MS).max(history_start);
+    let minute_start = bucket_start((end - 7 * DAY_MS).max(history_start), RollupLevel::OneMinute.bucket_ms());
     let mut buckets = 0usize;
     for (level, from) in [(RollupLevel::FiveMinutes, history_start), (RollupLevel::OneMinute, minute_start)] {
         let width = level.bucket_ms();
