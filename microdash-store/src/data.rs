@@ -211,42 +211,7 @@ impl Store {
             .map(|(tenant_id, agent_id)| AgentSeen { tenant_id, agent_id: agent_id.to_owned(), last_seen_ms: now_ms })
             .collect();
         let inserted = match &self.inner.pool {
-            Pool::Sqlite(_) => {
-                let mut guard = self.inner.sqlite_writer.lock().await;
-                let writer = &mut *guard;
-                let (since, limit) = (writer.rows_since_wal_restart, self.inner.wal_restart_rows);
-                let conn = writer.open(&self.inner.url).await?;
-                // This batch may restart the WAL: wait for a background checkpoint to finish
-                // first, or SQLite would refuse the restart as busy.
-                let checkpointing = match since.saturating_add(rows.len()) >= limit {
-                    true => Some(self.inner.checkpointing.clone().lock_owned().await),
-                    false => None,
-                };
-                // On the blocking thread with the plain diesel connection: one transaction per
-                // batch is what makes SQLite fast, and its statements run without an await each.
-                let written = conn
-                    .spawn_blocking(move |c| {
-                        let written = write_sqlite(c, &agents, &rows, since, limit);
-                        drop(checkpointing);
-                        written
-                    })
-                    .await;
-                match written {
-                    Ok((inserted, restarted)) => {
-                        writer.rows_since_wal_restart = if restarted { 0 } else { since + inserted };
-                        if let Some(wanted) = &self.inner.checkpoint_wanted {
-                            // Full: a checkpoint is already due, and will cover this commit.
-                            let _ = wanted.try_send(());
-                        }
-                        inserted
-                    }
-                    Err(err) => {
-                        // It may be broken; the next batch opens a fresh one.
-                        writer.conn = None;
-                        return Err(err.into());
-                    }
-                }
-            }
+            Pool::Sqlite(_) => self.write_sqlite(rows.len(), move |c| write_points_sqlite(c, &agents, &rows)).await?,
             Pool::Mysql(pool) => {
                 let mut conn = pool.get().await?;
                 // Read committed: the rollup upserts and unique checks then lock only the rows
@@ -643,55 +608,100 @@ async fn insert_keyed_mysql(
     Ok(stored)
 }
 
-/// Insert one batch's agents and points into SQLite in one transaction. Returns the points
-/// inserted and whether the WAL was restarted. Passive checkpoints (the background ones) copy
-/// pages but only restart the WAL if they catch up at the very moment a write begins, which
-/// under bulk load with requests reading is almost never: the WAL grew without bound (2 GB in
-/// 20 s, each new page of it costing the kernel a zeroed block). So once `since` plus this
-/// batch reaches `restart_rows`, a restarting checkpoint waits for the readers, and the WAL
-/// is written from its start again.
-fn write_sqlite(
+/// Insert one batch's agents and points, and the points' rollups, into SQLite (inside the
+/// writer's transaction). Returns the points inserted.
+fn write_points_sqlite(
     c: &mut diesel::sqlite::SqliteConnection,
     agents: &[AgentSeen],
     rows: &[NewPoint],
-    since: usize,
-    restart_rows: usize,
-) -> QueryResult<(usize, bool)> {
-    let inserted = c.immediate_transaction(|c| {
-        for agent in agents {
-            diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
-        }
-        // One single-row statement, prepared once and cached by diesel, run per row: SQLite
-        // neither parses a statement of thousands of values per chunk nor keeps a statement
-        // journal for a multi-row insert. Each answer says whether the row was stored or
-        // ignored as a duplicate, so only stored points reach the rollups.
-        let mut inserted = 0;
-        let mut rollups = Pending::default();
-        for row in rows {
-            let stored = diesel::RunQueryDsl::execute(diesel::insert_or_ignore_into(points::table).values(row), c)?;
-            if stored > 0 {
-                rollups.add(row.tenant_id, row.series_id, row.ts_ms, row.value);
-            }
-            inserted += stored;
-        }
-        rollups.write_sqlite(c)?;
-        QueryResult::Ok(inserted)
-    })?;
-    if since + inserted < restart_rows {
-        return Ok((inserted, false));
+) -> QueryResult<usize> {
+    for agent in agents {
+        diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
     }
-    // The points are committed: whatever happens to the checkpoint, the batch must not be
-    // reported as failed, or its retry would store it twice.
+    // One single-row statement, prepared once and cached by diesel, run per row: SQLite
+    // neither parses a statement of thousands of values per chunk nor keeps a statement
+    // journal for a multi-row insert. Each answer says whether the row was stored or
+    // ignored as a duplicate, so only stored points reach the rollups.
+    let mut inserted = 0;
+    let mut rollups = Pending::default();
+    for row in rows {
+        let stored = diesel::RunQueryDsl::execute(diesel::insert_or_ignore_into(points::table).values(row), c)?;
+        if stored > 0 {
+            rollups.add(row.tenant_id, row.series_id, row.ts_ms, row.value);
+        }
+        inserted += stored;
+    }
+    rollups.write_sqlite(c)?;
+    Ok(inserted)
+}
+
+impl Store {
+    /// Run `write` in one immediate transaction on the SQLite writer's connection, then keep
+    /// the WAL bounded. `write` returns the rows it wrote; `rows` is what it may write, which
+    /// decides beforehand whether this write may restart the WAL.
+    ///
+    /// Passive checkpoints (the background ones) copy pages but only restart the WAL if they
+    /// catch up at the very moment a write begins, which under bulk load with requests reading
+    /// is almost never: the WAL grew without bound (2 GB in 20 s, each new page of it costing
+    /// the kernel a zeroed block). So once the rows written since the last restart reach
+    /// `sqlite_wal_restart_rows`, a restarting checkpoint waits for the readers, and the WAL is
+    /// written from its start again.
+    pub(crate) async fn write_sqlite<F>(&self, rows: usize, write: F) -> Result<usize, StoreError>
+    where
+        F: FnOnce(&mut diesel::sqlite::SqliteConnection) -> QueryResult<usize> + Send + 'static,
+    {
+        let mut guard = self.inner.sqlite_writer.lock().await;
+        let writer = &mut *guard;
+        let (since, limit) = (writer.rows_since_wal_restart, self.inner.wal_restart_rows);
+        let conn = writer.open(&self.inner.url).await?;
+        // This write may restart the WAL: wait for a background checkpoint to finish first,
+        // or SQLite would refuse the restart as busy.
+        let checkpointing = match since.saturating_add(rows) >= limit {
+            true => Some(self.inner.checkpointing.clone().lock_owned().await),
+            false => None,
+        };
+        // On the blocking thread with the plain diesel connection: one transaction per write
+        // is what makes SQLite fast, and its statements run without an await each.
+        let written = conn
+            .spawn_blocking(move |c| {
+                let written = c.immediate_transaction(write)?;
+                let restarted = since + written >= limit && restart_wal(c);
+                drop(checkpointing);
+                QueryResult::Ok((written, restarted))
+            })
+            .await;
+        match written {
+            Ok((written, restarted)) => {
+                writer.rows_since_wal_restart = if restarted { 0 } else { since + written };
+                if let Some(wanted) = &self.inner.checkpoint_wanted {
+                    // Full: a checkpoint is already due, and will cover this commit.
+                    let _ = wanted.try_send(());
+                }
+                Ok(written)
+            }
+            Err(err) => {
+                // It may be broken; the next write opens a fresh one.
+                writer.conn = None;
+                Err(err.into())
+            }
+        }
+    }
+}
+
+/// A restarting checkpoint after a commit; whether the WAL now starts over. The data is
+/// committed: whatever happens to the checkpoint, the write must not be reported as failed,
+/// or its retry would store it twice.
+fn restart_wal(c: &mut diesel::sqlite::SqliteConnection) -> bool {
     match crate::wal_checkpoint(c, "RESTART") {
-        Ok(Some(Checkpoint { busy: 0, .. })) => Ok((inserted, true)),
+        Ok(Some(Checkpoint { busy: 0, .. })) => true,
         Ok(Some(Checkpoint { log, checkpointed, .. })) => {
             tracing::debug!(log, checkpointed, "WAL checkpoint could not restart the log");
-            Ok((inserted, false))
+            false
         }
-        Ok(None) => Ok((inserted, false)),
+        Ok(None) => false,
         Err(err) => {
-            tracing::warn!(error = %err, "restarting WAL checkpoint failed; retried after the next batch");
-            Ok((inserted, false))
+            tracing::warn!(error = %err, "restarting WAL checkpoint failed; retried after the next write");
+            false
         }
     }
 }

@@ -86,16 +86,11 @@ impl Store {
                     .bind::<BigInt, _>(before_ms)
                     .bind::<BigInt, _>(chunk);
                 let done = match &self.inner.pool {
+                    // Through the point writer (in turn with the workers, and counted
+                    // towards its WAL restarts): SQLite has one writer, and waiting here
+                    // beats waiting in its busy handler.
                     Pool::Sqlite(_) => {
-                        // Through the point writer's connection: SQLite has one writer, and
-                        // waiting here (in turn) beats waiting in its busy handler.
-                        let mut writer = self.inner.sqlite_writer.lock().await;
-                        let conn = writer.open(&self.inner.url).await?;
-                        let done = conn.spawn_blocking(move |c| diesel::RunQueryDsl::execute(query, c)).await;
-                        if done.is_err() {
-                            writer.conn = None;
-                        }
-                        done?
+                        self.write_sqlite(chunk_rows, move |c| diesel::RunQueryDsl::execute(query, c)).await?
                     }
                     Pool::Mysql(pool) => query.execute(&mut pool.get().await?).await?,
                 };

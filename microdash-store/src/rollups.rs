@@ -264,13 +264,8 @@ impl Store {
         }
         match &self.inner.pool {
             crate::Pool::Sqlite(_) => {
-                let mut writer = self.inner.sqlite_writer.lock().await;
-                let conn = writer.open(&self.inner.url).await?;
-                let done = conn.spawn_blocking(move |c| c.immediate_transaction(|c| pending.write_sqlite(c))).await;
-                if done.is_err() {
-                    writer.conn = None;
-                }
-                done?;
+                let rows = buckets.len();
+                self.write_sqlite(rows, move |c| pending.write_sqlite(c).map(|()| rows)).await?;
             }
             crate::Pool::Mysql(pool) => {
                 let mut conn = pool.get().await?;

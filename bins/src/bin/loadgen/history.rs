@@ -90,9 +90,11 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         let width = level.bucket_ms();
         let until = bucket_start(raw_start, width);
         let mut chunk = Vec::with_capacity(10_000);
-        let mut bucket = from;
-        while bucket < until {
-            for s in 0..args.series {
+        // Series by series: each chunk then fills neighbouring pages of the (series, bucket)
+        // index, not one page per series per chunk (which made SQLite's WAL grow by GBs).
+        for s in 0..args.series {
+            let mut bucket = from;
+            while bucket < until {
                 let mut agg: Option<Aggregate> = None;
                 let mut ts = bucket.div_euclid(step) * step;
                 if ts < bucket {
@@ -109,13 +111,13 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
                 if let Some(agg) = agg {
                     chunk.push(ImportedBucket { series: series_key(tenant.id, s), bucket_ms: bucket, aggregate: agg });
                 }
+                if chunk.len() >= 10_000 {
+                    buckets += chunk.len();
+                    store.import_rollups(level, &chunk).await?;
+                    chunk.clear();
+                }
+                bucket += width;
             }
-            if chunk.len() >= 10_000 {
-                buckets += chunk.len();
-                store.import_rollups(level, &chunk).await?;
-                chunk.clear();
-            }
-            bucket += width;
         }
         buckets += chunk.len();
         store.import_rollups(level, &chunk).await?;
