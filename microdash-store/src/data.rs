@@ -254,7 +254,7 @@ impl Store {
         Ok(InsertStats { metrics, inserted })
     }
 
-    /// The id of each series in `keys` (same order), creating the missing ones.
+    /// The id of each series in `keys` (same order, no key twice), creating the missing ones.
     pub(crate) async fn resolve_series(&self, keys: &[SeriesKey]) -> Result<Vec<i64>, StoreError> {
         let mut ids = vec![0; keys.len()];
         let mut missing = Vec::new();

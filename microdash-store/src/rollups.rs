@@ -256,10 +256,19 @@ impl Store {
         if let Some(bad) = buckets.iter().find(|b| b.bucket_ms != bucket_start(b.bucket_ms, level.bucket_ms())) {
             return Err(StoreError::Invalid(format!("bucket {} does not start a {:?} bucket", bad.bucket_ms, level)));
         }
-        let keys: Vec<microdash_core::SeriesKey> = buckets.iter().map(|b| b.series.clone()).collect();
+        // Series resolve once each (`resolve_series` takes distinct keys).
+        let mut slots: HashMap<&microdash_core::SeriesKey, usize> = HashMap::new();
+        let mut keys: Vec<microdash_core::SeriesKey> = Vec::new();
+        for bucket in buckets {
+            slots.entry(&bucket.series).or_insert_with(|| {
+                keys.push(bucket.series.clone());
+                keys.len() - 1
+            });
+        }
         let ids = self.resolve_series(&keys).await?;
         let mut pending = Pending::default();
-        for (bucket, series_id) in buckets.iter().zip(ids) {
+        for bucket in buckets {
+            let series_id = ids[slots[&bucket.series]];
             pending.add_aggregate(level, bucket.series.tenant_id, series_id, bucket.bucket_ms, &bucket.aggregate);
         }
         match &self.inner.pool {

@@ -247,15 +247,19 @@ async fn imported_history_merges_with_points(store: Store) {
         bucket_ms: bucket,
         aggregate: Aggregate { count: 30, sum: 300.0, min: 1.0, max: 20.0, last_ms: bucket + 1, last: 7.0 },
     };
-    store.import_rollups(RollupLevel::FiveMinutes, std::slice::from_ref(&old)).await.unwrap();
+    // With a second bucket of the same new series in the same import.
+    let earlier = ImportedBucket { bucket_ms: bucket - 5 * MINUTE, ..old.clone() };
+    store.import_rollups(RollupLevel::FiveMinutes, &[earlier, old.clone()]).await.unwrap();
     let point = metric("cpu", "h1", bucket + 2, 50.0, None);
     store.insert_batches(&[Batch { tenant_id: t.id, received_at_ms: NOW, metrics: vec![point] }], NOW).await.unwrap();
     let got = store.query_rollups(t.id, RollupLevel::FiveMinutes, &all(Some("cpu"))).await.unwrap();
+    assert_eq!(got.len(), 2, "both buckets on the one series: {got:?}");
+    assert_eq!((got[0].bucket_ms, got[0].aggregate.count), (bucket - 5 * MINUTE, 30));
     assert_eq!(
-        got[0].aggregate,
+        got[1].aggregate,
         Aggregate { count: 31, sum: 350.0, min: 1.0, max: 50.0, last_ms: bucket + 2, last: 50.0 }
     );
-    assert_eq!(got[0].agent_id.as_deref(), Some("h1"));
+    assert_eq!(got[1].agent_id.as_deref(), Some("h1"));
     let misaligned = ImportedBucket { bucket_ms: bucket + 1, ..old };
     assert!(store.import_rollups(RollupLevel::FiveMinutes, &[misaligned]).await.is_err());
 }
