@@ -107,13 +107,6 @@ pub struct StoredBucket {
     pub aggregate: Aggregate,
 }
 
-impl StoredBucket {
-    /// The series this bucket belongs to, as a raw point's description (for grouping).
-    pub fn same_series(&self, other: &StoredBucket) -> bool {
-        self.metric_name == other.metric_name && self.agent_id == other.agent_id && self.tags == other.tags
-    }
-}
-
 /// Aggregates of the points one transaction stored, per level and `(series, bucket)`. Sorted
 /// keys make concurrent transactions lock rollup rows in the same order (no deadlock).
 #[derive(Default)]
@@ -244,6 +237,27 @@ diesel::define_sql_function! {
     fn scalar_max_ms(a: diesel::sql_types::BigInt, b: diesel::sql_types::BigInt) -> diesel::sql_types::BigInt;
 }
 
+/// A wide bucket as SQLite merges it (see `query_buckets`).
+#[derive(QueryableByName)]
+struct MergedRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    series_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    bucket_ms: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    value_count: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    value_sum: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    value_min: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    value_max: f64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_ms: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    last_value: f64,
+}
+
 /// The numeric columns of a bucket as loaded.
 type BucketRow = (i64, i64, i64, f64, f64, f64, i64, f64);
 
@@ -300,6 +314,22 @@ impl Store {
         level: RollupLevel,
         query: &crate::PointQuery,
     ) -> Result<Vec<StoredBucket>, StoreError> {
+        self.query_buckets(tenant_id, level, level.bucket_ms(), query).await
+    }
+
+    /// Buckets of `width_ms` (a multiple of `level`'s) merged exactly from `level`'s, oldest
+    /// first: every wide bucket that overlaps `[start_ms, end_ms)` is read whole. When more
+    /// than `query.limit` result, the most recent ones are returned.
+    pub async fn query_buckets(
+        &self,
+        tenant_id: i64,
+        level: RollupLevel,
+        width_ms: i64,
+        query: &crate::PointQuery,
+    ) -> Result<Vec<StoredBucket>, StoreError> {
+        if width_ms <= 0 || width_ms % level.bucket_ms() != 0 {
+            return Err(StoreError::Invalid(format!("{width_ms} ms is not a multiple of {level:?} buckets")));
+        }
         if query.limit == 0 {
             return Ok(Vec::new());
         }
@@ -307,12 +337,16 @@ impl Store {
         if series.is_empty() {
             return Ok(Vec::new());
         }
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let start = query.start_ms.map(|s| bucket_start(s, level.bucket_ms())).unwrap_or(i64::MIN);
-        let end = query.end_ms.unwrap_or(i64::MAX);
+        let merging = width_ms != level.bucket_ms();
+        // Stored buckets are merged whole, so limiting them in SQL would cut a wide bucket.
+        let limit = if merging { i64::MAX } else { i64::try_from(query.limit).unwrap_or(i64::MAX) };
+        let start = query.start_ms.map(|s| bucket_start(s, width_ms)).unwrap_or(i64::MIN);
+        let end = query.end_ms.map(|e| bucket_start(e - 1, width_ms).saturating_add(width_ms)).unwrap_or(i64::MAX);
         let ids: Vec<i64> = series.keys().copied().collect();
         let mut rows: Vec<BucketRow> = Vec::new();
-        // Only numbers cross the wire here; the series' names and tags are joined in memory.
+        // Only numbers cross the wire here; the series' names and tags are joined in memory,
+        // once per answered bucket. Merging reads in primary-key order (series, bucket), which
+        // needs no sort in the database.
         macro_rules! load {
             ($table:ident) => {{
                 for chunk in ids.chunks(crate::data::ROWS_PER_STATEMENT) {
@@ -330,39 +364,89 @@ impl Store {
                             $table::value_max,
                             $table::last_ms,
                             $table::last_value,
-                        ))
-                        .order(($table::bucket_ms.desc(), $table::series_id.desc()))
-                        .limit(limit);
-                    let loaded: Vec<BucketRow> = with_conn!(self, |conn| q.load(&mut conn).await?);
+                        ));
+                    let loaded: Vec<BucketRow> = if merging {
+                        let q = q.order(($table::series_id, $table::bucket_ms));
+                        with_conn!(self, |conn| q.load(&mut conn).await?)
+                    } else {
+                        let q = q.order(($table::bucket_ms.desc(), $table::series_id.desc())).limit(limit);
+                        with_conn!(self, |conn| q.load(&mut conn).await?)
+                    };
                     rows.extend(loaded);
                 }
             }};
         }
-        match level {
-            RollupLevel::OneMinute => load!(rollups_1m),
-            RollupLevel::FiveMinutes => load!(rollups_5m),
+        match (&self.inner.pool, level) {
+            (crate::Pool::Sqlite(_), _) if merging => {
+                // SQLite merges in the database, in C, and returns only the wide buckets: a
+                // month of one agent's 20 series at 30 minutes reads 172,800 stored buckets
+                // and returns 28,800. `last_value` beside `MAX(last_ms)` is the value of the
+                // row holding that maximum (SQLite's bare column rule); the stored buckets of
+                // one wide bucket never share a `last_ms`, so it is exact.
+                for chunk in ids.chunks(crate::data::ROWS_PER_STATEMENT) {
+                    let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                    let sql = format!(
+                        "SELECT series_id, bucket_ms - ((bucket_ms % ?1) + ?1) % ?1 AS bucket_ms, \
+                         SUM(value_count) AS value_count, SUM(value_sum) AS value_sum, MIN(value_min) AS value_min, \
+                         MAX(value_max) AS value_max, MAX(last_ms) AS last_ms, last_value \
+                         FROM {} WHERE tenant_id = ?2 AND series_id IN ({list}) AND bucket_ms >= ?3 AND bucket_ms < ?4 \
+                         GROUP BY series_id, 2",
+                        level.table()
+                    );
+                    let q = diesel::sql_query(sql)
+                        .bind::<diesel::sql_types::BigInt, _>(width_ms)
+                        .bind::<diesel::sql_types::BigInt, _>(tenant_id)
+                        .bind::<diesel::sql_types::BigInt, _>(start)
+                        .bind::<diesel::sql_types::BigInt, _>(end);
+                    let loaded: Vec<MergedRow> = with_conn!(self, |conn| q.load(&mut conn).await?);
+                    rows.extend(loaded.into_iter().map(|r| {
+                        (
+                            r.series_id,
+                            r.bucket_ms,
+                            r.value_count,
+                            r.value_sum.clamp(-f64::MAX, f64::MAX),
+                            r.value_min,
+                            r.value_max,
+                            r.last_ms,
+                            r.last_value,
+                        )
+                    }));
+                }
+            }
+            (_, RollupLevel::OneMinute) => load!(rollups_1m),
+            (_, RollupLevel::FiveMinutes) => load!(rollups_5m),
         }
-        // Chunks were each limited; keep the most recent `limit` of all, then oldest first.
-        rows.sort_unstable_by_key(|r| std::cmp::Reverse((r.1, r.0)));
-        rows.truncate(query.limit);
-        rows.reverse();
-        Ok(rows
+        let aggregate = |(_, _, count, sum, min, max, last_ms, last): BucketRow| Aggregate {
+            count: u64::try_from(count).unwrap_or(0),
+            sum,
+            min,
+            max,
+            last_ms,
+            last,
+        };
+        let mut buckets: Vec<(i64, i64, Aggregate)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (series_id, bucket) = (row.0, bucket_start(row.1, width_ms));
+            match buckets.last_mut() {
+                // Rows of one wide bucket are adjacent when merging (series, then time order).
+                Some((s, b, agg)) if merging && *s == series_id && *b == bucket => agg.merge(&aggregate(row)),
+                _ => buckets.push((series_id, bucket, aggregate(row))),
+            }
+        }
+        // Keep the most recent `limit` of all, then oldest first.
+        buckets.sort_unstable_by_key(|(series_id, bucket, _)| std::cmp::Reverse((*bucket, *series_id)));
+        buckets.truncate(query.limit);
+        buckets.reverse();
+        Ok(buckets
             .into_iter()
-            .filter_map(|(series_id, bucket, count, sum, min, max, last_at, last)| {
+            .filter_map(|(series_id, bucket_ms, aggregate)| {
                 let info = series.get(&series_id)?;
                 Some(StoredBucket {
                     metric_name: info.metric_name.clone(),
                     agent_id: info.agent_id.clone(),
                     tags: info.tags.clone(),
-                    bucket_ms: bucket,
-                    aggregate: Aggregate {
-                        count: u64::try_from(count).unwrap_or(0),
-                        sum,
-                        min,
-                        max,
-                        last_ms: last_at,
-                        last,
-                    },
+                    bucket_ms,
+                    aggregate,
                 })
             })
             .collect())

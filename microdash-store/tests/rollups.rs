@@ -49,10 +49,10 @@ fn keyed(buckets: Vec<StoredBucket>) -> Buckets {
 }
 
 /// The buckets a recomputation from the stored raw points gives.
-async fn recomputed(store: &Store, tenant_id: i64, level: RollupLevel) -> Buckets {
+async fn recomputed(store: &Store, tenant_id: i64, width_ms: i64) -> Buckets {
     let mut buckets = Buckets::new();
     for p in store.query_points(tenant_id, &all(None)).await.unwrap() {
-        let key = (p.metric_name, p.agent_id, bucket_start(p.timestamp_ms, level.bucket_ms()));
+        let key = (p.metric_name, p.agent_id, bucket_start(p.timestamp_ms, width_ms));
         let point = Aggregate::of(p.timestamp_ms, p.value);
         buckets.entry(key).and_modify(|a| a.merge(&point)).or_insert(point);
     }
@@ -115,15 +115,20 @@ async fn rollups_equal_a_recomputation_from_raw(store: Store) {
         for w in writers {
             w.await.unwrap();
         }
-        for level in RollupLevel::ALL {
-            let stored = keyed(store.query_rollups(tenant.id, level, &all(Some(&name))).await.unwrap());
-            let want: Buckets = recomputed(&store, tenant.id, level)
+        // Both stored levels, and 15-minute buckets merged from 5-minute ones.
+        for (level, width) in [
+            (RollupLevel::OneMinute, MINUTE),
+            (RollupLevel::FiveMinutes, 5 * MINUTE),
+            (RollupLevel::FiveMinutes, 15 * MINUTE),
+        ] {
+            let stored = keyed(store.query_buckets(tenant.id, level, width, &all(Some(&name))).await.unwrap());
+            let want: Buckets = recomputed(&store, tenant.id, width)
                 .await
                 .into_iter()
                 .filter(|((metric, _, _), _)| *metric == name)
                 .collect();
             assert!(!want.is_empty());
-            assert_eq!(stored, want, "seed {seed}, {level:?}");
+            assert_eq!(stored, want, "seed {seed}, {level:?} as {width} ms");
         }
         // Every stored point is counted once, duplicates not at all.
         let raw = store.query_points(tenant.id, &all(Some(&name))).await.unwrap().len() as u64;

@@ -5,15 +5,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use std::collections::{BTreeMap, HashMap};
-
 use microdash_core::api::{
     Accepted, MetricsQuery, PointOut, QueryResponse, Resolution, ResolutionRequest, TimestampIn,
 };
 use microdash_core::metric::{check_identifier, format_millis};
-use microdash_core::rollup::{auto_rollup, bucket_start};
+use microdash_core::rollup::auto_rollup;
 use microdash_core::token::Scope;
-use microdash_store::{Credential, PointQuery, RollupLevel, StoredBucket};
+use microdash_store::{Credential, PointQuery, RollupLevel};
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
@@ -136,19 +134,7 @@ pub(super) async fn query(
                 None if start >= retention.horizon_ms(Resolution::ONE_MINUTE, now) => RollupLevel::OneMinute,
                 None => RollupLevel::FiveMinutes,
             };
-            let limit = query.limit;
-            if RollupLevel::of(resolution).is_none() {
-                // Merged buckets must be whole: read every stored bucket of the wide buckets
-                // the range overlaps, and apply the limit to what is answered.
-                query.limit = usize::MAX;
-                query.start_ms = query.start_ms.map(|s| bucket_start(s, width));
-                query.end_ms = query.end_ms.map(|e| bucket_start(e - 1, width) + width);
-            }
-            let buckets = state.store.query_rollups(tenant_id, level, &query).await?;
-            let mut merged = merge_buckets(buckets, width);
-            if merged.len() > limit {
-                merged.drain(..merged.len() - limit);
-            }
+            let merged = state.store.query_buckets(tenant_id, level, width, &query).await?;
             merged
                 .into_iter()
                 .map(|b| PointOut {
@@ -166,31 +152,6 @@ pub(super) async fn query(
         }
     };
     Ok(Json(QueryResponse { resolution, count: data.len(), data }))
-}
-
-/// A series as a query answer names it: metric, agent, tags.
-type SeriesIdentity = (String, Option<String>, BTreeMap<String, String>);
-
-/// Merge buckets (oldest first) into buckets of `width_ms`, oldest first. Buckets already of
-/// that width pass through unchanged.
-fn merge_buckets(buckets: Vec<StoredBucket>, width_ms: i64) -> Vec<StoredBucket> {
-    let mut merged: Vec<StoredBucket> = Vec::with_capacity(buckets.len());
-    // Per series, the index in `merged` of its latest wide bucket.
-    let mut open: HashMap<SeriesIdentity, usize> = HashMap::new();
-    for mut bucket in buckets {
-        bucket.bucket_ms = bucket_start(bucket.bucket_ms, width_ms);
-        let key = (bucket.metric_name.clone(), bucket.agent_id.clone(), bucket.tags.clone());
-        match open.get(&key).map(|i| &mut merged[*i]) {
-            Some(wide) if wide.bucket_ms == bucket.bucket_ms => wide.aggregate.merge(&bucket.aggregate),
-            _ => {
-                open.insert(key, merged.len());
-                merged.push(bucket);
-            }
-        }
-    }
-    // Input order was by narrow bucket start; wide buckets of different series interleave.
-    merged.sort_by_key(|b| b.bucket_ms);
-    merged
 }
 
 /// A checked query: what was asked for, in the store's terms.
