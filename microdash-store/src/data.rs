@@ -691,7 +691,26 @@ impl Store {
 /// A restarting checkpoint after a commit; whether the WAL now starts over. The data is
 /// committed: whatever happens to the checkpoint, the write must not be reported as failed,
 /// or its retry would store it twice.
+///
+/// A restarting checkpoint waits (in SQLite's busy handler) until no reader uses the WAL, and
+/// holds the writer meanwhile: under a steady stream of queries that wait ran to seconds (a
+/// 2.3 s ingest-to-queryable stall while retention deleted millions of rows). So it waits at
+/// most `RESTART_WAIT_MS`, and otherwise is tried again after the next write.
 fn restart_wal(c: &mut diesel::sqlite::SqliteConnection) -> bool {
+    const RESTART_WAIT_MS: u32 = 20;
+    let short = format!("PRAGMA busy_timeout = {RESTART_WAIT_MS}");
+    if let Err(err) = diesel::connection::SimpleConnection::batch_execute(c, &short) {
+        tracing::warn!(error = %err, "cannot shorten the busy timeout for a WAL restart");
+        return false;
+    }
+    let restarted = wal_restart(c);
+    if let Err(err) = diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA busy_timeout = 10000") {
+        tracing::warn!(error = %err, "cannot restore the writer's busy timeout");
+    }
+    restarted
+}
+
+fn wal_restart(c: &mut diesel::sqlite::SqliteConnection) -> bool {
     match crate::wal_checkpoint(c, "RESTART") {
         Ok(Some(Checkpoint { busy: 0, .. })) => true,
         Ok(Some(Checkpoint { log, checkpointed, .. })) => {
