@@ -4,7 +4,7 @@
 mod common;
 
 use common::{eventually, microdash, microdash_output};
-use microdash_client::{Client, Error, MetricIn, MetricsQuery};
+use microdash_client::{Client, Error, MetricIn, MetricsQuery, RangeQuery, UpdateTenant};
 use microdash_store::Backend;
 use microdash_store::testing::TestDb;
 
@@ -169,20 +169,42 @@ async fn the_load_generator_seeds_history_and_times_queries() {
     let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
     let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
     let client = Client::new(&url, &token).unwrap();
-    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let query = MetricsQuery {
-        agent_id: Some("seed-0".into()),
-        start_time: Some((now_s - 2 * 86_400 + 3_600).to_string()),
-        resolution: Some("auto".into()),
-        ..MetricsQuery::default()
-    };
-    let answer = client.query(&query).await.unwrap();
+    // The client's typed range query.
+    let now_ms = microdash_ingest::clock::now_ms();
+    let query = RangeQuery::new(now_ms - 2 * 86_400_000 + 3_600_000, now_ms).agent("seed-0");
+    let answer = client.query_range(&query).await.unwrap();
     assert_eq!(answer.resolution.to_string(), "5m", "two days: 5-minute buckets fit under 1,500 per series");
     let series: std::collections::BTreeSet<_> = answer.data.iter().map(|p| p.metric_name.clone()).collect();
     assert_eq!(series.len(), 20, "an agent has 20 metrics");
     // One point a minute: a whole 5-minute bucket holds five, imported or written.
     let whole = answer.data.iter().filter(|p| p.count == Some(5)).count();
     assert!(whole * 10 > answer.data.len() * 9, "{whole} of {} buckets whole", answer.data.len());
+
+    // A tenant's own retention through the client, as the admin API and the CLI list show it.
+    let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
+    let created: serde_json::Value =
+        serde_json::from_str(&microdash_output(&["token", "create", "--admin", "--json"], &env)).unwrap();
+    let admin = Client::new(&url, created["token"].as_str().unwrap()).unwrap();
+    let update = UpdateTenant { retention_raw_hours: Some(Some(48)), ..UpdateTenant::default() };
+    let tenant = admin.update_tenant("demo", &update).await.unwrap();
+    assert_eq!((tenant.retention_raw_hours, tenant.retention_5m_days), (48, 30));
+    let refused = admin.update_tenant("demo", &UpdateTenant { retention_1m_days: Some(Some(0)), ..update }).await;
+    assert!(matches!(refused, Err(Error::Api { status: 422, .. })), "{refused:?}");
+    let listed = microdash_output(&["tenant", "list"], &env);
+    assert!(listed.lines().any(|l| l.contains("demo") && l.contains("48h") && l.contains("7d")), "{listed}");
+    microdash_output(&["tenant", "retention", "demo", "--raw-hours", "default", "--5m-days", "90"], &env);
+    let listed: serde_json::Value =
+        serde_json::from_str(&microdash_output(&["tenant", "list", "--json"], &env)).unwrap();
+    assert_eq!(
+        (listed[0]["retention_raw_hours"].as_u64(), listed[0]["retention_5m_days"].as_u64()),
+        (Some(24), Some(90))
+    );
+    let cmd = std::process::Command::new(env!("CARGO_BIN_EXE_microdash"))
+        .args(["tenant", "retention", "demo", "--1m-days", "-3"])
+        .env("MICRODASH_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(!cmd.status.success() && String::from_utf8_lossy(&cmd.stderr).contains("retention_1m_days"));
 
     let timed = loadgen(&[
         "query",
