@@ -15,9 +15,6 @@ pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// The stored rollup levels, finest first.
-pub const STORED_LEVELS: [Resolution; 2] = [Resolution::ONE_MINUTE, Resolution::FIVE_MINUTES];
-
 /// Start of the bucket of width `width_ms` that holds `ts_ms` (floor, also before 1970).
 pub fn bucket_start(ts_ms: i64, width_ms: i64) -> i64 {
     ts_ms - ts_ms.rem_euclid(width_ms)

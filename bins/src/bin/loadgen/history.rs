@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use hdrhistogram::Histogram;
-use microdash_client::{Client, MetricsQuery};
+use microdash_client::{Client, RangeQuery, ResolutionRequest};
 use microdash_core::rollup::{Aggregate, DAY_MS, HOUR_MS, bucket_start};
 use microdash_core::{Batch, Metric, SeriesKey};
 use microdash_store::{ImportedBucket, RollupLevel, Store, StoreOptions};
@@ -175,19 +175,16 @@ pub struct QueryArgs {
 
 pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.url, &args.token)?;
+    let resolution: ResolutionRequest = args.resolution.parse().map_err(anyhow::Error::msg)?;
     let mut latency_us = Histogram::<u64>::new(3)?;
     let mut first = None;
     for _ in 0..args.requests {
-        let now_s = microdash_ingest::clock::now_ms() as f64 / 1000.0;
-        let query = MetricsQuery {
-            metric_name: args.metric_name.clone(),
-            agent_id: args.agent_id.clone(),
-            start_time: Some(format!("{}", now_s - args.range_s as f64)),
-            resolution: Some(args.resolution.clone()),
-            ..MetricsQuery::default()
-        };
+        let now = microdash_ingest::clock::now_ms();
+        let mut query = RangeQuery::new(now - i64::try_from(args.range_s)? * 1000, now).resolution(resolution);
+        query.metric_name = args.metric_name.clone();
+        query.agent_id = args.agent_id.clone();
         let sent = Instant::now();
-        let answer = client.query(&query).await?;
+        let answer = client.query_range(&query).await?;
         latency_us.record((sent.elapsed().as_micros() as u64).max(1))?;
         let series: std::collections::BTreeSet<_> =
             answer.data.iter().map(|p| (p.metric_name.clone(), p.agent_id.clone())).collect();
