@@ -224,3 +224,31 @@ async fn the_load_generator_seeds_history_and_times_queries() {
         "{timed}"
     );
 }
+
+/// The server's own retention task runs: points older than the raw retention, pushed to the
+/// real binary, are deleted within a pass, while their rollups stay, and `/metrics` counts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_expires_old_raw_points_by_itself() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let env = [("MICRODASH_DATABASE_URL", db.url.as_str()), ("MICRODASH_RETENTION_INTERVAL_S", "1")];
+    let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let client = Client::new(&url, &token).unwrap();
+    let two_days_ago = microdash_ingest::clock::now_ms() - 2 * 86_400_000;
+    let old: Vec<MetricIn> =
+        (0..10).map(|i| MetricIn::new("old", f64::from(i)).at_millis(two_days_ago + i64::from(i))).collect();
+    assert_eq!(client.push(&old).await.unwrap().accepted, 10);
+    let raw = MetricsQuery { metric_name: Some("old".into()), ..MetricsQuery::default() };
+    let http = Client::default_http().unwrap();
+    eventually(10, "retention to delete the old points", || async {
+        let text = http.get(format!("{url}/metrics")).send().await.ok()?.text().await.ok()?;
+        let deleted =
+            text.lines().find(|l| l.starts_with("microdash_retention_deleted_rows_total{table=\"points\"}"))?;
+        (deleted.ends_with(" 10") && client.query(&raw).await.ok()?.count == 0).then_some(())
+    })
+    .await;
+    let history = RangeQuery::new(two_days_ago - 60_000, two_days_ago + 60_000).metric("old");
+    let buckets = client.query_range(&history).await.unwrap();
+    assert_eq!(buckets.data.iter().map(|b| b.count.unwrap()).sum::<u64>(), 10, "{buckets:?}");
+}

@@ -104,6 +104,18 @@ pub struct SeriesInfo {
     pub tags: BTreeMap<String, String>,
 }
 
+impl SeriesInfo {
+    /// A `series` row's columns as the API describes them: an empty agent is none, tags are
+    /// stored as JSON.
+    fn from_row(metric_name: String, agent: String, tags: &str) -> SeriesInfo {
+        SeriesInfo {
+            metric_name,
+            agent_id: (!agent.is_empty()).then_some(agent),
+            tags: serde_json::from_str(tags).unwrap_or_default(),
+        }
+    }
+}
+
 /// A batch that kept failing to persist, kept for an operator to inspect and replay.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
@@ -401,14 +413,7 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(id, metric_name, agent, tags)| {
-                let info = SeriesInfo {
-                    metric_name,
-                    agent_id: (!agent.is_empty()).then_some(agent),
-                    tags: serde_json::from_str(&tags).unwrap_or_default(),
-                };
-                (id, info)
-            })
+            .map(|(id, metric_name, agent, tags)| (id, SeriesInfo::from_row(metric_name, agent, &tags)))
             .collect())
     }
 
@@ -488,14 +493,7 @@ impl Store {
             .order((series::metric_name, series::agent_id, series::id))
             .load(&mut conn)
             .await?);
-        Ok(rows
-            .into_iter()
-            .map(|(metric_name, agent, tags)| SeriesInfo {
-                metric_name,
-                agent_id: (!agent.is_empty()).then_some(agent),
-                tags: serde_json::from_str(&tags).unwrap_or_default(),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|(metric_name, agent, tags)| SeriesInfo::from_row(metric_name, agent, &tags)).collect())
     }
 
     /// Keep a batch that could not be persisted.

@@ -108,7 +108,8 @@ pub struct StoredBucket {
 }
 
 /// Aggregates of the points one transaction stored, per level and `(series, bucket)`. Sorted
-/// keys make concurrent transactions lock rollup rows in the same order (no deadlock).
+/// keys make concurrent transactions lock rollup rows in the same order, which keeps deadlocks
+/// rare (a deadlock still rolls the batch back, and the worker retries it).
 #[derive(Default)]
 pub(crate) struct Pending {
     levels: [BTreeMap<(i64, i64), (i64, Aggregate)>; 2],
