@@ -1,12 +1,15 @@
 //! JSON wire types of the HTTP API, shared by the server, the Rust client and the dashboard.
 //!
 //! Inputs are permissive (every field optional) so validation in [`crate::metric`] can
-//! report all problems at once; outputs are exactly what clients see.
+//! report all problems at once; outputs are exactly what clients see. The alerting API's
+//! types are in [`alert`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub mod alert;
 
 /// One metric as a client sends it. Unknown fields are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

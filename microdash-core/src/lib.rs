@@ -1,8 +1,11 @@
 //! microdash's domain, shared by every other crate and by the dashboard.
 //!
-//! - [`api`]: the JSON wire types of the HTTP API (what clients send and receive).
+//! - [`api`]: the JSON wire types of the HTTP API (what clients send and receive), the
+//!   alerting API's in [`api::alert`].
 //! - [`metric`]: validated domain types ([`metric::Metric`], [`metric::Batch`]) and the
 //!   validation that turns wire input into them under configurable [`metric::Limits`].
+//! - [`alert`]: validated alert rules ([`alert::AlertRule`]) and notification channels
+//!   ([`alert::Channel`]), and the validation that produces them.
 //! - [`rollup`]: rollup buckets and their exact aggregates, retention, and how `auto`
 //!   chooses a resolution.
 //! - [`token`]: API token format, scopes and hashing.
@@ -13,6 +16,7 @@
 //! reqwest. It takes the current time as an argument instead of reading a clock, which keeps
 //! it deterministic in tests and lets it compile for `wasm32-unknown-unknown`.
 
+pub mod alert;
 pub mod api;
 pub mod error;
 pub mod metric;

@@ -292,16 +292,8 @@ pub fn validate(input: MetricIn, limits: &Limits, now_ms: i64) -> Result<Metric,
         }
     }
     if let Some(tags) = &input.tags {
-        if tags.len() > limits.max_tags {
-            fail("tags", format!("has {} tags, at most {} allowed", tags.len(), limits.max_tags));
-        }
-        for (key, value) in tags {
-            if let Err(msg) = check_identifier(key, limits.max_tag_key_bytes) {
-                fail(&format!("tags.{key}"), format!("key {msg}"));
-            }
-            if value.len() > limits.max_tag_value_bytes {
-                fail(&format!("tags.{key}"), format!("value is longer than {} bytes", limits.max_tag_value_bytes));
-            }
+        for (field, msg) in check_tags("tags", tags, limits) {
+            fail(&field, msg);
         }
     }
     if let Some(id) = &input.dedupe_id {
@@ -321,6 +313,26 @@ pub fn validate(input: MetricIn, limits: &Limits, now_ms: i64) -> Result<Metric,
         }),
         _ => Err(errors),
     }
+}
+
+/// Every problem of a tag map under `limits`, as `(field, message)` pairs: `field` is `map`
+/// itself (too many entries) or `map.KEY`. `map` names the map in the input (`tags`, or
+/// `labels` on alert rules).
+pub fn check_tags(map: &str, tags: &BTreeMap<String, String>, limits: &Limits) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if tags.len() > limits.max_tags {
+        problems.push((map.to_owned(), format!("has {} {map}, at most {} allowed", tags.len(), limits.max_tags)));
+    }
+    for (key, value) in tags {
+        if let Err(msg) = check_identifier(key, limits.max_tag_key_bytes) {
+            problems.push((format!("{map}.{key}"), format!("key {msg}")));
+        }
+        if value.len() > limits.max_tag_value_bytes {
+            problems
+                .push((format!("{map}.{key}"), format!("value is longer than {} bytes", limits.max_tag_value_bytes)));
+        }
+    }
+    problems
 }
 
 /// Names, agent ids and tag keys share one alphabet that is safe in URLs and MQTT topics
