@@ -3,17 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use microdash_core::Limits;
-use microdash_ingest::Ingestor;
-use microdash_ingest::live::LivePublisher;
+use microdash_ingest::Runtime;
+use microdash_ingest::mqtt::MqttConfig;
 use microdash_ingest::mqtt::broker::{Broker, BrokerConfig};
-use microdash_ingest::mqtt::{MqttConfig, run_bridge};
 use microdash_ingest::queue::{MemoryQueue, Queue};
-use microdash_ingest::telemetry::Telemetry;
-use microdash_ingest::worker::{WorkerConfig, run_workers};
+use microdash_ingest::worker::WorkerConfig;
 use microdash_store::testing::{TestDb, unique_name};
 use microdash_store::{Backend, PointQuery, Store};
 use tokio_util::sync::CancellationToken;
@@ -46,7 +42,7 @@ fn stdout_shows_every_metric_with_agent_and_timestamp() {
 struct Pipeline {
     store: Store,
     tenant_id: i64,
-    ingestor: Ingestor,
+    runtime: Runtime,
     shutdown: CancellationToken,
     _db: TestDb,
 }
@@ -57,12 +53,12 @@ impl Pipeline {
         let store = db.store().await;
         let tenant_id = store.create_tenant("acme", "", 0).await.unwrap().id;
         let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
-        let telemetry = Arc::new(Telemetry::new());
-        let ingestor = Ingestor::new(queue.clone(), Limits::default(), telemetry.clone());
         let shutdown = CancellationToken::new();
         let workers = WorkerConfig { receive_wait: Duration::from_millis(20), ..WorkerConfig::default() };
-        tokio::spawn(run_workers(queue, store.clone(), telemetry, LivePublisher::Off, workers, shutdown.clone()));
-        Pipeline { store, tenant_id, ingestor, shutdown, _db: db }
+        let runtime = Runtime::builder(store.clone(), queue).workers(workers).retention(None).build();
+        // Stored points are checked while the pipeline runs; it is torn down with the test.
+        std::mem::drop(runtime.spawn_workers(&shutdown));
+        Pipeline { store, tenant_id, runtime, shutdown, _db: db }
     }
 
     fn bridge(
@@ -77,7 +73,8 @@ impl Pipeline {
             max_reconnect_delay: Duration::from_millis(300),
             ..MqttConfig::new(broker)
         };
-        tokio::spawn(run_bridge(bridge, self.store.clone(), self.ingestor.clone(), self.shutdown.clone()))
+        let (runtime, shutdown) = (self.runtime.clone(), self.shutdown.clone());
+        tokio::spawn(async move { runtime.run_bridge(bridge, shutdown).await })
     }
 }
 
@@ -208,7 +205,10 @@ async fn the_agent_publishes_to_the_embedded_endpoint_with_its_token() {
     let (_, token) = p.store.create_token(Some(p.tenant_id), "ingest".parse().unwrap(), "agent", 0).await.unwrap();
     let endpoint = Broker::bind(BrokerConfig::new("127.0.0.1:0")).await.unwrap();
     let url = format!("tcp://{}", endpoint.local_addr().unwrap());
-    let served = tokio::spawn(endpoint.run(p.store.clone(), p.ingestor.clone(), p.shutdown.clone()));
+    let served = {
+        let (runtime, shutdown) = (p.runtime.clone(), p.shutdown.clone());
+        tokio::spawn(async move { runtime.run_endpoint(endpoint, shutdown).await })
+    };
 
     let args = ["--url", &url, "--tenant", "acme", "--agent-id", "box-2", "--token", &token];
     let out = Command::new(AGENT).args(args).args(["--interval-s", "0.2", "--count", "2"]).output().unwrap();

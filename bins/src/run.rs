@@ -1,20 +1,13 @@
 //! Wiring for the long-running commands.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use microdash_core::token::Scopes;
-use microdash_ingest::Ingestor;
+use microdash_ingest::Runtime;
 use microdash_ingest::clock::now_ms;
-use microdash_ingest::http::{self, AppState};
-use microdash_ingest::live::{LiveHub, LivePublisher, relay_from_redis};
 use microdash_ingest::mqtt::broker::Broker;
-use microdash_ingest::mqtt::run_bridge;
 use microdash_ingest::queue::{MemoryQueue, Queue, RedisQueue};
-use microdash_ingest::retention::run_retention;
-use microdash_ingest::telemetry::Telemetry;
-use microdash_ingest::worker::run_workers;
 use microdash_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -41,41 +34,17 @@ async fn open_queue(config: &Config) -> anyhow::Result<Queue> {
     })
 }
 
-struct Parts {
-    store: Store,
-    queue: Queue,
-    state: AppState,
-    telemetry: Arc<Telemetry>,
-    live: Arc<LiveHub>,
-}
-
-impl Parts {
-    /// Where this process's workers announce what they store: straight into the hub when
-    /// the queue is in-process, through Redis (to every API process) otherwise.
-    fn publisher(&self) -> LivePublisher {
-        match &self.queue {
-            Queue::Memory(_) => LivePublisher::Local(self.live.clone()),
-            Queue::Redis(redis) => LivePublisher::Redis(Box::new(redis.clone())),
-        }
-    }
-
-    /// With Redis, streams follow what any process's workers store.
-    fn relay_live(&self, shutdown: &CancellationToken) {
-        if let Queue::Redis(redis) = &self.queue {
-            tokio::spawn(relay_from_redis(redis.clone(), self.live.clone(), shutdown.clone()));
-        }
-    }
-}
-
-async fn assemble(config: &Config) -> anyhow::Result<Parts> {
+async fn assemble(config: &Config) -> anyhow::Result<Runtime> {
     microdash_store::check_limits(&config.limits()).context("checking the configured limits")?;
     let store = open_store(config).await?;
     let queue = open_queue(config).await?;
-    let telemetry = Arc::new(Telemetry::new());
-    let ingestor = Ingestor::new(queue.clone(), config.limits(), telemetry.clone());
-    let live = Arc::new(LiveHub::new(config.live()));
-    let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), live.clone(), config.http());
-    Ok(Parts { store, queue, state, telemetry, live })
+    Ok(Runtime::builder(store, queue)
+        .limits(config.limits())
+        .http(config.http())
+        .live(config.live())
+        .workers(config.worker())
+        .retention(Some(config.retention()))
+        .build())
 }
 
 async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
@@ -84,7 +53,7 @@ async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
 
 /// API and workers in one process.
 pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
-    let parts = assemble(config).await?;
+    let runtime = assemble(config).await?;
     let listener = bind(config).await?;
     let broker = match config.mqtt_broker() {
         Some(broker) => Some(
@@ -94,33 +63,26 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
     };
     let url = format!("http://{}", listener.local_addr()?);
     let mqtt_addr = broker.as_ref().map(Broker::local_addr).transpose()?;
-    announce(&parts.store, &url, mqtt_addr.map(|addr| (addr, config.mqtt_topic_root.as_str())), demo).await?;
+    announce(runtime.store(), &url, mqtt_addr.map(|addr| (addr, config.mqtt_topic_root.as_str())), demo).await?;
     let shutdown = shutdown_signal();
-    parts.relay_live(&shutdown);
-    let bridge = spawn_bridge(config, &parts, &shutdown);
-    let broker = broker
-        .map(|broker| tokio::spawn(broker.run(parts.store.clone(), parts.state.ingestor.clone(), shutdown.clone())));
-    let retention =
-        tokio::spawn(run_retention(parts.store.clone(), config.retention(), parts.telemetry.clone(), shutdown.clone()));
-    let workers = tokio::spawn(run_workers(
-        parts.queue.clone(),
-        parts.store.clone(),
-        parts.telemetry.clone(),
-        parts.publisher(),
-        config.worker(),
-        shutdown.clone(),
-    ));
-    http::serve(listener, parts.state, shutdown.clone().cancelled_owned()).await.context("serving HTTP")?;
+    let bridge = config.mqtt().map(|mqtt| {
+        let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+        tokio::spawn(async move { runtime.run_bridge(mqtt, shutdown).await })
+    });
+    let broker = broker.map(|broker| {
+        let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+        tokio::spawn(async move { runtime.run_endpoint(broker, shutdown).await })
+    });
+    let workers = runtime.spawn_workers(&shutdown);
+    runtime.serve(listener, shutdown.clone()).await.context("serving HTTP")?;
     // HTTP and MQTT have stopped taking metrics: let the workers drain what was accepted.
     if let Some(bridge) = bridge {
-        bridge.await.context("joining the MQTT bridge")??;
+        bridge.await.context("joining the MQTT bridge")?.context("running the MQTT bridge")?;
     }
     if let Some(broker) = broker {
         broker.await.context("joining the MQTT endpoint")?;
     }
-    parts.queue.close();
-    workers.await.context("joining workers")?;
-    retention.await.context("joining retention")?;
+    workers.drain().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -128,56 +90,39 @@ pub async fn all_in_one(config: &Config, demo: bool) -> anyhow::Result<()> {
 /// API only: a split deployment's front end.
 pub async fn server(config: &Config) -> anyhow::Result<()> {
     require_shared_queue(config, "server")?;
-    let parts = assemble(config).await?;
+    let runtime = assemble(config).await?;
     let listener = bind(config).await?;
-    announce(&parts.store, &format!("http://{}", listener.local_addr()?), None, false).await?;
-    let shutdown = shutdown_signal();
-    parts.relay_live(&shutdown);
-    http::serve(listener, parts.state, shutdown.cancelled_owned()).await.context("serving HTTP")?;
+    announce(runtime.store(), &format!("http://{}", listener.local_addr()?), None, false).await?;
+    runtime.serve(listener, shutdown_signal()).await.context("serving HTTP")?;
     Ok(())
 }
 
 /// Workers only, plus `/livez`, `/api/v1/health` and `/metrics` on the listen address.
 pub async fn worker(config: &Config) -> anyhow::Result<()> {
     require_shared_queue(config, "worker")?;
-    let parts = assemble(config).await?;
+    let runtime = assemble(config).await?;
     let listener = bind(config).await?;
     tracing::info!(addr = %listener.local_addr()?, workers = config.workers, "worker started");
     let shutdown = shutdown_signal();
-    let publisher = parts.publisher();
-    let ops = tokio::spawn(http::serve_ops(listener, parts.state, shutdown.clone().cancelled_owned()));
-    // Every worker process expires old data; deleting what another already deleted is a no-op.
-    let retention =
-        tokio::spawn(run_retention(parts.store.clone(), config.retention(), parts.telemetry.clone(), shutdown.clone()));
-    run_workers(parts.queue, parts.store, parts.telemetry, publisher, config.worker(), shutdown).await;
-    retention.await.context("joining retention")?;
-    ops.await.context("joining the ops server")?.context("serving ops endpoints")?;
+    let workers = runtime.spawn_workers(&shutdown);
+    runtime.serve_ops(listener, shutdown).await.context("serving ops endpoints")?;
+    workers.drain().await;
     Ok(())
-}
-
-/// The MQTT bridge, when a broker is configured.
-fn spawn_bridge(
-    config: &Config,
-    parts: &Parts,
-    shutdown: &CancellationToken,
-) -> Option<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    let mqtt = config.mqtt()?;
-    let (store, ingestor, shutdown) = (parts.store.clone(), parts.state.ingestor.clone(), shutdown.clone());
-    Some(tokio::spawn(
-        async move { run_bridge(mqtt, store, ingestor, shutdown).await.context("running the MQTT bridge") },
-    ))
 }
 
 /// The MQTT bridge alone (plus the ops endpoints), feeding the shared queue.
 pub async fn bridge(config: &Config) -> anyhow::Result<()> {
     require_shared_queue(config, "bridge")?;
     let mqtt = config.mqtt().context("a bridge needs a broker: set --mqtt-url (or MICRODASH_MQTT_URL)")?;
-    let parts = assemble(config).await?;
+    let runtime = assemble(config).await?;
     let listener = bind(config).await?;
     tracing::info!(addr = %listener.local_addr()?, broker = %mqtt.url, "MQTT bridge started");
     let shutdown = shutdown_signal();
-    let ops = tokio::spawn(http::serve_ops(listener, parts.state.clone(), shutdown.clone().cancelled_owned()));
-    run_bridge(mqtt, parts.store, parts.state.ingestor, shutdown).await.context("running the MQTT bridge")?;
+    let ops = {
+        let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+        tokio::spawn(async move { runtime.serve_ops(listener, shutdown).await })
+    };
+    runtime.run_bridge(mqtt, shutdown).await.context("running the MQTT bridge")?;
     ops.await.context("joining the ops server")?.context("serving ops endpoints")?;
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! The HTTP surface: [`router`] builds the axum app (tests drive it without a socket),
-//! [`serve`] runs it on a listener until a shutdown future resolves.
+//! The HTTP surface: the axum app that [`crate::Runtime::router`] hands out and
+//! [`crate::Runtime::serve`] runs.
 //!
 //! Layers, outermost first: status counting, request id, tracing, panic catcher, timeout.
 //! Authentication is the [`auth::Auth`] extractor, so a handler that takes it cannot forget
@@ -81,21 +81,22 @@ impl Default for HttpConfig {
     }
 }
 
-/// Everything handlers need. Cheap to clone.
+/// Everything handlers need. Cheap to clone. Built only by [`crate::Runtime`], which keeps
+/// the rules of how its parts fit together.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// Storage, for queries, auth and admin.
-    pub store: Store,
+    pub(crate) store: Store,
     /// The queue behind the ingestor, for health and depth.
-    pub queue: Queue,
+    pub(crate) queue: Queue,
     /// Validation and enqueueing.
-    pub ingestor: Ingestor,
+    pub(crate) ingestor: Ingestor,
     /// Counters for `/metrics`.
-    pub telemetry: Arc<Telemetry>,
+    pub(crate) telemetry: Arc<Telemetry>,
     /// The live feeds that streams follow.
-    pub live: Arc<LiveHub>,
+    pub(crate) live: Arc<LiveHub>,
     /// HTTP settings.
-    pub config: Arc<HttpConfig>,
+    pub(crate) config: Arc<HttpConfig>,
     token_usage: Arc<auth::TokenUsage>,
     sign_in_throttle: Arc<session::SignInThrottle>,
     /// Cancelled when the server shuts down, to end the streams that would otherwise hold
@@ -106,7 +107,7 @@ pub struct AppState {
 impl AppState {
     /// Assemble the state; the ingestor must feed `queue`, and the workers must publish
     /// what they persist to `live` (directly or through [`crate::live::relay_from_redis`]).
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         queue: Queue,
         ingestor: Ingestor,
@@ -126,10 +127,15 @@ impl AppState {
             streams_stop: CancellationToken::new(),
         }
     }
+
+    /// End every open stream.
+    pub(crate) fn close_streams(&self) {
+        self.streams_stop.cancel();
+    }
 }
 
 /// The complete application.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.ingestor.limits().max_body_bytes;
     let api = ops_routes()
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
@@ -163,7 +169,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Serve `router(state)` on `listener` until `shutdown` resolves, then finish in-flight
 /// requests.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -193,15 +199,10 @@ pub async fn serve(
 /// How long shutdown waits for in-flight requests and open connections to finish.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
-/// Serve only the operational endpoints (`/livez`, `/api/v1/health`, `/metrics`), for
-/// processes that run workers without the API.
-pub async fn serve_ops(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = ops_routes().fallback(ops::not_found).with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+/// Only the operational endpoints (`/livez`, `/api/v1/health`, `/metrics`), for processes
+/// that run workers or a bridge without the API.
+pub(crate) fn ops_router(state: AppState) -> Router {
+    ops_routes().fallback(ops::not_found).with_state(state)
 }
 
 /// The dashboard's static files, with gzip-precompressed variants where the build made them.

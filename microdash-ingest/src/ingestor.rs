@@ -30,7 +30,7 @@ pub struct Ingestor {
 
 impl Ingestor {
     /// An ingestor feeding `queue`.
-    pub fn new(queue: Queue, limits: Limits, telemetry: Arc<Telemetry>) -> Self {
+    pub(crate) fn new(queue: Queue, limits: Limits, telemetry: Arc<Telemetry>) -> Self {
         Self { queue, limits: Arc::new(limits), telemetry }
     }
 

@@ -1,6 +1,6 @@
 //! microdash ingestion: everything between a client's request and a stored row.
 //!
-//! - [`http`]: the axum application ([`http::router`], [`http::serve`]): ingestion, queries,
+//! - [`http`]: the axum application ([`Runtime::router`], [`Runtime::serve`]): ingestion, queries,
 //!   health, admin, Prometheus metrics.
 //! - [`ingestor`]: the one entry point every source feeds (validate, count, enqueue).
 //! - [`queue`]: the in-process and Redis Streams queues behind one [`queue::Queue`].
@@ -11,10 +11,11 @@
 //! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
 //! - [`views`]: stored records as the API shows them.
 //!
-//! API boundary: services embed this crate by building a [`queue::Queue`], a
-//! [`microdash_store::Store`] and an [`http::AppState`], then calling [`http::serve`] and
-//! [`worker::run_workers`] (and, with Redis, [`live::relay_from_redis`]); the `microdash`
-//! binary does exactly that.
+//! - [`runtime`]: the [`Runtime`] that assembles all of the above and runs each role.
+//!
+//! API boundary: services embed this crate by building a [`queue::Queue`] and a
+//! [`microdash_store::Store`] and handing them to [`Runtime::builder`]; the `microdash`
+//! binary and every test do exactly that, so the pipeline is wired in one place.
 
 pub mod clock;
 pub mod http;
@@ -23,8 +24,10 @@ pub mod live;
 pub mod mqtt;
 pub mod queue;
 pub mod retention;
+pub mod runtime;
 pub mod telemetry;
 pub mod views;
 pub mod worker;
 
 pub use ingestor::{IngestError, Ingestor};
+pub use runtime::{Runtime, RuntimeBuilder, Workers};

@@ -2,9 +2,9 @@
 //!
 //! Every API process keeps one [`LiveHub`]. Per tenant it numbers the persisted batches it
 //! hears of, keeps the latest of them as a bounded replay window, and broadcasts each one to
-//! the tenant's open streams. Workers reach the hub through a [`LivePublisher`]: directly in
-//! the all-in-one process, through Redis Pub/Sub (see [`relay_from_redis`]) when the workers
-//! run elsewhere.
+//! the tenant's open streams. Workers reach the hub directly in the all-in-one process, and
+//! through Redis Pub/Sub (relayed by [`crate::Runtime::serve`]) when they run elsewhere; the
+//! runtime picks the way from the queue.
 //!
 //! A [`Cursor`] names a position in one hub's feed of one tenant: the SSE event ids and the
 //! polling endpoint's `after` are cursors, so either can resume where the other stopped. A
@@ -337,7 +337,7 @@ impl Subscription {
 
 /// Where workers announce what they persisted.
 #[derive(Clone, Default)]
-pub enum LivePublisher {
+pub(crate) enum LivePublisher {
     /// Nobody listens (a worker-only process without Redis, or live streaming disabled).
     #[default]
     Off,
@@ -350,7 +350,7 @@ pub enum LivePublisher {
 impl LivePublisher {
     /// Announce persisted batches. Failures are logged, not returned: the batches are
     /// stored, and the live view is best effort.
-    pub async fn publish(&self, batches: Vec<Batch>) {
+    pub(crate) async fn publish(&self, batches: Vec<Batch>) {
         match self {
             LivePublisher::Off => {}
             LivePublisher::Local(hub) => hub.publish_batches(batches),
@@ -364,7 +364,7 @@ impl LivePublisher {
 }
 
 /// Feed `hub` from the Redis live channel until `shutdown`, reconnecting after failures.
-pub async fn relay_from_redis(queue: RedisQueue, hub: Arc<LiveHub>, shutdown: CancellationToken) {
+pub(crate) async fn relay_from_redis(queue: RedisQueue, hub: Arc<LiveHub>, shutdown: CancellationToken) {
     let mut delay = Duration::from_millis(100);
     loop {
         let relay = async {

@@ -136,7 +136,7 @@ impl Tenants {
 
 /// Run the bridge until `shutdown`: connect (retrying with backoff), subscribe, and feed every
 /// message to `ingestor`; reconnect and resubscribe whenever the connection drops.
-pub async fn run_bridge(
+pub(crate) async fn run_bridge(
     config: MqttConfig,
     store: Store,
     ingestor: Ingestor,

@@ -71,7 +71,7 @@ fn unique_consumer_prefix() -> String {
 /// drained first (close the queue after cancelling); Redis workers finish and acknowledge
 /// the batch in hand and leave the rest for other workers. What they store is announced
 /// on `live`.
-pub async fn run_workers(
+pub(crate) async fn run_workers(
     queue: Queue,
     store: Store,
     telemetry: Arc<Telemetry>,

@@ -170,7 +170,8 @@ async fn raw_past_its_retention_is_answered_from_rollups() {
     push_series(&app, &t, "m", now, 10_000, 6).await;
     // Retention removes the raw points older than an hour; their rollups stay.
     // The server's default is a day; the tenant's own hour is what counts.
-    let expired = expire_once(&app.store, &RetentionConfig::default(), &app.state.telemetry, now_ms()).await.unwrap();
+    let expired =
+        expire_once(&app.store, &RetentionConfig::default(), app.runtime.telemetry(), now_ms()).await.unwrap();
     assert_eq!((expired.points, expired.rollups_1m, expired.rollups_5m), (6, 0, 0));
     let counters = app.call("GET", "/metrics", None, None).await.text;
     assert!(counters.contains(r#"microdash_retention_deleted_rows_total{table="points"} 6"#), "{counters}");

@@ -314,25 +314,19 @@ async fn graceful_shutdown_stores_everything_already_accepted() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     shutdown.cancel();
     app.queue.close();
-    let telemetry = std::sync::Arc::new(microdash_ingest::telemetry::Telemetry::new());
-    let config = microdash_ingest::worker::WorkerConfig::default();
-    let live = microdash_ingest::live::LivePublisher::Off;
-    microdash_ingest::worker::run_workers(app.queue.clone(), app.store.clone(), telemetry, live, config, shutdown)
-        .await;
+    app.runtime.spawn_workers(&shutdown).drain().await;
     let query = microdash_store::PointQuery { metric_name: Some("m".into()), limit: 10_000, ..Default::default() };
     assert_eq!(app.store.query_points(t.id, &query).await.unwrap().len(), 5_000);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_build_is_served_with_gzip_and_revalidation() {
-    let mut app = App::start().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<!doctype html><title>microdash</title>").unwrap();
     std::fs::write(dir.path().join("app.css"), "body{}").unwrap();
     let gz = std::process::Command::new("gzip").args(["-k", "-n"]).arg(dir.path().join("app.css")).status().unwrap();
     assert!(gz.success());
-    let config = HttpConfig { web_dir: Some(dir.path().to_owned()), ..(*app.state.config).clone() };
-    app.state.config = std::sync::Arc::new(config);
+    let app = App::start_with_http(HttpConfig { web_dir: Some(dir.path().to_owned()), ..common::test_http() }).await;
 
     let index = app.call("GET", "/", None, None).await;
     assert_eq!(index.status, StatusCode::OK);

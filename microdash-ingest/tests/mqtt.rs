@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::App;
-use microdash_ingest::mqtt::{MqttConfig, run_bridge};
+use microdash_ingest::mqtt::MqttConfig;
 use microdash_store::testing::unique_name;
 use paho_mqtt as mqtt;
 use tokio_util::sync::CancellationToken;
@@ -71,12 +71,10 @@ async fn messages_become_metrics_and_bad_ones_are_counted_without_stopping_the_b
     let acme = app.tenant("acme", "ingest,read").await;
     let root = format!("{}/metrics", unique_name("md"));
     let shutdown = CancellationToken::new();
-    let bridge = tokio::spawn(run_bridge(
-        bridge_config(&root, None),
-        app.store.clone(),
-        app.state.ingestor.clone(),
-        shutdown.clone(),
-    ));
+    let bridge = {
+        let (runtime, shutdown, config) = (app.runtime.clone(), shutdown.clone(), bridge_config(&root, None));
+        tokio::spawn(async move { runtime.run_bridge(config, shutdown).await })
+    };
     let client = publisher().await;
     until_subscribed(&app, &client, &acme.token, &format!("{root}/acme/probe/ready")).await;
 
@@ -122,12 +120,9 @@ async fn bridges_in_one_shared_group_split_the_messages_without_doubles() {
     let shutdown = CancellationToken::new();
     let bridges: Vec<_> = (0..2)
         .map(|_| {
-            tokio::spawn(run_bridge(
-                bridge_config(&root, Some(&group)),
-                app.store.clone(),
-                app.state.ingestor.clone(),
-                shutdown.clone(),
-            ))
+            let (runtime, shutdown, config) =
+                (app.runtime.clone(), shutdown.clone(), bridge_config(&root, Some(&group)));
+            tokio::spawn(async move { runtime.run_bridge(config, shutdown).await })
         })
         .collect();
     let client = publisher().await;

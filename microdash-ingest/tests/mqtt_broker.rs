@@ -16,7 +16,8 @@ async fn endpoint(app: &App) -> String {
     let config = BrokerConfig { credential_check: Duration::from_millis(200), ..BrokerConfig::new("127.0.0.1:0") };
     let broker = Broker::bind(config).await.unwrap();
     let url = format!("tcp://{}", broker.local_addr().unwrap());
-    tokio::spawn(broker.run(app.store.clone(), app.state.ingestor.clone(), app.shutdown.clone()));
+    let (runtime, shutdown) = (app.runtime.clone(), app.shutdown.clone());
+    tokio::spawn(async move { runtime.run_endpoint(broker, shutdown).await });
     url
 }
 

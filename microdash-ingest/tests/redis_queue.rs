@@ -135,11 +135,8 @@ async fn keeping_covers_entries_whose_ids_do_not_sort_as_strings() {
 /// dead-lettered once, by that worker.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_retrying_a_batch_keeps_it_from_other_workers() {
-    use std::sync::Arc;
-
-    use microdash_ingest::live::{LiveConfig, LiveHub, LivePublisher};
-    use microdash_ingest::telemetry::Telemetry;
-    use microdash_ingest::worker::{WorkerConfig, run_workers};
+    use microdash_ingest::Runtime;
+    use microdash_ingest::worker::WorkerConfig;
     use tokio_util::sync::CancellationToken;
 
     let redis_config = RedisQueueConfig { claim_idle: Duration::from_secs(1), ..config() };
@@ -158,9 +155,8 @@ async fn a_worker_retrying_a_batch_keeps_it_from_other_workers() {
         ..WorkerConfig::default()
     };
     let shutdown = CancellationToken::new();
-    let live = LivePublisher::Local(Arc::new(LiveHub::new(LiveConfig::default())));
     let workers =
-        tokio::spawn(run_workers(q.clone(), store.clone(), Arc::new(Telemetry::new()), live, config, shutdown.clone()));
+        Runtime::builder(store.clone(), q.clone()).workers(config).retention(None).build().spawn_workers(&shutdown);
     // Once the worker holds the batch (it is pending), another consumer starts asking for work.
     let stream = format!("{}:ingest", config_prefix);
     let mut redis = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
@@ -182,8 +178,7 @@ async fn a_worker_retrying_a_batch_keeps_it_from_other_workers() {
     }
     assert!(started.elapsed() > Duration::from_secs(1), "the retries outlasted the claim idle time");
     assert_eq!(store.list_dead_letters().await.unwrap().len(), 1);
-    shutdown.cancel();
-    workers.await.unwrap();
+    workers.drain().await;
 }
 
 #[tokio::test]
@@ -271,39 +266,41 @@ async fn health_and_ingest_answer_503_when_redis_is_down() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_live_bus_carries_persisted_batches_to_every_api_process() {
-    use std::sync::Arc;
-
-    use microdash_ingest::live::{LiveConfig, LiveFilter, LiveHub, LivePublisher, relay_from_redis};
+    use microdash_ingest::Runtime;
+    use microdash_ingest::live::LiveFilter;
     use tokio_util::sync::CancellationToken;
 
     let config = config();
-    let Queue::Redis(worker_side) = queue(&config).await else { unreachable!() };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let tenant = store.create_tenant("t", "", 0).await.unwrap();
     let shutdown = CancellationToken::new();
-    // Two API processes, each with its own hub fed from Redis.
+    // Two API processes, each relaying the live bus into its own hub, and a worker process.
     let mut subscriptions = Vec::new();
     for _ in 0..2 {
-        let Queue::Redis(api_side) = queue(&config).await else { unreachable!() };
-        let hub = Arc::new(LiveHub::new(LiveConfig::default()));
-        subscriptions.push(hub.subscribe(1, None, LiveFilter::default()));
-        tokio::spawn(relay_from_redis(api_side, hub, shutdown.clone()));
+        let api = Runtime::builder(store.clone(), queue(&config).await).retention(None).build();
+        subscriptions.push(api.live().subscribe(tenant.id, None, LiveFilter::default()));
+        api.spawn_live_relay(&shutdown).expect("a Redis queue has a relay");
     }
-    // The relay subscribes in the background: publish until it is listening.
-    let publisher = LivePublisher::Redis(Box::new(worker_side));
+    let worker_side = queue(&config).await;
+    let worker = Runtime::builder(store.clone(), worker_side.clone()).retention(None).build();
+    let workers = worker.spawn_workers(&shutdown);
+    // The relays subscribe in the background: store batches until both have heard one.
     for subscription in &mut subscriptions {
         let frame = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                publisher.publish(vec![batch(5.0)]).await;
+                worker_side.enqueue(Batch { tenant_id: tenant.id, ..batch(5.0) }).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 if let Some(frame) = subscription.try_frame().unwrap() {
                     return frame;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await
         .expect("the relay delivered within 5 s");
         assert!(frame.json.contains(r#""value":5.0"#), "{}", frame.json);
     }
-    shutdown.cancel();
+    workers.drain().await;
 }

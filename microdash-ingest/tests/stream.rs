@@ -158,14 +158,14 @@ async fn polling_returns_exactly_what_the_stream_sends() {
 
     // A long poll answers as soon as a point arrives.
     let waiting = {
-        let state = app.state.clone();
+        let router = app.runtime.router();
         let (uri, token) = (format!("/api/v1/stream/t/latest?agent_id=a&after={cursor}&wait_ms=5000"), t.token.clone());
         tokio::spawn(async move {
             use axum::body::Body;
             use http_body_util::BodyExt;
             use tower::ServiceExt;
             let req = axum::http::Request::get(uri).header("authorization", format!("Bearer {token}"));
-            let response = microdash_ingest::http::router(state).oneshot(req.body(Body::empty()).unwrap()).await;
+            let response = router.oneshot(req.body(Body::empty()).unwrap()).await;
             let bytes = response.unwrap().into_body().collect().await.unwrap().to_bytes();
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
         })
@@ -186,10 +186,9 @@ async fn polling_returns_exactly_what_the_stream_sends() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_poll_waits_no_longer_than_the_server_allows() {
-    let mut app = App::start().await;
+    let app =
+        App::start_with_http(HttpConfig { max_poll_wait: Duration::from_millis(100), ..common::test_http() }).await;
     let t = app.tenant("t", "read").await;
-    let config = HttpConfig { max_poll_wait: Duration::from_millis(100), ..(*app.state.config).clone() };
-    app.state.config = std::sync::Arc::new(config);
     let started = std::time::Instant::now();
     let poll = app.call("GET", "/api/v1/stream/t/latest?wait_ms=999999", Some(&t.token), None).await;
     assert_eq!(poll.status, StatusCode::OK);

@@ -88,7 +88,7 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// Throttles `last_used_at` writes to one per token per [`TOUCH_INTERVAL_MS`].
+/// Throttles `last_used_at` writes to one per token per `TOUCH_INTERVAL_MS`.
 #[derive(Default)]
 pub struct TokenUsage {
     last_written: Mutex<HashMap<i64, i64>>,

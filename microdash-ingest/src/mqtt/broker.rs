@@ -82,7 +82,7 @@ impl BrokerConfig {
     }
 }
 
-/// A bound embedded endpoint; [`Broker::run`] serves it.
+/// A bound embedded endpoint; [`crate::Runtime::run_endpoint`] serves it.
 pub struct Broker {
     listener: TcpListener,
     config: BrokerConfig,
@@ -104,7 +104,7 @@ impl Broker {
 
     /// Accept publishers until `shutdown`; then let every connection finish what it holds
     /// (enqueue and acknowledge) and close, cutting those that take longer than 10 s.
-    pub async fn run(self, store: Store, ingestor: Ingestor, shutdown: CancellationToken) {
+    pub(crate) async fn run(self, store: Store, ingestor: Ingestor, shutdown: CancellationToken) {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
         let context = Arc::new(Context { store, ingestor, config: self.config, token_usage: TokenUsage::default() });
         let mut connections = JoinSet::new();

@@ -1,30 +1,29 @@
 //! Shared set-up for the ingestion tests: a real store, a queue, workers, and the router.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use microdash_core::Limits;
-use microdash_ingest::Ingestor;
-use microdash_ingest::http::{AppState, HttpConfig, router};
-use microdash_ingest::live::{LiveConfig, LiveHub, LivePublisher};
+use microdash_ingest::http::HttpConfig;
 use microdash_ingest::queue::{MemoryQueue, Queue};
-use microdash_ingest::telemetry::Telemetry;
-use microdash_ingest::worker::{WorkerConfig, run_workers};
+use microdash_ingest::worker::WorkerConfig;
+use microdash_ingest::{Runtime, Workers};
 use microdash_store::testing::TestDb;
 use microdash_store::{Backend, Store};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub struct App {
-    pub state: AppState,
+    pub runtime: Runtime,
     pub store: Store,
     pub queue: Queue,
     pub shutdown: CancellationToken,
-    pub workers: Option<tokio::task::JoinHandle<()>>,
+    pub workers: Option<Workers>,
+    router: Router,
     _db: TestDb,
 }
 
@@ -33,10 +32,33 @@ pub struct Tenant {
     pub token: String,
 }
 
+/// Fast heartbeats, so stream tests see them.
+pub fn test_http() -> HttpConfig {
+    HttpConfig { sse_heartbeat: Duration::from_millis(200), ..HttpConfig::default() }
+}
+
+/// Workers that notice new work and retry at once.
+pub fn test_workers() -> WorkerConfig {
+    WorkerConfig {
+        receive_wait: Duration::from_millis(20),
+        retry_initial_delay: Duration::from_millis(5),
+        retry_max_delay: Duration::from_millis(50),
+        ..WorkerConfig::default()
+    }
+}
+
 impl App {
     /// SQLite store, in-process queue, workers running.
     pub async fn start() -> App {
-        Self::build(Limits::default(), MemoryQueue::new(100_000, Duration::from_secs(1)), true).await
+        Self::start_with_http(test_http()).await
+    }
+
+    /// As [`App::start`], with other HTTP settings.
+    pub async fn start_with_http(http: HttpConfig) -> App {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let store = db.store().await;
+        let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
+        Self::assemble_with(db, store, queue, Limits::default(), true, http)
     }
 
     pub async fn build(limits: Limits, queue: MemoryQueue, with_workers: bool) -> App {
@@ -47,23 +69,28 @@ impl App {
     }
 
     pub fn assemble(db: TestDb, store: Store, queue: Queue, limits: Limits, with_workers: bool) -> App {
-        let telemetry = Arc::new(Telemetry::new());
-        let ingestor = Ingestor::new(queue.clone(), limits, telemetry.clone());
-        let live = Arc::new(LiveHub::new(LiveConfig::default()));
-        let http = HttpConfig { sse_heartbeat: Duration::from_millis(200), ..HttpConfig::default() };
-        let state = AppState::new(store.clone(), queue.clone(), ingestor, telemetry.clone(), live.clone(), http);
+        Self::assemble_with(db, store, queue, limits, with_workers, test_http())
+    }
+
+    /// The runtime the binary builds, minus retention (tests that seed old points keep them).
+    pub fn assemble_with(
+        db: TestDb,
+        store: Store,
+        queue: Queue,
+        limits: Limits,
+        with_workers: bool,
+        http: HttpConfig,
+    ) -> App {
+        let runtime = Runtime::builder(store.clone(), queue.clone())
+            .limits(limits)
+            .http(http)
+            .workers(test_workers())
+            .retention(None)
+            .build();
         let shutdown = CancellationToken::new();
-        let workers = with_workers.then(|| {
-            let config = WorkerConfig {
-                receive_wait: Duration::from_millis(20),
-                retry_initial_delay: Duration::from_millis(5),
-                retry_max_delay: Duration::from_millis(50),
-                ..WorkerConfig::default()
-            };
-            let publisher = LivePublisher::Local(live);
-            tokio::spawn(run_workers(queue.clone(), store.clone(), telemetry, publisher, config, shutdown.clone()))
-        });
-        App { state, store, queue, shutdown, workers, _db: db }
+        let workers = with_workers.then(|| runtime.spawn_workers(&shutdown));
+        let router = runtime.router();
+        App { runtime, store, queue, shutdown, workers, router, _db: db }
     }
 
     pub async fn tenant(&self, slug: &str, scopes: &str) -> Tenant {
@@ -90,7 +117,7 @@ impl App {
     }
 
     pub async fn send(&self, req: Request<Body>) -> Reply {
-        let response = router(self.state.clone()).oneshot(req).await.unwrap();
+        let response = self.router.clone().oneshot(req).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -101,7 +128,7 @@ impl App {
 
     /// Send a request and return only the status (for streams, which never end).
     pub async fn send_head(&self, req: Request<Body>) -> StatusCode {
-        router(self.state.clone()).oneshot(req).await.unwrap().status()
+        self.router.clone().oneshot(req).await.unwrap().status()
     }
 
     /// Poll the query API until `want` points match, or fail after five seconds.
@@ -120,9 +147,10 @@ impl App {
 
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        self.queue.close();
-        if let Some(workers) = self.workers.take() {
-            workers.await.unwrap();
+        self.runtime.close_streams();
+        match self.workers.take() {
+            Some(workers) => workers.drain().await,
+            None => self.queue.close(),
         }
     }
 }
@@ -149,7 +177,7 @@ impl App {
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
-        let response = router(self.state.clone()).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let response = self.router.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         if status != StatusCode::OK {
             return (status, None);

@@ -1,0 +1,268 @@
+//! The one way to assemble the pipeline: [`Runtime::builder`] takes a store and a queue,
+//! builds the ingestor, the live hub, the telemetry and the HTTP state around them, and
+//! knows which live publisher and which background tasks go with that queue.
+//!
+//! The binary's roles are a choice of what to run from one [`Runtime`]:
+//!
+//! | role        | runs                                                              |
+//! |-------------|-------------------------------------------------------------------|
+//! | all-in-one  | [`Runtime::serve`], [`Runtime::spawn_workers`], MQTT if set        |
+//! | API only    | [`Runtime::serve`] (with Redis it relays the live bus itself)     |
+//! | worker only | [`Runtime::spawn_workers`], [`Runtime::serve_ops`]                |
+//! | bridge only | [`Runtime::run_bridge`], [`Runtime::serve_ops`]                   |
+//!
+//! A service that embeds ingestion beside its own routes merges [`Runtime::router`] into
+//! its axum app, calls [`Runtime::spawn_live_relay`] (a no-op without Redis) and
+//! [`Runtime::spawn_workers`], and on shutdown [`Runtime::close_streams`] then
+//! [`Workers::drain`].
+//!
+//! Shutdown order matters and is the same everywhere: first every source stops taking
+//! metrics (HTTP, bridge, endpoint), then [`Workers::drain`] closes the in-process queue and
+//! waits until the workers stored everything already accepted.
+
+use std::sync::Arc;
+
+use axum::Router;
+use microdash_core::Limits;
+use microdash_store::Store;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{self, AppState, HttpConfig};
+use crate::ingestor::Ingestor;
+use crate::live::{LiveConfig, LiveHub, LivePublisher, relay_from_redis};
+use crate::mqtt::broker::Broker;
+use crate::mqtt::{MqttConfig, MqttError, run_bridge};
+use crate::queue::Queue;
+use crate::retention::{RetentionConfig, run_retention};
+use crate::telemetry::Telemetry;
+use crate::worker::{WorkerConfig, run_workers};
+
+/// Settings for a [`Runtime`]; every one has a default.
+#[must_use = "a builder does nothing until `build`"]
+pub struct RuntimeBuilder {
+    store: Store,
+    queue: Queue,
+    limits: Limits,
+    http: HttpConfig,
+    live: LiveConfig,
+    workers: WorkerConfig,
+    retention: Option<RetentionConfig>,
+}
+
+impl RuntimeBuilder {
+    /// Limits on what one request or message may carry.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// HTTP settings (timeouts, query limits, the dashboard directory).
+    pub fn http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Live stream settings (replay window, backlog).
+    pub fn live(mut self, live: LiveConfig) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// Worker settings, for [`Runtime::spawn_workers`].
+    pub fn workers(mut self, workers: WorkerConfig) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Retention settings. Retention runs beside the workers by default, with
+    /// [`RetentionConfig::default`]; `None` turns it off (another process expires data).
+    pub fn retention(mut self, retention: Option<RetentionConfig>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Assemble the runtime. Nothing runs yet.
+    pub fn build(self) -> Runtime {
+        let telemetry = Arc::new(Telemetry::new());
+        let ingestor = Ingestor::new(self.queue.clone(), self.limits, telemetry.clone());
+        let live = Arc::new(LiveHub::new(self.live));
+        let state = AppState::new(self.store, self.queue, ingestor, telemetry, live, self.http);
+        Runtime { state, workers: self.workers, retention: self.retention }
+    }
+}
+
+/// An assembled pipeline: the parts that every role shares, and methods that run each role.
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Runtime {
+    state: AppState,
+    workers: WorkerConfig,
+    retention: Option<RetentionConfig>,
+}
+
+impl Runtime {
+    /// Start assembling a runtime on `store` and `queue`.
+    pub fn builder(store: Store, queue: Queue) -> RuntimeBuilder {
+        RuntimeBuilder {
+            store,
+            queue,
+            limits: Limits::default(),
+            http: HttpConfig::default(),
+            live: LiveConfig::default(),
+            workers: WorkerConfig::default(),
+            retention: Some(RetentionConfig::default()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Queue {
+        &self.state.queue
+    }
+
+    /// The entry point for sources of the embedder's own: validated, counted and queued
+    /// exactly like HTTP and MQTT metrics.
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.state.ingestor
+    }
+
+    /// This process's counters, as `/metrics` shows them.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.state.telemetry
+    }
+
+    /// The live feeds, for subscribers of the embedder's own.
+    pub fn live(&self) -> &Arc<LiveHub> {
+        &self.state.live
+    }
+
+    /// The HTTP settings in use.
+    pub fn http_config(&self) -> &HttpConfig {
+        &self.state.config
+    }
+
+    /// The whole API, the operational endpoints and the dashboard, with every layer
+    /// (request ids, tracing, timeouts, body limit). Merge it into an axum app of your own, or
+    /// let [`Runtime::serve`] run it.
+    pub fn router(&self) -> Router {
+        http::router(self.state.clone())
+    }
+
+    /// Only `/livez`, `/api/v1/health` and `/metrics`, for processes without the API.
+    pub fn ops_router(&self) -> Router {
+        http::ops_router(self.state.clone())
+    }
+
+    /// Serve [`Runtime::router`] on `listener` until `shutdown`, then finish in-flight
+    /// requests and end open streams. With a Redis queue the live bus is relayed into this
+    /// process's hub meanwhile, so streams see what any process's workers stored.
+    pub async fn serve(&self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+        let relay_stop = shutdown.child_token();
+        let relay = self.spawn_live_relay(&relay_stop);
+        let served = http::serve(listener, self.state.clone(), shutdown.cancelled_owned()).await;
+        relay_stop.cancel();
+        if let Some(relay) = relay {
+            let _ = relay.await;
+        }
+        served
+    }
+
+    /// Serve [`Runtime::ops_router`] on `listener` until `shutdown`.
+    pub async fn serve_ops(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.ops_router()).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    }
+
+    /// With a Redis queue, feed this process's hub from the live bus until `shutdown`;
+    /// `None` with an in-process queue, whose workers publish to the hub directly.
+    /// [`Runtime::serve`] does this itself; call it when you serve [`Runtime::router`] yourself.
+    pub fn spawn_live_relay(&self, shutdown: &CancellationToken) -> Option<JoinHandle<()>> {
+        match &self.state.queue {
+            Queue::Memory(_) => None,
+            Queue::Redis(redis) => {
+                Some(tokio::spawn(relay_from_redis(redis.clone(), self.state.live.clone(), shutdown.clone())))
+            }
+        }
+    }
+
+    /// End every open live stream now, so a graceful shutdown of a server that merged
+    /// [`Runtime::router`] is not held open by them. [`Runtime::serve`] does this itself.
+    pub fn close_streams(&self) {
+        self.state.close_streams();
+    }
+
+    /// Start the workers (and retention, unless turned off) until `shutdown`. What they
+    /// store reaches the live streams: through the hub of this process with an in-process
+    /// queue, through Redis (to every API process) otherwise.
+    pub fn spawn_workers(&self, shutdown: &CancellationToken) -> Workers {
+        let publisher = match &self.state.queue {
+            Queue::Memory(_) => LivePublisher::Local(self.state.live.clone()),
+            Queue::Redis(redis) => LivePublisher::Redis(Box::new(redis.clone())),
+        };
+        let workers = tokio::spawn(run_workers(
+            self.state.queue.clone(),
+            self.state.store.clone(),
+            self.state.telemetry.clone(),
+            publisher,
+            self.workers.clone(),
+            shutdown.clone(),
+        ));
+        // Every worker process expires old data; deleting what another already deleted is a no-op.
+        let retention = self.retention.clone().map(|retention| {
+            tokio::spawn(run_retention(
+                self.state.store.clone(),
+                retention,
+                self.state.telemetry.clone(),
+                shutdown.clone(),
+            ))
+        });
+        Workers { queue: self.state.queue.clone(), shutdown: shutdown.clone(), workers, retention }
+    }
+
+    /// Run the MQTT bridge (subscribe to `config`'s broker, feed the ingestor) until `shutdown`.
+    pub async fn run_bridge(&self, config: MqttConfig, shutdown: CancellationToken) -> Result<(), MqttError> {
+        run_bridge(config, self.state.store.clone(), self.state.ingestor.clone(), shutdown).await
+    }
+
+    /// Serve the embedded MQTT endpoint bound in `broker` until `shutdown`; every
+    /// connection finishes what it holds first.
+    pub async fn run_endpoint(&self, broker: Broker, shutdown: CancellationToken) {
+        broker.run(self.state.store.clone(), self.state.ingestor.clone(), shutdown).await;
+    }
+}
+
+/// Running workers and retention; [`Workers::drain`] ends them.
+#[must_use = "workers that are never drained may drop accepted metrics at exit"]
+pub struct Workers {
+    queue: Queue,
+    shutdown: CancellationToken,
+    workers: JoinHandle<()>,
+    retention: Option<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stop after storing everything already accepted: cancels the shutdown token (if it
+    /// was not already), closes the in-process queue and waits for the workers, which empty
+    /// it first. Redis workers finish the batch in hand; the rest stays queued for others.
+    /// Call it only once every source has stopped, or their metrics are refused.
+    pub async fn drain(self) {
+        self.shutdown.cancel();
+        self.queue.close();
+        if let Err(err) = self.workers.await {
+            tracing::error!(error = %err, "a worker task failed");
+        }
+        if let Some(retention) = self.retention {
+            if let Err(err) = retention.await {
+                tracing::error!(error = %err, "the retention task failed");
+            }
+        }
+    }
+}
