@@ -20,6 +20,7 @@ ensure_service() {
 }
 
 source scripts/build-deps.sh
+source scripts/test-servers.sh
 
 ensure_service MariaDB 3306 start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
 ensure_service Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \

@@ -1,10 +1,12 @@
-//! microdash alerting, the pure part: what an alert rule decides and what its notifications
-//! say. No IO, no clock, no async: every function takes the current time as an argument, so
-//! an evaluator around it can be driven (and tested) by hand, and the dashboard can reuse it
-//! for previews. The IO around it is not here yet: the evaluator task (feeding points and
-//! ticks in, persisting [`state::InstanceState`] and transitions) and the notifiers that send
-//! what [`payload`] builds (webhook over HTTP, email over SMTP) come later as a separate
-//! layer, which these modules never depend on.
+//! microdash alerting: what an alert rule decides, what its notifications say, and (with the
+//! `delivery` feature, on by default) sending them.
+//!
+//! The pure part does no IO, reads no clock and never awaits: every function takes the
+//! current time as an argument, so an evaluator around it can be driven (and tested) by
+//! hand, and the dashboard can reuse it for previews with `default-features = false` (which
+//! leaves out tokio, reqwest and lettre). The evaluator task (feeding points and ticks in,
+//! persisting [`state::InstanceState`] and transitions) is not here; the pure modules never
+//! depend on `deliver`.
 //!
 //! - [`matcher`]: which series a rule watches ([`matcher::matches`]); each series is one
 //!   alert instance ([`matcher::InstanceKey`]: its agent and tags).
@@ -13,7 +15,12 @@
 //! - [`state`]: the state machine, [`state::step`]`(rule, prev, observation, now) -> Step`
 //!   (the next state to persist, the transition to record, the notification to send).
 //! - [`template`]: summary templates (`{{agent_id}} cpu {{value}} %`) and value formatting.
-//! - [`payload`]: the webhook bodies (`microdash`, Alertmanager v4) and the email text.
+//! - [`payload`]: the webhook bodies (`microdash`, Alertmanager v4) and the email text, and
+//!   the [`Message`] one channel sends ([`Message::for_channel`]), as the store keeps it.
+//! - `deliver` (feature `delivery`): a `Deliverer` makes one attempt at sending a message
+//!   (webhook `POST`, signed with the channel's secret; email over SMTP) and classifies it as
+//!   sent, retry or failed; `retry_delay` and `MAX_ATTEMPTS` are the retry schedule the
+//!   caller keeps (the store persists it, so a restart loses no retry).
 //!
 //! # How an instance moves
 //!
@@ -48,6 +55,10 @@
 //!   notification, so no receiver is left with an alert that never ends.
 //! - At most one notification per step; every state change is a transition to record.
 
+#[cfg(feature = "delivery")]
+pub mod deliver;
+#[cfg(feature = "delivery")]
+mod error;
 pub mod matcher;
 pub mod payload;
 pub mod state;
@@ -55,5 +66,6 @@ pub mod template;
 pub mod window;
 
 pub use matcher::{InstanceKey, SeriesRef, matches};
+pub use payload::Message;
 pub use state::{InstanceState, Notify, Observation, Step, Transition, step};
 pub use window::SeriesWindow;

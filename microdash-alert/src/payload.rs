@@ -1,11 +1,12 @@
 //! What a notification says: the webhook bodies (microdash's own and Alertmanager's webhook
-//! version 4) and the email text, built from one [`Alert`]. The notifiers only send them.
+//! version 4) and the email text, built from one [`Alert`], and [`Message`], what one channel
+//! sends, as the store keeps it. The notifiers (`deliver`) only send them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use microdash_core::alert::AlertRule;
-use microdash_core::api::alert::{AlertState, NotificationKind, Severity};
+use microdash_core::alert::{AlertRule, Channel, NamedChannel};
+use microdash_core::api::alert::{AlertState, ChannelKind, NotificationKind, Severity, WebhookFormat};
 use microdash_core::metric::format_millis;
 use serde::{Deserialize, Serialize};
 
@@ -328,6 +329,60 @@ pub fn email(alert: &Alert<'_>) -> EmailMessage {
     EmailMessage { subject, body }
 }
 
+/// One notification ready to send to one channel: what the store keeps (as JSON, its serde
+/// form `{"kind": "webhook", "body": "..."}` or `{"kind": "email", "subject", "body"}`) until
+/// it is delivered, so every retry sends the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Message {
+    /// A webhook's body.
+    Webhook {
+        /// The JSON text to POST, sent byte for byte (and signed as such).
+        body: String,
+    },
+    /// An email.
+    Email {
+        /// The subject line.
+        subject: String,
+        /// The plain-text body.
+        body: String,
+    },
+}
+
+impl Message {
+    /// The message `channel` sends about `alert`: the body of the channel's webhook format
+    /// (the Alertmanager body names the channel as its `receiver`), or the email text.
+    pub fn for_channel(channel: &NamedChannel, alert: &Alert<'_>) -> Message {
+        match &channel.channel {
+            Channel::Webhook { format: WebhookFormat::Microdash, .. } => {
+                Message::Webhook { body: to_json(&microdash_body(alert)) }
+            }
+            Channel::Webhook { format: WebhookFormat::Alertmanager, .. } => {
+                Message::Webhook { body: to_json(&alertmanager_body(alert, &channel.name)) }
+            }
+            Channel::Email { .. } => {
+                let EmailMessage { subject, body } = email(alert);
+                Message::Email { subject, body }
+            }
+        }
+    }
+
+    /// The kind of channel the message is for.
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            Message::Webhook { .. } => ChannelKind::Webhook,
+            Message::Email { .. } => ChannelKind::Email,
+        }
+    }
+}
+
+fn to_json<T: Serialize>(body: &T) -> String {
+    // The bodies are structs of strings, numbers and string-keyed maps: serde_json fails only
+    // for non-string map keys or a failing `Serialize` impl, and they have neither (a NaN
+    // value becomes `null`).
+    serde_json::to_string(body).expect("webhook bodies always serialize")
+}
+
 #[cfg(test)]
 mod tests {
     use microdash_core::api::alert::{AlertRuleIn, Operator};
@@ -494,6 +549,36 @@ mod tests {
         let ba = BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]);
         assert_eq!(fingerprint(&ab), fingerprint(&ba));
         assert_ne!(fingerprint(&ab), fingerprint(&BTreeMap::from([("a".to_owned(), "12".to_owned())])));
+    }
+
+    #[test]
+    fn each_channel_gets_its_message_in_the_stored_form() {
+        let (rule, instance, notify) = (rule(), instance(), firing());
+        let alert = alert(&rule, &instance, &notify);
+        let named = |name: &str, channel| NamedChannel { name: name.into(), channel };
+        let webhook = |format| Channel::Webhook { url: "https://hooks.example.com/x".into(), secret: None, format };
+
+        let message = Message::for_channel(&named("hook", webhook(WebhookFormat::Microdash)), &alert);
+        let Message::Webhook { body } = &message else { panic!("{message:?}") };
+        assert_eq!(serde_json::from_str::<MicrodashBody>(body).unwrap(), microdash_body(&alert));
+        assert_eq!(message.kind(), ChannelKind::Webhook);
+
+        let message = Message::for_channel(&named("prom", webhook(WebhookFormat::Alertmanager)), &alert);
+        let Message::Webhook { body } = &message else { panic!("{message:?}") };
+        assert_eq!(serde_json::from_str::<AlertmanagerBody>(body).unwrap(), alertmanager_body(&alert, "prom"));
+
+        let message =
+            Message::for_channel(&named("mail", Channel::Email { to: vec!["ops@example.com".into()] }), &alert);
+        let EmailMessage { subject, body } = email(&alert);
+        assert_eq!(message, Message::Email { subject: subject.clone(), body: body.clone() });
+        assert_eq!(message.kind(), ChannelKind::Email);
+
+        // What the store keeps, and reads back unchanged.
+        let stored = serde_json::to_value(&message).unwrap();
+        assert_eq!(stored, json!({"kind": "email", "subject": subject, "body": body}));
+        assert_eq!(serde_json::from_value::<Message>(stored).unwrap(), message);
+        let stored = serde_json::to_string(&Message::Webhook { body: "{ }".into() }).unwrap();
+        assert_eq!(stored, r#"{"kind":"webhook","body":"{ }"}"#);
     }
 
     #[test]
