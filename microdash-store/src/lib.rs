@@ -6,6 +6,10 @@
 //! - `users`: dashboard users (Argon2id password hashes) and sessions ([`User`]).
 //! - `data`: series, raw points, agents and the dead-letter store ([`InsertStats`],
 //!   [`PointQuery`], [`StoredPoint`], [`DeadLetter`]).
+//! - `alerts`: alert rules and channels ([`StoredRule`], [`StoredChannel`]), instance states
+//!   and their history ([`InstanceRow`], [`EventRow`]), each evaluation step stored in one
+//!   transaction ([`AlertStep`]), the notification queue and log ([`NotificationRow`]), and
+//!   named leases ([`Store::try_lease`]).
 //! - [`testing`]: per-test databases, for this crate's tests and its dependents'.
 //!
 //! API boundary: no diesel type appears in a public signature, so the backends can change
@@ -16,6 +20,7 @@
 //! metric retried or delivered twice is stored once even when two workers race.
 
 mod admin;
+mod alerts;
 mod data;
 mod error;
 mod retention;
@@ -39,6 +44,10 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use microdash_core::SeriesKey;
 
 pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, RetentionChange, Tenant, TokenInfo};
+pub use alerts::{
+    AlertStep, AttemptOutcome, EventFilter, EventRow, InstanceRow, MAX_LEASE_HOLDER_CHARS, MAX_LEASE_NAME_CHARS,
+    MAX_NOTIFICATION_ERROR_CHARS, NewEvent, NewNotification, NotificationRow, StoredChannel, StoredRule,
+};
 pub use data::{Agent, DeadLetter, InsertStats, PointQuery, SeriesInfo, StoredPoint};
 pub use error::StoreError;
 pub use retention::DataKind;
@@ -174,6 +183,45 @@ impl SqliteWriter {
 
 const SERIES_CACHE_MAX: usize = 1_000_000;
 
+/// The SQLite writer's connection, lent out for one transaction of `write_with!`.
+pub(crate) struct LentWriter<'a> {
+    /// Held until the connection is back, so the writer has one user at a time.
+    writer: tokio::sync::MutexGuard<'a, SqliteWriter>,
+    /// The connection, out of the writer while lent: if the future using it is dropped
+    /// halfway, the connection goes with it, and closing it rolls its transaction back.
+    pub(crate) conn: SqliteConn,
+    /// `Inner::checkpoint_wanted`.
+    checkpoint_wanted: Option<&'a tokio::sync::mpsc::Sender<()>>,
+}
+
+impl LentWriter<'_> {
+    /// Give the connection back after a commit; after a failure it is dropped instead, as
+    /// it may be broken, and the next write opens a fresh one.
+    pub(crate) fn finish(mut self, committed: bool) {
+        if committed {
+            self.writer.conn = Some(self.conn);
+            if let Some(wanted) = self.checkpoint_wanted {
+                // Full: a checkpoint is already due, and will cover this commit.
+                let _ = wanted.try_send(());
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Lend out the SQLite writer's connection (opened if there is none) for one transaction.
+    pub(crate) async fn sqlite_writer_conn(&self) -> Result<LentWriter<'_>, StoreError> {
+        let mut writer = self.inner.sqlite_writer.lock().await;
+        let conn = match writer.conn.take() {
+            Some(conn) => conn,
+            None => establish_sqlite(sqlite_path(&self.inner.url).to_owned())
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        };
+        Ok(LentWriter { writer, conn, checkpoint_wanted: self.inner.checkpoint_wanted.as_ref() })
+    }
+}
+
 /// Run `$body` with `$conn` bound to a pooled connection of whichever backend is in use.
 /// The body is compiled once per backend, so it must type-check against both.
 macro_rules! with_conn {
@@ -193,6 +241,37 @@ macro_rules! with_conn {
     };
 }
 pub(crate) use with_conn;
+
+/// Run `$body` (a `Result<_, StoreError>` that uses `$conn`) where writes go, compiled once per
+/// backend like `with_conn!`. On SQLite that is the single writer's connection
+/// (`Store::sqlite_writer_conn`) in one `BEGIN IMMEDIATE` transaction, whichever the mode:
+/// writers queue on the writer's mutex rather than in SQLite's busy handler, and what the body
+/// reads cannot change before it commits. On MariaDB, `transaction` runs the body in one
+/// transaction on a pooled connection; `autocommit` runs it without one, each statement
+/// committing by itself, for single statements that must not hold locks between them.
+macro_rules! write_with {
+    ($store:expr, $mode:ident, |$conn:ident| $body:expr) => {
+        match &$store.inner.pool {
+            $crate::Pool::Sqlite(_) => {
+                let mut writer = $store.sqlite_writer_conn().await?;
+                let done = writer.conn.immediate_transaction(async |$conn| $body).await;
+                writer.finish(done.is_ok());
+                done
+            }
+            $crate::Pool::Mysql(pool) => {
+                let mut pooled = pool.get().await?;
+                $crate::write_with!(@mysql $mode, &mut *pooled, |$conn| $body)
+            }
+        }
+    };
+    (@mysql transaction, $c:expr, |$conn:ident| $body:expr) => {
+        diesel_async::AsyncConnection::transaction($c, async |$conn| $body).await
+    };
+    (@mysql autocommit, $c:expr, |$conn:ident| $body:expr) => {
+        (async |$conn: &mut diesel_async::AsyncMysqlConnection| $body)($c).await
+    };
+}
+pub(crate) use write_with;
 
 impl Store {
     /// Open a store. `url` is `mysql://user:pass@host/db`, `sqlite://PATH` or a plain file

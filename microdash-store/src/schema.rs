@@ -117,10 +117,101 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    alert_rules (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        name -> Text,
+        definition -> Text,
+        enabled -> Integer,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_channels (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        name -> Text,
+        kind -> Text,
+        definition -> Text,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_instances (rule_id, instance_key) {
+        rule_id -> BigInt,
+        instance_key -> Text,
+        tenant_id -> BigInt,
+        agent_id -> Nullable<Text>,
+        tags -> Text,
+        state -> Text,
+        severity -> Nullable<Text>,
+        since_ms -> BigInt,
+        value -> Nullable<Double>,
+        state_json -> Text,
+    }
+}
+
+diesel::table! {
+    alert_events (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        rule_id -> BigInt,
+        rule_name -> Text,
+        agent_id -> Nullable<Text>,
+        tags -> Text,
+        from_state -> Text,
+        to_state -> Text,
+        severity -> Nullable<Text>,
+        value -> Nullable<Double>,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_notifications (id) {
+        id -> BigInt,
+        tenant_id -> BigInt,
+        channel_id -> BigInt,
+        rule_id -> Nullable<BigInt>,
+        agent_id -> Nullable<Text>,
+        kind -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_ms -> BigInt,
+        last_error -> Nullable<Text>,
+        http_status -> Nullable<Integer>,
+        created_at_ms -> BigInt,
+        sent_at_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    alert_rules_revision (id) {
+        id -> Integer,
+        revision -> BigInt,
+    }
+}
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(points -> series (series_id));
 diesel::joinable!(rollups_1m -> series (series_id));
 diesel::joinable!(rollups_5m -> series (series_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(alert_instances -> alert_rules (rule_id));
+diesel::joinable!(alert_notifications -> alert_channels (channel_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_tokens,
@@ -131,5 +222,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     rollups_5m,
     dead_letters,
     users,
-    sessions
+    sessions,
+    alert_rules,
+    alert_channels,
+    alert_instances,
+    alert_events,
+    alert_notifications,
+    alert_rules_revision,
+    leases
 );
