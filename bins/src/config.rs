@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use microdash_alert::deliver::{Deliverer, DeliveryConfig, SmtpConfig};
 use microdash_core::Limits;
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, Retention, check_retention};
+use microdash_ingest::alerting::AlertingConfig;
 use microdash_ingest::http::HttpConfig;
 use microdash_ingest::live::LiveConfig;
 use microdash_ingest::mqtt::MqttConfig;
@@ -119,6 +121,22 @@ pub struct Config {
     /// Most rows one retention delete statement removes (what bounds how long it holds
     /// the database away from ingestion).
     pub retention_chunk_rows: usize,
+    /// Evaluate alert rules and send notifications in this process (one process of a
+    /// deployment does at a time, by a lease in the database).
+    pub alerting: bool,
+    /// How often time alone is evaluated (`for_s` elapsing, no data) and the lease renewed.
+    pub alert_tick_ms: u64,
+    /// How long the evaluation lease lasts unrenewed: another process takes over after it.
+    pub alert_lease_ttl_s: u64,
+    /// Longest wait for one webhook or email delivery attempt.
+    pub notification_timeout_ms: u64,
+    /// SMTP server for email channels (`smtp://host:25`, `smtps://user:pass@host:465`,
+    /// `smtp://host:587?tls=required`); empty: email channels fail with a clear error.
+    pub smtp_url: String,
+    /// Sender address of notification emails.
+    pub smtp_from: String,
+    /// The dashboard's public URL, for links in notifications; empty: no links.
+    pub external_url: String,
     /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
     pub log_filter: String,
 }
@@ -176,6 +194,13 @@ impl Default for Config {
             retention_5m_days: retention.defaults.rollup_5m_days,
             retention_interval_s: retention.interval.as_secs(),
             retention_chunk_rows: retention.chunk_rows,
+            alerting: true,
+            alert_tick_ms: 1_000,
+            alert_lease_ttl_s: 10,
+            notification_timeout_ms: 10_000,
+            smtp_url: String::new(),
+            smtp_from: "microdash@localhost".into(),
+            external_url: String::new(),
             log_filter: "info".into(),
         }
     }
@@ -314,6 +339,27 @@ impl Config {
             interval: Duration::from_secs(self.retention_interval_s.max(1)),
             chunk_rows: self.retention_chunk_rows.max(1),
         }
+    }
+
+    /// Alerting settings, unless turned off.
+    pub fn alerting(&self) -> anyhow::Result<Option<AlertingConfig>> {
+        if !self.alerting {
+            return Ok(None);
+        }
+        let smtp = (!self.smtp_url.is_empty())
+            .then(|| SmtpConfig { url: self.smtp_url.clone(), from: self.smtp_from.clone() });
+        let delivery = DeliveryConfig {
+            timeout: Duration::from_millis(self.notification_timeout_ms.max(1)),
+            smtp,
+            ..DeliveryConfig::default()
+        };
+        let deliverer = Deliverer::new(delivery).context("setting up notifications (smtp_url, smtp_from)")?;
+        Ok(Some(AlertingConfig {
+            tick: Duration::from_millis(self.alert_tick_ms.max(10)),
+            lease_ttl: Duration::from_secs(self.alert_lease_ttl_s.max(1)),
+            external_url: self.external_url.clone(),
+            ..AlertingConfig::new(deliverer)
+        }))
     }
 
     /// Live bus settings.

@@ -44,6 +44,7 @@ async fn assemble(config: &Config) -> anyhow::Result<Runtime> {
         .live(config.live())
         .workers(config.worker())
         .retention(Some(config.retention()))
+        .alerting(config.alerting()?)
         .build())
 }
 

@@ -57,16 +57,19 @@ pub enum Scope {
     Read,
     /// Manage tenants and tokens (admin tokens belong to no tenant).
     Admin,
+    /// Create, change and delete the tenant's alert rules and notification channels.
+    Alerts,
 }
 
 impl Scope {
-    const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
+    const ALL: [Scope; 4] = [Scope::Ingest, Scope::Read, Scope::Admin, Scope::Alerts];
 
     fn bit(self) -> u8 {
         match self {
             Scope::Ingest => 1,
             Scope::Read => 2,
             Scope::Admin => 4,
+            Scope::Alerts => 8,
         }
     }
 
@@ -76,6 +79,7 @@ impl Scope {
             Scope::Ingest => "ingest",
             Scope::Read => "read",
             Scope::Admin => "admin",
+            Scope::Alerts => "alerts",
         }
     }
 }
@@ -164,6 +168,7 @@ mod tests {
         check("ingest,read", Ok("ingest,read"));
         check("read, ingest", Ok("ingest,read"));
         check("admin", Ok("admin"));
+        check("alerts,read", Ok("read,alerts"));
         check("", Ok(""));
         check("write", Err(()));
         let s: Scopes = "read".parse().unwrap();

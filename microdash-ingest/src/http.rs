@@ -6,6 +6,7 @@
 //! it; handlers then check the scope they need.
 
 mod admin;
+mod alerts;
 pub mod auth;
 mod catalog;
 mod error;
@@ -25,7 +26,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, delete, get, patch};
+use axum::routing::{any, delete, get, patch, post, put};
 use microdash_store::Store;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -148,6 +149,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/tenants/{slug}", patch(admin::update_tenant))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
+        .route("/api/v1/alert-rules", get(alerts::list_rules).post(alerts::create_rule))
+        .route("/api/v1/alert-rules/{id}", get(alerts::get_rule).put(alerts::update_rule).delete(alerts::delete_rule))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/alerts/history", get(alerts::history))
+        .route("/api/v1/channels", get(alerts::list_channels).post(alerts::create_channel))
+        .route("/api/v1/channels/{id}", put(alerts::update_channel).delete(alerts::delete_channel))
+        .route("/api/v1/channels/{id}/test", post(alerts::test_channel))
+        .route("/api/v1/notifications", get(alerts::notifications))
         // The original admin paths, kept for existing scripts.
         .route("/api/v1/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/api/v1/admin/tokens", get(admin::list_tokens).post(admin::create_token))

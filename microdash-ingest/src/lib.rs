@@ -8,6 +8,7 @@
 //! - [`live`]: the live bus that carries persisted metrics to stream subscribers.
 //! - [`mqtt`]: the MQTT bridge, another source for the [`Ingestor`].
 //! - [`retention`]: the background task that deletes what tenants no longer keep.
+//! - [`alerting`]: alert evaluation (one process at a time, by lease) and notification delivery.
 //! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
 //! - [`views`]: stored records as the API shows them.
 //!
@@ -17,6 +18,7 @@
 //! [`microdash_store::Store`] and handing them to [`Runtime::builder`]; the `microdash`
 //! binary and every test do exactly that, so the pipeline is wired in one place.
 
+pub mod alerting;
 pub mod clock;
 pub mod http;
 pub mod ingestor;

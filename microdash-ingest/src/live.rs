@@ -146,7 +146,27 @@ pub struct LiveHub {
     epoch: u64,
     config: LiveConfig,
     feeds: RwLock<HashMap<i64, Arc<Feed>>>,
+    persisted: broadcast::Sender<Persisted>,
 }
+
+/// One tenant's metrics that were just persisted, as [`LiveHub::subscribe_persisted`]
+/// delivers them. Cheap to clone: the metrics are shared with the tenant's streams.
+#[derive(Clone)]
+pub struct Persisted {
+    /// The tenant.
+    pub tenant_id: i64,
+    event: Arc<LiveEvent>,
+}
+
+impl Persisted {
+    /// The metrics, in the order they were stored.
+    pub fn metrics(&self) -> &[Metric] {
+        &self.event.metrics
+    }
+}
+
+/// Persisted batches an in-process consumer may fall behind by before it misses some.
+const PERSISTED_BACKLOG: usize = 4_096;
 
 impl LiveHub {
     /// An empty hub whose cursors are valid until the process stops.
@@ -156,7 +176,7 @@ impl LiveHub {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(1);
-        Self { epoch, config, feeds: RwLock::default() }
+        Self { epoch, config, feeds: RwLock::default(), persisted: broadcast::channel(PERSISTED_BACKLOG).0 }
     }
 
     fn feed(&self, tenant_id: i64) -> Arc<Feed> {
@@ -192,7 +212,15 @@ impl LiveHub {
         }
         // Sent under the lock, so subscribers see batches in sequence order and a new
         // subscriber cannot fall between the replay window and the channel.
-        let _no_subscribers_is_fine = feed.sender.send(event);
+        let _no_subscribers_is_fine = feed.sender.send(event.clone());
+        let _no_consumers_is_fine = self.persisted.send(Persisted { tenant_id, event });
+    }
+
+    /// Every tenant's persisted metrics from now on, for consumers inside the process (the
+    /// alert evaluator). A consumer that falls more than a few thousand batches behind gets
+    /// `Lagged` and continues with the newest.
+    pub fn subscribe_persisted(&self) -> broadcast::Receiver<Persisted> {
+        self.persisted.subscribe()
     }
 
     /// Announce persisted batches, one event per tenant.

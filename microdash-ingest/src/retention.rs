@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use microdash_core::api::Resolution;
-use microdash_core::rollup::Retention;
+use microdash_core::rollup::{DAY_MS, Retention};
 use microdash_store::{DataKind, RollupLevel, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +42,12 @@ pub struct Expired {
     pub rollups_1m: u64,
     /// 5-minute buckets.
     pub rollups_5m: u64,
+    /// Alert history entries and finished notifications.
+    pub alert_history: u64,
 }
+
+/// Days alert history and the delivery log are kept.
+pub const ALERT_HISTORY_DAYS: i64 = 30;
 
 /// One pass over every tenant at `now_ms`; counted in `telemetry`.
 pub async fn expire_once(
@@ -69,6 +74,9 @@ pub async fn expire_once(
             }
         }
     }
+    let history = store.expire_alert_history(now_ms - ALERT_HISTORY_DAYS * DAY_MS, config.chunk_rows).await?;
+    telemetry.record_retention_deleted("alert_history", history);
+    expired.alert_history = history;
     telemetry.record_retention_run(now_ms);
     Ok(expired)
 }
@@ -97,6 +105,7 @@ pub async fn run_retention(
                 points = expired.points,
                 rollups_1m = expired.rollups_1m,
                 rollups_5m = expired.rollups_5m,
+                alert_history = expired.alert_history,
                 "retention deleted expired rows"
             ),
             Ok(_) => {}

@@ -9,6 +9,9 @@
 //! | all-in-one  | [`Runtime::serve`], [`Runtime::spawn_workers`], MQTT if set        |
 //! | API only    | [`Runtime::serve`] (with Redis it relays the live bus itself)     |
 //! | worker only | [`Runtime::spawn_workers`], [`Runtime::serve_ops`]                |
+//!
+//! [`Runtime::spawn_workers`] also starts retention and, when configured, alert evaluation
+//! (one process of a deployment at a time, by a lease).
 //! | bridge only | [`Runtime::run_bridge`], [`Runtime::serve_ops`]                   |
 //!
 //! A service that embeds ingestion beside its own routes merges [`Runtime::router`] into
@@ -21,6 +24,7 @@
 //! waits until the workers stored everything already accepted.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use microdash_core::Limits;
@@ -28,6 +32,7 @@ use microdash_store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerting::{AlertingConfig, run_alerting};
 use crate::http::{self, AppState, HttpConfig};
 use crate::ingestor::Ingestor;
 use crate::live::{LiveConfig, LiveHub, LivePublisher, relay_from_redis};
@@ -48,6 +53,7 @@ pub struct RuntimeBuilder {
     live: LiveConfig,
     workers: WorkerConfig,
     retention: Option<RetentionConfig>,
+    alerting: Option<AlertingConfig>,
 }
 
 impl RuntimeBuilder {
@@ -82,13 +88,27 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Alerting settings. With them, every process that runs workers competes to evaluate
+    /// alerts and deliver notifications (one at a time, by a lease in the store); without
+    /// them (the default) alert rules are stored and listed but nothing evaluates them here.
+    pub fn alerting(mut self, alerting: Option<AlertingConfig>) -> Self {
+        self.alerting = alerting;
+        self
+    }
+
     /// Assemble the runtime. Nothing runs yet.
     pub fn build(self) -> Runtime {
         let telemetry = Arc::new(Telemetry::new());
         let ingestor = Ingestor::new(self.queue.clone(), self.limits, telemetry.clone());
         let live = Arc::new(LiveHub::new(self.live));
         let state = AppState::new(self.store, self.queue, ingestor, telemetry, live, self.http);
-        Runtime { state, workers: self.workers, retention: self.retention }
+        Runtime {
+            state,
+            workers: self.workers,
+            retention: self.retention,
+            alerting: self.alerting,
+            relaying: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
@@ -99,6 +119,9 @@ pub struct Runtime {
     state: AppState,
     workers: WorkerConfig,
     retention: Option<RetentionConfig>,
+    alerting: Option<AlertingConfig>,
+    /// Whether a live relay already feeds the hub: one is enough, two would double every point.
+    relaying: Arc<AtomicBool>,
 }
 
 impl Runtime {
@@ -112,6 +135,7 @@ impl Runtime {
             live: LiveConfig::default(),
             workers: WorkerConfig::default(),
             retention: Some(RetentionConfig::default()),
+            alerting: None,
         }
     }
 
@@ -182,15 +206,20 @@ impl Runtime {
     }
 
     /// With a Redis queue, feed this process's hub from the live bus until `shutdown`;
-    /// `None` with an in-process queue, whose workers publish to the hub directly.
-    /// [`Runtime::serve`] does this itself; call it when you serve [`Runtime::router`] yourself.
+    /// `None` with an in-process queue, whose workers publish to the hub directly, and when
+    /// a relay of this runtime already runs. [`Runtime::serve`] (and alerting) do this
+    /// themselves; call it when you serve [`Runtime::router`] yourself.
     pub fn spawn_live_relay(&self, shutdown: &CancellationToken) -> Option<JoinHandle<()>> {
-        match &self.state.queue {
-            Queue::Memory(_) => None,
-            Queue::Redis(redis) => {
-                Some(tokio::spawn(relay_from_redis(redis.clone(), self.state.live.clone(), shutdown.clone())))
-            }
+        let Queue::Redis(redis) = &self.state.queue else { return None };
+        if self.relaying.swap(true, Ordering::SeqCst) {
+            return None;
         }
+        let (redis, live, shutdown, relaying) =
+            (redis.clone(), self.state.live.clone(), shutdown.clone(), self.relaying.clone());
+        Some(tokio::spawn(async move {
+            relay_from_redis(redis, live, shutdown).await;
+            relaying.store(false, Ordering::SeqCst);
+        }))
     }
 
     /// End every open live stream now, so a graceful shutdown of a server that merged
@@ -224,7 +253,19 @@ impl Runtime {
                 shutdown.clone(),
             ))
         });
-        Workers { queue: self.state.queue.clone(), shutdown: shutdown.clone(), workers, retention }
+        // The evaluator follows what every process stores: with Redis, through the relay.
+        let alerting = self.alerting.clone().map(|alerting| {
+            let relay = self.spawn_live_relay(shutdown);
+            let task = tokio::spawn(run_alerting(
+                self.state.store.clone(),
+                self.state.live.clone(),
+                self.state.telemetry.clone(),
+                alerting,
+                shutdown.clone(),
+            ));
+            (task, relay)
+        });
+        Workers { queue: self.state.queue.clone(), shutdown: shutdown.clone(), workers, retention, alerting }
     }
 
     /// Run the MQTT bridge (subscribe to `config`'s broker, feed the ingestor) until `shutdown`.
@@ -246,6 +287,7 @@ pub struct Workers {
     shutdown: CancellationToken,
     workers: JoinHandle<()>,
     retention: Option<JoinHandle<()>>,
+    alerting: Option<(JoinHandle<()>, Option<JoinHandle<()>>)>,
 }
 
 impl Workers {
@@ -259,9 +301,10 @@ impl Workers {
         if let Err(err) = self.workers.await {
             tracing::error!(error = %err, "a worker task failed");
         }
-        if let Some(retention) = self.retention {
-            if let Err(err) = retention.await {
-                tracing::error!(error = %err, "the retention task failed");
+        let alerting = self.alerting.into_iter().flat_map(|(task, relay)| std::iter::once(task).chain(relay));
+        for task in self.retention.into_iter().chain(alerting) {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "a background task failed");
             }
         }
     }

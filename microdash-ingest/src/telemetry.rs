@@ -86,6 +86,12 @@ struct TableLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
 }
@@ -110,6 +116,9 @@ pub struct Telemetry {
     streams_dropped_slow: Counter,
     retention_deleted: Family<TableLabels, Counter>,
     retention_last_run: Gauge<f64, AtomicU64>,
+    alert_transitions: Counter,
+    alert_evaluator_leader: Gauge,
+    notification_attempts: Family<DeliveryLabels, Counter>,
 }
 
 impl Default for Telemetry {
@@ -139,6 +148,9 @@ impl Telemetry {
         let streams_dropped_slow = Counter::default();
         let retention_deleted = Family::<TableLabels, Counter>::default();
         let retention_last_run = Gauge::<f64, AtomicU64>::default();
+        let alert_transitions = Counter::default();
+        let alert_evaluator_leader = Gauge::default();
+        let notification_attempts = Family::<DeliveryLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered, by status", http_requests.clone());
         registry.register("metrics_received", "Metrics received, valid or not", received.clone());
         registry.register("metrics_accepted", "Metrics validated and handed to the queue", accepted.clone());
@@ -180,6 +192,17 @@ impl Telemetry {
             "When the last retention pass finished (Unix seconds)",
             retention_last_run.clone(),
         );
+        registry.register("alert_transitions", "Alert state changes recorded", alert_transitions.clone());
+        registry.register(
+            "alert_evaluator_leader",
+            "1 while this process holds the alert evaluation lease",
+            alert_evaluator_leader.clone(),
+        );
+        registry.register(
+            "notification_attempts",
+            "Notification delivery attempts, by channel kind and outcome (sent, retry, failed)",
+            notification_attempts.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -199,6 +222,9 @@ impl Telemetry {
             streams_dropped_slow,
             retention_deleted,
             retention_last_run,
+            alert_transitions,
+            alert_evaluator_leader,
+            notification_attempts,
         }
     }
 
@@ -210,6 +236,22 @@ impl Telemetry {
     /// Note the end of a retention pass, at `now_ms`.
     pub fn record_retention_run(&self, now_ms: i64) {
         self.retention_last_run.set(now_ms as f64 / 1000.0);
+    }
+
+    /// Count recorded alert transitions.
+    pub fn record_alert_transitions(&self, n: u64) {
+        self.alert_transitions.inc_by(n);
+    }
+
+    /// Whether this process evaluates alerts now.
+    pub fn record_alert_leader(&self, leader: bool) {
+        self.alert_evaluator_leader.set(i64::from(leader));
+    }
+
+    /// Count one notification attempt: `channel` is `webhook` or `email`, `outcome` is
+    /// `sent`, `retry` or `failed`.
+    pub fn record_notification_attempt(&self, channel: &'static str, outcome: &'static str) {
+        self.notification_attempts.get_or_create(&DeliveryLabels { channel, outcome }).inc();
     }
 
     /// Count an answered HTTP request.

@@ -59,7 +59,7 @@ impl Default for WorkerConfig {
 
 /// Host, process id and start time: unique even across containers where every process is
 /// pid 1, and across restarts.
-fn unique_consumer_prefix() -> String {
+pub(crate) fn unique_consumer_prefix() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "worker".into());

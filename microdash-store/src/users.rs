@@ -36,9 +36,9 @@ pub struct User {
 
 impl User {
     /// What a session of this user may do: admins administer, tenant users read and push
-    /// their tenant's metrics.
+    /// their tenant's metrics and manage its alerts.
     pub fn scopes(&self) -> Scopes {
-        let scopes = if self.tenant_id.is_some() { "ingest,read" } else { "admin" };
+        let scopes = if self.tenant_id.is_some() { "ingest,read,alerts" } else { "admin" };
         scopes.parse().unwrap_or_default()
     }
 }

@@ -45,6 +45,22 @@ impl ApiError {
         err
     }
 
+    /// `422` naming every field that is wrong.
+    pub fn invalid_fields(details: Vec<FieldError>) -> Self {
+        let mut err = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("{} problem(s) found; nothing was changed", details.len()),
+        );
+        err.body.details = details;
+        err
+    }
+
+    /// `404`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
     /// Map a shared error kind to a status; internal causes are logged, not shown.
     fn from_kind(kind: ErrorKind, message: String) -> Self {
         let (status, code) = match kind {

@@ -177,16 +177,16 @@ pub(super) fn check_filters(
     Ok(())
 }
 
+/// A time in a query string (RFC 3339 or Unix seconds) as Unix milliseconds; `422` naming
+/// `field` when it is neither.
+pub(super) fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value.map(|v| TimestampIn::from_query(v).to_millis().map_err(|m| ApiError::invalid_field(field, m))).transpose()
+}
+
 fn plan(state: &AppState, params: MetricsQuery) -> Result<Plan, ApiError> {
     check_filters(state, params.metric_name.as_deref(), params.agent_id.as_deref())?;
-    let time = |field: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
-        value
-            .as_deref()
-            .map(|v| TimestampIn::from_query(v).to_millis().map_err(|m| ApiError::invalid_field(field, m)))
-            .transpose()
-    };
-    let start_ms = time("start_time", &params.start_time)?;
-    let end_ms = time("end_time", &params.end_time)?;
+    let start_ms = time_param("start_time", params.start_time.as_deref())?;
+    let end_ms = time_param("end_time", params.end_time.as_deref())?;
     if let (Some(start), Some(end)) = (start_ms, end_ms) {
         if end <= start {
             return Err(ApiError::invalid_field("end_time", "must be after start_time"));

@@ -7,7 +7,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use microdash_alert::deliver::{Deliverer, DeliveryConfig};
 use microdash_core::Limits;
+use microdash_ingest::alerting::AlertingConfig;
 use microdash_ingest::http::HttpConfig;
 use microdash_ingest::queue::{MemoryQueue, Queue};
 use microdash_ingest::worker::WorkerConfig;
@@ -47,6 +49,16 @@ pub fn test_workers() -> WorkerConfig {
     }
 }
 
+/// Alerting that ticks fast and hands over quickly, delivering with short timeouts.
+pub fn test_alerting() -> AlertingConfig {
+    let delivery = DeliveryConfig { timeout: Duration::from_millis(500), ..DeliveryConfig::default() };
+    AlertingConfig {
+        tick: Duration::from_millis(100),
+        lease_ttl: Duration::from_secs(2),
+        ..AlertingConfig::new(Deliverer::new(delivery).unwrap())
+    }
+}
+
 impl App {
     /// SQLite store, in-process queue, workers running.
     pub async fn start() -> App {
@@ -72,7 +84,8 @@ impl App {
         Self::assemble_with(db, store, queue, limits, with_workers, test_http())
     }
 
-    /// The runtime the binary builds, minus retention (tests that seed old points keep them).
+    /// The runtime the binary builds, minus retention (tests that seed old points keep them)
+    /// and alerting.
     pub fn assemble_with(
         db: TestDb,
         store: Store,
@@ -81,11 +94,48 @@ impl App {
         with_workers: bool,
         http: HttpConfig,
     ) -> App {
+        Self::assemble_full(db, store, queue, limits, with_workers, http, None)
+    }
+
+    /// SQLite store, in-process queue, workers and alerting with a fast tick.
+    pub async fn start_with_alerting() -> App {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let store = db.store().await;
+        Self::with_alerting(db, store)
+    }
+
+    /// Alerting on `store` with a fresh in-process queue.
+    pub fn with_alerting(db: TestDb, store: Store) -> App {
+        let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
+        Self::assemble_full(db, store, queue, Limits::default(), true, test_http(), Some(test_alerting()))
+    }
+
+    /// Stop everything, then start again on the same database: what a restart is.
+    pub async fn restart(mut self) -> App {
+        self.shutdown.cancel();
+        self.runtime.close_streams();
+        if let Some(workers) = self.workers.take() {
+            workers.drain().await;
+        }
+        let App { store, _db: db, .. } = self;
+        Self::with_alerting(db, store)
+    }
+
+    fn assemble_full(
+        db: TestDb,
+        store: Store,
+        queue: Queue,
+        limits: Limits,
+        with_workers: bool,
+        http: HttpConfig,
+        alerting: Option<AlertingConfig>,
+    ) -> App {
         let runtime = Runtime::builder(store.clone(), queue.clone())
             .limits(limits)
             .http(http)
             .workers(test_workers())
             .retention(None)
+            .alerting(alerting)
             .build();
         let shutdown = CancellationToken::new();
         let workers = with_workers.then(|| runtime.spawn_workers(&shutdown));

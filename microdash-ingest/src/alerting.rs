@@ -1,0 +1,616 @@
+//! Alert evaluation and notification delivery: the IO around `microdash-alert`'s pure state
+//! machine.
+//!
+//! Exactly one process evaluates at a time: the holder of the `alerts` lease in the store.
+//! Every process that runs workers competes for it; the holder renews it every tick, and when
+//! it dies another takes over once the lease expires (`lease_ttl`, 10 s by default, plus at
+//! most a third of that until the next try). The new holder resumes from the stored
+//! instance states and re-reads recent points into its windows, so a firing alert stays
+//! firing without a second notification.
+//!
+//! The leader evaluates as data is persisted (the live hub's persisted feed: the hub of this
+//! process, fed from Redis when workers run elsewhere) and on a tick for what time alone
+//! changes (`for_s` elapsing, no data). A step that changes anything is written with its
+//! history entry and its notifications in one transaction ([`Store::record_alert_steps`]);
+//! only then does the in-memory state move on, so a failed write is simply redone at the
+//! next evaluation. Notifications are a queue in the store: the leader's sender delivers
+//! due ones concurrently, retrying with backoff, and never blocks evaluation.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use microdash_alert::deliver::{Deliverer, MAX_ATTEMPTS, Message, Outcome, retry_delay};
+use microdash_alert::matcher::{InstanceKey, SeriesRef, matches};
+use microdash_alert::payload::Alert;
+use microdash_alert::state::{InstanceState, Step, step};
+use microdash_alert::window::SeriesWindow;
+use microdash_core::alert::AlertRule;
+use microdash_store::{
+    AlertStep, AttemptOutcome, NewEvent, NewNotification, NotificationRow, PointQuery, Store, StoreError,
+};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::live::{LiveHub, Persisted};
+use crate::telemetry::Telemetry;
+
+/// The lease that makes one process the evaluator.
+const LEASE: &str = "alerts";
+/// Most points read back per rule when a process starts evaluating.
+const PRELOAD_POINTS: usize = 100_000;
+/// How far back windows are refilled at least, so `last` over a window of 0 has its point.
+const PRELOAD_MIN_MS: i64 = 15 * 60_000;
+/// Persisted batches handled before the instances they touched are evaluated.
+const BURST: usize = 256;
+
+/// Alerting settings.
+#[derive(Clone)]
+pub struct AlertingConfig {
+    /// Sends webhooks and email.
+    pub deliverer: Deliverer,
+    /// How often time-driven changes are evaluated and the lease renewed.
+    pub tick: Duration,
+    /// How long the lease lasts without renewal: a dead evaluator is replaced after this.
+    pub lease_ttl: Duration,
+    /// Who this process is, in the lease; unique per process.
+    pub holder: String,
+    /// The dashboard's public URL, for links in notifications; empty for none.
+    pub external_url: String,
+    /// Deliveries in flight at once.
+    pub max_in_flight: usize,
+}
+
+impl AlertingConfig {
+    /// Defaults around `deliverer`: a 1 s tick, a 10 s lease, 16 deliveries at once.
+    pub fn new(deliverer: Deliverer) -> Self {
+        Self {
+            deliverer,
+            tick: Duration::from_secs(1),
+            lease_ttl: Duration::from_secs(10),
+            holder: crate::worker::unique_consumer_prefix(),
+            external_url: String::new(),
+            max_in_flight: 16,
+        }
+    }
+}
+
+/// Compete for the lease until `shutdown`; evaluate and deliver while holding it.
+pub(crate) async fn run_alerting(
+    store: Store,
+    live: Arc<LiveHub>,
+    telemetry: Arc<Telemetry>,
+    config: AlertingConfig,
+    shutdown: CancellationToken,
+) {
+    let mut feed = live.subscribe_persisted();
+    let lease_ms = config.lease_ttl.as_millis() as i64;
+    loop {
+        match store.try_lease(LEASE, &config.holder, lease_ms, now_ms()).await {
+            Ok(true) => {
+                tracing::info!(holder = %config.holder, "evaluating alerts");
+                telemetry.record_alert_leader(true);
+                lead(&store, &mut feed, &telemetry, &config, &shutdown).await;
+                telemetry.record_alert_leader(false);
+                if shutdown.is_cancelled() {
+                    if let Err(err) = store.release_lease(LEASE, &config.holder).await {
+                        tracing::warn!(error = %err, "releasing the alert lease failed");
+                    }
+                    return;
+                }
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err, "trying the alert lease failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(config.lease_ttl / 3) => {}
+        }
+        // Another process evaluates: what was persisted meanwhile is its business.
+        while !matches!(feed.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
+    }
+}
+
+/// Evaluate until the lease is lost or `shutdown`.
+async fn lead(
+    store: &Store,
+    feed: &mut broadcast::Receiver<Persisted>,
+    telemetry: &Arc<Telemetry>,
+    config: &AlertingConfig,
+    shutdown: &CancellationToken,
+) {
+    let stop = shutdown.child_token();
+    let wake = Arc::new(Notify::new());
+    let sender = tokio::spawn(run_sender(
+        store.clone(),
+        config.deliverer.clone(),
+        telemetry.clone(),
+        wake.clone(),
+        config.max_in_flight,
+        stop.clone(),
+    ));
+    let lease_ms = config.lease_ttl.as_millis() as i64;
+    let mut engine = Engine::new(config.external_url.clone());
+    let mut renewed_ms = now_ms();
+    let mut ticks = tokio::time::interval(config.tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticks.tick() => {
+                let now = now_ms();
+                match store.try_lease(LEASE, &config.holder, lease_ms, now).await {
+                    Ok(true) => renewed_ms = now,
+                    Ok(false) => {
+                        tracing::warn!("the alert lease was taken over; no longer evaluating");
+                        break;
+                    }
+                    Err(err) if now - renewed_ms < lease_ms / 2 => {
+                        tracing::warn!(error = %err, "renewing the alert lease failed; trying again");
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the alert lease could not be renewed; no longer evaluating");
+                        break;
+                    }
+                }
+                if let Err(err) = engine.refresh(store, now).await {
+                    tracing::warn!(error = %err, "reading alert rules failed");
+                    continue;
+                }
+                engine.mark_all();
+                engine.evaluate(store, telemetry, &wake, now, true).await;
+            }
+            received = feed.recv() => {
+                if !engine.loaded() {
+                    continue;
+                }
+                match received {
+                    Ok(persisted) => engine.observe(&persisted),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "the alert evaluator fell behind the persisted feed");
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+                for _ in 0..BURST {
+                    match feed.try_recv() {
+                        Ok(persisted) => engine.observe(&persisted),
+                        Err(TryRecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "the alert evaluator fell behind the persisted feed");
+                        }
+                        Err(_) => break,
+                    }
+                }
+                engine.evaluate(store, telemetry, &wake, now_ms(), false).await;
+            }
+        }
+    }
+    stop.cancel();
+    if let Err(err) = sender.await {
+        tracing::error!(error = %err, "the notification sender failed");
+    }
+}
+
+/// A rule as the evaluator holds it.
+struct RuleEntry {
+    tenant_id: i64,
+    rule: AlertRule,
+}
+
+/// One alert instance: a rule and one series it matches.
+struct Instance {
+    tenant_id: i64,
+    window: SeriesWindow,
+    state: InstanceState,
+    /// `state.value` changed since the state was last written.
+    value_unsaved: bool,
+}
+
+type InstanceId = (i64, InstanceKey);
+
+/// Rules, instances and their windows, in memory while this process leads.
+struct Engine {
+    external_url: String,
+    revision: Option<i64>,
+    rules: HashMap<i64, RuleEntry>,
+    by_metric: HashMap<(i64, String), Vec<i64>>,
+    tenants: HashMap<i64, String>,
+    instances: HashMap<InstanceId, Instance>,
+    dirty: HashSet<InstanceId>,
+}
+
+impl Engine {
+    fn new(external_url: String) -> Self {
+        Self {
+            external_url,
+            revision: None,
+            rules: HashMap::new(),
+            by_metric: HashMap::new(),
+            tenants: HashMap::new(),
+            instances: HashMap::new(),
+            dirty: HashSet::new(),
+        }
+    }
+
+    fn loaded(&self) -> bool {
+        self.revision.is_some()
+    }
+
+    /// Load the rules when they changed (or first): instances of removed rules, or that a
+    /// changed rule no longer matches, go; the stored states of the rest are resumed and
+    /// the windows of new rules refilled from recent points.
+    async fn refresh(&mut self, store: &Store, now: i64) -> Result<(), StoreError> {
+        let revision = store.alert_rules_revision().await?;
+        if self.revision == Some(revision) {
+            return Ok(());
+        }
+        let stored = store.all_alert_rules().await?;
+        self.tenants = store.list_tenants().await?.into_iter().map(|t| (t.id, t.slug)).collect();
+        let previous: HashMap<i64, AlertRule> = self.rules.drain().map(|(id, entry)| (id, entry.rule)).collect();
+        self.by_metric.clear();
+        for stored in stored {
+            self.by_metric.entry((stored.tenant_id, stored.rule.metric_name.clone())).or_default().push(stored.id);
+            self.rules.insert(stored.id, RuleEntry { tenant_id: stored.tenant_id, rule: stored.rule });
+        }
+        let rules = &self.rules;
+        self.instances.retain(|(rule_id, key), _| {
+            rules.get(rule_id).is_some_and(|entry| {
+                let series = SeriesRef {
+                    metric_name: &entry.rule.metric_name,
+                    agent_id: key.agent_id.as_deref(),
+                    tags: &key.tags,
+                };
+                matches(&entry.rule, series)
+            })
+        });
+        for (id, entry) in &self.rules {
+            for ((rule_id, _), instance) in self.instances.iter_mut() {
+                if rule_id == id {
+                    instance.window.set_span_s(entry.rule.window_s);
+                }
+            }
+        }
+        if self.revision.is_none() {
+            for row in store.all_alert_instances().await? {
+                let Some(entry) = self.rules.get(&row.rule_id) else { continue };
+                let state = match serde_json::from_str::<InstanceState>(&row.state_json) {
+                    Ok(state) => state,
+                    Err(err) => {
+                        tracing::warn!(rule_id = row.rule_id, error = %err, "unreadable alert state; starting from ok");
+                        InstanceState::new(now)
+                    }
+                };
+                let key = InstanceKey { agent_id: row.agent_id, tags: row.tags };
+                self.instances.insert(
+                    (row.rule_id, key),
+                    Instance {
+                        tenant_id: row.tenant_id,
+                        window: SeriesWindow::new(entry.rule.window_s),
+                        state,
+                        value_unsaved: false,
+                    },
+                );
+            }
+        }
+        let new_rules: Vec<i64> = self.rules.keys().filter(|id| !previous.contains_key(id)).copied().collect();
+        for id in new_rules {
+            self.preload(store, id, now).await?;
+        }
+        self.revision = Some(revision);
+        Ok(())
+    }
+
+    /// Refill rule `id`'s windows from the points stored recently.
+    async fn preload(&mut self, store: &Store, id: i64, now: i64) -> Result<(), StoreError> {
+        let Some(entry) = self.rules.get(&id) else { return Ok(()) };
+        let span_ms = i64::from(entry.rule.window_s.max(entry.rule.no_data_s)) * 1000;
+        let query = PointQuery {
+            metric_name: Some(entry.rule.metric_name.clone()),
+            agent_id: entry.rule.agent_id.clone(),
+            start_ms: Some(now - span_ms.max(PRELOAD_MIN_MS)),
+            end_ms: None,
+            limit: PRELOAD_POINTS,
+        };
+        let (tenant_id, rule) = (entry.tenant_id, entry.rule.clone());
+        for point in store.query_points(tenant_id, &query).await? {
+            let series =
+                SeriesRef { metric_name: &point.metric_name, agent_id: point.agent_id.as_deref(), tags: &point.tags };
+            if matches(&rule, series) {
+                let key = InstanceKey::from(series);
+                let instance = self.instances.entry((id, key)).or_insert_with(|| Instance {
+                    tenant_id,
+                    window: SeriesWindow::new(rule.window_s),
+                    state: InstanceState::new(now),
+                    value_unsaved: false,
+                });
+                instance.window.push(point.timestamp_ms, point.value);
+            }
+        }
+        self.instances.iter().filter(|((rule_id, _), _)| *rule_id == id).for_each(|(key, _)| {
+            self.dirty.insert(key.clone());
+        });
+        Ok(())
+    }
+
+    /// Feed just-persisted metrics into the windows of the instances they belong to.
+    fn observe(&mut self, persisted: &Persisted) {
+        let now = now_ms();
+        for metric in persisted.metrics() {
+            let Some(rule_ids) = self.by_metric.get(&(persisted.tenant_id, metric.name.clone())) else { continue };
+            for rule_id in rule_ids {
+                let Some(entry) = self.rules.get(rule_id) else { continue };
+                let series = SeriesRef::from(metric);
+                if !matches(&entry.rule, series) {
+                    continue;
+                }
+                let id = (*rule_id, InstanceKey::from(series));
+                let instance = self.instances.entry(id.clone()).or_insert_with(|| Instance {
+                    tenant_id: persisted.tenant_id,
+                    window: SeriesWindow::new(entry.rule.window_s),
+                    state: InstanceState::new(now),
+                    value_unsaved: false,
+                });
+                instance.window.push(metric.timestamp_ms, metric.value);
+                self.dirty.insert(id);
+            }
+        }
+    }
+
+    fn mark_all(&mut self) {
+        self.dirty.extend(self.instances.keys().cloned());
+    }
+
+    /// Step every dirty instance; write the steps that change something (and, on a tick,
+    /// the latest values) in one transaction, then move the in-memory states on.
+    async fn evaluate(&mut self, store: &Store, telemetry: &Telemetry, wake: &Notify, now: i64, tick: bool) {
+        let mut changed: Vec<(InstanceId, Step)> = Vec::new();
+        for id in self.dirty.drain() {
+            let (Some(entry), Some(instance)) = (self.rules.get(&id.0), self.instances.get_mut(&id)) else { continue };
+            let observation = instance.window.observe(&entry.rule, now);
+            let next = step(&entry.rule, &instance.state, observation, now);
+            let moved =
+                next.transition.is_some() || next.notify.is_some() || !same_but_value(&next.next, &instance.state);
+            if moved || (tick && (instance.value_unsaved || next.next.value != instance.state.value)) {
+                changed.push((id, next));
+            } else {
+                instance.value_unsaved |= next.next.value != instance.state.value;
+                instance.state = next.next;
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let mut steps = Vec::with_capacity(changed.len());
+        for (id, step) in &changed {
+            match self.record(store, id, step).await {
+                Ok(record) => steps.push(record),
+                Err(err) => {
+                    tracing::warn!(error = %err, "preparing alert notifications failed; evaluating again");
+                    self.dirty.extend(changed.iter().map(|(id, _)| id.clone()));
+                    return;
+                }
+            }
+        }
+        let borrowed: Vec<AlertStep<'_>> = steps.iter().map(StepRecord::borrow).collect();
+        match store.record_alert_steps(&borrowed).await {
+            Ok(_) => {
+                let transitions = changed.iter().filter(|(_, step)| step.transition.is_some()).count();
+                let notified = changed.iter().any(|(_, step)| step.notify.is_some());
+                telemetry.record_alert_transitions(transitions as u64);
+                for (id, step) in changed {
+                    if let Some(instance) = self.instances.get_mut(&id) {
+                        instance.state = step.next;
+                        instance.value_unsaved = false;
+                    }
+                }
+                if notified {
+                    wake.notify_one();
+                }
+            }
+            Err(err) => {
+                // Nothing moved on: the same steps are taken again at the next evaluation.
+                tracing::warn!(error = %err, "recording alert steps failed; evaluating again");
+                self.dirty.extend(changed.into_iter().map(|(id, _)| id));
+            }
+        }
+    }
+
+    /// The row-to-be of one step, with its notifications rendered for each channel.
+    async fn record(&self, store: &Store, id: &InstanceId, step: &Step) -> Result<StepRecord, StoreError> {
+        let (rule_id, key) = id;
+        let entry = &self.rules[rule_id];
+        let tenant_id = self.instances.get(id).map_or(entry.tenant_id, |i| i.tenant_id);
+        let tenant = self.tenants.get(&tenant_id).cloned().unwrap_or_default();
+        let mut notifications = Vec::new();
+        if let Some(notify) = &step.notify {
+            let alert = Alert {
+                tenant: &tenant,
+                rule_id: *rule_id,
+                rule: &entry.rule,
+                instance: key,
+                notify,
+                external_url: &self.external_url,
+            };
+            for channel_id in &entry.rule.channels {
+                // A channel deleted since the rule was written is skipped.
+                let Some(channel) = store.channel(tenant_id, *channel_id).await? else { continue };
+                let message = Message::for_channel(&channel.channel, &alert);
+                notifications.push(NewNotification {
+                    channel_id: *channel_id,
+                    rule_id: Some(*rule_id),
+                    agent_id: key.agent_id.clone(),
+                    kind: notify.kind,
+                    payload: serde_json::to_string(&message).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(StepRecord {
+            tenant_id,
+            rule_id: *rule_id,
+            rule_name: entry.rule.name.clone(),
+            key: key.clone(),
+            state: step.next.clone(),
+            state_json: serde_json::to_string(&step.next).unwrap_or_default(),
+            event: step.transition.map(|t| NewEvent {
+                from: t.from,
+                to: t.to,
+                severity: t.severity,
+                value: t.value,
+                at_ms: t.at_ms,
+            }),
+            notifications,
+        })
+    }
+}
+
+/// Whether two states differ only in the latest value (which is saved on ticks, not on
+/// every point).
+fn same_but_value(a: &InstanceState, b: &InstanceState) -> bool {
+    InstanceState { value: None, ..a.clone() } == InstanceState { value: None, ..b.clone() }
+}
+
+/// An owned [`AlertStep`].
+struct StepRecord {
+    tenant_id: i64,
+    rule_id: i64,
+    rule_name: String,
+    key: InstanceKey,
+    state: InstanceState,
+    state_json: String,
+    event: Option<NewEvent>,
+    notifications: Vec<NewNotification>,
+}
+
+impl StepRecord {
+    fn borrow(&self) -> AlertStep<'_> {
+        AlertStep {
+            tenant_id: self.tenant_id,
+            rule_id: self.rule_id,
+            rule_name: &self.rule_name,
+            agent_id: self.key.agent_id.as_deref(),
+            tags: &self.key.tags,
+            state: self.state.state,
+            severity: self.state.severity,
+            since_ms: self.state.since_ms,
+            value: self.state.value,
+            state_json: &self.state_json,
+            event: self.event,
+            notifications: self.notifications.clone(),
+            now_ms: now_ms(),
+        }
+    }
+}
+
+/// Deliver due notifications until `stop`, at most `max_in_flight` at once; woken early
+/// when the evaluator queued some.
+async fn run_sender(
+    store: Store,
+    deliverer: Deliverer,
+    telemetry: Arc<Telemetry>,
+    wake: Arc<Notify>,
+    max_in_flight: usize,
+    stop: CancellationToken,
+) {
+    let max_in_flight = max_in_flight.max(1);
+    let mut in_flight: HashMap<tokio::task::Id, i64> = HashMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if tasks.len() < max_in_flight {
+            match store.due_notifications(now_ms(), max_in_flight * 2).await {
+                Ok(rows) => {
+                    for row in rows {
+                        if tasks.len() >= max_in_flight || in_flight.values().any(|id| *id == row.id) {
+                            continue;
+                        }
+                        let id = row.id;
+                        let (store, deliverer, telemetry) = (store.clone(), deliverer.clone(), telemetry.clone());
+                        let handle = tasks.spawn(deliver(store, deliverer, telemetry, row));
+                        in_flight.insert(handle.id(), id);
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "reading due notifications failed"),
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let task = match &done {
+                    Ok((task, ())) => *task,
+                    Err(err) => {
+                        tracing::error!(error = %err, "a notification delivery failed");
+                        err.id()
+                    }
+                };
+                in_flight.remove(&task);
+            }
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    // Deliveries under way finish (each is bounded by the delivery timeout).
+    while tasks.join_next().await.is_some() {}
+}
+
+/// One attempt at one notification, recorded in the delivery log.
+async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, row: NotificationRow) {
+    let channel = match store.channel(row.tenant_id, row.channel_id).await {
+        Ok(channel) => channel,
+        Err(err) => {
+            tracing::warn!(error = %err, notification = row.id, "reading a notification's channel failed");
+            return;
+        }
+    };
+    let (kind, outcome) = match (channel, serde_json::from_str::<Message>(&row.payload)) {
+        (None, _) => ("unknown", AttemptOutcome::Failed { error: "the channel was deleted".into(), http_status: None }),
+        (Some(_), Err(err)) => {
+            ("unknown", AttemptOutcome::Failed { error: format!("unreadable notification: {err}"), http_status: None })
+        }
+        (Some(channel), Ok(message)) => {
+            let channel = channel.channel.channel;
+            let attempt = deliverer.send(&channel, &message).await;
+            let attempts = row.attempts + 1;
+            let outcome = match attempt.outcome {
+                Outcome::Sent => AttemptOutcome::Sent { http_status: attempt.http_status },
+                Outcome::Retry if attempts < MAX_ATTEMPTS => {
+                    let delay = attempt.retry_after.unwrap_or_else(|| retry_delay(attempts));
+                    AttemptOutcome::Retry {
+                        error: attempt.error.unwrap_or_default(),
+                        http_status: attempt.http_status,
+                        next_attempt_ms: now_ms() + delay.as_millis() as i64,
+                    }
+                }
+                Outcome::Retry | Outcome::Failed => AttemptOutcome::Failed {
+                    error: attempt.error.unwrap_or_else(|| "delivery failed".into()),
+                    http_status: attempt.http_status,
+                },
+            };
+            (channel_kind(&channel), outcome)
+        }
+    };
+    let word = match &outcome {
+        AttemptOutcome::Sent { .. } => "sent",
+        AttemptOutcome::Retry { .. } => "retry",
+        AttemptOutcome::Failed { .. } => "failed",
+    };
+    telemetry.record_notification_attempt(kind, word);
+    match &outcome {
+        AttemptOutcome::Sent { .. } => {
+            tracing::info!(notification = row.id, channel = row.channel_id, kind = ?row.kind, "notification sent");
+        }
+        AttemptOutcome::Retry { error, http_status, .. } | AttemptOutcome::Failed { error, http_status } => {
+            tracing::warn!(notification = row.id, channel = row.channel_id, status = ?http_status, %error, outcome = word, "notification not delivered");
+        }
+    }
+    if let Err(err) = store.record_attempt(row.id, &outcome, now_ms()).await {
+        tracing::warn!(error = %err, notification = row.id, "recording a delivery attempt failed; it will be sent again");
+    }
+}
+
+/// The label of a channel's kind in `/metrics`.
+fn channel_kind(channel: &microdash_core::alert::Channel) -> &'static str {
+    match channel {
+        microdash_core::alert::Channel::Webhook { .. } => "webhook",
+        microdash_core::alert::Channel::Email { .. } => "email",
+    }
+}

@@ -1,0 +1,245 @@
+//! Alerting end to end on the real pipeline: rules and channels over the API, points through
+//! the queue and workers, the evaluator, and webhooks delivered to a real HTTP receiver of
+//! the test's own.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use common::{App, Tenant};
+use serde_json::{Value, json};
+
+/// What a webhook receiver got: headers and JSON body of each request.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+    url: String,
+}
+
+impl Receiver {
+    /// A receiver on a free port answering `200`.
+    async fn start() -> Receiver {
+        let got: Arc<Mutex<Vec<(HeaderMap, Value)>>> = Arc::default();
+        let sink = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push((headers, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { got, url }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.got.lock().unwrap().iter().map(|(_, body)| body.clone()).collect()
+    }
+
+    /// Wait until `n` requests arrived (failing after 5 s); returns the bodies.
+    async fn wait_for(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let bodies = self.bodies();
+            if bodies.len() >= n {
+                return bodies;
+            }
+            assert!(Instant::now() < deadline, "expected {n} webhooks, got {bodies:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn push(app: &App, t: &Tenant, agent: &str, value: f64) {
+    let body = json!({"metric_name": "cpu.usage_percent", "value": value, "agent_id": agent}).to_string();
+    let reply = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&body)).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+}
+
+/// A webhook channel and the rule "cpu above 90, warn at 80" on it; returns the rule id.
+async fn cpu_rule(app: &App, t: &Tenant, receiver: &Receiver) -> i64 {
+    let channel = json!({"name": "ops hook", "kind": "webhook", "url": receiver.url, "secret": "s3cret"});
+    let reply = app.call("POST", "/api/v1/channels", Some(&t.token), Some(&channel.to_string())).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert!(reply.json.get("secret").is_none(), "answers never carry the secret: {}", reply.text);
+    let channel_id = reply.json["id"].as_i64().unwrap();
+    let rule = json!({
+        "name": "cpu high", "metric_name": "cpu.usage_percent", "operator": ">", "critical": 90,
+        "warning": 80, "channels": [channel_id], "summary": "{{agent_id}} cpu {{value}} %"
+    });
+    let reply = app.call("POST", "/api/v1/alert-rules", Some(&t.token), Some(&rule.to_string())).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.json["aggregate"], "last");
+    assert_eq!(reply.json["enabled"], true);
+    reply.json["id"].as_i64().unwrap()
+}
+
+/// Poll the current alerts until one is in `state` (failing after 5 s).
+async fn wait_for_state(app: &App, t: &Tenant, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = app.call("GET", "/api/v1/alerts", Some(&t.token), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        if let Some(alert) = reply.json.as_array().unwrap().iter().find(|a| a["state"] == state) {
+            return alert.clone();
+        }
+        assert!(Instant::now() < deadline, "no alert {state}: {}", reply.text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_breach_fires_once_and_resolves_once() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let receiver = Receiver::start().await;
+    let rule_id = cpu_rule(&app, &t, &receiver).await;
+    // The evaluator picks the new rule up on its next tick.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    push(&app, &t, "web-1", 95.0).await;
+    let bodies = receiver.wait_for(1).await;
+    let firing = &bodies[0];
+    assert_eq!(firing["status"], "firing");
+    assert_eq!(firing["tenant"], "acme");
+    assert_eq!(firing["rule_id"], rule_id);
+    assert_eq!(firing["rule_name"], "cpu high");
+    assert_eq!(firing["agent_id"], "web-1");
+    assert_eq!(firing["severity"], "critical");
+    assert_eq!(firing["value"], 95.0);
+    assert_eq!(firing["threshold"], 90.0);
+    assert_eq!(firing["summary"], "web-1 cpu 95 %");
+    assert_eq!(firing["ended_at"], Value::Null);
+    let signature = receiver.got.lock().unwrap()[0].0["x-microdash-signature"].to_str().unwrap().to_owned();
+    assert!(signature.starts_with("sha256="), "{signature}");
+    let alert = wait_for_state(&app, &t, "firing").await;
+    assert_eq!((alert["rule_id"].as_i64(), alert["agent_id"].as_str()), (Some(rule_id), Some("web-1")));
+    assert_eq!(alert["severity"], "critical");
+    let firing_now = app.call("GET", "/api/v1/alerts?state=firing", Some(&t.token), None).await;
+    assert_eq!(firing_now.json.as_array().unwrap().len(), 1);
+
+    // Still above: no repeat (repeat_interval_s is 0).
+    push(&app, &t, "web-1", 97.0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.bodies().len(), 1, "a second firing notification: {:?}", receiver.bodies());
+
+    push(&app, &t, "web-1", 50.0).await;
+    let bodies = receiver.wait_for(2).await;
+    assert_eq!(bodies[1]["status"], "resolved");
+    assert!(bodies[1]["ended_at"].is_string());
+    wait_for_state(&app, &t, "ok").await;
+
+    let history = app.call("GET", &format!("/api/v1/alerts/history?rule_id={rule_id}"), Some(&t.token), None).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.text);
+    let moves: Vec<(String, String)> = history
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["from"].as_str().unwrap().to_owned(), e["to"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(moves, [("firing".into(), "ok".into()), ("ok".into(), "firing".into())], "newest first");
+    let log = app.call("GET", "/api/v1/notifications", Some(&t.token), None).await;
+    let statuses: Vec<&str> = log.json.as_array().unwrap().iter().map(|n| n["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["sent", "sent"], "{}", log.text);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.bodies().len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_firing_before_a_restart_is_still_firing_after_it_without_a_second_notification() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let receiver = Receiver::start().await;
+    cpu_rule(&app, &t, &receiver).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    push(&app, &t, "web-1", 95.0).await;
+    receiver.wait_for(1).await;
+
+    let app = app.restart().await;
+    push(&app, &t, "web-1", 96.0).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.bodies().len(), 1, "notified again after the restart: {:?}", receiver.bodies());
+    assert_eq!(wait_for_state(&app, &t, "firing").await["severity"], "critical");
+    push(&app, &t, "web-1", 10.0).await;
+    let bodies = receiver.wait_for(2).await;
+    assert_eq!(bodies[1]["status"], "resolved");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_are_validated_scoped_and_private_to_their_tenant() {
+    let app = App::start().await;
+    let acme = app.tenant("acme", "ingest,read,alerts").await;
+    let other = app.tenant("other", "ingest,read,alerts").await;
+    let reader = app.tenant("readers", "read").await;
+
+    let bad = json!({"name": "", "metric_name": "cpu", "operator": "~", "threshhold": 1});
+    let reply = app.call("POST", "/api/v1/alert-rules", Some(&acme.token), Some(&bad.to_string())).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);
+    let fields: Vec<&str> =
+        reply.json["details"].as_array().unwrap().iter().filter_map(|d| d["field"].as_str()).collect();
+    assert!(fields.contains(&"operator") && fields.contains(&"threshhold"), "{fields:?}");
+
+    let missing = json!({"name": "r", "metric_name": "cpu", "operator": ">", "critical": 1, "channels": [999]});
+    let reply = app.call("POST", "/api/v1/alert-rules", Some(&acme.token), Some(&missing.to_string())).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.json["details"][0]["field"], "channels");
+
+    let rule = json!({"name": "r", "metric_name": "cpu", "operator": ">", "critical": 1});
+    let denied = app.call("POST", "/api/v1/alert-rules", Some(&reader.token), Some(&rule.to_string())).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let created = app.call("POST", "/api/v1/alert-rules", Some(&acme.token), Some(&rule.to_string())).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json["id"].as_i64().unwrap();
+
+    let path = format!("/api/v1/alert-rules/{id}");
+    assert_eq!(app.call("GET", &path, Some(&acme.token), None).await.json["name"], "r");
+    assert_eq!(app.call("GET", &path, Some(&other.token), None).await.status, StatusCode::NOT_FOUND);
+    let changed = json!({"name": "r2", "metric_name": "cpu", "operator": "<", "critical": 1});
+    let put = app.call("PUT", &path, Some(&other.token), Some(&changed.to_string())).await;
+    assert_eq!(put.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.call("DELETE", &path, Some(&other.token), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.call("GET", "/api/v1/alert-rules", Some(&other.token), None).await.json, json!([]));
+    let put = app.call("PUT", &path, Some(&acme.token), Some(&changed.to_string())).await;
+    assert_eq!((put.status, put.json["name"].as_str()), (StatusCode::OK, Some("r2")));
+    assert_eq!(app.call("DELETE", &path, Some(&acme.token), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.call("GET", &path, Some(&acme.token), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.call("GET", "/api/v1/alerts", None, None).await.status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_notification_reaches_the_channel_and_the_delivery_log() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let receiver = Receiver::start().await;
+    let channel = json!({"name": "hook", "kind": "webhook", "url": receiver.url, "format": "alertmanager"});
+    let created = app.call("POST", "/api/v1/channels", Some(&t.token), Some(&channel.to_string())).await;
+    let id = created.json["id"].as_i64().unwrap();
+    let queued = app.call("POST", &format!("/api/v1/channels/{id}/test"), Some(&t.token), None).await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
+    let bodies = receiver.wait_for(1).await;
+    assert_eq!(bodies[0]["version"], "4", "an Alertmanager body: {}", bodies[0]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = app.call("GET", &format!("/api/v1/notifications?channel_id={id}"), Some(&t.token), None).await;
+        if log.json[0]["status"] == "sent" {
+            assert_eq!(log.json[0]["kind"], "test");
+            assert_eq!(log.json[0]["attempts"], 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", log.text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
