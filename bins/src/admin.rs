@@ -69,7 +69,7 @@ pub enum TokenCommand {
         /// Tenant slug (for ingest/read tokens).
         #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
         tenant: Option<String>,
-        /// Comma-separated scopes: ingest, read.
+        /// Comma-separated scopes: ingest, read, alerts (rules and channels).
         #[arg(long, default_value = "ingest,read")]
         scopes: String,
         /// Create an admin token (no tenant, admin scope).

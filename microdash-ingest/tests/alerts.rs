@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 use common::{App, Tenant};
+use microdash_store::Backend;
 use serde_json::{Value, json};
 
 /// What a webhook receiver got: headers and JSON body of each request.
@@ -19,9 +20,23 @@ struct Receiver {
     url: String,
 }
 
+/// How a receiver answers.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Ok,
+    /// `500` to the first n requests, then `200`.
+    FailFirst(usize),
+    /// Never answers.
+    Hang,
+}
+
 impl Receiver {
     /// A receiver on a free port answering `200`.
     async fn start() -> Receiver {
+        Self::behaving(Behaviour::Ok).await
+    }
+
+    async fn behaving(behaviour: Behaviour) -> Receiver {
         let got: Arc<Mutex<Vec<(HeaderMap, Value)>>> = Arc::default();
         let sink = got.clone();
         let app = axum::Router::new().route(
@@ -29,8 +44,17 @@ impl Receiver {
             axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
                 let sink = sink.clone();
                 async move {
-                    sink.lock().unwrap().push((headers, serde_json::from_slice(&body).unwrap_or(Value::Null)));
-                    StatusCode::OK
+                    let n = {
+                        let mut got = sink.lock().unwrap();
+                        got.push((headers, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                        got.len()
+                    };
+                    match behaviour {
+                        Behaviour::Ok => StatusCode::OK,
+                        Behaviour::FailFirst(failures) if n <= failures => StatusCode::INTERNAL_SERVER_ERROR,
+                        Behaviour::FailFirst(_) => StatusCode::OK,
+                        Behaviour::Hang => std::future::pending().await,
+                    }
                 }
             }),
         );
@@ -97,8 +121,17 @@ async fn wait_for_state(app: &App, t: &Tenant, state: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_breach_fires_once_and_resolves_once() {
-    let app = App::start_with_alerting().await;
+async fn a_breach_fires_once_and_resolves_once_on_sqlite() {
+    fires_once_and_resolves_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_breach_fires_once_and_resolves_once_on_mariadb() {
+    fires_once_and_resolves_once(Backend::Mysql).await;
+}
+
+async fn fires_once_and_resolves_once(backend: Backend) {
+    let app = App::start_with_alerting_on(backend).await;
     let t = app.tenant("acme", "ingest,read,alerts").await;
     let receiver = Receiver::start().await;
     let rule_id = cpu_rule(&app, &t, &receiver).await;
@@ -241,5 +274,54 @@ async fn a_test_notification_reaches_the_channel_and_the_delivery_log() {
         assert!(Instant::now() < deadline, "{}", log.text);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_receivers_are_retried_and_a_hanging_one_delays_no_other() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let flaky = Receiver::behaving(Behaviour::FailFirst(2)).await;
+    let hanging = Receiver::behaving(Behaviour::Hang).await;
+    let healthy = Receiver::start().await;
+    let mut ids = Vec::new();
+    for (name, receiver) in [("flaky", &flaky), ("hanging", &hanging), ("healthy", &healthy)] {
+        let channel = json!({"name": name, "kind": "webhook", "url": receiver.url});
+        let reply = app.call("POST", "/api/v1/channels", Some(&t.token), Some(&channel.to_string())).await;
+        ids.push(reply.json["id"].as_i64().unwrap());
+    }
+    let rule = json!({"name": "cpu high", "metric_name": "cpu.usage_percent", "operator": ">", "critical": 90, "channels": ids});
+    let reply = app.call("POST", "/api/v1/alert-rules", Some(&t.token), Some(&rule.to_string())).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let breached = Instant::now();
+    push(&app, &t, "web-1", 95.0).await;
+
+    // The healthy receiver does not wait for the one that hangs (whose timeout is 2 s).
+    healthy.wait_for(1).await;
+    assert!(breached.elapsed() < Duration::from_millis(1_500), "waited {:?}", breached.elapsed());
+    // The flaky one fails twice and gets it on the third attempt, 1 s and 2 s later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let flaky_log = loop {
+        let log = app.call("GET", &format!("/api/v1/notifications?channel_id={}", ids[0]), Some(&t.token), None).await;
+        if log.json[0]["status"] == "sent" {
+            break log.json[0].clone();
+        }
+        assert!(Instant::now() < deadline, "{}", log.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(flaky_log["attempts"], 3, "{flaky_log}");
+    assert_eq!(flaky.bodies().len(), 3);
+    assert!(flaky.bodies().iter().all(|b| b == &flaky.bodies()[0]), "every retry sends the same body");
+    let hung = app.call("GET", &format!("/api/v1/notifications?channel_id={}", ids[1]), Some(&t.token), None).await;
+    assert_eq!(hung.json[0]["status"], "pending", "{}", hung.text);
+    assert!(hung.json[0]["attempts"].as_u64().unwrap() >= 1);
+    assert!(hung.json[0]["last_error"].as_str().unwrap().contains("time"), "{}", hung.text);
+    let metrics = app.call("GET", "/metrics", None, None).await.text;
+    assert!(
+        metrics.contains(r#"microdash_notification_attempts_total{channel="webhook",outcome="retry"}"#),
+        "{metrics}"
+    );
+    assert_eq!(healthy.bodies().len(), 1);
     app.stop().await;
 }

@@ -51,7 +51,7 @@ pub fn test_workers() -> WorkerConfig {
 
 /// Alerting that ticks fast and hands over quickly, delivering with short timeouts.
 pub fn test_alerting() -> AlertingConfig {
-    let delivery = DeliveryConfig { timeout: Duration::from_millis(500), ..DeliveryConfig::default() };
+    let delivery = DeliveryConfig { timeout: Duration::from_secs(2), ..DeliveryConfig::default() };
     AlertingConfig {
         tick: Duration::from_millis(100),
         lease_ttl: Duration::from_secs(2),
@@ -99,7 +99,12 @@ impl App {
 
     /// SQLite store, in-process queue, workers and alerting with a fast tick.
     pub async fn start_with_alerting() -> App {
-        let db = TestDb::new(Backend::Sqlite).await;
+        Self::start_with_alerting_on(Backend::Sqlite).await
+    }
+
+    /// As [`App::start_with_alerting`], on `backend`.
+    pub async fn start_with_alerting_on(backend: Backend) -> App {
+        let db = TestDb::new(backend).await;
         let store = db.store().await;
         Self::with_alerting(db, store)
     }
