@@ -1,9 +1,14 @@
 //! Typed calls to the server's JSON API. Same-origin, so the session cookie rides along.
 
 use gloo_net::http::{Request, RequestBuilder, Response};
-use microdash_core::api::{
-    AgentOut, CreateToken, CreatedToken, ErrorBody, QueryResponse, SeriesOut, SessionOut, SignIn, TenantOut, TokenOut,
+use microdash_core::api::alert::{
+    AlertEventOut, AlertOut, AlertRuleIn, AlertRuleOut, AlertState, ChannelIn, ChannelOut, NotificationOut,
 };
+use microdash_core::api::{
+    AgentOut, CreateToken, CreatedToken, ErrorBody, FieldError, QueryResponse, SeriesOut, SessionOut, SignIn,
+    TenantOut, TokenOut,
+};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::range::QueryPlan;
@@ -15,11 +20,19 @@ pub struct ApiError {
     pub status: u16,
     /// The server's message, or what went wrong on the way.
     pub message: String,
+    /// Validation failures (422): what is wrong with each named field.
+    pub details: Vec<FieldError>,
 }
 
 impl ApiError {
     fn network(err: impl std::fmt::Display) -> ApiError {
-        ApiError { status: 0, message: format!("cannot reach the server: {err}") }
+        ApiError { status: 0, message: format!("cannot reach the server: {err}"), details: Vec::new() }
+    }
+
+    /// Whether the server has no such endpoint or thing (404): a server without alerting
+    /// answers its endpoints so.
+    pub fn is_not_found(&self) -> bool {
+        self.status == 404
     }
 }
 
@@ -32,13 +45,28 @@ impl std::fmt::Display for ApiError {
 async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
     let status = response.status();
     if !(200..300).contains(&status) {
-        let message = match response.json::<ErrorBody>().await {
-            Ok(body) => body.message,
-            Err(_) => format!("the server answered {status}"),
-        };
-        return Err(ApiError { status, message });
+        return Err(failure(response).await);
     }
-    response.json::<T>().await.map_err(|e| ApiError { status, message: format!("unexpected answer: {e}") })
+    response.json::<T>().await.map_err(|e| ApiError {
+        status,
+        message: format!("unexpected answer: {e}"),
+        details: Vec::new(),
+    })
+}
+
+/// The error a non-2xx answer carries.
+async fn failure(response: Response) -> ApiError {
+    let status = response.status();
+    match response.json::<ErrorBody>().await {
+        Ok(body) => ApiError { status, message: body.message, details: body.details },
+        Err(_) => ApiError { status, message: format!("the server answered {status}"), details: Vec::new() },
+    }
+}
+
+/// A call answered with no body (204).
+async fn no_content(request: RequestBuilder) -> Result<(), ApiError> {
+    let response = request.send().await.map_err(ApiError::network)?;
+    if (200..300).contains(&response.status()) { Ok(()) } else { Err(failure(response).await) }
 }
 
 async fn get<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, ApiError> {
@@ -67,7 +95,7 @@ pub async fn sign_out() -> Result<(), ApiError> {
     if response.status() == 204 {
         Ok(())
     } else {
-        Err(ApiError { status: response.status(), message: "sign-out failed".into() })
+        Err(ApiError { status: response.status(), message: "sign-out failed".into(), details: Vec::new() })
     }
 }
 
@@ -114,4 +142,90 @@ pub async fn create_token(body: &CreateToken) -> Result<CreatedToken, ApiError> 
 /// Revoke a token.
 pub async fn revoke_token(id: i64) -> Result<TokenOut, ApiError> {
     get(Request::delete(&format!("/api/v1/tokens/{id}"))).await
+}
+
+/// A tenant's alert rules.
+pub async fn alert_rules(tenant: &str) -> Result<Vec<AlertRuleOut>, ApiError> {
+    get(Request::get("/api/v1/alert-rules").query([("tenant", tenant)])).await
+}
+
+/// One alert rule.
+pub async fn alert_rule(tenant: &str, id: i64) -> Result<AlertRuleOut, ApiError> {
+    get(Request::get(&format!("/api/v1/alert-rules/{id}")).query([("tenant", tenant)])).await
+}
+
+/// Create an alert rule; a 422 names each field that is wrong.
+pub async fn create_rule(tenant: &str, rule: &AlertRuleIn) -> Result<AlertRuleOut, ApiError> {
+    send_json(Request::post("/api/v1/alert-rules").query([("tenant", tenant)]), rule).await
+}
+
+/// Replace an alert rule.
+pub async fn update_rule(tenant: &str, id: i64, rule: &AlertRuleIn) -> Result<AlertRuleOut, ApiError> {
+    send_json(Request::put(&format!("/api/v1/alert-rules/{id}")).query([("tenant", tenant)]), rule).await
+}
+
+/// Delete an alert rule.
+pub async fn delete_rule(tenant: &str, id: i64) -> Result<(), ApiError> {
+    no_content(Request::delete(&format!("/api/v1/alert-rules/{id}")).query([("tenant", tenant)])).await
+}
+
+/// A tenant's alert instances, of one state or all.
+pub async fn alerts(tenant: &str, state: Option<AlertState>) -> Result<Vec<AlertOut>, ApiError> {
+    let mut request = Request::get("/api/v1/alerts").query([("tenant", tenant)]);
+    if let Some(state) = state {
+        request = request.query([("state", state.as_str())]);
+    }
+    get(request).await
+}
+
+/// Alert transitions, newest first; `params` are the history query's (see
+/// [`crate::model::alerts::HistoryFilter::params`]).
+pub async fn alert_history(tenant: &str, params: &[(&str, String)]) -> Result<Vec<AlertEventOut>, ApiError> {
+    let request = Request::get("/api/v1/alerts/history").query([("tenant", tenant)]);
+    get(request.query(params.iter().map(|(k, v)| (*k, v.as_str())))).await
+}
+
+/// A tenant's notification channels.
+pub async fn channels(tenant: &str) -> Result<Vec<ChannelOut>, ApiError> {
+    get(Request::get("/api/v1/channels").query([("tenant", tenant)])).await
+}
+
+/// Create a channel.
+pub async fn create_channel(tenant: &str, channel: &ChannelIn) -> Result<ChannelOut, ApiError> {
+    send_json(Request::post("/api/v1/channels").query([("tenant", tenant)]), channel).await
+}
+
+/// Replace a channel; without a secret the stored one is kept.
+pub async fn update_channel(tenant: &str, id: i64, channel: &ChannelIn) -> Result<ChannelOut, ApiError> {
+    send_json(Request::put(&format!("/api/v1/channels/{id}")).query([("tenant", tenant)]), channel).await
+}
+
+/// Delete a channel.
+pub async fn delete_channel(tenant: &str, id: i64) -> Result<(), ApiError> {
+    no_content(Request::delete(&format!("/api/v1/channels/{id}")).query([("tenant", tenant)])).await
+}
+
+/// Answer to a test message's request (202).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct TestQueued {
+    /// The delivery log entry to watch.
+    pub notification_id: i64,
+}
+
+/// Queue a test message to a channel.
+pub async fn test_channel(tenant: &str, id: i64) -> Result<TestQueued, ApiError> {
+    get(Request::post(&format!("/api/v1/channels/{id}/test")).query([("tenant", tenant)])).await
+}
+
+/// Most delivery log entries a screen shows.
+pub const NOTIFICATION_LIMIT: u32 = 50;
+
+/// The delivery log, newest first, of one channel or all.
+pub async fn notifications(tenant: &str, channel: Option<i64>) -> Result<Vec<NotificationOut>, ApiError> {
+    let limit = NOTIFICATION_LIMIT.to_string();
+    let mut request = Request::get("/api/v1/notifications").query([("tenant", tenant), ("limit", limit.as_str())]);
+    if let Some(channel) = channel {
+        request = request.query([("channel_id", channel.to_string())]);
+    }
+    get(request).await
 }

@@ -1,13 +1,15 @@
-//! Screens: sign-in, overview, tenant detail (live or past charts), tokens. Routing is by URL
-//! hash (`#/`, `#/t/{tenant}`, `#/t/{tenant}/a/{agent}`, `#/tokens`; a tenant page's range in
-//! the hash's query, `?range=24h` or `?from=..&to=..`), so the server serves one `index.html`
-//! and deep links survive a reload.
+//! Screens: sign-in, overview, tenant detail (live or past charts, with alert markers and rule
+//! thresholds), tokens, and a tenant's alerting screens ([`crate::alerts`]). Routing is by URL
+//! hash (`#/`, `#/t/{tenant}`, `#/t/{tenant}/a/{agent}`, `#/t/{tenant}/alerts/...`, `#/tokens`;
+//! a tenant page's range in the hash's query, `?range=24h` or `?from=..&to=..`), so the server
+//! serves one `index.html` and deep links survive a reload.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
+use microdash_core::api::alert::{AlertEventOut, AlertRuleOut};
 use microdash_core::api::{
     AgentOut, CreateToken, CreatedToken, PointOut, QueryResponse, Resolution, SessionOut, TenantOut, TokenOut,
 };
@@ -16,9 +18,11 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
+use crate::alerts::{self, Firing, Screen};
 use crate::api::{self, ApiError};
 use crate::chart::{Legend, TimeChart};
 use crate::live::{LiveLink, LiveUpdate};
+use crate::model::alerts::Overlay;
 use crate::model::range::{Preset, QueryPlan, TimeRange};
 use crate::model::{self, Board, Link, PageMode, View, Widget};
 
@@ -27,6 +31,7 @@ use crate::model::{self, Board, Link, PageMode, View, Widget};
 enum Route {
     Overview,
     Tenant { slug: String, agent: Option<String>, range: TimeRange },
+    Alerts { slug: String, screen: Screen },
     Tokens,
 }
 
@@ -43,13 +48,26 @@ impl Route {
             ["t", slug, "a", agent] => {
                 Route::Tenant { slug: (*slug).to_owned(), agent: Some((*agent).to_owned()), range }
             }
+            ["t", slug, "alerts", rest @ ..] => match Screen::parse(rest) {
+                Some(screen) => Route::Alerts { slug: (*slug).to_owned(), screen },
+                None => Route::Overview,
+            },
             ["tokens"] => Route::Tokens,
             _ => Route::Overview,
         }
     }
+
+    /// The tenant the page is about, if any.
+    fn tenant(&self) -> Option<&str> {
+        match self {
+            Route::Tenant { slug, .. } | Route::Alerts { slug, .. } => Some(slug),
+            Route::Overview | Route::Tokens => None,
+        }
+    }
 }
 
-fn tenant_href(slug: &str, agent: Option<&str>, range: TimeRange) -> String {
+/// The hash of a tenant's charts (of one agent), over `range`.
+pub(crate) fn tenant_href(slug: &str, agent: Option<&str>, range: TimeRange) -> String {
     let path = match agent {
         Some(agent) => format!("#/t/{slug}/a/{agent}"),
         None => format!("#/t/{slug}"),
@@ -61,13 +79,14 @@ fn tenant_href(slug: &str, agent: Option<&str>, range: TimeRange) -> String {
 }
 
 /// Go to another hash; the route follows through `hashchange`.
-fn navigate(href: &str) {
+pub(crate) fn navigate(href: &str) {
     if let Some(window) = web_sys::window() {
         let _ = window.location().set_hash(href);
     }
 }
 
-fn now_ms() -> i64 {
+/// The browser's clock, Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
@@ -96,7 +115,7 @@ fn use_route() -> Route {
 
 /// The clock, in whole seconds, ticking once a second.
 #[hook]
-fn use_clock() -> i64 {
+pub(crate) fn use_clock() -> i64 {
     let now = use_state(|| now_ms() / 1000 * 1000);
     {
         let now = now.clone();
@@ -241,13 +260,37 @@ fn Shell(props: &ShellProps) -> Html {
         Some(SessionOut { username, tenant: None, .. }) => format!("{username} · admin"),
         None => String::new(),
     };
+    // The tenant whose alerts the header counts: the page's, else the user's own, else the
+    // last one visited (an admin on the overview).
+    let last_tenant = use_mut_ref(|| None::<String>);
+    if let Some(slug) = route.tenant() {
+        *last_tenant.borrow_mut() = Some(slug.to_owned());
+    }
+    let alert_tenant = route
+        .tenant()
+        .map(str::to_owned)
+        .or_else(|| props.user.as_ref().and_then(|u| u.tenant.clone()))
+        .or_else(|| last_tenant.borrow().clone());
+    let firing = alerts::use_firing(alert_tenant.clone(), format!("{route:?}"));
     let page = match &route {
         Route::Overview => html! { <Overview /> },
         Route::Tenant { slug, agent, range } => {
             html! { <TenantPage slug={slug.clone()} agent={agent.clone()} range={*range} live={*live} /> }
         }
+        Route::Alerts { slug, screen } => alerts::page(slug, *screen),
         Route::Tokens => html! { <TokensPage admin={props.user.as_ref().is_some_and(|u| u.admin)} /> },
     };
+    let alerts_nav = alert_tenant.as_deref().map(|slug| {
+        let current = matches!(route, Route::Alerts { .. });
+        nav(&Screen::Inbox.href(slug), "Alerts", current)
+    });
+    // A live region from the start, so a change of the count is announced.
+    let (count_text, count_class) = match firing {
+        Firing::Count(0) => ("none firing".to_owned(), "text-slate-400"),
+        Firing::Count(n) => (format!("{n} firing"), "rounded-full bg-red-600 px-2 py-0.5 font-medium text-white"),
+        Firing::Unknown | Firing::Unavailable => (String::new(), ""),
+    };
+    let firing_count = firing_count_of(firing);
     html! {
         <div class="min-h-screen bg-slate-950 text-slate-100">
             <header class="sticky top-0 z-10 bg-gradient-to-r from-slate-900 via-slate-900 to-slate-950/95 backdrop-blur">
@@ -255,8 +298,16 @@ fn Shell(props: &ShellProps) -> Html {
                     <a href="#/" class="font-semibold tracking-tight text-slate-50">{ "microdash" }</a>
                     <nav aria-label="Main" class="flex gap-5 text-sm">
                         { nav("#/", "Overview", matches!(route, Route::Overview | Route::Tenant { .. })) }
+                        { for alerts_nav }
                         { nav("#/tokens", "Tokens", route == Route::Tokens) }
                     </nav>
+                    <span data-testid="firing-count" data-count={firing_count} aria-live="polite" aria-atomic="true"
+                        class={classes!("text-xs", count_class)}>
+                        if !count_text.is_empty() {
+                            <span class="sr-only">{ "Alerts: " }</span>
+                        }
+                        { count_text }
+                    </span>
                     <div class="ml-auto flex items-center gap-4 text-sm">
                         <button type="button" onclick={toggle_live} aria-pressed={live.to_string()}
                             class="rounded-full px-3 py-1 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
@@ -269,6 +320,14 @@ fn Shell(props: &ShellProps) -> Html {
             </header>
             <main class="mx-auto max-w-7xl px-4 py-6">{ page }</main>
         </div>
+    }
+}
+
+/// The header count's `data-count`: the number, or empty while it is not known.
+fn firing_count_of(firing: Firing) -> String {
+    match firing {
+        Firing::Count(n) => n.to_string(),
+        Firing::Unknown | Firing::Unavailable => String::new(),
     }
 }
 
@@ -400,6 +459,10 @@ const PRESET_REFRESH_MS: i64 = 60_000;
 
 /// History loads in flight at once (see the loads in [`TenantPage`]).
 const LOADS_AT_ONCE: usize = 3;
+/// How often the live view asks for new alert transitions to mark on its charts.
+const MARKER_REFRESH_MS: i64 = 5_000;
+/// How often a tenant page reloads the rules whose thresholds its charts draw.
+const RULES_REFRESH_MS: i64 = 30_000;
 
 /// One metric's load, asked again from rollups when a raw answer was cut short.
 async fn load_metric(
@@ -431,6 +494,35 @@ fn TenantPage(props: &TenantProps) -> Html {
     let now = use_clock();
     let range = props.range;
     let following = range.is_live() && props.live;
+    // Alert rules (their thresholds) and transitions (markers) over the view; a server
+    // without alerting, or a user who may not read them, just gets charts without them.
+    // Equal answers (the usual case between polls) re-render nothing.
+    let rules = use_state_eq(Vec::<AlertRuleOut>::new);
+    let events = use_state_eq(Vec::<AlertEventOut>::new);
+    {
+        let rules = rules.clone();
+        use_effect_with((props.slug.clone(), now / RULES_REFRESH_MS), move |(slug, _)| {
+            let slug = slug.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                rules.set(api::alert_rules(&slug).await.unwrap_or_default());
+            });
+        });
+    }
+    {
+        let events = events.clone();
+        let tick = match range {
+            TimeRange::Live => now / MARKER_REFRESH_MS,
+            TimeRange::Last(_) => now / PRESET_REFRESH_MS,
+            TimeRange::Between { .. } => 0,
+        };
+        use_effect_with((props.slug.clone(), props.agent.clone(), range, tick), move |(slug, agent, range, _)| {
+            let (slug, params) = (slug.clone(), model::alerts::marker_params(range.window(now_ms()), agent.as_deref()));
+            wasm_bindgen_futures::spawn_local(async move {
+                events.set(api::alert_history(&slug, &params).await.unwrap_or_default());
+            });
+        });
+    }
+    let overlay_of = |metric: &str| Rc::new(model::alerts::overlay(metric, props.agent.as_deref(), &rules, &events));
 
     {
         let board = board.clone();
@@ -616,7 +708,8 @@ fn TenantPage(props: &TenantProps) -> Html {
                         { "Expand" }
                     </button>
                 </div>
-                <TimeChart widget={shown.clone()} window={chart_window} range_text={shown.range().describe()} on_zoom={on_zoom.clone()} />
+                <TimeChart widget={shown.clone()} window={chart_window} range_text={shown.range().describe()} on_zoom={on_zoom.clone()}
+                    overlay={overlay_of(&metric)} />
                 <Legend widget={shown} now_ms={now} />
             </li>
         }
@@ -626,9 +719,10 @@ fn TenantPage(props: &TenantProps) -> Html {
             let expanded = expanded.clone();
             Callback::from(move |_| expanded.set(None))
         };
+        let overlay = overlay_of(&widget.metric);
         html! {
             <Expanded window={widget.window(now)} range_text={widget.range().describe()} {widget} now_ms={now} {range}
-                on_range={go.clone()} on_zoom={on_zoom.clone()} on_close={close} />
+                on_range={go.clone()} on_zoom={on_zoom.clone()} on_close={close} {overlay} />
         }
     });
     let agent_options = agents.iter().map(|a| {
@@ -838,6 +932,7 @@ struct ExpandedProps {
     on_range: Callback<TimeRange>,
     on_zoom: Callback<(i64, i64)>,
     on_close: Callback<()>,
+    overlay: Rc<Overlay>,
 }
 
 /// One metric, large, over the page, with its own range picker (the page's range: the URL
@@ -877,7 +972,7 @@ fn Expanded(props: &ExpandedProps) -> Html {
                     </button>
                 </div>
                 <TimeChart widget={props.widget.clone()} window={props.window} height={360} range_text={props.range_text.clone()}
-                    on_zoom={props.on_zoom.clone()} />
+                    on_zoom={props.on_zoom.clone()} overlay={props.overlay.clone()} />
                 <Legend widget={props.widget.clone()} now_ms={props.now_ms} />
             </section>
         </div>
@@ -1057,5 +1152,12 @@ mod tests {
             assert_eq!(Route::parse(&tenant_href("acme", Some("db:1"), range)), route);
         }
         assert_eq!(tenant_href("acme", None, live), "#/t/acme");
+        assert_eq!(Route::parse("#/t/acme/alerts"), Route::Alerts { slug: "acme".into(), screen: Screen::Inbox });
+        assert_eq!(
+            Route::parse(&Screen::Rule(Some(4)).href("acme")),
+            Route::Alerts { slug: "acme".into(), screen: Screen::Rule(Some(4)) }
+        );
+        assert_eq!(Route::parse("#/t/acme/alerts/nowhere"), Route::Overview);
+        assert_eq!(Route::parse("#/t/acme/alerts/channels").tenant(), Some("acme"));
     }
 }

@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
+use crate::model::alerts::Overlay;
 use crate::model::plot::{self, Frame, Layout};
 use crate::model::units::Unit;
 use crate::model::{self, Widget};
@@ -34,6 +35,9 @@ pub struct ChartProps {
     /// A drag across the chart: `(start, end)` in Unix milliseconds.
     #[prop_or_default]
     pub on_zoom: Callback<(i64, i64)>,
+    /// Alert transitions and rule thresholds drawn over the data.
+    #[prop_or_default]
+    pub overlay: Rc<Overlay>,
 }
 
 impl PartialEq for ChartProps {
@@ -45,6 +49,7 @@ impl PartialEq for ChartProps {
             && self.window == other.window
             && self.height == other.height
             && self.range_text == other.range_text
+            && (Rc::ptr_eq(&self.overlay, &other.overlay) || self.overlay == other.overlay)
     }
 }
 
@@ -59,10 +64,13 @@ pub fn TimeChart(props: &ChartProps) -> Html {
     let error = use_state(|| None::<String>);
     let key = (props.widget.version, Rc::as_ptr(&props.widget) as usize, props.window);
     let built: Rc<(Layout, Frame)> = use_memo(key, |_| plot::frame(&props.widget, props.window));
+    // The overlay a new chart starts with; the effect below keeps a standing chart's current.
+    let overlay = use_mut_ref(|| Rc::new(Overlay::default()));
+    *overlay.borrow_mut() = props.overlay.clone();
     {
         let (node, chart, built, error) = (node.clone(), chart.clone(), built.clone(), error.clone());
         let unit = Unit::of(&props.widget.metric);
-        let (height, window) = (props.height, props.window);
+        let (height, window, overlay) = (props.height, props.window, overlay.clone());
         use_effect_with(key, move |_| {
             let Some(target) = node.cast::<web_sys::HtmlElement>() else { return };
             let (layout, frame) = &*built;
@@ -70,7 +78,10 @@ pub fn TimeChart(props: &ChartProps) -> Html {
             if slot.as_ref().is_none_or(|c| c.layout() != layout) {
                 *slot = None;
                 match uplot::Chart::new(&target, layout.clone(), unit, height, SYNC_KEY, zoom) {
-                    Ok(created) => *slot = Some(created),
+                    Ok(created) => {
+                        created.set_overlay(&overlay.borrow());
+                        *slot = Some(created);
+                    }
                     Err(message) => return error.set(Some(message)),
                 }
             }
@@ -81,13 +92,26 @@ pub fn TimeChart(props: &ChartProps) -> Html {
     }
     {
         let chart = chart.clone();
+        use_effect_with(props.overlay.clone(), move |overlay| {
+            if let Some(chart) = chart.borrow().as_ref() {
+                chart.set_overlay(overlay);
+            }
+        });
+    }
+    {
+        let chart = chart.clone();
         use_effect_with((), move |_| move || drop(chart.borrow_mut().take()));
     }
     let (layout, frame) = &*built;
     let widget = &props.widget;
-    let summary = format!("{} {}", widget.metric, props.range_text);
+    let markers = props.overlay.markers_in(props.window);
+    let mut summary = format!("{} {}", widget.metric, props.range_text);
+    if markers > 0 {
+        summary.push_str(&format!(", {markers} alert {}", if markers == 1 { "change" } else { "changes" }));
+    }
     html! {
         <div data-testid="chart" data-resolution={widget.resolution.to_string()} data-points={frame.points.to_string()}
+            data-markers={markers.to_string()} data-thresholds={props.overlay.thresholds.len().to_string()}
             data-gaps={frame.gaps.to_string()} data-bands={layout.bands.len().to_string()}
             data-window-start={props.window.0.to_string()} data-window-end={props.window.1.to_string()}>
             <div ref={node} role="img" aria-label={summary} class="md-chart w-full" style={format!("height:{}px", props.height)}></div>

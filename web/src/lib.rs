@@ -8,10 +8,12 @@
 //! - `live`: the live link: Server-Sent Events, falling back to long-polling the cursor
 //!   endpoint when the stream keeps failing, and back again.
 //! - `uplot`: the typed surface over uPlot, the chart library, and its JavaScript bridge.
-//! - `chart`, `app`: the components and screens.
+//! - `chart`, `app`: the components and screens; `alerts`: the alerting screens (inbox, rules,
+//!   channels) and the header's count of firing alerts.
 //!
 //! It shares its wire types with the server through `microdash_core::api`.
 
+mod alerts;
 mod api;
 mod app;
 mod chart;

@@ -6,7 +6,10 @@
 //! - [`units`]: units told from metric names, and how values and ticks read in them.
 //! - [`plot`]: a widget's data as the chart library takes it: aligned columns, gaps, bands,
 //!   stable colours.
+//! - [`alerts`]: the alerting screens' forms, errors, previews and inbox order, and what a
+//!   chart overlays (alert transitions, rule thresholds).
 
+pub mod alerts;
 pub mod plot;
 pub mod range;
 pub mod units;
@@ -39,9 +42,14 @@ pub struct SeriesId {
 }
 
 impl SeriesId {
+    /// The series of `agent` (none: empty) with `tags`.
+    pub fn new(agent: Option<&str>, tags: &BTreeMap<String, String>) -> SeriesId {
+        let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        SeriesId { agent: agent.unwrap_or_default().to_owned(), tags: tags.join(" ") }
+    }
+
     fn of(point: &PointOut) -> SeriesId {
-        let tags: Vec<String> = point.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        SeriesId { agent: point.agent_id.clone().unwrap_or_default(), tags: tags.join(" ") }
+        SeriesId::new(point.agent_id.as_deref(), &point.tags)
     }
 
     /// What the legend shows.

@@ -1,5 +1,5 @@
 //! The typed surface over uPlot, the chart library (axes, ticks, crosshair and its sync across
-//! charts, drag to zoom, min-max bands). All JavaScript interop for charts goes through this
+//! charts, drag to zoom, min-max bands), and the alert overlay drawn in its draw hook. All JavaScript interop for charts goes through this
 //! module and its bridge, `static/chart-bridge.js` (the global `MicrodashChart`, loaded by
 //! `index.html` next to the module rather than imported by it, so the page does not wait for
 //! one more fetch before starting); what to draw is decided natively in
@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::HtmlElement;
 use yew::Callback;
 
+use crate::model::alerts::Overlay;
 use crate::model::plot::{Frame, Layout};
 use crate::model::units::Unit;
 
@@ -34,6 +35,9 @@ extern "C" {
     #[wasm_bindgen(method, js_name = setData)]
     #[allow(clippy::too_many_arguments)]
     fn set_data(this: &JsChart, xs: &[f64], ys: &[f64], columns: u32, x_min: f64, x_max: f64, y_min: f64, y_max: f64);
+
+    #[wasm_bindgen(method, js_name = setOverlay)]
+    fn set_overlay(this: &JsChart, overlay_json: &str);
 
     #[wasm_bindgen(method)]
     fn destroy(this: &JsChart);
@@ -95,6 +99,14 @@ impl Chart {
         let ys: Vec<f64> = frame.columns.concat();
         let (y_min, y_max) = frame.y_range.unwrap_or((f64::NAN, f64::NAN));
         self.js.set_data(&frame.xs, &ys, frame.columns.len() as u32, window.0 as f64, window.1 as f64, y_min, y_max);
+    }
+
+    /// Draw `overlay` over the data: a vertical line per alert transition (named in the
+    /// tooltip), a dashed line per threshold (kept inside the value axis).
+    pub fn set_overlay(&self, overlay: &Overlay) {
+        // Serialising plain numbers and strings cannot fail; an empty overlay is the fallback.
+        let json = serde_json::to_string(overlay).unwrap_or_else(|_| "{\"markers\":[],\"thresholds\":[]}".into());
+        self.js.set_overlay(&json);
     }
 }
 

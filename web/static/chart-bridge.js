@@ -3,8 +3,8 @@
 // for): uPlot as the global `uPlot` (uPlot.iife.min.js, copied from node_modules by
 // scripts/build-web.sh), this file as the global `MicrodashChart`. Rust drives it through
 // src/uplot.rs; everything about the data (alignment, gaps, bands, units, colours) is decided
-// there, in src/model/plot.rs. This file only turns that into uPlot options and draws the
-// tooltip.
+// there, in src/model/plot.rs and src/model/alerts.rs. This file only turns that into uPlot
+// options and draws the tooltip and the alert overlay (transition markers, threshold lines).
 'use strict';
 
 // Cell encoding of model/plot.rs: NaN is a gap (null: the line breaks), +Infinity a time where
@@ -28,6 +28,9 @@ class MicrodashChart {
   constructor(target, layoutJson, height, syncKey, formatValue, formatTicks, onZoom) {
     const layout = JSON.parse(layoutJson);
     this.layout = layout;
+    // model::alerts::Overlay: markers [{ts_ms, color, text}], thresholds [{value, color, label}].
+    this.overlay = { markers: [], thresholds: [] };
+    this.window = null;
     this.target = target;
     this.height = height;
     this.yRange = null;
@@ -66,7 +69,17 @@ class MicrodashChart {
       },
       scales: {
         x: { time: true },
-        y: { range: (u, min, max) => this.yRange ?? uPlot.rangeNum(min ?? 0, max ?? 1, 0.1, true) },
+        // Thresholds stay on the chart: the value axis reaches them.
+        y: {
+          range: (u, min, max) => {
+            const levels = this.overlay.thresholds.map((t) => t.value);
+            if (this.yRange) return [Math.min(this.yRange[0], ...levels), Math.max(this.yRange[1], ...levels)];
+            if (min == null && !levels.length) return uPlot.rangeNum(0, 1, 0.1, true);
+            const lo = Math.min(min ?? Infinity, ...levels);
+            const hi = Math.max(max ?? -Infinity, ...levels);
+            return uPlot.rangeNum(lo, hi, 0.1, true);
+          },
+        },
       },
       axes: [
         { ...axis, space: 70 },
@@ -93,7 +106,12 @@ class MicrodashChart {
           },
         ],
         setCursor: [(u) => this.tooltip(u)],
-        draw: [() => (target.dataset.drawn = String(++this.draws))],
+        draw: [
+          (u) => {
+            this.drawOverlay(u);
+            target.dataset.drawn = String(++this.draws);
+          },
+        ],
       },
     };
     this.u = new uPlot(opts, [[], ...layout.lines.map(() => [])], target);
@@ -119,10 +137,65 @@ class MicrodashChart {
       data.push(Array.from(ys.subarray(c * n, (c + 1) * n), decode));
     }
     this.yRange = Number.isNaN(yMin) ? null : [yMin, yMax];
+    this.window = [xMin / 1000, xMax / 1000];
+    this.rescale(data);
+  }
+
+  rescale(data) {
     this.u.batch(() => {
       this.u.setData(data, true);
-      this.u.setScale('x', { min: xMin / 1000, max: xMax / 1000 });
+      if (this.window) this.u.setScale('x', { min: this.window[0], max: this.window[1] });
     });
+  }
+
+  // overlayJson: JSON of model::alerts::Overlay. The value axis is ranged again, since it
+  // reaches the thresholds.
+  setOverlay(overlayJson) {
+    this.overlay = JSON.parse(overlayJson);
+    this.rescale(this.u.data);
+  }
+
+  // After uPlot has drawn the series: dashed lines at the thresholds (labelled at the right),
+  // a solid vertical line at each alert transition, both clipped to the plot area.
+  drawOverlay(u) {
+    const { markers, thresholds } = this.overlay;
+    let drawn = 0;
+    if (markers.length || thresholds.length) {
+      const { ctx, bbox } = u;
+      const px = window.devicePixelRatio || 1;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+      ctx.clip();
+      ctx.font = `${10 * px}px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace`;
+      ctx.textAlign = 'right';
+      for (const t of thresholds) {
+        const y = Math.round(u.valToPos(t.value, 'y', true)) + 0.5;
+        ctx.strokeStyle = t.color;
+        ctx.lineWidth = 1.5 * px;
+        ctx.setLineDash([6 * px, 4 * px]);
+        ctx.beginPath();
+        ctx.moveTo(bbox.left, y);
+        ctx.lineTo(bbox.left + bbox.width, y);
+        ctx.stroke();
+        ctx.fillStyle = t.color;
+        ctx.fillText(t.label, bbox.left + bbox.width - 4 * px, y - 4 * px);
+      }
+      ctx.setLineDash([]);
+      for (const m of markers) {
+        const x = Math.round(u.valToPos(m.ts_ms / 1000, 'x', true));
+        if (x < bbox.left || x > bbox.left + bbox.width) continue;
+        ctx.strokeStyle = m.color;
+        ctx.lineWidth = 2 * px;
+        ctx.beginPath();
+        ctx.moveTo(x, bbox.top);
+        ctx.lineTo(x, bbox.top + bbox.height);
+        ctx.stroke();
+        drawn++;
+      }
+      ctx.restore();
+    }
+    this.target.dataset.markersDrawn = String(drawn);
   }
 
   // Every line's value at the cursor's time (uPlot picks each series' nearest point, passing
@@ -140,6 +213,8 @@ class MicrodashChart {
       const v = at == null ? null : u.data[i + 1][at];
       rows.push([line.color, line.label, v == null ? '–' : this.formatValue(v)]);
     });
+    // Alert transitions within a few pixels of the cursor.
+    const notes = this.overlay.markers.filter((m) => Math.abs(u.valToPos(m.ts_ms / 1000, 'x') - left) <= 5);
     const box = this.tip;
     box.replaceChildren();
     const head = document.createElement('div');
@@ -158,6 +233,17 @@ class MicrodashChart {
       val.className = 'md-tooltip-value';
       val.textContent = value;
       row.append(dot, name, val);
+      box.appendChild(row);
+    }
+    for (const note of notes) {
+      const row = document.createElement('div');
+      row.className = 'md-tooltip-row md-tooltip-alert';
+      const bar = document.createElement('span');
+      bar.className = 'md-tooltip-bar';
+      bar.style.background = note.color;
+      const text = document.createElement('span');
+      text.textContent = note.text;
+      row.append(bar, text);
       box.appendChild(row);
     }
     box.hidden = false;
