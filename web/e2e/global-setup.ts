@@ -36,6 +36,8 @@ export default async function globalSetup() {
     MICRODASH_MQTT_URL: broker,
     MICRODASH_MQTT_TOPIC_ROOT: topicRoot,
     MICRODASH_MQTT_CLIENT_ID: `e2e-bridge-${port}-${process.pid}`,
+    // Alerting is on by default; a fast evaluator tick keeps the alerting scenarios short.
+    MICRODASH_ALERT_TICK_MS: '200',
   };
   const server = spawn(bin, ['serve', '--demo'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { expect, type APIRequestContext, type Locator, type Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
@@ -404,3 +406,364 @@ Then(
     await expect(page.getByRole('button', { name: 'Custom', exact: true })).toHaveAttribute('aria-pressed', 'true');
   },
 );
+
+// --- Alerting: rules, channels, the inbox, chart markers, keyboard use ---------------------
+
+/** What a webhook receiver started by a scenario got: one entry per request. */
+type Received = { method: string; path: string; body: any };
+const receivers = new WeakMap<Page, { url: string; received: Received[] }>();
+
+function receiverOf(page: Page) {
+  const receiver = receivers.get(page);
+  if (!receiver) throw new Error('no webhook receiver: start one with "Given a webhook receiver is listening"');
+  return receiver;
+}
+
+Given('a webhook receiver is listening', async ({ page }) => {
+  const received: Received[] = [];
+  const http = createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (text += chunk));
+    req.on('end', () => {
+      let body: any = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // Kept as text.
+      }
+      received.push({ method: req.method ?? '', path: req.url ?? '', body });
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
+    });
+  });
+  await new Promise<void>((ok) => http.listen(0, '127.0.0.1', ok));
+  const { port } = http.address() as AddressInfo;
+  receivers.set(page, { url: `http://127.0.0.1:${port}/hook`, received });
+  page.on('close', () => http.close());
+});
+
+/** POST a JSON body with the signed-in session (page.request shares the browser's cookies). */
+async function create(page: Page, path: string, data: object): Promise<any> {
+  const response = await page.request.post(server().url + path, { data });
+  expect(response.status(), await response.text()).toBe(201);
+  return response.json();
+}
+
+Given('a webhook channel {string} to the receiver', async ({ page }, name: string) => {
+  await create(page, '/api/v1/channels', { name, kind: 'webhook', url: receiverOf(page).url });
+});
+
+Given('a webhook channel {string} to {string}', async ({ page }, name: string, url: string) => {
+  await create(page, '/api/v1/channels', { name, kind: 'webhook', url });
+});
+
+Given(
+  'a rule {string} on {string} of agent {string} above {int} notifying the webhook',
+  async ({ page }, name: string, metric: string, agent: string, critical: number) => {
+    const channel = await create(page, '/api/v1/channels', { name: `${name} hook`, kind: 'webhook', url: receiverOf(page).url });
+    await create(page, '/api/v1/alert-rules', {
+      name,
+      metric_name: metric,
+      agent_id: agent,
+      operator: '>',
+      critical,
+      channels: [channel.id],
+    });
+  },
+);
+
+async function report(request: APIRequestContext, agent: string, metric: string, value: number) {
+  const response = await request.post(server().url + '/api/v1/metrics', {
+    headers: { Authorization: `Bearer ${server().token}` },
+    data: { metric_name: metric, value, agent_id: agent },
+  });
+  expect(response.status()).toBe(202);
+}
+
+Given('the agent {string} reports {string} {float}', async ({ request }, agent: string, metric: string, value: number) => {
+  await report(request, agent, metric, value);
+});
+
+Then(
+  'the inbox shows {string} firing as critical on {string} within {int} ms',
+  async ({ page }, rule: string, agent: string, ms: number) => {
+    await page.goto(`${server().url}/#/t/demo/alerts`);
+    const alert = page.locator(`[data-testid="alert"][data-rule="${rule}"][data-state="firing"]`);
+    await expect(alert).toBeVisible({ timeout: ms });
+    await expect(alert).toHaveAttribute('data-severity', 'critical');
+    await expect(alert).toContainText(agent);
+    await expect(alert).toContainText('critical');
+  },
+);
+
+Then('the header counts at least {int} firing alert(s) within {int} ms', async ({ page }, n: number, ms: number) => {
+  const count = page.getByTestId('firing-count');
+  await expect.poll(async () => Number(await count.getAttribute('data-count')), { timeout: ms }).toBeGreaterThanOrEqual(n);
+  await expect(count).toHaveAttribute('aria-live', 'polite');
+  await expect(count).toContainText('firing');
+});
+
+/** The API's alert transitions, newest first. */
+async function history(page: Page): Promise<{ rule_name: string; to: string; at: string }[]> {
+  const answer = await page.request.get(`${server().url}/api/v1/alerts/history?limit=100`);
+  expect(answer.ok()).toBe(true);
+  return answer.json();
+}
+
+/** How much of a line through the plot is drawn in `rgb`, read from the chart's canvas: the
+ * share of the plot's height in the column at time `ms`, or of its width in the row at
+ * `rowFraction` of its height from the top (the best of a few columns or rows around it). */
+async function lineCoverage(chart: Locator, rgb: [number, number, number], at: { ms?: number; rowFraction?: number }) {
+  const [start, end] = await Promise.all([chart.getAttribute('data-window-start'), chart.getAttribute('data-window-end')]);
+  return chart.evaluate(
+    (el, { rgb, at, start, end }) => {
+      const canvas = el.querySelector('canvas') as HTMLCanvasElement;
+      const over = el.querySelector('.u-over') as HTMLElement;
+      const c = canvas.getBoundingClientRect();
+      const o = over.getBoundingClientRect();
+      const scale = canvas.width / c.width;
+      const ctx = canvas.getContext('2d')!;
+      const left = Math.round((o.left - c.left) * scale);
+      const top = Math.round((o.top - c.top) * scale);
+      const width = Math.round(o.width * scale);
+      const height = Math.round(o.height * scale);
+      const near = (d: Uint8ClampedArray, i: number) =>
+        d[i + 3] >= 150 && Math.abs(d[i] - rgb[0]) + Math.abs(d[i + 1] - rgb[1]) + Math.abs(d[i + 2] - rgb[2]) < 40;
+      const count = (d: Uint8ClampedArray) => {
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (near(d, i)) n++;
+        return n;
+      };
+      let best = 0;
+      if (at.ms !== undefined) {
+        const x = left + Math.round(((at.ms - start) / (end - start)) * width);
+        for (let dx = -4; dx <= 4; dx++) best = Math.max(best, count(ctx.getImageData(x + dx, top, 1, height).data) / height);
+      } else {
+        const y = top + Math.round(at.rowFraction! * height);
+        for (let dy = -3; dy <= 3; dy++) best = Math.max(best, count(ctx.getImageData(left, y + dy, width, 1).data) / width);
+      }
+      return best;
+    },
+    { rgb, at, start: Number(start), end: Number(end) },
+  );
+}
+
+const RED: [number, number, number] = [0xef, 0x44, 0x44];
+
+Then(
+  'the {string} chart shows a red marker where {string} fired within {int} ms',
+  async ({ page }, metric: string, rule: string, ms: number) => {
+    const chart = chartOf(page, metric);
+    await expect.poll(async () => Number(await chart.getAttribute('data-markers')), { timeout: ms }).toBeGreaterThanOrEqual(1);
+    await expect(chart.getByRole('img')).toHaveAccessibleName(/alert change/);
+    const fired = (await history(page)).find((e) => e.rule_name === rule && e.to === 'firing');
+    expect(fired, 'a firing transition in the history').toBeTruthy();
+    // Drawn, not only counted: a red line down most of the plot's height at that time.
+    await expect.poll(async () => lineCoverage(chart, RED, { ms: Date.parse(fired!.at) }), { timeout: 5_000 }).toBeGreaterThan(0.8);
+  },
+);
+
+Then("the {string} chart draws the rule's threshold", async ({ page }, metric: string) => {
+  const chart = chartOf(page, metric);
+  await expect(chart).toHaveAttribute('data-thresholds', '1');
+  // 90 on a 0-100 % axis: a dashed red line a tenth of the way down, red along most of it.
+  await expect.poll(async () => lineCoverage(chart, RED, { rowFraction: 0.1 }), { timeout: 5_000 }).toBeGreaterThan(0.4);
+});
+
+const notificationsFor = (page: Page, rule: string) =>
+  receiverOf(page).received.filter((r) => r.method === 'POST' && r.body?.rule_name === rule);
+
+Then('the webhook received one notification for {string} within {int} ms', async ({ page }, rule: string, ms: number) => {
+  await expect.poll(() => notificationsFor(page, rule).length, { timeout: ms }).toBe(1);
+  const [body] = notificationsFor(page, rule).map((r) => r.body);
+  expect([body.status, body.severity, body.value]).toEqual(['firing', 'critical', 95]);
+});
+
+Then('the alert {string} shows the value {float} within {int} ms', async ({ page }, rule: string, value: number, ms: number) => {
+  // The evaluator has seen the newer point: the firing instance carries it.
+  const current = async () => {
+    const answer = await page.request.get(`${server().url}/api/v1/alerts?state=firing`);
+    const alerts: { rule_name: string; value: number | null }[] = await answer.json();
+    return alerts.find((a) => a.rule_name === rule)?.value;
+  };
+  await expect.poll(current, { timeout: ms }).toBe(value);
+});
+
+Then('the webhook still has one notification for {string}', async ({ page }, rule: string) => {
+  expect(notificationsFor(page, rule).length).toBe(1);
+});
+
+When('I open the alerting {string} screen of tenant {string}', async ({ page }, screen: string, tenant: string) => {
+  const path = screen === 'Inbox' ? '' : `/${screen.toLowerCase()}`;
+  await page.goto(`${server().url}/#/t/${tenant}/alerts${path}`);
+  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+  await page.waitForLoadState('networkidle');
+});
+
+When('I send a test message to {string}', async ({ page }, channel: string) => {
+  await page.getByRole('button', { name: `Send test to ${channel}`, exact: true }).click();
+});
+
+Then(
+  'the channels screen says the test message to {string} was sent within {int} ms',
+  async ({ page }, channel: string, ms: number) => {
+    await expect(page.getByTestId('channel-status')).toContainText(`The test message to ${channel} was sent`, { timeout: ms });
+  },
+);
+
+Then('the delivery log shows a sent {string} notification', async ({ page }, kind: string) => {
+  await expect(page.getByLabel('Channel', { exact: true })).not.toHaveValue('');
+  await expect(page.locator(`[data-testid="delivery-row"][data-kind="${kind}"][data-status="sent"]`).first()).toBeVisible();
+});
+
+Then('the webhook received a test message within {int} ms', async ({ page }, ms: number) => {
+  const tests = () =>
+    receiverOf(page).received.filter((r) => String(r.body?.rule_name ?? '').startsWith('microdash test notification')).length;
+  await expect.poll(tests, { timeout: ms }).toBe(1);
+});
+
+/** Elements the keyboard reached without a visible focus indicator, per page. */
+const unseenFocus = new WeakMap<Page, string[]>();
+
+/** Press Tab until `target` has the focus, noting every element passed on the way that shows
+ * no focus outline. */
+async function tabTo(page: Page, target: Locator) {
+  const unseen = unseenFocus.get(page) ?? [];
+  unseenFocus.set(page, unseen);
+  for (let i = 0; i < 80; i++) {
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      if (!el || el === document.body) return null;
+      const style = getComputedStyle(el);
+      const visible = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+      return { visible, what: `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} "${(el.textContent ?? '').trim().slice(0, 40)}"` };
+    });
+    if (focused && !focused.visible) unseen.push(focused.what);
+    if (await target.evaluate((el) => el === document.activeElement)) return;
+  }
+  throw new Error(`80 presses of Tab never reached ${target}`);
+}
+
+const field = (page: Page, label: string) => page.getByLabel(label);
+
+When('I tab to the link {string} and press Enter', async ({ page }, name: string) => {
+  await tabTo(page, page.getByRole('link', { name, exact: true }));
+  await page.keyboard.press('Enter');
+});
+
+When('I tab to the button {string} and press Enter', async ({ page }, name: string) => {
+  await tabTo(page, page.getByRole('button', { name, exact: true }));
+  await page.keyboard.press('Enter');
+});
+
+When('I tab to the checkbox {string} and press Space', async ({ page }, name: string) => {
+  const box = page.getByRole('checkbox', { name, exact: true });
+  await tabTo(page, box);
+  await page.keyboard.press('Space');
+  await expect(box).toBeChecked();
+});
+
+Then('the {string} field has the focus', async ({ page }, label: string) => {
+  await expect(field(page, label)).toBeFocused();
+});
+
+When('I type {string}', async ({ page }, text: string) => {
+  await page.keyboard.type(text);
+});
+
+When('I tab to the {string} field and choose {string}', async ({ page }, label: string, option: string) => {
+  const select = field(page, label);
+  await tabTo(page, select);
+  // Arrow keys move a closed select's choice (and fire its change event).
+  for (let i = 0; i < 200 && (await select.inputValue()) !== option; i++) await page.keyboard.press('ArrowDown');
+  await expect(select).toHaveValue(option);
+});
+
+When('I tab to the {string} field and type {string}', async ({ page }, label: string, text: string) => {
+  await tabTo(page, field(page, label));
+  await page.keyboard.type(text);
+  await expect(field(page, label)).toHaveValue(text);
+});
+
+When('I select the text of the focused field and type {string}', async ({ page }, text: string) => {
+  await page.keyboard.press('ControlOrMeta+a');
+  await page.keyboard.type(text);
+});
+
+Then(
+  'the {string} field shows the error {string} within {int} ms',
+  async ({ page }, label: string, message: string, ms: number) => {
+    const input = field(page, label);
+    await expect(input).toHaveAttribute('aria-invalid', 'true', { timeout: ms });
+    // The message is next to the field and is the field's description for screen readers.
+    await expect(input).toHaveAccessibleDescription(new RegExp(message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  },
+);
+
+Then('the preview says {string} within {int} ms', async ({ page }, sentence: string, ms: number) => {
+  await expect(page.getByTestId('preview-row').filter({ hasText: sentence })).toBeVisible({ timeout: ms });
+});
+
+Then('the rules list shows {string} notifying {string} within {int} ms', async ({ page }, rule: string, channel: string, ms: number) => {
+  const row = page.locator(`[data-testid="rule-row"][data-rule="${rule}"]`);
+  await expect(row).toBeVisible({ timeout: ms });
+  await expect(row).toContainText(channel);
+});
+
+Then('every element I tabbed to showed a visible focus indicator', async ({ page }) => {
+  expect(unseenFocus.get(page) ?? []).toEqual([]);
+});
+
+When('I click the link {string}', async ({ page }, name: string) => {
+  await page.getByRole('link', { name, exact: true }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+});
+
+When('I fill in {string} with {string}', async ({ page }, label: string, text: string) => {
+  await field(page, label).fill(text);
+});
+
+When('I press the button {string}', async ({ page }, name: string) => {
+  await page.getByRole('button', { name, exact: true }).click();
+});
+
+Then('the channels list shows {string} with a secret set within {int} ms', async ({ page }, name: string, ms: number) => {
+  const row = page.locator(`[data-testid="channel-row"][data-channel="${name}"]`);
+  await expect(row).toBeVisible({ timeout: ms });
+  await expect(row.getByRole('cell').nth(3)).toHaveText('set');
+});
+
+Then('the {string} field is empty and says a secret is set', async ({ page }, label: string) => {
+  const input = field(page, label);
+  await expect(input).toHaveValue('');
+  await expect(input).toHaveAccessibleDescription(/A secret is set/);
+});
+
+When('I delete the channel {string}, confirming', async ({ page }, name: string) => {
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: `Delete channel ${name}`, exact: true }).click();
+});
+
+Then('the channels list does not show {string} within {int} ms', async ({ page }, name: string, ms: number) => {
+  await expect(page.getByTestId('channel-status')).toContainText(`Deleted the channel ${name}.`, { timeout: ms });
+  await expect(page.locator(`[data-testid="channel-row"][data-channel="${name}"]`)).toHaveCount(0);
+});
+
+Given('the server has no alerting API', async ({ page }) => {
+  // What a server from before alerting answers.
+  const missing = (route: import('@playwright/test').Route) =>
+    route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not_found","message":"no such endpoint"}' });
+  await page.route(/\/api\/v1\/(alert-rules|alerts|channels|notifications)([/?]|$)/, missing);
+});
+
+Then('the inbox says alerting is not available', async ({ page }) => {
+  await expect(page.getByTestId('alerting-unavailable')).toBeVisible();
+  await expect(page.getByText('No history: alerting is not available on this server yet.')).toBeVisible();
+  await expect(page.getByRole('alert')).toHaveCount(0);
+});
+
+Then('the header shows no firing count', async ({ page }) => {
+  await expect(page.getByTestId('firing-count')).toHaveAttribute('data-count', '');
+  await expect(page.getByTestId('firing-count')).toHaveText('');
+});
