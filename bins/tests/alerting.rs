@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Proc, eventually, free_addr, microdash, microdash_output};
+use common::{Proc, RawStream, eventually, free_addr, microdash, microdash_output};
 use microdash_store::Backend;
 use microdash_store::testing::{TestDb, unique_name};
 use serde_json::{Value, json};
@@ -116,8 +116,13 @@ async fn another_worker_takes_over_evaluation_and_nothing_is_notified_twice() {
     // The leader re-reads rules on its next tick.
     tokio::time::sleep(Duration::from_millis(600)).await;
 
+    // The API process's stream hears the evaluating worker's transitions through Redis.
+    let mut stream = RawStream::open(&api.url, "/api/v1/stream/fleet", &api.token).await;
+    stream.read_until("event: ready").await;
     let breached = Instant::now();
     api.cpu(95.0).await;
+    stream.read_until("event: alert").await;
+    stream.read_until("\"state\":\"firing\"").await;
     let count = || got.lock().unwrap().len();
     eventually(10, "the firing webhook", || async { (count() >= 1).then_some(()) }).await;
     println!("breach to webhook through Redis and MariaDB: {:?}", breached.elapsed());

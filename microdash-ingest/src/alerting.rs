@@ -26,6 +26,7 @@ use microdash_alert::payload::Alert;
 use microdash_alert::state::{InstanceState, Step, step};
 use microdash_alert::window::SeriesWindow;
 use microdash_core::alert::AlertRule;
+use microdash_core::api::alert::AlertStreamEvent;
 use microdash_store::{
     AlertStep, AttemptOutcome, NewEvent, NewNotification, NotificationRow, PointQuery, Store, StoreError,
 };
@@ -34,7 +35,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::live::{LiveHub, Persisted};
+use crate::live::{AlertNotice, LiveHub, LivePublisher, Persisted};
 use crate::telemetry::Telemetry;
 
 /// The lease that makes one process the evaluator.
@@ -81,6 +82,7 @@ impl AlertingConfig {
 pub(crate) async fn run_alerting(
     store: Store,
     live: Arc<LiveHub>,
+    publisher: LivePublisher,
     telemetry: Arc<Telemetry>,
     config: AlertingConfig,
     shutdown: CancellationToken,
@@ -92,7 +94,7 @@ pub(crate) async fn run_alerting(
             Ok(true) => {
                 tracing::info!(holder = %config.holder, "evaluating alerts");
                 telemetry.record_alert_leader(true);
-                lead(&store, &mut feed, &telemetry, &config, &shutdown).await;
+                lead(&store, &mut feed, &publisher, &telemetry, &config, &shutdown).await;
                 telemetry.record_alert_leader(false);
                 if shutdown.is_cancelled() {
                     if let Err(err) = store.release_lease(LEASE, &config.holder).await {
@@ -117,6 +119,7 @@ pub(crate) async fn run_alerting(
 async fn lead(
     store: &Store,
     feed: &mut broadcast::Receiver<Persisted>,
+    publisher: &LivePublisher,
     telemetry: &Arc<Telemetry>,
     config: &AlertingConfig,
     shutdown: &CancellationToken,
@@ -160,7 +163,7 @@ async fn lead(
                     continue;
                 }
                 engine.mark_all();
-                engine.evaluate(store, telemetry, &wake, now, true).await;
+                engine.evaluate(store, publisher, telemetry, &wake, now, true).await;
             }
             received = feed.recv() => {
                 if !engine.loaded() {
@@ -182,7 +185,7 @@ async fn lead(
                         Err(_) => break,
                     }
                 }
-                engine.evaluate(store, telemetry, &wake, now_ms(), false).await;
+                engine.evaluate(store, publisher, telemetry, &wake, now_ms(), false).await;
             }
         }
     }
@@ -363,7 +366,15 @@ impl Engine {
 
     /// Step every dirty instance; write the steps that change something (and, on a tick,
     /// the latest values) in one transaction, then move the in-memory states on.
-    async fn evaluate(&mut self, store: &Store, telemetry: &Telemetry, wake: &Notify, now: i64, tick: bool) {
+    async fn evaluate(
+        &mut self,
+        store: &Store,
+        publisher: &LivePublisher,
+        telemetry: &Telemetry,
+        wake: &Notify,
+        now: i64,
+        tick: bool,
+    ) {
         let mut changed: Vec<(InstanceId, Step)> = Vec::new();
         for id in self.dirty.drain() {
             let (Some(entry), Some(instance)) = (self.rules.get(&id.0), self.instances.get_mut(&id)) else { continue };
@@ -398,6 +409,9 @@ impl Engine {
                 let transitions = changed.iter().filter(|(_, step)| step.transition.is_some()).count();
                 let notified = changed.iter().any(|(_, step)| step.notify.is_some());
                 telemetry.record_alert_transitions(transitions as u64);
+                for notice in self.notices(&changed) {
+                    publisher.publish_alerts(notice).await;
+                }
                 for (id, step) in changed {
                     if let Some(instance) = self.instances.get_mut(&id) {
                         instance.state = step.next;
@@ -414,6 +428,17 @@ impl Engine {
                 self.dirty.extend(changed.into_iter().map(|(id, _)| id));
             }
         }
+    }
+
+    /// The transitions among `changed`, per tenant, as the live streams announce them.
+    fn notices(&self, changed: &[(InstanceId, Step)]) -> Vec<AlertNotice> {
+        let mut by_tenant: HashMap<i64, Vec<AlertStreamEvent>> = HashMap::new();
+        for ((rule_id, key), step) in changed {
+            let (Some(transition), Some(entry)) = (step.transition, self.rules.get(rule_id)) else { continue };
+            let alert = step.next.to_out(*rule_id, &entry.rule.name, key);
+            by_tenant.entry(entry.tenant_id).or_default().push(AlertStreamEvent { alert, from: transition.from });
+        }
+        by_tenant.into_iter().map(|(tenant_id, events)| AlertNotice { tenant_id, events }).collect()
     }
 
     /// The row-to-be of one step, with its notifications rendered for each channel.

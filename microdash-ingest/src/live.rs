@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use microdash_core::api::PointOut;
+use microdash_core::api::alert::AlertStreamEvent;
 use microdash_core::metric::format_millis;
 use microdash_core::{Batch, Metric};
 use tokio::sync::broadcast;
@@ -147,6 +148,16 @@ pub struct LiveHub {
     config: LiveConfig,
     feeds: RwLock<HashMap<i64, Arc<Feed>>>,
     persisted: broadcast::Sender<Persisted>,
+    alerts: broadcast::Sender<Arc<AlertNotice>>,
+}
+
+/// Alert transitions of one tenant, as the evaluator announces them to the live streams.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AlertNotice {
+    /// The tenant.
+    pub tenant_id: i64,
+    /// What changed.
+    pub events: Vec<AlertStreamEvent>,
 }
 
 /// One tenant's metrics that were just persisted, as [`LiveHub::subscribe_persisted`]
@@ -167,6 +178,8 @@ impl Persisted {
 
 /// Persisted batches an in-process consumer may fall behind by before it misses some.
 const PERSISTED_BACKLOG: usize = 4_096;
+/// Alert notices a stream may fall behind by before it misses some.
+const ALERT_BACKLOG: usize = 1_024;
 
 impl LiveHub {
     /// An empty hub whose cursors are valid until the process stops.
@@ -176,7 +189,13 @@ impl LiveHub {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(1);
-        Self { epoch, config, feeds: RwLock::default(), persisted: broadcast::channel(PERSISTED_BACKLOG).0 }
+        Self {
+            epoch,
+            config,
+            feeds: RwLock::default(),
+            persisted: broadcast::channel(PERSISTED_BACKLOG).0,
+            alerts: broadcast::channel(ALERT_BACKLOG).0,
+        }
     }
 
     fn feed(&self, tenant_id: i64) -> Arc<Feed> {
@@ -214,6 +233,18 @@ impl LiveHub {
         // subscriber cannot fall between the replay window and the channel.
         let _no_subscribers_is_fine = feed.sender.send(event.clone());
         let _no_consumers_is_fine = self.persisted.send(Persisted { tenant_id, event });
+    }
+
+    /// Announce alert transitions to the tenant's open streams.
+    pub fn publish_alerts(&self, notice: AlertNotice) {
+        if !notice.events.is_empty() {
+            let _no_streams_is_fine = self.alerts.send(Arc::new(notice));
+        }
+    }
+
+    /// Alert transitions of every tenant from now on (streams keep their tenant's).
+    pub fn subscribe_alerts(&self) -> broadcast::Receiver<Arc<AlertNotice>> {
+        self.alerts.subscribe()
     }
 
     /// Every tenant's persisted metrics from now on, for consumers inside the process (the
@@ -389,6 +420,19 @@ impl LivePublisher {
             }
         }
     }
+
+    /// Announce alert transitions; best effort, like points.
+    pub(crate) async fn publish_alerts(&self, notice: AlertNotice) {
+        match self {
+            LivePublisher::Off => {}
+            LivePublisher::Local(hub) => hub.publish_alerts(notice),
+            LivePublisher::Redis(queue) => {
+                if let Err(err) = queue.publish_alerts(&notice).await {
+                    tracing::warn!(error = %err, "publishing alert transitions to the live bus failed");
+                }
+            }
+        }
+    }
 }
 
 /// Feed `hub` from the Redis live channel until `shutdown`, reconnecting after failures.
@@ -407,6 +451,13 @@ pub(crate) async fn relay_from_redis(queue: RedisQueue, hub: Arc<LiveHub>, shutd
                         continue;
                     }
                 };
+                if queue.is_alerts_message(&message) {
+                    match serde_json::from_slice::<AlertNotice>(&payload) {
+                        Ok(notice) => hub.publish_alerts(notice),
+                        Err(err) => tracing::warn!(error = %err, "undecodable alert bus message"),
+                    }
+                    continue;
+                }
                 match serde_json::from_slice::<Vec<Batch>>(&payload) {
                     Ok(batches) => hub.publish_batches(batches),
                     Err(err) => tracing::warn!(error = %err, "undecodable live bus message"),

@@ -240,7 +240,7 @@ impl Runtime {
             self.state.queue.clone(),
             self.state.store.clone(),
             self.state.telemetry.clone(),
-            publisher,
+            publisher.clone(),
             self.workers.clone(),
             shutdown.clone(),
         ));
@@ -259,6 +259,7 @@ impl Runtime {
             let task = tokio::spawn(run_alerting(
                 self.state.store.clone(),
                 self.state.live.clone(),
+                publisher,
                 self.state.telemetry.clone(),
                 alerting,
                 shutdown.clone(),

@@ -137,8 +137,21 @@ async fn fires_once_and_resolves_once(backend: Backend) {
     let rule_id = cpu_rule(&app, &t, &receiver).await;
     // The evaluator picks the new rule up on its next tick.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, stream) = app.open_stream("/api/v1/stream/acme", Some(&t.token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut stream = stream.unwrap();
 
     push(&app, &t, "web-1", 95.0).await;
+    // The tenant's live stream announces the transition too.
+    let alert = loop {
+        let event = stream.next_event(Duration::from_secs(5)).await;
+        if event.event.as_deref() == Some("alert") {
+            assert!(event.id.is_none(), "alert events leave the stream's position alone");
+            break event.json();
+        }
+    };
+    assert_eq!((alert["state"].as_str(), alert["from"].as_str()), (Some("firing"), Some("ok")));
+    assert_eq!((alert["rule_id"].as_i64(), alert["agent_id"].as_str()), (Some(rule_id), Some("web-1")));
     let bodies = receiver.wait_for(1).await;
     let firing = &bodies[0];
     assert_eq!(firing["status"], "firing");
@@ -248,6 +261,8 @@ async fn rules_are_validated_scoped_and_private_to_their_tenant() {
     assert_eq!(app.call("DELETE", &path, Some(&acme.token), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.call("GET", &path, Some(&acme.token), None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.call("GET", "/api/v1/alerts", None, None).await.status, StatusCode::UNAUTHORIZED);
+    let not_an_id = app.call("GET", "/api/v1/alert-rules/abc", Some(&acme.token), None).await;
+    assert_eq!((not_an_id.status, not_an_id.json["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     app.stop().await;
 }
 

@@ -303,6 +303,18 @@ pub struct AlertOut {
     pub since: String,
 }
 
+/// An alert transition as the live stream sends it (`event: alert`): the instance as it is
+/// now, and the state it left. Stream clients keep their list of alerts current with it;
+/// after a reconnect they read `GET /api/v1/alerts` again, as alert events are not replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertStreamEvent {
+    /// The instance after the transition.
+    #[serde(flatten)]
+    pub alert: AlertOut,
+    /// The state it left (equal to `state` for a severity change while firing).
+    pub from: AlertState,
+}
+
 /// One state change in the alert history. A severity change while firing is
 /// recorded too, with `from` and `to` both `firing`. `state` repeats `to` and `since`
 /// repeats `at`, so an entry reads like an [`AlertOut`] at that moment.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use microdash_alert::deliver::Message;
@@ -117,12 +117,18 @@ pub(super) async fn list_rules(
 pub(super) async fn get_rule(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     params: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<Json<AlertRuleOut>, ApiError> {
+    let id = path_id(id)?;
     let tenant_id = readable(&state, &auth, params).await?;
     let rule = state.store.alert_rule(tenant_id, id).await?.ok_or_else(|| no_rule(id))?;
     Ok(Json(rule.rule.to_out(rule.id, rule.created_at_ms, rule.updated_at_ms)))
+}
+
+/// The `{id}` of a path; anything but a number names nothing there is (`404`, as JSON).
+fn path_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    id.map(|Path(id)| id).map_err(|_| ApiError::not_found("no such id: ids are numbers"))
 }
 
 fn no_rule(id: i64) -> ApiError {
@@ -149,10 +155,11 @@ pub(super) async fn create_rule(
 pub(super) async fn update_rule(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     params: Result<Query<TenantQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<AlertRuleOut>, ApiError> {
+    let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
     let rule = parse_rule(&body, state.ingestor.limits()).map_err(ApiError::invalid_fields)?;
     check_channels(&state, tenant_id, &rule.channels).await?;
@@ -163,9 +170,10 @@ pub(super) async fn update_rule(
 pub(super) async fn delete_rule(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     params: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
     if state.store.delete_alert_rule(tenant_id, id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(no_rule(id)) }
 }
@@ -267,10 +275,11 @@ pub(super) async fn create_channel(
 pub(super) async fn update_channel(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     params: Result<Query<TenantQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<ChannelOut>, ApiError> {
+    let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
     let mut channel = parse_channel(&body).map_err(ApiError::invalid_fields)?;
     let current = state.store.channel(tenant_id, id).await?.ok_or_else(|| no_channel(id))?;
@@ -286,9 +295,10 @@ pub(super) async fn update_channel(
 pub(super) async fn delete_channel(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     params: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
     if state.store.delete_channel(tenant_id, id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(no_channel(id)) }
 }
@@ -305,9 +315,10 @@ pub(super) struct TestQueued {
 pub(super) async fn test_channel(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     params: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<(StatusCode, Json<TestQueued>), ApiError> {
+    let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
     let channel = state.store.channel(tenant_id, id).await?.ok_or_else(|| no_channel(id))?;
     let tenant = state.store.tenant(tenant_id).await?.map(|t| t.slug).unwrap_or_default();

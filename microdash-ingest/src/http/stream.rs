@@ -27,7 +27,7 @@ use microdash_store::Credential;
 use super::auth::Auth;
 use super::{ApiError, AppState};
 use crate::clock::now_ms;
-use crate::live::{Cursor, Lagged, LiveFilter, Subscription};
+use crate::live::{AlertNotice, Cursor, Lagged, LiveFilter, Subscription};
 use crate::telemetry::Telemetry;
 
 /// How soon a browser's EventSource reconnects after losing the stream.
@@ -60,7 +60,7 @@ pub(super) async fn stream(
         .retry(RECONNECT_MS)
         .json_data(&marker)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let open = OpenStream::new(subscription, &state, auth.0.credential);
+    let open = OpenStream::new(subscription, &state, auth.0.credential, tenant_id);
     let points = futures_util::stream::unfold(open, |mut open| async move {
         let event = open.next_event().await?;
         Some((Ok(event), open))
@@ -174,22 +174,54 @@ struct OpenStream {
     check: tokio::time::Interval,
     /// The last position the client was told of.
     told: Cursor,
+    tenant_id: i64,
+    /// Every tenant's alert transitions; `None` once the hub stopped sending them.
+    alerts: Option<tokio::sync::broadcast::Receiver<Arc<AlertNotice>>>,
+    /// Alert events of this tenant still to send.
+    alert_events: std::collections::VecDeque<String>,
 }
 
 impl OpenStream {
-    fn new(subscription: Subscription, state: &AppState, credential: Credential) -> Self {
+    fn new(subscription: Subscription, state: &AppState, credential: Credential, tenant_id: i64) -> Self {
         state.telemetry.streams_open().inc();
         let period = state.config.sse_heartbeat;
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let told = subscription.cursor();
-        Self { subscription, telemetry: state.telemetry.clone(), store: state.store.clone(), credential, check, told }
+        Self {
+            subscription,
+            telemetry: state.telemetry.clone(),
+            store: state.store.clone(),
+            credential,
+            check,
+            told,
+            tenant_id,
+            alerts: Some(state.live.subscribe_alerts()),
+            alert_events: std::collections::VecDeque::new(),
+        }
     }
 
-    /// The next event to send; `None` ends the stream.
+    /// The next event to send; `None` ends the stream. Alert events carry no id, so they
+    /// leave the position a reconnect resumes from where the points put it.
     async fn next_event(&mut self) -> Option<Event> {
         loop {
+            if let Some(data) = self.alert_events.pop_front() {
+                return Some(Event::default().event("alert").data(data));
+            }
             tokio::select! {
+                notice = async { self.alerts.as_mut()?.recv().await.ok() }, if self.alerts.is_some() => match notice {
+                    Some(notice) if notice.tenant_id == self.tenant_id => {
+                        self.alert_events.extend(notice.events.iter().filter_map(|e| serde_json::to_string(e).ok()));
+                    }
+                    Some(_) => {}
+                    None => {
+                        // Closed, or this stream missed some: clients re-read the alert list on
+                        // reconnect, and points (what the stream is for) are unaffected.
+                        if self.alerts.as_ref().is_some_and(|a| a.is_closed()) {
+                            self.alerts = None;
+                        }
+                    }
+                },
                 frame = self.subscription.next_frame() => match frame {
                     Ok(frame) => {
                         self.told = frame.cursor;

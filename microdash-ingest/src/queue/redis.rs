@@ -67,6 +67,7 @@ pub struct RedisQueue {
     pool: bb8::Pool<RedisConnectionManager>,
     stream: Arc<str>,
     live_channel: Arc<str>,
+    alerts_channel: Arc<str>,
     claim_idle: Duration,
     max_backlog: u64,
     backlog: Arc<Backlog>,
@@ -107,6 +108,7 @@ impl RedisQueue {
             pool,
             stream: format!("{}:ingest", config.key_prefix).into(),
             live_channel: format!("{}:live", config.key_prefix).into(),
+            alerts_channel: format!("{}:alerts", config.key_prefix).into(),
             claim_idle: config.claim_idle,
             max_backlog: config.max_backlog_batches,
             backlog: Arc::new(Backlog {
@@ -157,14 +159,27 @@ impl RedisQueue {
         Ok(())
     }
 
-    /// Messages of the live channel, on a connection of their own (a subscribed connection
-    /// can do nothing else).
+    /// Announce alert transitions on the alerts channel (see [`crate::live`]).
+    pub(crate) async fn publish_alerts(&self, notice: &crate::live::AlertNotice) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(notice)?;
+        let _receivers: u64 = self.conn().await?.publish(&*self.alerts_channel, payload).await?;
+        Ok(())
+    }
+
+    /// Messages of the live and the alerts channels, on a connection of their own (a
+    /// subscribed connection can do nothing else).
     pub(crate) async fn subscribe_live(
         &self,
     ) -> Result<impl futures_util::Stream<Item = redis::Msg> + Send + use<>, QueueError> {
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.subscribe(&*self.live_channel).await?;
+        pubsub.subscribe(&*self.alerts_channel).await?;
         Ok(pubsub.into_on_message())
+    }
+
+    /// Whether a message of [`RedisQueue::subscribe_live`] came on the alerts channel.
+    pub(crate) fn is_alerts_message(&self, message: &redis::Msg) -> bool {
+        message.get_channel_name() == &*self.alerts_channel
     }
 
     pub(super) async fn consumer(&self, name: &str) -> Result<RedisConsumer, QueueError> {

@@ -8,6 +8,7 @@
 //!   beside `http` to load the streams.
 //! - `seed` fills a database with days of history (raw points and rollups); `query` times
 //!   history queries over it.
+//! - `alerts` times breaches to their webhooks (MTTD) under ingest load.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,8 +39,11 @@ enum Mode {
     Seed(history::SeedArgs),
     /// Time history queries.
     Query(history::QueryArgs),
+    /// Time breaches to their webhooks (MTTD) under ingest load.
+    Alerts(alerts::AlertArgs),
 }
 
+mod alerts;
 mod history;
 
 /// The server and the tenant the `sse` and `mqtt` modes work with.
@@ -157,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Mqtt(args) => mqtt_load::run(args).await,
         Mode::Seed(args) => history::seed(args).await,
         Mode::Query(args) => history::query(args).await,
+        Mode::Alerts(args) => alerts::run(args).await,
     }
 }
 
