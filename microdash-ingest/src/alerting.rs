@@ -46,6 +46,10 @@ const PRELOAD_POINTS: usize = 100_000;
 const PRELOAD_MIN_MS: i64 = 15 * 60_000;
 /// Persisted batches handled before the instances they touched are evaluated.
 const BURST: usize = 256;
+/// Instances whose latest value (and nothing else) changed that one tick writes; the rest
+/// follow on later ticks. The value shown in `GET /api/v1/alerts` lags by up to
+/// `instances / VALUE_SAVES_PER_TICK` ticks; transitions are written at once.
+const VALUE_SAVES_PER_TICK: usize = 100;
 
 /// Alerting settings.
 #[derive(Clone)]
@@ -376,16 +380,22 @@ impl Engine {
         tick: bool,
     ) {
         let mut changed: Vec<(InstanceId, Step)> = Vec::new();
+        let mut value_saves = 0;
         for id in self.dirty.drain() {
             let (Some(entry), Some(instance)) = (self.rules.get(&id.0), self.instances.get_mut(&id)) else { continue };
             let observation = instance.window.observe(&entry.rule, now);
             let next = step(&entry.rule, &instance.state, observation, now);
             let moved =
                 next.transition.is_some() || next.notify.is_some() || !same_but_value(&next.next, &instance.state);
-            if moved || (tick && (instance.value_unsaved || next.next.value != instance.state.value)) {
+            let value_changed = next.next.value != instance.state.value;
+            // Latest values are saved a few at a time on ticks, so that a big fleet's values
+            // never hold a breach's evaluation up behind one large write.
+            let save_value = tick && (instance.value_unsaved || value_changed) && value_saves < VALUE_SAVES_PER_TICK;
+            if moved || save_value {
+                value_saves += usize::from(!moved);
                 changed.push((id, next));
             } else {
-                instance.value_unsaved |= next.next.value != instance.state.value;
+                instance.value_unsaved |= value_changed;
                 instance.state = next.next;
             }
         }
