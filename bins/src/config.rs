@@ -276,6 +276,12 @@ impl Config {
             self.queue_capacity_metrics,
             self.max_metrics_per_request
         );
+        anyhow::ensure!(
+            self.alert_tick_ms.saturating_mul(3) <= self.alert_lease_ttl_s.saturating_mul(1000),
+            "alert_tick_ms ({}) must be at most a third of alert_lease_ttl_s ({} s), or evaluators take turns",
+            self.alert_tick_ms,
+            self.alert_lease_ttl_s
+        );
         for (key, value, max) in [
             ("retention_raw_hours", self.retention_raw_hours, MAX_RETENTION_RAW_HOURS),
             ("retention_1m_days", self.retention_1m_days, MAX_RETENTION_DAYS),

@@ -53,15 +53,21 @@ impl SeriesWindow {
         self.evict();
     }
 
-    /// Add a point, wherever in time it falls.
+    /// Add a point, wherever in time it falls. A point equal to one held (same time, same
+    /// value) is taken for the same point seen twice and ignored: a retried delivery, or a
+    /// point both read back from the store and announced as just stored.
     pub fn push(&mut self, ts_ms: i64, value: f64) {
         self.latest_ms = Some(self.latest_ms.map_or(ts_ms, |latest| latest.max(ts_ms)));
+        let same_time = self.points.partition_point(|&(ts, _)| ts < ts_ms);
+        let at = self.points.partition_point(|&(ts, _)| ts <= ts_ms);
+        if self.points.range(same_time..at).any(|&(_, v)| v.to_bits() == value.to_bits()) {
+            return;
+        }
         match self.points.back() {
             Some(&(last, _)) if ts_ms < last => {
                 if ts_ms < last - self.span_ms {
                     return; // Too late to fall in any window.
                 }
-                let at = self.points.partition_point(|&(ts, _)| ts <= ts_ms);
                 self.points.insert(at, (ts_ms, value));
             }
             _ => self.points.push_back((ts_ms, value)),
@@ -138,6 +144,17 @@ impl SeriesWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_point_seen_twice_counts_once() {
+        let mut window = SeriesWindow::new(60);
+        window.push(1_000, 5.0);
+        window.push(1_000, 5.0);
+        window.push(1_000, 6.0);
+        window.push(2_000, 5.0);
+        assert_eq!(window.aggregate(Aggregate::Count, 60, 2_000), Some(3.0));
+        assert_eq!(window.aggregate(Aggregate::Sum, 60, 2_000), Some(16.0));
+    }
 
     const T: i64 = 1_700_000_000_000;
 

@@ -18,12 +18,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use microdash_alert::deliver::{Deliverer, MAX_ATTEMPTS, Message, Outcome, retry_delay};
 use microdash_alert::matcher::{InstanceKey, SeriesRef, matches};
 use microdash_alert::payload::Alert;
-use microdash_alert::state::{InstanceState, Step, step};
+use microdash_alert::state::{InstanceState, Observation, Step, step};
 use microdash_alert::window::SeriesWindow;
 use microdash_core::alert::AlertRule;
 use microdash_core::api::alert::AlertStreamEvent;
@@ -40,6 +40,9 @@ use crate::telemetry::Telemetry;
 
 /// The lease that makes one process the evaluator.
 const LEASE: &str = "alerts";
+/// Points stamped further ahead of this process's clock are not evaluated: one point from a
+/// badly set clock would otherwise hide every real one behind it.
+const MAX_FUTURE_MS: i64 = 60_000;
 /// Most points read back per rule when a process starts evaluating.
 const PRELOAD_POINTS: usize = 100_000;
 /// How far back windows are refilled at least, so `last` over a window of 0 has its point.
@@ -129,6 +132,8 @@ async fn lead(
     shutdown: &CancellationToken,
 ) {
     let stop = shutdown.child_token();
+    let lease = Lease::new(config.lease_ttl);
+    let renewal = tokio::spawn(renew(store.clone(), config.holder.clone(), lease.clone(), stop.clone()));
     let wake = Arc::new(Notify::new());
     let sender = tokio::spawn(run_sender(
         store.clone(),
@@ -136,11 +141,10 @@ async fn lead(
         telemetry.clone(),
         wake.clone(),
         config.max_in_flight,
+        lease.clone(),
         stop.clone(),
     ));
-    let lease_ms = config.lease_ttl.as_millis() as i64;
-    let mut engine = Engine::new(config.external_url.clone());
-    let mut renewed_ms = now_ms();
+    let mut engine = Engine::new(config.external_url.clone(), lease);
     let mut ticks = tokio::time::interval(config.tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -148,20 +152,6 @@ async fn lead(
             () = stop.cancelled() => break,
             _ = ticks.tick() => {
                 let now = now_ms();
-                match store.try_lease(LEASE, &config.holder, lease_ms, now).await {
-                    Ok(true) => renewed_ms = now,
-                    Ok(false) => {
-                        tracing::warn!("the alert lease was taken over; no longer evaluating");
-                        break;
-                    }
-                    Err(err) if now - renewed_ms < lease_ms / 2 => {
-                        tracing::warn!(error = %err, "renewing the alert lease failed; trying again");
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "the alert lease could not be renewed; no longer evaluating");
-                        break;
-                    }
-                }
                 if let Err(err) = engine.refresh(store, now).await {
                     tracing::warn!(error = %err, "reading alert rules failed");
                     continue;
@@ -194,8 +184,59 @@ async fn lead(
         }
     }
     stop.cancel();
-    if let Err(err) = sender.await {
-        tracing::error!(error = %err, "the notification sender failed");
+    for (task, what) in [(sender, "the notification sender"), (renewal, "the lease renewal")] {
+        if let Err(err) = task.await {
+            tracing::error!(error = %err, "{what} failed");
+        }
+    }
+}
+
+/// When this process last renewed the lease, shared by the tasks that act on it.
+#[derive(Clone)]
+struct Lease {
+    renewed_ms: Arc<std::sync::atomic::AtomicI64>,
+    ttl_ms: i64,
+}
+
+impl Lease {
+    fn new(ttl: Duration) -> Self {
+        Self { renewed_ms: Arc::new(now_ms().into()), ttl_ms: ttl.as_millis() as i64 }
+    }
+
+    /// Whether it is surely still ours: renewed within half its length. Writes and sends
+    /// check this first, so a leader that stalled (a slow write, a hung publish) does not act
+    /// on after another may have taken over.
+    fn held(&self, now: i64) -> bool {
+        now - self.renewed_ms.load(std::sync::atomic::Ordering::Relaxed) < self.ttl_ms / 2
+    }
+}
+
+/// Renew the lease every quarter of its length, on a task of its own so no evaluation work
+/// can delay it; stop leading (cancel `stop`) when it is lost or cannot be renewed in time.
+async fn renew(store: Store, holder: String, lease: Lease, stop: CancellationToken) {
+    let period = Duration::from_millis((lease.ttl_ms / 4).max(10) as u64);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let now = now_ms();
+        match store.try_lease(LEASE, &holder, lease.ttl_ms, now).await {
+            Ok(true) => lease.renewed_ms.store(now, std::sync::atomic::Ordering::Relaxed),
+            Ok(false) => {
+                tracing::warn!("the alert lease was taken over; no longer evaluating");
+                stop.cancel();
+                return;
+            }
+            Err(err) if lease.held(now_ms()) => {
+                tracing::warn!(error = %err, "renewing the alert lease failed; trying again");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the alert lease could not be renewed; no longer evaluating");
+                stop.cancel();
+                return;
+            }
+        }
     }
 }
 
@@ -219,24 +260,30 @@ type InstanceId = (i64, InstanceKey);
 /// Rules, instances and their windows, in memory while this process leads.
 struct Engine {
     external_url: String,
+    lease: Lease,
     revision: Option<i64>,
     rules: HashMap<i64, RuleEntry>,
     by_metric: HashMap<(i64, String), Vec<i64>>,
     tenants: HashMap<i64, String>,
     instances: HashMap<InstanceId, Instance>,
     dirty: HashSet<InstanceId>,
+    /// Instances of rules that changed what they watch, with the rule as it was: resolved (if
+    /// alerting) at the next evaluation, then forgotten.
+    retired: Vec<(InstanceId, Instance, AlertRule)>,
 }
 
 impl Engine {
-    fn new(external_url: String) -> Self {
+    fn new(external_url: String, lease: Lease) -> Self {
         Self {
             external_url,
+            lease,
             revision: None,
             rules: HashMap::new(),
             by_metric: HashMap::new(),
             tenants: HashMap::new(),
             instances: HashMap::new(),
             dirty: HashSet::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -244,88 +291,95 @@ impl Engine {
         self.revision.is_some()
     }
 
-    /// Load the rules when they changed (or first): instances of removed rules, or that a
-    /// changed rule no longer matches, go; the stored states of the rest are resumed and
-    /// the windows of new rules refilled from recent points.
+    /// Load the rules when they changed (or first). Everything is read before anything
+    /// changes, so a store error leaves the engine as it was and the next tick tries again.
+    /// Then: instances of removed rules go; instances of a rule whose watch changed (metric,
+    /// agent, tags, window, aggregate) are retired, resolved first if they were alerting, and
+    /// the rule starts afresh; stored states are resumed on the first load; the windows of
+    /// new and restarted rules are refilled from recent points.
     async fn refresh(&mut self, store: &Store, now: i64) -> Result<(), StoreError> {
         let revision = store.alert_rules_revision().await?;
         if self.revision == Some(revision) {
             return Ok(());
         }
         let stored = store.all_alert_rules().await?;
-        self.tenants = store.list_tenants().await?.into_iter().map(|t| (t.id, t.slug)).collect();
-        let previous: HashMap<i64, AlertRule> = self.rules.drain().map(|(id, entry)| (id, entry.rule)).collect();
-        self.by_metric.clear();
-        for stored in stored {
-            self.by_metric.entry((stored.tenant_id, stored.rule.metric_name.clone())).or_default().push(stored.id);
-            self.rules.insert(stored.id, RuleEntry { tenant_id: stored.tenant_id, rule: stored.rule });
-        }
-        let rules = &self.rules;
-        self.instances.retain(|(rule_id, key), _| {
-            rules.get(rule_id).is_some_and(|entry| {
-                let series = SeriesRef {
-                    metric_name: &entry.rule.metric_name,
-                    agent_id: key.agent_id.as_deref(),
-                    tags: &key.tags,
-                };
-                matches(&entry.rule, series)
-            })
-        });
-        for (id, entry) in &self.rules {
-            for ((rule_id, _), instance) in self.instances.iter_mut() {
-                if rule_id == id {
-                    instance.window.set_span_s(entry.rule.window_s);
-                }
-            }
-        }
-        if self.revision.is_none() {
-            for row in store.all_alert_instances().await? {
-                let Some(entry) = self.rules.get(&row.rule_id) else { continue };
-                let state = match serde_json::from_str::<InstanceState>(&row.state_json) {
-                    Ok(state) => state,
-                    Err(err) => {
-                        tracing::warn!(rule_id = row.rule_id, error = %err, "unreadable alert state; starting from ok");
-                        InstanceState::new(now)
-                    }
-                };
-                let key = InstanceKey { agent_id: row.agent_id, tags: row.tags };
-                self.instances.insert(
-                    (row.rule_id, key),
-                    Instance {
-                        tenant_id: row.tenant_id,
-                        window: SeriesWindow::new(entry.rule.window_s),
-                        state,
-                        value_unsaved: false,
-                    },
-                );
-            }
-        }
-        let new_rules: Vec<i64> = self.rules.keys().filter(|id| !previous.contains_key(id)).copied().collect();
-        for id in new_rules {
-            self.preload(store, id, now).await?;
-        }
-        self.revision = Some(revision);
-        Ok(())
-    }
-
-    /// Refill rule `id`'s windows from the points stored recently.
-    async fn preload(&mut self, store: &Store, id: i64, now: i64) -> Result<(), StoreError> {
-        let Some(entry) = self.rules.get(&id) else { return Ok(()) };
-        let span_ms = i64::from(entry.rule.window_s.max(entry.rule.no_data_s)) * 1000;
-        let query = PointQuery {
-            metric_name: Some(entry.rule.metric_name.clone()),
-            agent_id: entry.rule.agent_id.clone(),
-            start_ms: Some(now - span_ms.max(PRELOAD_MIN_MS)),
-            end_ms: None,
-            limit: PRELOAD_POINTS,
+        let tenants: HashMap<i64, String> = store.list_tenants().await?.into_iter().map(|t| (t.id, t.slug)).collect();
+        let resumed = match self.revision {
+            None => store.all_alert_instances().await?,
+            Some(_) => Vec::new(),
         };
-        let (tenant_id, rule) = (entry.tenant_id, entry.rule.clone());
-        for point in store.query_points(tenant_id, &query).await? {
+        let fresh: Vec<i64> = stored
+            .iter()
+            .filter(|s| self.rules.get(&s.id).is_none_or(|old| !same_watch(&old.rule, &s.rule)))
+            .map(|s| s.id)
+            .collect();
+        let mut preloaded = Vec::new();
+        for rule in stored.iter().filter(|s| fresh.contains(&s.id)) {
+            preloaded.push((
+                rule.id,
+                rule.tenant_id,
+                store.query_points(rule.tenant_id, &preload_query(&rule.rule, now)).await?,
+            ));
+        }
+
+        // Everything is read: apply.
+        let old_rules = std::mem::take(&mut self.rules);
+        self.tenants = tenants;
+        self.by_metric.clear();
+        for rule in stored {
+            self.by_metric.entry((rule.tenant_id, rule.rule.metric_name.clone())).or_default().push(rule.id);
+            self.rules.insert(rule.id, RuleEntry { tenant_id: rule.tenant_id, rule: rule.rule });
+        }
+        let instances = std::mem::take(&mut self.instances);
+        for (id, instance) in instances {
+            match (self.rules.get(&id.0), old_rules.get(&id.0)) {
+                (Some(_), _) if !fresh.contains(&id.0) => {
+                    self.instances.insert(id, instance);
+                }
+                // Its rule changed what it watches: resolve what it reported under the old one.
+                (Some(_), Some(old)) => self.retired.push((id, instance, old.rule.clone())),
+                // Its rule is gone, and the store removed its state with it.
+                _ => {}
+            }
+        }
+        for row in resumed {
+            let Some(entry) = self.rules.get(&row.rule_id) else { continue };
+            let state = match serde_json::from_str::<InstanceState>(&row.state_json) {
+                Ok(state) => state,
+                Err(err) => {
+                    tracing::warn!(rule_id = row.rule_id, error = %err, "unreadable alert state; starting from ok");
+                    InstanceState::new(now)
+                }
+            };
+            let key = InstanceKey { agent_id: row.agent_id, tags: row.tags };
             let series =
-                SeriesRef { metric_name: &point.metric_name, agent_id: point.agent_id.as_deref(), tags: &point.tags };
-            if matches(&rule, series) {
-                let key = InstanceKey::from(series);
-                let instance = self.instances.entry((id, key)).or_insert_with(|| Instance {
+                SeriesRef { metric_name: &entry.rule.metric_name, agent_id: key.agent_id.as_deref(), tags: &key.tags };
+            let instance = Instance {
+                tenant_id: row.tenant_id,
+                window: SeriesWindow::new(entry.rule.window_s),
+                state,
+                value_unsaved: false,
+            };
+            if matches(&entry.rule, series) {
+                self.instances.insert((row.rule_id, key), instance);
+            } else {
+                // Stored under a rule since changed to watch other series.
+                let rule = entry.rule.clone();
+                self.retired.push(((row.rule_id, key), instance, rule));
+            }
+        }
+        for (rule_id, tenant_id, points) in preloaded {
+            let Some(rule) = self.rules.get(&rule_id).map(|e| e.rule.clone()) else { continue };
+            for point in points {
+                let series = SeriesRef {
+                    metric_name: &point.metric_name,
+                    agent_id: point.agent_id.as_deref(),
+                    tags: &point.tags,
+                };
+                if !matches(&rule, series) || point.timestamp_ms > now + MAX_FUTURE_MS {
+                    continue;
+                }
+                let instance = self.instances.entry((rule_id, InstanceKey::from(series))).or_insert_with(|| Instance {
                     tenant_id,
                     window: SeriesWindow::new(rule.window_s),
                     state: InstanceState::new(now),
@@ -334,9 +388,8 @@ impl Engine {
                 instance.window.push(point.timestamp_ms, point.value);
             }
         }
-        self.instances.iter().filter(|((rule_id, _), _)| *rule_id == id).for_each(|(key, _)| {
-            self.dirty.insert(key.clone());
-        });
+        self.revision = Some(revision);
+        self.mark_all();
         Ok(())
     }
 
@@ -344,6 +397,9 @@ impl Engine {
     fn observe(&mut self, persisted: &Persisted) {
         let now = now_ms();
         for metric in persisted.metrics() {
+            if metric.timestamp_ms > now + MAX_FUTURE_MS {
+                continue;
+            }
             let Some(rule_ids) = self.by_metric.get(&(persisted.tenant_id, metric.name.clone())) else { continue };
             for rule_id in rule_ids {
                 let Some(entry) = self.rules.get(rule_id) else { continue };
@@ -380,6 +436,18 @@ impl Engine {
         tick: bool,
     ) {
         let mut changed: Vec<(InstanceId, Step)> = Vec::new();
+        // Retired instances first, so that a new instance of the same series, written later in
+        // the same transaction, has the last word.
+        for (id, instance, old) in std::mem::take(&mut self.retired) {
+            if !self.rules.contains_key(&id.0) {
+                continue;
+            }
+            let retired = AlertRule { enabled: false, ..old };
+            let next = step(&retired, &instance.state, Observation::default(), now);
+            if next.transition.is_some() || next.notify.is_some() {
+                changed.push((id, next));
+            }
+        }
         let mut value_saves = 0;
         for id in self.dirty.drain() {
             let (Some(entry), Some(instance)) = (self.rules.get(&id.0), self.instances.get_mut(&id)) else { continue };
@@ -412,6 +480,11 @@ impl Engine {
                     return;
                 }
             }
+        }
+        if !self.lease.held(now_ms()) {
+            // Possibly no longer ours: write nothing; the next leader evaluates these again.
+            self.dirty.extend(changed.into_iter().map(|(id, _)| id));
+            return;
         }
         let borrowed: Vec<AlertStep<'_>> = steps.iter().map(StepRecord::borrow).collect();
         match store.record_alert_steps(&borrowed).await {
@@ -499,6 +572,24 @@ impl Engine {
     }
 }
 
+/// Whether `a` and `b` watch the same series the same way: if not, instances start afresh.
+fn same_watch(a: &AlertRule, b: &AlertRule) -> bool {
+    (&a.metric_name, &a.agent_id, &a.tags, a.window_s, a.aggregate)
+        == (&b.metric_name, &b.agent_id, &b.tags, b.window_s, b.aggregate)
+}
+
+/// The recent points a rule's windows are refilled from when it starts being evaluated.
+fn preload_query(rule: &AlertRule, now: i64) -> PointQuery {
+    let span_ms = i64::from(rule.window_s.max(rule.no_data_s)) * 1000;
+    PointQuery {
+        metric_name: Some(rule.metric_name.clone()),
+        agent_id: rule.agent_id.clone(),
+        start_ms: Some(now - span_ms.max(PRELOAD_MIN_MS)),
+        end_ms: Some(now + MAX_FUTURE_MS),
+        limit: PRELOAD_POINTS,
+    }
+}
+
 /// Whether two states differ only in the latest value (which is saved on ticks, not on
 /// every point).
 fn same_but_value(a: &InstanceState, b: &InstanceState) -> bool {
@@ -545,17 +636,25 @@ async fn run_sender(
     telemetry: Arc<Telemetry>,
     wake: Arc<Notify>,
     max_in_flight: usize,
+    lease: Lease,
     stop: CancellationToken,
 ) {
     let max_in_flight = max_in_flight.max(1);
     let mut in_flight: HashMap<tokio::task::Id, i64> = HashMap::new();
+    // Notifications whose attempt could not be recorded (or whose channel could not be read)
+    // wait a moment before they are tried again, rather than being resent in a tight loop.
+    let mut not_before: HashMap<i64, Instant> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
-        if tasks.len() < max_in_flight {
-            match store.due_notifications(now_ms(), max_in_flight * 2).await {
+        not_before.retain(|_, until| *until > Instant::now());
+        if tasks.len() < max_in_flight && lease.held(now_ms()) {
+            match store.due_notifications(now_ms(), max_in_flight * 2 + not_before.len()).await {
                 Ok(rows) => {
                     for row in rows {
-                        if tasks.len() >= max_in_flight || in_flight.values().any(|id| *id == row.id) {
+                        if tasks.len() >= max_in_flight
+                            || in_flight.values().any(|id| *id == row.id)
+                            || not_before.contains_key(&row.id)
+                        {
                             continue;
                         }
                         let id = row.id;
@@ -570,14 +669,18 @@ async fn run_sender(
         tokio::select! {
             () = stop.cancelled() => break,
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                let task = match &done {
-                    Ok((task, ())) => *task,
+                let (task, recorded) = match &done {
+                    Ok((task, recorded)) => (*task, *recorded),
                     Err(err) => {
                         tracing::error!(error = %err, "a notification delivery failed");
-                        err.id()
+                        (err.id(), false)
                     }
                 };
-                in_flight.remove(&task);
+                if let Some(id) = in_flight.remove(&task) {
+                    if !recorded {
+                        not_before.insert(id, Instant::now() + UNRECORDED_RETRY);
+                    }
+                }
             }
             () = wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -587,13 +690,16 @@ async fn run_sender(
     while tasks.join_next().await.is_some() {}
 }
 
-/// One attempt at one notification, recorded in the delivery log.
-async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, row: NotificationRow) {
+/// How long a notification whose attempt went unrecorded waits before it is tried again.
+const UNRECORDED_RETRY: Duration = Duration::from_secs(5);
+
+/// One attempt at one notification, recorded in the delivery log; whether it was recorded.
+async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, row: NotificationRow) -> bool {
     let channel = match store.channel(row.tenant_id, row.channel_id).await {
         Ok(channel) => channel,
         Err(err) => {
             tracing::warn!(error = %err, notification = row.id, "reading a notification's channel failed");
-            return;
+            return false;
         }
     };
     let (kind, outcome) = match (channel, serde_json::from_str::<Message>(&row.payload)) {
@@ -608,7 +714,8 @@ async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, 
             let outcome = match attempt.outcome {
                 Outcome::Sent => AttemptOutcome::Sent { http_status: attempt.http_status },
                 Outcome::Retry if attempts < MAX_ATTEMPTS => {
-                    let delay = attempt.retry_after.unwrap_or_else(|| retry_delay(attempts));
+                    // At least the backoff, longer when the receiver asked for it.
+                    let delay = attempt.retry_in(attempts).unwrap_or_else(|| retry_delay(attempts));
                     AttemptOutcome::Retry {
                         error: attempt.error.unwrap_or_default(),
                         http_status: attempt.http_status,
@@ -637,8 +744,12 @@ async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, 
             tracing::warn!(notification = row.id, channel = row.channel_id, status = ?http_status, %error, outcome = word, "notification not delivered");
         }
     }
-    if let Err(err) = store.record_attempt(row.id, &outcome, now_ms()).await {
-        tracing::warn!(error = %err, notification = row.id, "recording a delivery attempt failed; it will be sent again");
+    match store.record_attempt(row.id, &outcome, now_ms()).await {
+        Ok(_) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, notification = row.id, "recording a delivery attempt failed; it will be sent again");
+            false
+        }
     }
 }
 

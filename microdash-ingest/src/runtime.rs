@@ -24,7 +24,6 @@
 //! waits until the workers stored everything already accepted.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use microdash_core::Limits;
@@ -102,13 +101,7 @@ impl RuntimeBuilder {
         let ingestor = Ingestor::new(self.queue.clone(), self.limits, telemetry.clone());
         let live = Arc::new(LiveHub::new(self.live));
         let state = AppState::new(self.store, self.queue, ingestor, telemetry, live, self.http);
-        Runtime {
-            state,
-            workers: self.workers,
-            retention: self.retention,
-            alerting: self.alerting,
-            relaying: Arc::new(AtomicBool::new(false)),
-        }
+        Runtime { state, workers: self.workers, retention: self.retention, alerting: self.alerting }
     }
 }
 
@@ -120,8 +113,6 @@ pub struct Runtime {
     workers: WorkerConfig,
     retention: Option<RetentionConfig>,
     alerting: Option<AlertingConfig>,
-    /// Whether a live relay already feeds the hub: one is enough, two would double every point.
-    relaying: Arc<AtomicBool>,
 }
 
 impl Runtime {
@@ -206,20 +197,12 @@ impl Runtime {
     }
 
     /// With a Redis queue, feed this process's hub from the live bus until `shutdown`;
-    /// `None` with an in-process queue, whose workers publish to the hub directly, and when
-    /// a relay of this runtime already runs. [`Runtime::serve`] (and alerting) do this
-    /// themselves; call it when you serve [`Runtime::router`] yourself.
+    /// `None` with an in-process queue, whose workers publish to the hub directly.
+    /// [`Runtime::serve`] does this itself; call it (once) when you serve
+    /// [`Runtime::router`] yourself.
     pub fn spawn_live_relay(&self, shutdown: &CancellationToken) -> Option<JoinHandle<()>> {
         let Queue::Redis(redis) = &self.state.queue else { return None };
-        if self.relaying.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        let (redis, live, shutdown, relaying) =
-            (redis.clone(), self.state.live.clone(), shutdown.clone(), self.relaying.clone());
-        Some(tokio::spawn(async move {
-            relay_from_redis(redis, live, shutdown).await;
-            relaying.store(false, Ordering::SeqCst);
-        }))
+        Some(tokio::spawn(relay_from_redis(redis.clone(), self.state.live.clone(), shutdown.clone())))
     }
 
     /// End every open live stream now, so a graceful shutdown of a server that merged
@@ -253,12 +236,21 @@ impl Runtime {
                 shutdown.clone(),
             ))
         });
-        // The evaluator follows what every process stores: with Redis, through the relay.
+        // The evaluator follows what every process stores: with the in-process queue from
+        // this process's hub; with Redis from a relay of its own into a hub of its own (it
+        // lives exactly as long as the evaluator, whatever the API side does with its relay).
         let alerting = self.alerting.clone().map(|alerting| {
-            let relay = self.spawn_live_relay(shutdown);
+            let (feed, relay) = match &self.state.queue {
+                Queue::Memory(_) => (self.state.live.clone(), None),
+                Queue::Redis(redis) => {
+                    let hub = Arc::new(LiveHub::new(LiveConfig { replay_points: 0, ..LiveConfig::default() }));
+                    let relay = tokio::spawn(relay_from_redis(redis.clone(), hub.clone(), shutdown.clone()));
+                    (hub, Some(relay))
+                }
+            };
             let task = tokio::spawn(run_alerting(
                 self.state.store.clone(),
-                self.state.live.clone(),
+                feed,
                 publisher,
                 self.state.telemetry.clone(),
                 alerting,

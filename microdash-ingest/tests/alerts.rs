@@ -193,9 +193,12 @@ async fn fires_once_and_resolves_once(backend: Backend) {
         .map(|e| (e["from"].as_str().unwrap().to_owned(), e["to"].as_str().unwrap().to_owned()))
         .collect();
     assert_eq!(moves, [("firing".into(), "ok".into()), ("ok".into(), "firing".into())], "newest first");
-    let log = app.call("GET", "/api/v1/notifications", Some(&t.token), None).await;
-    let statuses: Vec<&str> = log.json.as_array().unwrap().iter().map(|n| n["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["sent", "sent"], "{}", log.text);
+    // The receiver has the body before the sender recorded the attempt: wait for the log.
+    let log = log_until(&app, &t, "/api/v1/notifications", |log| {
+        log.as_array().unwrap().iter().filter(|n| n["status"] == "sent").count() == 2
+    })
+    .await;
+    assert_eq!(log.as_array().unwrap().len(), 2, "{log}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.bodies().len(), 2);
     app.stop().await;
@@ -328,15 +331,86 @@ async fn failing_receivers_are_retried_and_a_hanging_one_delays_no_other() {
     assert_eq!(flaky_log["attempts"], 3, "{flaky_log}");
     assert_eq!(flaky.bodies().len(), 3);
     assert!(flaky.bodies().iter().all(|b| b == &flaky.bodies()[0]), "every retry sends the same body");
-    let hung = app.call("GET", &format!("/api/v1/notifications?channel_id={}", ids[1]), Some(&t.token), None).await;
-    assert_eq!(hung.json[0]["status"], "pending", "{}", hung.text);
-    assert!(hung.json[0]["attempts"].as_u64().unwrap() >= 1);
-    assert!(hung.json[0]["last_error"].as_str().unwrap().contains("time"), "{}", hung.text);
+    let path = format!("/api/v1/notifications?channel_id={}", ids[1]);
+    let hung = log_until(&app, &t, &path, |log| log[0]["attempts"].as_u64().is_some_and(|n| n >= 1)).await;
+    assert_eq!(hung[0]["status"], "pending", "{hung}");
+    assert!(hung[0]["last_error"].as_str().unwrap().contains("time"), "{hung}");
     let metrics = app.call("GET", "/metrics", None, None).await.text;
     assert!(
         metrics.contains(r#"microdash_notification_attempts_total{channel="webhook",outcome="retry"}"#),
         "{metrics}"
     );
     assert_eq!(healthy.bodies().len(), 1);
+    app.stop().await;
+}
+
+/// Poll a delivery log until `done` holds (failing after 10 s); returns it.
+async fn log_until(app: &App, t: &Tenant, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = app.call("GET", path, Some(&t.token), None).await;
+        if done(&log.json) {
+            return log.json;
+        }
+        assert!(Instant::now() < deadline, "{path}: {}", log.text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_point_delivered_twice_counts_once() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let receiver = Receiver::start().await;
+    let channel = json!({"name": "hook", "kind": "webhook", "url": receiver.url});
+    let channel = app.call("POST", "/api/v1/channels", Some(&t.token), Some(&channel.to_string())).await;
+    let rule = json!({"name": "two logins", "metric_name": "login", "aggregate": "count", "window_s": 600,
+        "operator": ">=", "critical": 2, "channels": [channel.json["id"]]});
+    assert_eq!(
+        app.call("POST", "/api/v1/alert-rules", Some(&t.token), Some(&rule.to_string())).await.status,
+        StatusCode::CREATED
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let login = |value: f64, id: &str| {
+        json!({"metric_name": "login", "value": value, "agent_id": "web-1", "timestamp": now_s, "dedupe_id": id})
+            .to_string()
+    };
+    // A retried push: stored once, so counted once.
+    for _ in 0..2 {
+        let reply = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&login(1.0, "a"))).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(receiver.bodies().is_empty(), "a duplicate was counted: {:?}", receiver.bodies());
+    app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&login(2.0, "b"))).await;
+    assert_eq!(receiver.wait_for(1).await[0]["value"], 2.0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_changed_to_watch_another_metric_resolves_what_it_reported() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let receiver = Receiver::start().await;
+    let rule_id = cpu_rule(&app, &t, &receiver).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    push(&app, &t, "web-1", 95.0).await;
+    assert_eq!(receiver.wait_for(1).await[0]["status"], "firing");
+
+    let channels = app.call("GET", "/api/v1/channels", Some(&t.token), None).await.json;
+    let changed = json!({"name": "mem high", "metric_name": "mem.used_percent", "operator": ">", "critical": 90,
+        "channels": [channels[0]["id"]]});
+    let reply =
+        app.call("PUT", &format!("/api/v1/alert-rules/{rule_id}"), Some(&t.token), Some(&changed.to_string())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let bodies = receiver.wait_for(2).await;
+    assert_eq!(bodies[1]["status"], "resolved", "{bodies:?}");
+    // The cpu series no longer belongs to the rule: more cpu breaches notify nothing.
+    push(&app, &t, "web-1", 99.0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.bodies().len(), 2, "{:?}", receiver.bodies());
+    let firing = app.call("GET", "/api/v1/alerts?state=firing", Some(&t.token), None).await;
+    assert_eq!(firing.json, json!([]), "{}", firing.text);
     app.stop().await;
 }
