@@ -156,10 +156,13 @@ async fn background(
     while Instant::now() < deadline {
         ticker.tick().await;
         let skip: Vec<usize> = pending.lock().await.keys().copied().collect();
+        // Stamped a second back, so an ordinary point already on its way when an agent
+        // breaches is older than the breach (stamped on receipt) and cannot hide it.
+        let timestamp = (crate::wall_ms() - 1_000.0) / 1000.0;
         let batch: Vec<Value> = (0..per_tick)
             .map(|k| (n + k) % instances)
             .filter(|i| !skip.contains(i))
-            .map(|i| json!({"metric_name": METRIC, "value": 10.0, "agent_id": agent(i)}))
+            .map(|i| json!({"metric_name": METRIC, "value": 10.0, "agent_id": agent(i), "timestamp": timestamp}))
             .collect();
         n = n.wrapping_add(per_tick);
         let answer = api.post("/api/v1/metrics", Value::Array(batch)).await?;
