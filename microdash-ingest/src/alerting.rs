@@ -43,8 +43,11 @@ const LEASE: &str = "alerts";
 /// Points stamped further ahead of this process's clock are not evaluated: one point from a
 /// badly set clock would otherwise hide every real one behind it.
 const MAX_FUTURE_MS: i64 = 60_000;
-/// Most points read back per rule when a process starts evaluating.
+/// Most points read back per rule (for a rule of one agent, or the series without an agent)
+/// when a process starts evaluating.
 const PRELOAD_POINTS: usize = 100_000;
+/// Most points read back per agent of a fleet rule.
+const PRELOAD_POINTS_PER_AGENT: usize = 10_000;
 /// How far back windows are refilled at least, so `last` over a window of 0 has its point.
 const PRELOAD_MIN_MS: i64 = 15 * 60_000;
 /// Persisted batches handled before the instances they touched are evaluated.
@@ -315,11 +318,7 @@ impl Engine {
             .collect();
         let mut preloaded = Vec::new();
         for rule in stored.iter().filter(|s| fresh.contains(&s.id)) {
-            preloaded.push((
-                rule.id,
-                rule.tenant_id,
-                store.query_points(rule.tenant_id, &preload_query(&rule.rule, now)).await?,
-            ));
+            preloaded.push((rule.id, rule.tenant_id, preload_points(store, rule.tenant_id, &rule.rule, now).await?));
         }
 
         // Everything is read: apply.
@@ -578,16 +577,45 @@ fn same_watch(a: &AlertRule, b: &AlertRule) -> bool {
         == (&b.metric_name, &b.agent_id, &b.tags, b.window_s, b.aggregate)
 }
 
-/// The recent points a rule's windows are refilled from when it starts being evaluated.
-fn preload_query(rule: &AlertRule, now: i64) -> PointQuery {
+/// The recent points a rule's windows are refilled from when it starts being evaluated:
+/// read agent by agent, so that a busy agent cannot crowd the others out of the bound (and
+/// leave them looking silent), plus the series without an agent in one query.
+async fn preload_points(
+    store: &Store,
+    tenant_id: i64,
+    rule: &AlertRule,
+    now: i64,
+) -> Result<Vec<microdash_store::StoredPoint>, StoreError> {
     let span_ms = i64::from(rule.window_s.max(rule.no_data_s)) * 1000;
-    PointQuery {
+    let query = |agent_id: Option<String>, limit: usize| PointQuery {
         metric_name: Some(rule.metric_name.clone()),
-        agent_id: rule.agent_id.clone(),
+        agent_id,
         start_ms: Some(now - span_ms.max(PRELOAD_MIN_MS)),
         end_ms: Some(now + MAX_FUTURE_MS),
-        limit: PRELOAD_POINTS,
+        limit,
+    };
+    if rule.agent_id.is_some() {
+        return store.query_points(tenant_id, &query(rule.agent_id.clone(), PRELOAD_POINTS)).await;
     }
+    let series = store.list_series(tenant_id).await?;
+    let watched: Vec<_> = series
+        .iter()
+        .filter(|s| {
+            matches(rule, SeriesRef { metric_name: &s.metric_name, agent_id: s.agent_id.as_deref(), tags: &s.tags })
+        })
+        .collect();
+    let mut agents: Vec<&str> = watched.iter().filter_map(|s| s.agent_id.as_deref()).collect();
+    agents.sort_unstable();
+    agents.dedup();
+    let mut points = Vec::new();
+    for agent in agents {
+        points.extend(store.query_points(tenant_id, &query(Some(agent.to_owned()), PRELOAD_POINTS_PER_AGENT)).await?);
+    }
+    if watched.iter().any(|s| s.agent_id.is_none()) {
+        // Every agent's points come along too; windows ignore the ones they already hold.
+        points.extend(store.query_points(tenant_id, &query(None, PRELOAD_POINTS)).await?);
+    }
+    Ok(points)
 }
 
 /// Whether two states differ only in the latest value (which is saved on ticks, not on
