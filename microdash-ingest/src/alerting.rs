@@ -25,7 +25,7 @@ use microdash_alert::matcher::{InstanceKey, SeriesRef, matches};
 use microdash_alert::payload::Alert;
 use microdash_alert::state::{InstanceState, Observation, Step, step};
 use microdash_alert::window::SeriesWindow;
-use microdash_core::alert::AlertRule;
+use microdash_core::alert::{AlertRule, NamedChannel};
 use microdash_core::api::alert::AlertStreamEvent;
 use microdash_store::{
     AlertStep, AttemptOutcome, NewEvent, NewNotification, NotificationRow, PointQuery, Store, StoreError,
@@ -470,8 +470,10 @@ impl Engine {
             return;
         }
         let mut steps = Vec::with_capacity(changed.len());
+        // Many instances of one rule often fire together: read each channel once per evaluation.
+        let mut channels = HashMap::new();
         for (id, step) in &changed {
-            match self.record(store, id, step).await {
+            match self.record(store, &mut channels, id, step).await {
                 Ok(record) => steps.push(record),
                 Err(err) => {
                     tracing::warn!(error = %err, "preparing alert notifications failed; evaluating again");
@@ -524,7 +526,13 @@ impl Engine {
     }
 
     /// The row-to-be of one step, with its notifications rendered for each channel.
-    async fn record(&self, store: &Store, id: &InstanceId, step: &Step) -> Result<StepRecord, StoreError> {
+    async fn record(
+        &self,
+        store: &Store,
+        channels: &mut HashMap<(i64, i64), Option<NamedChannel>>,
+        id: &InstanceId,
+        step: &Step,
+    ) -> Result<StepRecord, StoreError> {
         let (rule_id, key) = id;
         let entry = &self.rules[rule_id];
         let tenant_id = self.instances.get(id).map_or(entry.tenant_id, |i| i.tenant_id);
@@ -540,9 +548,17 @@ impl Engine {
                 external_url: &self.external_url,
             };
             for channel_id in &entry.rule.channels {
+                let channel = match channels.get(&(tenant_id, *channel_id)) {
+                    Some(channel) => channel.clone(),
+                    None => {
+                        let channel = store.channel(tenant_id, *channel_id).await?.map(|c| c.channel);
+                        channels.insert((tenant_id, *channel_id), channel.clone());
+                        channel
+                    }
+                };
                 // A channel deleted since the rule was written is skipped.
-                let Some(channel) = store.channel(tenant_id, *channel_id).await? else { continue };
-                let message = Message::for_channel(&channel.channel, &alert);
+                let Some(channel) = channel else { continue };
+                let message = Message::for_channel(&channel, &alert);
                 notifications.push(NewNotification {
                     channel_id: *channel_id,
                     rule_id: Some(*rule_id),
