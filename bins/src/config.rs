@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use microdash_alert::deliver::destination::Destinations;
 use microdash_alert::deliver::{Deliverer, DeliveryConfig, SmtpConfig};
 use microdash_core::Limits;
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, Retention, check_retention};
@@ -130,6 +131,9 @@ pub struct Config {
     pub alert_lease_ttl_s: u64,
     /// Longest wait for one webhook or email delivery attempt.
     pub notification_timeout_ms: u64,
+    /// Which addresses webhooks may reach: `private` (public and private networks, not
+    /// link-local such as the cloud metadata service), `public` or `any`.
+    pub webhook_destinations: Destinations,
     /// SMTP server for email channels (`smtp://host:25`, `smtps://user:pass@host:465`,
     /// `smtp://host:587?tls=required`); empty: email channels fail with a clear error.
     pub smtp_url: String,
@@ -198,6 +202,7 @@ impl Default for Config {
             alert_tick_ms: 1_000,
             alert_lease_ttl_s: 10,
             notification_timeout_ms: 10_000,
+            webhook_destinations: Destinations::default(),
             smtp_url: String::new(),
             smtp_from: "microdash@localhost".into(),
             external_url: String::new(),
@@ -357,6 +362,7 @@ impl Config {
         let delivery = DeliveryConfig {
             timeout: Duration::from_millis(self.notification_timeout_ms.max(1)),
             smtp,
+            destinations: self.webhook_destinations,
             ..DeliveryConfig::default()
         };
         let deliverer = Deliverer::new(delivery).context("setting up notifications (smtp_url, smtp_from)")?;

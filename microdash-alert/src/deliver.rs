@@ -18,6 +18,7 @@
 //! checked against the system's trust store (rustls-platform-verifier). Nothing here installs
 //! a process-wide crypto provider.
 
+pub mod destination;
 pub mod email;
 pub mod webhook;
 
@@ -59,6 +60,9 @@ pub struct DeliveryConfig {
     /// The SMTP server for email channels; without one, emails fail with
     /// [`EMAIL_NOT_CONFIGURED`].
     pub smtp: Option<SmtpConfig>,
+    /// Which addresses webhooks may reach (default: public and private networks, not
+    /// link-local), against server-side request forgery by a tenant's channel URL.
+    pub destinations: destination::Destinations,
 }
 
 impl Default for DeliveryConfig {
@@ -67,6 +71,7 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(10),
             user_agent: concat!("microdash/", env!("CARGO_PKG_VERSION")).to_owned(),
             smtp: None,
+            destinations: destination::Destinations::default(),
         }
     }
 }
@@ -77,6 +82,7 @@ impl fmt::Debug for DeliveryConfig {
             .field("timeout", &self.timeout)
             .field("user_agent", &self.user_agent)
             .field("smtp", &self.smtp)
+            .field("destinations", &self.destinations)
             .finish()
     }
 }
@@ -191,6 +197,7 @@ pub struct Deliverer {
     http: reqwest::Client,
     smtp: Option<Arc<email::Smtp>>,
     timeout: Duration,
+    destinations: destination::Destinations,
 }
 
 impl fmt::Debug for Deliverer {
@@ -225,7 +232,17 @@ impl Deliverer {
             Some(smtp) => Some(Arc::new(email::Smtp::new(smtp, config.timeout)?)),
             None => None,
         };
-        Ok(Deliverer { http: webhook::client(&config)?, smtp, timeout: config.timeout })
+        Ok(Deliverer {
+            http: webhook::client(&config)?,
+            smtp,
+            timeout: config.timeout,
+            destinations: config.destinations,
+        })
+    }
+
+    /// The longest one attempt takes: a sender claims a notification for longer than this.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Make one attempt at delivering `message` over `channel`. Never panics: every failure
@@ -234,7 +251,7 @@ impl Deliverer {
     pub async fn send(&self, channel: &Channel, message: &Message) -> Attempt {
         match (channel, message) {
             (Channel::Webhook { url, secret, .. }, Message::Webhook { body }) => {
-                webhook::send(&self.http, self.timeout, url, secret.as_deref(), body).await
+                webhook::send(&self.http, self.timeout, self.destinations, url, secret.as_deref(), body).await
             }
             (Channel::Email { to }, Message::Email { subject, body }) => match &self.smtp {
                 Some(smtp) => smtp.send(to, subject, body, self.timeout).await,

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hmac::{KeyInit, Mac};
+use microdash_alert::deliver::destination::Destinations;
 use microdash_alert::deliver::{
     Attempt, Deliverer, DeliveryConfig, DeliveryError, EMAIL_NOT_CONFIGURED, Outcome, SIGNATURE_HEADER, SmtpConfig,
 };
@@ -293,6 +294,40 @@ async fn refused_connections_are_retried_without_the_url() {
     assert!(error.starts_with("connection failed: "), "{error}");
     assert!(error.to_lowercase().contains("refused"), "{error}");
     assert!(!error.contains("t0k3n"), "the URL (which may hold a token) is left out: {error}");
+}
+
+/// Webhooks reach only the addresses `webhook_destinations` allows, whether the URL names
+/// the address or a host that resolves to it; a refusal fails at once (it is the channel to
+/// fix) and nothing reaches the receiver.
+#[tokio::test]
+async fn webhooks_reach_only_allowed_destinations() {
+    let (base, receiver) = start_receiver().await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let with = |destinations| {
+        Deliverer::new(DeliveryConfig { timeout: Duration::from_secs(5), destinations, ..DeliveryConfig::default() })
+            .unwrap()
+    };
+    let message = json_message("{}");
+    let send = async |deliverer: &Deliverer, url: String| deliverer.send(&webhook(url, None), &message).await;
+
+    // The default lets a receiver on this host through, by address and by name.
+    let private = with(Destinations::Private);
+    assert_eq!(send(&private, format!("{base}/ok")).await.outcome, Outcome::Sent);
+    assert_eq!(send(&private, format!("http://localhost:{port}/ok")).await.outcome, Outcome::Sent);
+    // Not the metadata service's link-local address.
+    let attempt = send(&private, "http://169.254.169.254/latest/meta-data/".into()).await;
+    assert_eq!(attempt.outcome, Outcome::Failed, "{attempt:?}");
+    assert!(attempt.error.as_deref().unwrap().contains("webhook_destinations = private"), "{attempt:?}");
+
+    // `public` refuses this host, by address and by a name resolving to it.
+    let public = with(Destinations::Public);
+    for url in [format!("{base}/ok"), format!("http://localhost:{port}/ok"), format!("http://[::1]:{port}/ok")] {
+        let attempt = send(&public, url.clone()).await;
+        assert_eq!(attempt.outcome, Outcome::Failed, "{url}: {attempt:?}");
+        assert!(attempt.error.as_deref().unwrap().contains("webhook_destinations = public"), "{url}: {attempt:?}");
+    }
+    assert_eq!(receiver.received("/ok").len(), 2, "only the allowed sends arrived");
+    assert_eq!(send(&with(Destinations::Any), format!("{base}/ok")).await.outcome, Outcome::Sent);
 }
 
 #[tokio::test]

@@ -28,7 +28,8 @@ use microdash_alert::window::SeriesWindow;
 use microdash_core::alert::{AlertRule, NamedChannel};
 use microdash_core::api::alert::AlertStreamEvent;
 use microdash_store::{
-    AlertStep, AttemptOutcome, NewEvent, NewNotification, NotificationRow, PointQuery, Store, StoreError,
+    AlertStep, AttemptOutcome, Fence, InstanceRef, NewEvent, NewNotification, NotificationRow, PointQuery, Store,
+    StoreError,
 };
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Notify, broadcast};
@@ -56,6 +57,11 @@ const BURST: usize = 256;
 /// follow on later ticks. The value shown in `GET /api/v1/alerts` lags by up to
 /// `instances / VALUE_SAVES_PER_TICK` ticks; transitions are written at once.
 const VALUE_SAVES_PER_TICK: usize = 100;
+/// Idle instances forgotten per tick at most, so one tick's write stays small.
+const FORGETS_PER_TICK: usize = 1_000;
+/// How much longer than one delivery attempt can take a sender claims a notification for:
+/// if the attempt goes unrecorded (the sender died or lost its lease), it is sent again after.
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
 
 /// Alerting settings.
 #[derive(Clone)]
@@ -72,6 +78,11 @@ pub struct AlertingConfig {
     pub external_url: String,
     /// Deliveries in flight at once.
     pub max_in_flight: usize,
+    /// How long an ok instance whose series sent nothing is kept beyond what its rule looks
+    /// back over (window, no-data time, keep-firing time); then it is forgotten, in memory
+    /// and in the store, so a fleet that replaces its hosts does not grow the evaluator
+    /// without bound. It comes back with the series' next point. One hour by default.
+    pub forget_idle_after: Duration,
 }
 
 impl AlertingConfig {
@@ -84,6 +95,7 @@ impl AlertingConfig {
             holder: crate::worker::unique_consumer_prefix(),
             external_url: String::new(),
             max_in_flight: 16,
+            forget_idle_after: Duration::from_secs(3600),
         }
     }
 }
@@ -100,7 +112,7 @@ pub(crate) async fn run_alerting(
     let mut feed = live.subscribe_persisted();
     let lease_ms = config.lease_ttl.as_millis() as i64;
     loop {
-        match store.try_lease(LEASE, &config.holder, lease_ms, now_ms()).await {
+        match take_lease(&store, &config.holder, lease_ms).await {
             Ok(true) => {
                 tracing::info!(holder = %config.holder, "evaluating alerts");
                 telemetry.record_alert_leader(true);
@@ -125,6 +137,13 @@ pub(crate) async fn run_alerting(
     }
 }
 
+/// Take (or renew) the lease for `ttl_ms` by the database's clock, so hosts whose clocks
+/// disagree still agree on who holds it.
+async fn take_lease(store: &Store, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
+    let now = store.clock_ms().await?;
+    store.try_lease(LEASE, holder, ttl_ms, now).await
+}
+
 /// Evaluate until the lease is lost or `shutdown`.
 async fn lead(
     store: &Store,
@@ -135,8 +154,8 @@ async fn lead(
     shutdown: &CancellationToken,
 ) {
     let stop = shutdown.child_token();
-    let lease = Lease::new(config.lease_ttl);
-    let renewal = tokio::spawn(renew(store.clone(), config.holder.clone(), lease.clone(), stop.clone()));
+    let lease = Lease::new(config.holder.clone(), config.lease_ttl, stop.clone());
+    let renewal = tokio::spawn(renew(store.clone(), lease.clone()));
     let wake = Arc::new(Notify::new());
     let sender = tokio::spawn(run_sender(
         store.clone(),
@@ -145,9 +164,8 @@ async fn lead(
         wake.clone(),
         config.max_in_flight,
         lease.clone(),
-        stop.clone(),
     ));
-    let mut engine = Engine::new(config.external_url.clone(), lease);
+    let mut engine = Engine::new(config.external_url.clone(), config.forget_idle_after, lease);
     let mut ticks = tokio::time::interval(config.tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -161,6 +179,7 @@ async fn lead(
                 }
                 engine.mark_all();
                 engine.evaluate(store, publisher, telemetry, &wake, now, true).await;
+                engine.forget_idle(store, now).await;
             }
             received = feed.recv() => {
                 if !engine.loaded() {
@@ -194,49 +213,81 @@ async fn lead(
     }
 }
 
-/// When this process last renewed the lease, shared by the tasks that act on it.
+/// This process's hold on the lease, shared by the tasks that act on it.
 #[derive(Clone)]
 struct Lease {
-    renewed_ms: Arc<std::sync::atomic::AtomicI64>,
+    holder: Arc<str>,
+    /// When it was last renewed, in milliseconds after `base` (a monotonic clock: a wall
+    /// clock stepping back must not make an old renewal look fresh).
+    renewed_ms: Arc<std::sync::atomic::AtomicU64>,
+    base: Instant,
     ttl_ms: i64,
+    /// Cancelled when the lease is lost: everything leading stops.
+    lost: CancellationToken,
 }
 
 impl Lease {
-    fn new(ttl: Duration) -> Self {
-        Self { renewed_ms: Arc::new(now_ms().into()), ttl_ms: ttl.as_millis() as i64 }
+    fn new(holder: String, ttl: Duration, lost: CancellationToken) -> Self {
+        Self {
+            holder: holder.into(),
+            renewed_ms: Arc::new(0.into()),
+            base: Instant::now(),
+            ttl_ms: ttl.as_millis() as i64,
+            lost,
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64
     }
 
     /// Whether it is surely still ours: renewed within half its length. Writes and sends
-    /// check this first, so a leader that stalled (a slow write, a hung publish) does not act
-    /// on after another may have taken over.
-    fn held(&self, now: i64) -> bool {
-        now - self.renewed_ms.load(std::sync::atomic::Ordering::Relaxed) < self.ttl_ms / 2
+    /// check this first, so a leader that stalled (a slow write, a hung publish) does not
+    /// even try to act after another may have taken over; the store's fence
+    /// ([`Lease::fence`]) refuses what slips past this check.
+    fn held(&self) -> bool {
+        let since = self.elapsed_ms().saturating_sub(self.renewed_ms.load(std::sync::atomic::Ordering::Relaxed));
+        !self.lost.is_cancelled() && (since as i64) < self.ttl_ms / 2
+    }
+
+    /// What the store checks, in the same transaction, before a write or a claim.
+    fn fence(&self) -> Fence<'_> {
+        Fence { lease: LEASE, holder: &self.holder }
+    }
+
+    /// After a store error: a refused fence means another process leads now.
+    fn check(&self, err: &StoreError) {
+        if matches!(err, StoreError::LeaseLost(_)) {
+            tracing::warn!("the alert lease was taken over; no longer evaluating");
+            self.lost.cancel();
+        }
     }
 }
 
 /// Renew the lease every quarter of its length, on a task of its own so no evaluation work
-/// can delay it; stop leading (cancel `stop`) when it is lost or cannot be renewed in time.
-async fn renew(store: Store, holder: String, lease: Lease, stop: CancellationToken) {
+/// can delay it; stop leading (cancel `lease.lost`) when it is lost or cannot be renewed in
+/// time.
+async fn renew(store: Store, lease: Lease) {
     let period = Duration::from_millis((lease.ttl_ms / 4).max(10) as u64);
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = lease.lost.cancelled() => return,
             () = tokio::time::sleep(period) => {}
         }
-        let now = now_ms();
-        match store.try_lease(LEASE, &holder, lease.ttl_ms, now).await {
-            Ok(true) => lease.renewed_ms.store(now, std::sync::atomic::Ordering::Relaxed),
+        let attempt = lease.elapsed_ms();
+        match take_lease(&store, &lease.holder, lease.ttl_ms).await {
+            Ok(true) => lease.renewed_ms.store(attempt, std::sync::atomic::Ordering::Relaxed),
             Ok(false) => {
                 tracing::warn!("the alert lease was taken over; no longer evaluating");
-                stop.cancel();
+                lease.lost.cancel();
                 return;
             }
-            Err(err) if lease.held(now_ms()) => {
+            Err(err) if lease.held() => {
                 tracing::warn!(error = %err, "renewing the alert lease failed; trying again");
             }
             Err(err) => {
                 tracing::warn!(error = %err, "the alert lease could not be renewed; no longer evaluating");
-                stop.cancel();
+                lease.lost.cancel();
                 return;
             }
         }
@@ -256,6 +307,28 @@ struct Instance {
     state: InstanceState,
     /// `state.value` changed since the state was last written.
     value_unsaved: bool,
+    /// The latest of the series' latest point and when the instance was made, Unix ms: what
+    /// forgetting an idle instance goes by.
+    active_ms: i64,
+}
+
+impl Instance {
+    fn new(tenant_id: i64, rule: &AlertRule, state: InstanceState, now: i64) -> Self {
+        Self { tenant_id, window: SeriesWindow::new(rule.window_s), state, value_unsaved: false, active_ms: now }
+    }
+
+    fn push(&mut self, timestamp_ms: i64, value: f64) {
+        self.window.push(timestamp_ms, value);
+        self.active_ms = self.active_ms.max(timestamp_ms);
+    }
+
+    /// Whether it can be forgotten at `now`: ok, and its series silent for longer than the
+    /// rule looks back over plus `grace_ms`.
+    fn idle(&self, rule: &AlertRule, now: i64, grace_ms: i64) -> bool {
+        let lookback_s = rule.window_s.max(rule.no_data_s).max(rule.keep_firing_for_s);
+        self.state.state == microdash_core::api::alert::AlertState::Ok
+            && now - self.active_ms > i64::from(lookback_s) * 1000 + grace_ms
+    }
 }
 
 type InstanceId = (i64, InstanceKey);
@@ -263,6 +336,8 @@ type InstanceId = (i64, InstanceKey);
 /// Rules, instances and their windows, in memory while this process leads.
 struct Engine {
     external_url: String,
+    /// [`AlertingConfig::forget_idle_after`], in ms.
+    forget_idle_ms: i64,
     lease: Lease,
     revision: Option<i64>,
     rules: HashMap<i64, RuleEntry>,
@@ -276,9 +351,10 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(external_url: String, lease: Lease) -> Self {
+    fn new(external_url: String, forget_idle_after: Duration, lease: Lease) -> Self {
         Self {
             external_url,
+            forget_idle_ms: forget_idle_after.as_millis() as i64,
             lease,
             revision: None,
             rules: HashMap::new(),
@@ -353,12 +429,7 @@ impl Engine {
             let key = InstanceKey { agent_id: row.agent_id, tags: row.tags };
             let series =
                 SeriesRef { metric_name: &entry.rule.metric_name, agent_id: key.agent_id.as_deref(), tags: &key.tags };
-            let instance = Instance {
-                tenant_id: row.tenant_id,
-                window: SeriesWindow::new(entry.rule.window_s),
-                state,
-                value_unsaved: false,
-            };
+            let instance = Instance::new(row.tenant_id, &entry.rule, state, now);
             if matches(&entry.rule, series) {
                 self.instances.insert((row.rule_id, key), instance);
             } else {
@@ -378,13 +449,11 @@ impl Engine {
                 if !matches(&rule, series) || point.timestamp_ms > now + MAX_FUTURE_MS {
                     continue;
                 }
-                let instance = self.instances.entry((rule_id, InstanceKey::from(series))).or_insert_with(|| Instance {
-                    tenant_id,
-                    window: SeriesWindow::new(rule.window_s),
-                    state: InstanceState::new(now),
-                    value_unsaved: false,
-                });
-                instance.window.push(point.timestamp_ms, point.value);
+                let instance = self
+                    .instances
+                    .entry((rule_id, InstanceKey::from(series)))
+                    .or_insert_with(|| Instance::new(tenant_id, &rule, InstanceState::new(now), now));
+                instance.push(point.timestamp_ms, point.value);
             }
         }
         self.revision = Some(revision);
@@ -407,13 +476,11 @@ impl Engine {
                     continue;
                 }
                 let id = (*rule_id, InstanceKey::from(series));
-                let instance = self.instances.entry(id.clone()).or_insert_with(|| Instance {
-                    tenant_id: persisted.tenant_id,
-                    window: SeriesWindow::new(entry.rule.window_s),
-                    state: InstanceState::new(now),
-                    value_unsaved: false,
-                });
-                instance.window.push(metric.timestamp_ms, metric.value);
+                let instance = self
+                    .instances
+                    .entry(id.clone())
+                    .or_insert_with(|| Instance::new(persisted.tenant_id, &entry.rule, InstanceState::new(now), now));
+                instance.push(metric.timestamp_ms, metric.value);
                 self.dirty.insert(id);
             }
         }
@@ -482,14 +549,18 @@ impl Engine {
                 }
             }
         }
-        if !self.lease.held(now_ms()) {
+        if !self.lease.held() {
             // Possibly no longer ours: write nothing; the next leader evaluates these again.
             self.dirty.extend(changed.into_iter().map(|(id, _)| id));
             return;
         }
         let borrowed: Vec<AlertStep<'_>> = steps.iter().map(StepRecord::borrow).collect();
-        match store.record_alert_steps(&borrowed).await {
-            Ok(_) => {
+        match store.record_alert_steps(self.lease.fence(), &borrowed).await {
+            Ok(recorded) => {
+                // A step of a rule deleted meanwhile stored nothing: it is neither announced
+                // nor applied (the next refresh drops its instance).
+                let changed: Vec<(InstanceId, Step)> =
+                    changed.into_iter().zip(recorded).filter_map(|(change, queued)| queued.map(|_| change)).collect();
                 let transitions = changed.iter().filter(|(_, step)| step.transition.is_some()).count();
                 let notified = changed.iter().any(|(_, step)| step.notify.is_some());
                 telemetry.record_alert_transitions(transitions as u64);
@@ -509,7 +580,42 @@ impl Engine {
             Err(err) => {
                 // Nothing moved on: the same steps are taken again at the next evaluation.
                 tracing::warn!(error = %err, "recording alert steps failed; evaluating again");
+                self.lease.check(&err);
                 self.dirty.extend(changed.into_iter().map(|(id, _)| id));
+            }
+        }
+    }
+
+    /// Forget instances that have been ok and silent for long (at most [`FORGETS_PER_TICK`]
+    /// at a time): their stored state first, then their memory.
+    async fn forget_idle(&mut self, store: &Store, now: i64) {
+        let idle: Vec<InstanceId> = self
+            .instances
+            .iter()
+            .filter(|(id, instance)| {
+                self.rules.get(&id.0).is_some_and(|e| instance.idle(&e.rule, now, self.forget_idle_ms))
+            })
+            .map(|(id, _)| id.clone())
+            .take(FORGETS_PER_TICK)
+            .collect();
+        if idle.is_empty() || !self.lease.held() {
+            return;
+        }
+        let refs: Vec<InstanceRef<'_>> = idle
+            .iter()
+            .map(|(rule_id, key)| InstanceRef { rule_id: *rule_id, agent_id: key.agent_id.as_deref(), tags: &key.tags })
+            .collect();
+        match store.forget_alert_instances(self.lease.fence(), &refs).await {
+            Ok(_) => {
+                tracing::debug!(forgotten = idle.len(), "forgot idle alert instances");
+                for id in &idle {
+                    self.instances.remove(id);
+                    self.dirty.remove(id);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "forgetting idle alert instances failed; trying again");
+                self.lease.check(&err);
             }
         }
     }
@@ -672,8 +778,10 @@ impl StepRecord {
     }
 }
 
-/// Deliver due notifications until `stop`, at most `max_in_flight` at once; woken early
-/// when the evaluator queued some.
+/// Deliver due notifications until the lease is lost or given up, at most `max_in_flight`
+/// at once; woken early when the evaluator queued some. Each is claimed in the store first
+/// (fenced by the lease), so it is never taken twice while being sent, and one whose attempt
+/// went unrecorded is sent again once its claim runs out.
 async fn run_sender(
     store: Store,
     deliverer: Deliverer,
@@ -681,49 +789,30 @@ async fn run_sender(
     wake: Arc<Notify>,
     max_in_flight: usize,
     lease: Lease,
-    stop: CancellationToken,
 ) {
     let max_in_flight = max_in_flight.max(1);
-    let mut in_flight: HashMap<tokio::task::Id, i64> = HashMap::new();
-    // Notifications whose attempt could not be recorded (or whose channel could not be read)
-    // wait a moment before they are tried again, rather than being resent in a tight loop.
-    let mut not_before: HashMap<i64, Instant> = HashMap::new();
+    let claim_ms = (deliverer.timeout() + CLAIM_MARGIN).as_millis() as i64;
     let mut tasks = tokio::task::JoinSet::new();
     loop {
-        not_before.retain(|_, until| *until > Instant::now());
-        if tasks.len() < max_in_flight && lease.held(now_ms()) {
-            match store.due_notifications(now_ms(), max_in_flight * 2 + not_before.len()).await {
+        let free = max_in_flight - tasks.len();
+        if free > 0 && lease.held() {
+            match store.claim_due_notifications(lease.fence(), now_ms(), free, claim_ms).await {
                 Ok(rows) => {
                     for row in rows {
-                        if tasks.len() >= max_in_flight
-                            || in_flight.values().any(|id| *id == row.id)
-                            || not_before.contains_key(&row.id)
-                        {
-                            continue;
-                        }
-                        let id = row.id;
-                        let (store, deliverer, telemetry) = (store.clone(), deliverer.clone(), telemetry.clone());
-                        let handle = tasks.spawn(deliver(store, deliverer, telemetry, row));
-                        in_flight.insert(handle.id(), id);
+                        tasks.spawn(deliver(store.clone(), deliverer.clone(), telemetry.clone(), row));
                     }
                 }
-                Err(err) => tracing::warn!(error = %err, "reading due notifications failed"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "claiming due notifications failed");
+                    lease.check(&err);
+                }
             }
         }
         tokio::select! {
-            () = stop.cancelled() => break,
-            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                let (task, recorded) = match &done {
-                    Ok((task, recorded)) => (*task, *recorded),
-                    Err(err) => {
-                        tracing::error!(error = %err, "a notification delivery failed");
-                        (err.id(), false)
-                    }
-                };
-                if let Some(id) = in_flight.remove(&task) {
-                    if !recorded {
-                        not_before.insert(id, Instant::now() + UNRECORDED_RETRY);
-                    }
+            () = lease.lost.cancelled() => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(err) = done {
+                    tracing::error!(error = %err, "a notification delivery failed");
                 }
             }
             () = wake.notified() => {}
@@ -734,16 +823,14 @@ async fn run_sender(
     while tasks.join_next().await.is_some() {}
 }
 
-/// How long a notification whose attempt went unrecorded waits before it is tried again.
-const UNRECORDED_RETRY: Duration = Duration::from_secs(5);
-
-/// One attempt at one notification, recorded in the delivery log; whether it was recorded.
-async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, row: NotificationRow) -> bool {
+/// One attempt at one notification, recorded in the delivery log. If it cannot be recorded,
+/// the notification is sent again when its claim runs out.
+async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, row: NotificationRow) {
     let channel = match store.channel(row.tenant_id, row.channel_id).await {
         Ok(channel) => channel,
         Err(err) => {
             tracing::warn!(error = %err, notification = row.id, "reading a notification's channel failed");
-            return false;
+            return;
         }
     };
     let (kind, outcome) = match (channel, serde_json::from_str::<Message>(&row.payload)) {
@@ -788,12 +875,8 @@ async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, 
             tracing::warn!(notification = row.id, channel = row.channel_id, status = ?http_status, %error, outcome = word, "notification not delivered");
         }
     }
-    match store.record_attempt(row.id, &outcome, now_ms()).await {
-        Ok(_) => true,
-        Err(err) => {
-            tracing::warn!(error = %err, notification = row.id, "recording a delivery attempt failed; it will be sent again");
-            false
-        }
+    if let Err(err) = store.record_attempt(row.id, &outcome, now_ms()).await {
+        tracing::warn!(error = %err, notification = row.id, "recording a delivery attempt failed; it will be sent again");
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 use common::{App, Tenant};
+use microdash_ingest::alerting::AlertingConfig;
 use microdash_store::Backend;
+use microdash_store::testing::TestDb;
 use serde_json::{Value, json};
 
 /// What a webhook receiver got: headers and JSON body of each request.
@@ -412,5 +414,102 @@ async fn a_rule_changed_to_watch_another_metric_resolves_what_it_reported() {
     assert_eq!(receiver.bodies().len(), 2, "{:?}", receiver.bodies());
     let firing = app.call("GET", "/api/v1/alerts?state=firing", Some(&t.token), None).await;
     assert_eq!(firing.json, json!([]), "{}", firing.text);
+    app.stop().await;
+}
+
+/// A point stamped far ahead of the server's clock is not evaluated, so it cannot hide the
+/// real ones behind it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_point_from_the_future_is_not_evaluated() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let receiver = Receiver::start().await;
+    cpu_rule(&app, &t, &receiver).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 600.0;
+    let body = json!({"metric_name": "cpu.usage_percent", "value": 99.0, "agent_id": "web-1", "timestamp": later_s});
+    let reply = app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&body.to_string())).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(receiver.bodies().is_empty(), "a point 10 minutes ahead fired: {:?}", receiver.bodies());
+    // A real breach now still fires: the future point is not the window's "last".
+    push(&app, &t, "web-1", 95.0).await;
+    assert_eq!(receiver.wait_for(1).await[0]["value"], 95.0);
+    app.stop().await;
+}
+
+/// An instance that is ok and whose series went silent is forgotten (in memory and in the
+/// store) once its rule's lookback and the grace time passed; a firing one stays; the series'
+/// next point brings its instance back.
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_ok_instances_are_forgotten_and_firing_ones_kept() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let alerting = AlertingConfig { forget_idle_after: Duration::from_millis(400), ..common::test_alerting() };
+    let app = App::with_alerting_config(db, store, alerting);
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let receiver = Receiver::start().await;
+    cpu_rule(&app, &t, &receiver).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    push(&app, &t, "quiet", 10.0).await;
+    push(&app, &t, "hot", 95.0).await;
+    receiver.wait_for(1).await;
+    let agents = async || {
+        let reply = app.call("GET", "/api/v1/alerts", Some(&t.token), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let mut agents: Vec<(String, String)> = reply
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["agent_id"].as_str().unwrap().to_owned(), a["state"].as_str().unwrap().to_owned()))
+            .collect();
+        agents.sort();
+        agents
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agents().await.len() > 1 {
+        assert!(Instant::now() < deadline, "the quiet instance was kept: {:?}", agents().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(agents().await, [("hot".to_owned(), "firing".to_owned())]);
+    assert!(app.store.all_alert_instances().await.unwrap().iter().all(|i| i.agent_id.as_deref() == Some("hot")));
+    push(&app, &t, "quiet", 20.0).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agents().await.len() < 2 {
+        assert!(Instant::now() < deadline, "the quiet instance did not come back: {:?}", agents().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(receiver.bodies().len(), 1, "forgetting notifies nobody");
+    app.stop().await;
+}
+
+/// A `PUT` without `secret` keeps a channel's secret; `"secret": null` clears it, and the
+/// deliveries after it are no longer signed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_secret_is_kept_unless_cleared() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let receiver = Receiver::start().await;
+    let channel = json!({"name": "hook", "kind": "webhook", "url": receiver.url, "secret": "s3cret"});
+    let created = app.call("POST", "/api/v1/channels", Some(&t.token), Some(&channel.to_string())).await;
+    let path = format!("/api/v1/channels/{}", created.json["id"]);
+    let signed = async |expected: usize| {
+        let queued = app.call("POST", &format!("{path}/test"), Some(&t.token), None).await;
+        assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
+        let got = receiver.wait_for(expected).await;
+        assert_eq!(got.len(), expected);
+        receiver.got.lock().unwrap()[expected - 1].0.contains_key("x-microdash-signature")
+    };
+
+    let renamed = json!({"name": "renamed", "kind": "webhook", "url": receiver.url});
+    let put = app.call("PUT", &path, Some(&t.token), Some(&renamed.to_string())).await;
+    assert_eq!((put.status, &put.json["has_secret"]), (StatusCode::OK, &json!(true)), "{}", put.text);
+    assert!(signed(1).await, "the kept secret still signs");
+
+    let cleared = json!({"name": "renamed", "kind": "webhook", "url": receiver.url, "secret": null});
+    let put = app.call("PUT", &path, Some(&t.token), Some(&cleared.to_string())).await;
+    assert_eq!((put.status, &put.json["has_secret"]), (StatusCode::OK, &json!(false)), "{}", put.text);
+    assert!(!signed(2).await, "no secret, no signature");
     app.stop().await;
 }

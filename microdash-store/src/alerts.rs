@@ -225,6 +225,31 @@ pub enum AttemptOutcome {
     },
 }
 
+/// The lease a write is fenced by: the write is made only if `holder` still holds `lease`
+/// by the database's clock, checked inside the write's own transaction. On MariaDB the check
+/// takes a shared lock on the lease row, so a takeover (which updates that row) waits for the
+/// write to commit, or the write sees the takeover and stores nothing. An evaluator that
+/// stalled past its lease therefore cannot write, or claim a notification, after its
+/// successor began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence<'a> {
+    /// The lease's name.
+    pub lease: &'a str,
+    /// Who must hold it.
+    pub holder: &'a str,
+}
+
+/// One alert instance by rule and series, for [`Store::forget_alert_instances`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceRef<'a> {
+    /// The rule.
+    pub rule_id: i64,
+    /// The series' agent; `None` (or empty) when it has none.
+    pub agent_id: Option<&'a str>,
+    /// The series' tags.
+    pub tags: &'a BTreeMap<String, String>,
+}
+
 /// One evaluation step of one alert instance, for [`Store::record_alert_steps`]: the
 /// instance's new state, the transition to append to the history (if any) and the
 /// notifications to queue.
@@ -515,6 +540,50 @@ struct Owner {
     id: i64,
     #[diesel(sql_type = BigInt)]
     tenant_id: i64,
+}
+
+/// A count, from raw SQL.
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The database server's current time in Unix milliseconds, as SQL. Leases compare against
+/// it, so processes on hosts whose clocks disagree still agree on who holds one.
+fn db_now_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+        Backend::Mysql => "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
+    }
+}
+
+/// Whether the fence's holder holds its lease now (binds: name, holder); on MariaDB under a
+/// shared lock on the lease row until the commit.
+fn fence_sql(backend: Backend) -> String {
+    let lock = match backend {
+        Backend::Sqlite => "",
+        Backend::Mysql => " LOCK IN SHARE MODE",
+    };
+    format!(
+        "SELECT COUNT(*) AS n FROM leases WHERE name = ? AND holder = ? AND expires_at_ms > {}{lock}",
+        db_now_sql(backend)
+    )
+}
+
+/// Check a [`Fence`] inside a write's transaction: [`StoreError::LeaseLost`] (and the
+/// transaction rolls back) when its holder no longer holds the lease.
+macro_rules! check_fence {
+    ($conn:expr, $sql:expr, $fence:expr) => {{
+        let held: Count = diesel::sql_query($sql)
+            .bind::<diesel::sql_types::Text, _>($fence.lease)
+            .bind::<diesel::sql_types::Text, _>($fence.holder)
+            .get_result($conn)
+            .await?;
+        if held.n == 0 {
+            return Err(StoreError::LeaseLost(format!("{} is not held by {}", $fence.lease, $fence.holder)));
+        }
+    }};
 }
 
 /// `SELECT id, tenant_id` of the rows of `table` with one of `ids`, a statement per chunk;
@@ -954,8 +1023,8 @@ impl Store {
     /// Record one evaluation step of one instance ([`Store::record_alert_steps`] with one
     /// step). Returns the ids of the notifications queued; [`StoreError::NotFound`] if the
     /// tenant has no such rule (any more), and then nothing was stored.
-    pub async fn record_alert_step(&self, step: &AlertStep<'_>) -> Result<Vec<i64>, StoreError> {
-        match self.record_alert_steps(std::slice::from_ref(step)).await?.pop().flatten() {
+    pub async fn record_alert_step(&self, fence: Fence<'_>, step: &AlertStep<'_>) -> Result<Vec<i64>, StoreError> {
+        match self.record_alert_steps(fence, std::slice::from_ref(step)).await?.pop().flatten() {
             Some(ids) => Ok(ids),
             None => Err(StoreError::NotFound(format!("alert rule {}", step.rule_id))),
         }
@@ -970,8 +1039,13 @@ impl Store {
     /// Per step, in order: the ids of the notifications queued, or `None` when the step's
     /// tenant has no such rule (deleted meanwhile), and nothing of that step was stored.
     /// Notifications for channels the tenant no longer has are left out; one naming a rule
-    /// other than its step's is refused ([`StoreError::Invalid`], nothing stored).
-    pub async fn record_alert_steps(&self, steps: &[AlertStep<'_>]) -> Result<Vec<Option<Vec<i64>>>, StoreError> {
+    /// other than its step's is refused ([`StoreError::Invalid`], nothing stored), and so is
+    /// everything when `fence`'s holder no longer holds its lease ([`StoreError::LeaseLost`]).
+    pub async fn record_alert_steps(
+        &self,
+        fence: Fence<'_>,
+        steps: &[AlertStep<'_>],
+    ) -> Result<Vec<Option<Vec<i64>>>, StoreError> {
         if let Some(bad) =
             steps.iter().find(|s| s.notifications.iter().any(|n| n.rule_id.is_some_and(|r| r != s.rule_id)))
         {
@@ -997,7 +1071,9 @@ impl Store {
         // the order `delete_channel` takes them in.
         let channel_owners = owners_sql("alert_channels", &channel_ids, backend);
         let rule_owners = owners_sql("alert_rules", &rule_ids, backend);
+        let fence_check = fence_sql(backend);
         write_with!(self, transaction, |conn| {
+            check_fence!(&mut *conn, &fence_check, fence);
             let mut channel_owner: HashMap<i64, i64> = HashMap::new();
             for sql in &channel_owners {
                 let owned: Vec<Owner> = diesel::sql_query(sql).load(conn).await?;
@@ -1113,6 +1189,89 @@ impl Store {
             .load(&mut conn)
             .await?);
         rows.into_iter().map(NotificationDbRow::into_row).collect()
+    }
+
+    /// Claim up to `limit` due pending notifications for delivery, the longest due first:
+    /// each is put off until `now_ms + claim_ms`, so no one takes it again while it is being
+    /// sent, and if the sender dies before recording the attempt it is sent again once the
+    /// claim runs out. Fenced by the sender's lease: a sender that lost it claims nothing
+    /// ([`StoreError::LeaseLost`]). Returns the notifications claimed.
+    pub async fn claim_due_notifications(
+        &self,
+        fence: Fence<'_>,
+        now_ms: i64,
+        limit: usize,
+        claim_ms: i64,
+    ) -> Result<Vec<NotificationRow>, StoreError> {
+        let pending = to_text(&NotificationStatus::Pending);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let until_ms = now_ms.saturating_add(claim_ms.max(1));
+        let fence_check = fence_sql(self.backend());
+        let rows: Vec<NotificationDbRow> = write_with!(self, transaction, |conn| {
+            check_fence!(&mut *conn, &fence_check, fence);
+            let rows: Vec<NotificationDbRow> = alert_notifications::table
+                .filter(alert_notifications::status.eq(&pending))
+                .filter(alert_notifications::next_attempt_ms.le(now_ms))
+                .select(NotificationDbRow::as_select())
+                .order((alert_notifications::next_attempt_ms, alert_notifications::id))
+                .limit(limit)
+                .load(conn)
+                .await?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            if !ids.is_empty() {
+                diesel::update(
+                    alert_notifications::table
+                        .filter(alert_notifications::id.eq_any(&ids))
+                        .filter(alert_notifications::status.eq(&pending)),
+                )
+                .set(alert_notifications::next_attempt_ms.eq(until_ms))
+                .execute(conn)
+                .await?;
+            }
+            Ok::<_, StoreError>(rows)
+        })?;
+        rows.into_iter().map(NotificationDbRow::into_row).collect()
+    }
+
+    /// Delete the stored state of these instances where it is `ok`: the evaluator forgets a
+    /// series that stopped reporting long ago, so neither its memory nor the next leader's
+    /// resume grows with every host that ever existed. An instance in any other state is
+    /// kept. Fenced like [`Store::record_alert_steps`]. Returns the rows deleted.
+    pub async fn forget_alert_instances(
+        &self,
+        fence: Fence<'_>,
+        instances: &[InstanceRef<'_>],
+    ) -> Result<u64, StoreError> {
+        if instances.is_empty() {
+            return Ok(0);
+        }
+        let ok = to_text(&AlertState::Ok);
+        let keys: Vec<(i64, String)> =
+            instances.iter().map(|i| (i.rule_id, instance_key(i.agent_id, i.tags))).collect();
+        let fence_check = fence_sql(self.backend());
+        write_with!(self, transaction, |conn| {
+            check_fence!(&mut *conn, &fence_check, fence);
+            let mut deleted = 0;
+            for (rule_id, key) in &keys {
+                deleted += diesel::delete(
+                    alert_instances::table
+                        .filter(alert_instances::rule_id.eq(rule_id))
+                        .filter(alert_instances::instance_key.eq(key))
+                        .filter(alert_instances::state.eq(&ok)),
+                )
+                .execute(conn)
+                .await? as u64;
+            }
+            Ok::<_, StoreError>(deleted)
+        })
+    }
+
+    /// The database server's clock, Unix milliseconds: what leases are taken and checked
+    /// against, so processes whose own clocks disagree still agree on a lease.
+    pub async fn clock_ms(&self) -> Result<i64, StoreError> {
+        let sql = format!("SELECT {} AS n", db_now_sql(self.backend()));
+        let now: Count = with_conn!(self, |conn| diesel::sql_query(&sql).get_result(&mut conn).await?);
+        Ok(now.n)
     }
 
     /// Record a delivery attempt of a pending notification at `now_ms`: one more attempt,

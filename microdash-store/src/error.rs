@@ -23,6 +23,10 @@ pub enum StoreError {
     /// A named thing does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// A write fenced by a lease ([`crate::Fence`]) was refused: its holder no longer holds
+    /// the lease. Nothing was stored.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
     /// Input rejected before touching the database.
     #[error("{0}")]
     Invalid(String),
@@ -36,7 +40,7 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::Unavailable(_) => ErrorKind::Unavailable,
-            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::Conflict(_) | StoreError::LeaseLost(_) => ErrorKind::Conflict,
             StoreError::NotFound(_) => ErrorKind::NotFound,
             StoreError::Invalid(_) | StoreError::UnsupportedUrl(_) => ErrorKind::Invalid,
             StoreError::Query(err) if is_transient(err) => ErrorKind::Unavailable,

@@ -45,8 +45,9 @@ use microdash_core::SeriesKey;
 
 pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, RetentionChange, Tenant, TokenInfo};
 pub use alerts::{
-    AlertStep, AttemptOutcome, EventFilter, EventRow, InstanceRow, MAX_LEASE_HOLDER_CHARS, MAX_LEASE_NAME_CHARS,
-    MAX_NOTIFICATION_ERROR_CHARS, NewEvent, NewNotification, NotificationRow, StoredChannel, StoredRule,
+    AlertStep, AttemptOutcome, EventFilter, EventRow, Fence, InstanceRef, InstanceRow, MAX_LEASE_HOLDER_CHARS,
+    MAX_LEASE_NAME_CHARS, MAX_NOTIFICATION_ERROR_CHARS, NewEvent, NewNotification, NotificationRow, StoredChannel,
+    StoredRule,
 };
 pub use data::{Agent, DeadLetter, InsertStats, PointQuery, SeriesInfo, StoredPoint};
 pub use error::StoreError;

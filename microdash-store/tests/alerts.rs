@@ -12,7 +12,9 @@ use microdash_core::api::alert::{
     AlertRuleIn, AlertState, NotificationKind, NotificationStatus, Operator, Severity, WebhookFormat,
 };
 use microdash_store::testing::TestDb;
-use microdash_store::{AlertStep, AttemptOutcome, Backend, EventFilter, NewEvent, NewNotification, Store, StoreError};
+use microdash_store::{
+    AlertStep, AttemptOutcome, Backend, EventFilter, Fence, InstanceRef, NewEvent, NewNotification, Store, StoreError,
+};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -51,6 +53,14 @@ fn notify(channel_id: i64, rule_id: Option<i64>, kind: NotificationKind, payload
 
 /// A step of `rule_id`'s instance on `agent`/`tags` entering `state` at `at_ms`, with the
 /// transition recorded.
+/// The evaluator's lease, taken for an hour by the database's clock: what fenced writes need.
+async fn lead(store: &Store) -> Fence<'static> {
+    let fence = Fence { lease: "alerts", holder: "test-evaluator" };
+    let now = store.clock_ms().await.unwrap();
+    assert!(store.try_lease(fence.lease, fence.holder, 3_600_000, now).await.unwrap());
+    fence
+}
+
 fn step<'a>(
     tenant_id: i64,
     rule_id: i64,
@@ -155,6 +165,7 @@ async fn channels_round_trip(store: Store) {
 }
 
 async fn tenants_never_see_each_other(store: Store) {
+    let fence = lead(&store).await;
     let a = store.create_tenant("a", "", NOW).await.unwrap();
     let b = store.create_tenant("b", "", NOW).await.unwrap();
     let a_channel = store.create_channel(a.id, &webhook("a-ops"), NOW).await.unwrap();
@@ -167,7 +178,7 @@ async fn tenants_never_see_each_other(store: Store) {
         notify(a_channel.id, Some(a_rule.id), NotificationKind::Firing, "a"),
         notify(b_channel.id, Some(a_rule.id), NotificationKind::Firing, "to b"),
     ];
-    let queued = store.record_alert_step(&a_step).await.unwrap();
+    let queued = store.record_alert_step(fence, &a_step).await.unwrap();
     assert_eq!(queued.len(), 1);
 
     // Rules.
@@ -203,8 +214,8 @@ async fn tenants_never_see_each_other(store: Store) {
     assert!(matches!(store.enqueue_notification(b.id, &naming_a_rule, NOW).await, Err(StoreError::NotFound(_))));
     let mut b_step = step(b.id, a_rule.id, Some("web-1"), &host, (AlertState::Firing, AlertState::Ok), NOW + 1);
     b_step.notifications = vec![notify(b_channel.id, Some(a_rule.id), NotificationKind::Resolved, "b")];
-    assert!(matches!(store.record_alert_step(&b_step).await, Err(StoreError::NotFound(_))));
-    assert_eq!(store.record_alert_steps(&[b_step]).await.unwrap(), [None]);
+    assert!(matches!(store.record_alert_step(fence, &b_step).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.record_alert_steps(fence, &[b_step]).await.unwrap(), [None]);
     assert!(store.notifications(b.id, None, 100).await.unwrap().is_empty());
     let a_instances = store.alert_instances(a.id, None).await.unwrap();
     assert_eq!(a_instances[0].state, AlertState::Firing, "b's step did not touch a's instance");
@@ -212,6 +223,7 @@ async fn tenants_never_see_each_other(store: Store) {
 }
 
 async fn a_step_stores_instance_event_and_notifications(store: Store) {
+    let fence = lead(&store).await;
     let t = store.create_tenant("acme", "", NOW).await.unwrap();
     let ops = store.create_channel(t.id, &webhook("ops"), NOW).await.unwrap();
     let pager = store.create_channel(t.id, &webhook("pager"), NOW).await.unwrap();
@@ -222,7 +234,7 @@ async fn a_step_stores_instance_event_and_notifications(store: Store) {
         notify(ops.id, Some(r.id), NotificationKind::Firing, "to ops"),
         notify(pager.id, Some(r.id), NotificationKind::Firing, "to pager"),
     ];
-    let ids = store.record_alert_step(&firing).await.unwrap();
+    let ids = store.record_alert_step(fence, &firing).await.unwrap();
     assert_eq!(ids.len(), 2);
 
     let instances = store.all_alert_instances().await.unwrap();
@@ -260,13 +272,13 @@ async fn a_step_stores_instance_event_and_notifications(store: Store) {
     resolved.severity = None;
     resolved.value = Some(10.0);
     resolved.state_json = r#"{"state":"ok"}"#;
-    store.record_alert_step(&resolved).await.unwrap();
+    store.record_alert_step(fence, &resolved).await.unwrap();
     let mut quiet = resolved.clone();
     quiet.event = None;
     quiet.since_ms = NOW + 60_000;
     quiet.value = Some(11.0);
     quiet.now_ms = NOW + 120_000;
-    assert!(store.record_alert_step(&quiet).await.unwrap().is_empty());
+    assert!(store.record_alert_step(fence, &quiet).await.unwrap().is_empty());
     let instances = store.alert_instances(t.id, None).await.unwrap();
     assert_eq!(instances.len(), 1);
     assert_eq!((instances[0].state, instances[0].severity, instances[0].value), (AlertState::Ok, None, Some(11.0)));
@@ -282,7 +294,7 @@ async fn a_step_stores_instance_event_and_notifications(store: Store) {
         step(t.id, r.id, None, &none, (AlertState::Ok, AlertState::Pending), NOW),
         step(t.id, r.id, Some(""), &none, (AlertState::Ok, AlertState::Firing), NOW),
     ];
-    let recorded = store.record_alert_steps(&batch).await.unwrap();
+    let recorded = store.record_alert_steps(fence, &batch).await.unwrap();
     assert_eq!(recorded, [Some(vec![]), Some(vec![]), Some(vec![]), Some(vec![])]);
     let instances = store.alert_instances(t.id, None).await.unwrap();
     assert_eq!(instances.len(), 4);
@@ -295,7 +307,7 @@ async fn a_step_stores_instance_event_and_notifications(store: Store) {
     // A notification naming another rule than its step's is refused; nothing is stored.
     let mut wrong = step(t.id, r.id, Some("web-9"), &none, (AlertState::Ok, AlertState::Firing), NOW);
     wrong.notifications = vec![notify(ops.id, Some(r.id + 1), NotificationKind::Firing, "x")];
-    assert!(matches!(store.record_alert_step(&wrong).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.record_alert_step(fence, &wrong).await, Err(StoreError::Invalid(_))));
     assert_eq!(store.alert_instances(t.id, None).await.unwrap().len(), 4);
 
     // Deleting the rule deletes its instances; the history and the log stay.
@@ -304,7 +316,7 @@ async fn a_step_stores_instance_event_and_notifications(store: Store) {
     assert_eq!(store.alert_events(t.id, &EventFilter { limit: 10, ..EventFilter::default() }).await.unwrap().len(), 6);
     assert_eq!(store.notifications(t.id, None, 10).await.unwrap().len(), 2);
     // A step of the deleted rule stores nothing.
-    assert_eq!(store.record_alert_steps(&[quiet]).await.unwrap(), [None]);
+    assert_eq!(store.record_alert_steps(fence, &[quiet]).await.unwrap(), [None]);
     assert!(store.all_alert_instances().await.unwrap().is_empty());
 }
 
@@ -427,19 +439,23 @@ async fn mysql_one_process_wins_a_lease_race() {
 }
 
 async fn events_filter_by_time_rule_and_agent(store: Store) {
+    let fence = lead(&store).await;
     let t = store.create_tenant("acme", "", NOW).await.unwrap();
     let r1 = store.create_alert_rule(t.id, &rule("one", &[]), NOW).await.unwrap();
     let r2 = store.create_alert_rule(t.id, &rule("two", &[]), NOW).await.unwrap();
     let none = tags(&[]);
     let (ok, pending, firing) = (AlertState::Ok, AlertState::Pending, AlertState::Firing);
     store
-        .record_alert_steps(&[
-            step(t.id, r1.id, Some("web-1"), &none, (ok, pending), NOW),
-            step(t.id, r1.id, Some("web-1"), &none, (pending, firing), NOW + 1000),
-            step(t.id, r1.id, Some("web-2"), &none, (ok, firing), NOW + 2000),
-            step(t.id, r2.id, Some("web-1"), &none, (ok, firing), NOW + 3000),
-            step(t.id, r2.id, None, &none, (ok, firing), NOW + 3000),
-        ])
+        .record_alert_steps(
+            fence,
+            &[
+                step(t.id, r1.id, Some("web-1"), &none, (ok, pending), NOW),
+                step(t.id, r1.id, Some("web-1"), &none, (pending, firing), NOW + 1000),
+                step(t.id, r1.id, Some("web-2"), &none, (ok, firing), NOW + 2000),
+                step(t.id, r2.id, Some("web-1"), &none, (ok, firing), NOW + 3000),
+                step(t.id, r2.id, None, &none, (ok, firing), NOW + 3000),
+            ],
+        )
         .await
         .unwrap();
     let times = |filter: EventFilter| {
@@ -473,6 +489,7 @@ async fn events_filter_by_time_rule_and_agent(store: Store) {
 }
 
 async fn old_history_expires(store: Store) {
+    let fence = lead(&store).await;
     let t = store.create_tenant("acme", "", NOW).await.unwrap();
     let ch = store.create_channel(t.id, &webhook("ops"), NOW).await.unwrap();
     let r = store.create_alert_rule(t.id, &rule("r", &[ch.id]), NOW).await.unwrap();
@@ -485,7 +502,8 @@ async fn old_history_expires(store: Store) {
             s
         })
         .collect();
-    let ids: Vec<i64> = store.record_alert_steps(&steps).await.unwrap().into_iter().flatten().flatten().collect();
+    let ids: Vec<i64> =
+        store.record_alert_steps(fence, &steps).await.unwrap().into_iter().flatten().flatten().collect();
     // Days 0 and 1 were delivered, day 2 failed, days 3 and 4 are still pending.
     for id in &ids[..2] {
         store.record_attempt(*id, &AttemptOutcome::Sent { http_status: Some(200) }, NOW).await.unwrap();
@@ -504,7 +522,90 @@ async fn old_history_expires(store: Store) {
     assert_eq!(store.alert_instances(t.id, None).await.unwrap().len(), 1, "instances are not history");
 }
 
+/// Fenced writes and claims are refused to a process that no longer holds the lease, by the
+/// database's clock, and nothing of them is stored.
+async fn fenced_writes_need_the_lease(store: Store) {
+    let t = store.create_tenant("acme", "", NOW).await.unwrap();
+    let ch = store.create_channel(t.id, &webhook("ops"), NOW).await.unwrap();
+    let r = store.create_alert_rule(t.id, &rule("r", &[ch.id]), NOW).await.unwrap();
+    let clock = store.clock_ms().await.unwrap();
+    let system = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!((clock - system).abs() < 5_000, "the database clock {clock} is near this host's {system}");
+
+    let none = tags(&[]);
+    let mut firing = step(t.id, r.id, Some("web-1"), &none, (AlertState::Ok, AlertState::Firing), NOW);
+    firing.notifications = vec![notify(ch.id, Some(r.id), NotificationKind::Firing, "p")];
+    let stranger = Fence { lease: "alerts", holder: "never-held" };
+    assert!(matches!(store.record_alert_step(stranger, &firing).await, Err(StoreError::LeaseLost(_))));
+    // A lease taken long ago has run out by the database's clock, whatever the holder thinks.
+    let stale = Fence { lease: "alerts", holder: "stalled" };
+    assert!(store.try_lease(stale.lease, stale.holder, 1_000, clock - 60_000).await.unwrap());
+    assert!(matches!(store.record_alert_step(stale, &firing).await, Err(StoreError::LeaseLost(_))));
+    assert!(matches!(store.claim_due_notifications(stale, NOW, 10, 1_000).await, Err(StoreError::LeaseLost(_))));
+    let instance = InstanceRef { rule_id: r.id, agent_id: Some("web-1"), tags: &none };
+    assert!(matches!(store.forget_alert_instances(stale, &[instance]).await, Err(StoreError::LeaseLost(_))));
+    assert!(store.all_alert_instances().await.unwrap().is_empty());
+    assert!(store.notifications(t.id, None, 10).await.unwrap().is_empty());
+
+    // Its successor writes; the stalled one, though it once held the lease, still cannot.
+    let fence = lead(&store).await;
+    assert_eq!(store.record_alert_step(fence, &firing).await.unwrap().len(), 1);
+    assert!(matches!(store.record_alert_step(stale, &firing).await, Err(StoreError::LeaseLost(_))));
+    assert_eq!(store.notifications(t.id, None, 10).await.unwrap().len(), 1);
+}
+
+/// A claimed notification is not due again until its claim runs out, so a sender that dies
+/// mid-delivery leaves it to be sent again, and a live one never takes it twice.
+async fn claimed_notifications_wait_for_their_claim(store: Store) {
+    let fence = lead(&store).await;
+    let t = store.create_tenant("acme", "", NOW).await.unwrap();
+    let ch = store.create_channel(t.id, &webhook("ops"), NOW).await.unwrap();
+    let first = store.enqueue_notification(t.id, &notify(ch.id, None, NotificationKind::Test, "1"), NOW).await.unwrap();
+    let second =
+        store.enqueue_notification(t.id, &notify(ch.id, None, NotificationKind::Test, "2"), NOW + 1).await.unwrap();
+    let ids = |rows: Vec<microdash_store::NotificationRow>| rows.into_iter().map(|n| n.id).collect::<Vec<_>>();
+
+    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 5, 1, 10_000).await.unwrap()), [first]);
+    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 5, 10, 10_000).await.unwrap()), [second]);
+    assert!(store.claim_due_notifications(fence, NOW + 10_004, 10, 10_000).await.unwrap().is_empty());
+    // The first claim ran out without an attempt recorded: it is sent again.
+    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 10_005, 10, 10_000).await.unwrap()), [first, second]);
+    // A recorded attempt replaces the claim.
+    assert!(store.record_attempt(first, &AttemptOutcome::Sent { http_status: Some(200) }, NOW + 10_006).await.unwrap());
+    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 99_999, 10, 10_000).await.unwrap()), [second]);
+}
+
+/// Forgetting instances deletes only those that are ok.
+async fn forgotten_instances_go_unless_alerting(store: Store) {
+    let fence = lead(&store).await;
+    let t = store.create_tenant("acme", "", NOW).await.unwrap();
+    let r = store.create_alert_rule(t.id, &rule("r", &[]), NOW).await.unwrap();
+    let none = tags(&[]);
+    let disk = tags(&[("mount", "/")]);
+    let quiet = step(t.id, r.id, Some("old"), &none, (AlertState::Firing, AlertState::Ok), NOW);
+    let quiet_disk = step(t.id, r.id, Some("old"), &disk, (AlertState::Firing, AlertState::Ok), NOW);
+    let firing = step(t.id, r.id, Some("busy"), &none, (AlertState::Ok, AlertState::Firing), NOW);
+    store.record_alert_steps(fence, &[quiet, quiet_disk, firing]).await.unwrap();
+    let forget = [
+        InstanceRef { rule_id: r.id, agent_id: Some("old"), tags: &none },
+        InstanceRef { rule_id: r.id, agent_id: Some("busy"), tags: &none },
+        InstanceRef { rule_id: r.id + 1, agent_id: Some("old"), tags: &disk },
+    ];
+    assert_eq!(store.forget_alert_instances(fence, &forget).await.unwrap(), 1);
+    let left = store.alert_instances(t.id, None).await.unwrap();
+    let mut left: Vec<_> = left.iter().map(|i| (i.agent_id.as_deref(), i.tags.len(), i.state)).collect();
+    left.sort_by_key(|(agent, tags, _)| (*agent, *tags));
+    assert_eq!(
+        left,
+        [(Some("busy"), 0, AlertState::Firing), (Some("old"), 1, AlertState::Ok)],
+        "the other series stay"
+    );
+}
+
 on_every_backend!(
+    fenced_writes_need_the_lease,
+    claimed_notifications_wait_for_their_claim,
+    forgotten_instances_go_unless_alerting,
     rules_round_trip_and_revision,
     channels_round_trip,
     tenants_never_see_each_other,
@@ -522,6 +623,7 @@ async fn a_failing_batch_stores_nothing(backend: Backend) {
 
     let db = TestDb::new(backend).await;
     let store = db.store().await;
+    let fence = lead(&store).await;
     let t = store.create_tenant("acme", "", NOW).await.unwrap();
     let ch = store.create_channel(t.id, &webhook("ops"), NOW).await.unwrap();
     let r = store.create_alert_rule(t.id, &rule("r", &[ch.id]), NOW).await.unwrap();
@@ -559,13 +661,13 @@ async fn a_failing_batch_stores_nothing(backend: Backend) {
         notify(ch.id, Some(r.id), NotificationKind::Firing, "fine too"),
         notify(ch.id, Some(r.id), NotificationKind::Firing, "boom"),
     ];
-    let err = store.record_alert_steps(&[first.clone(), second]).await.unwrap_err();
+    let err = store.record_alert_steps(fence, &[first.clone(), second]).await.unwrap_err();
     assert!(err.to_string().contains("boom refused"), "{err}");
     assert!(store.all_alert_instances().await.unwrap().is_empty());
     assert!(store.alert_events(t.id, &EventFilter { limit: 10, ..EventFilter::default() }).await.unwrap().is_empty());
     assert!(store.notifications(t.id, None, 10).await.unwrap().is_empty());
     // The store writes on afterwards (on SQLite, the writer's connection was replaced).
-    assert_eq!(store.record_alert_step(&first).await.unwrap().len(), 1);
+    assert_eq!(store.record_alert_step(fence, &first).await.unwrap().len(), 1);
     assert_eq!(store.all_alert_instances().await.unwrap().len(), 1);
 }
 

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use rustls_platform_verifier::BuilderVerifierExt;
 
+use super::destination::{self, Destinations, Resolver};
 use super::{Attempt, DeliveryConfig, DeliveryError, MAX_RETRY_AFTER, Outcome, error_chain};
 
 /// The header carrying the body's signature, `sha256=<hex>` (see [`signature`]).
@@ -52,6 +53,10 @@ pub(super) fn client(config: &DeliveryConfig) -> Result<reqwest::Client, Deliver
         // A webhook that moved is a channel to fix, not a hop to take: following it would also
         // send the signed body to wherever the redirect points.
         .redirect(reqwest::redirect::Policy::none())
+        // Only the allowed addresses of a name are connected to; and no proxy, which would
+        // resolve (and reach) names on our behalf past that check.
+        .dns_resolver(Arc::new(Resolver(config.destinations)))
+        .no_proxy()
         .user_agent(config.user_agent.clone())
         .tls_backend_preconfigured(tls)
         .build()
@@ -62,10 +67,16 @@ pub(super) fn client(config: &DeliveryConfig) -> Result<reqwest::Client, Deliver
 pub(super) async fn send(
     http: &reqwest::Client,
     timeout: Duration,
+    destinations: Destinations,
     url: &str,
     secret: Option<&str>,
     body: &str,
 ) -> Attempt {
+    if let Ok(parsed) = reqwest::Url::parse(url)
+        && let Err(refused) = destination::check_literal(&parsed, destinations)
+    {
+        return Attempt::failed(refused.to_string());
+    }
     let mut request = http.post(url).header(CONTENT_TYPE, "application/json");
     if let Some(secret) = secret {
         request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
@@ -140,6 +151,9 @@ fn not_answered(err: reqwest::Error, timeout: Duration) -> Attempt {
     let err = err.without_url();
     if err.is_timeout() {
         return Attempt::retry(format!("timed out after {timeout:?}"));
+    }
+    if let Some(refused) = destination::refused(&err) {
+        return Attempt::failed(refused.to_string());
     }
     if err.is_builder() {
         return Attempt::failed(format!("invalid webhook request: {}", error_chain(&err)));

@@ -272,6 +272,13 @@ pub(super) async fn create_channel(
 
 /// `PUT`: the whole channel; a webhook without `secret` keeps the one it had, since answers
 /// never show it and an editor could not send it back.
+/// Whether a channel body says `"secret": null`: clear the stored secret, where leaving the
+/// field out keeps it.
+fn clears_secret(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+        .is_ok_and(|fields| fields.get("secret").is_some_and(serde_json::Value::is_null))
+}
+
 pub(super) async fn update_channel(
     State(state): State<AppState>,
     auth: Auth,
@@ -285,6 +292,7 @@ pub(super) async fn update_channel(
     let current = state.store.channel(tenant_id, id).await?.ok_or_else(|| no_channel(id))?;
     if let (Channel::Webhook { secret: new @ None, .. }, Channel::Webhook { secret: Some(old), .. }) =
         (&mut channel.channel, &current.channel.channel)
+        && !clears_secret(&body)
     {
         *new = Some(old.clone());
     }

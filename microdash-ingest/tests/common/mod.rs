@@ -111,8 +111,13 @@ impl App {
 
     /// Alerting on `store` with a fresh in-process queue.
     pub fn with_alerting(db: TestDb, store: Store) -> App {
+        Self::with_alerting_config(db, store, test_alerting())
+    }
+
+    /// As [`App::with_alerting`], with other alerting settings.
+    pub fn with_alerting_config(db: TestDb, store: Store, alerting: AlertingConfig) -> App {
         let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
-        Self::assemble_full(db, store, queue, Limits::default(), true, test_http(), Some(test_alerting()))
+        Self::assemble_full(db, store, queue, Limits::default(), true, test_http(), Some(alerting))
     }
 
     /// Stop everything, then start again on the same database: what a restart is.
