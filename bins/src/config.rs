@@ -24,6 +24,14 @@ use microdash_ingest::worker::WorkerConfig;
 use microdash_store::StoreOptions;
 use serde::{Deserialize, Serialize};
 
+/// The origin (`scheme://host[:port]`) of a URL such as `external_url`; `None` for an empty
+/// or unparsable one.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().filter(|a| !a.is_empty())?;
+    Some(format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
+}
+
 /// Every setting of the server, worker and admin commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -324,6 +332,22 @@ impl Config {
         }
     }
 
+    /// The settings as `microdash config` shows them: passwords in URLs and the MQTT
+    /// password replaced by `***`, so the output can be pasted into an issue or a log.
+    pub fn redacted(&self) -> Config {
+        use microdash_core::text::redact_url_password as hide;
+        let hide_opt = |url: &Option<String>| url.as_deref().map(hide);
+        Config {
+            database_url: hide(&self.database_url),
+            redis_url: hide_opt(&self.redis_url),
+            mqtt_url: hide_opt(&self.mqtt_url),
+            mqtt_password: self.mqtt_password.as_ref().map(|_| "***".to_owned()),
+            smtp_url: hide(&self.smtp_url),
+            external_url: hide(&self.external_url),
+            ..self.clone()
+        }
+    }
+
     /// HTTP settings.
     pub fn http(&self) -> HttpConfig {
         HttpConfig {
@@ -336,6 +360,7 @@ impl Config {
             secure_cookies: self.secure_cookies,
             web_dir: (!self.web_dir.is_empty()).then(|| self.web_dir.clone().into()),
             retention: self.retention().defaults,
+            allowed_origins: origin_of(&self.external_url).into_iter().collect(),
         }
     }
 

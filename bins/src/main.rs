@@ -54,7 +54,7 @@ enum Command {
     /// Write Mosquitto's password and ACL files from the tokens (each publishes only into its
     /// tenant's topics), and reload the broker.
     MqttAuth(mqtt_auth::MqttAuthArgs),
-    /// Print the effective configuration (all layers merged) as JSON.
+    /// Print the effective configuration (all layers merged) as JSON, passwords hidden.
     Config,
 }
 
@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dlq(cmd) => admin::dlq(&config, cmd).await,
         Command::MqttAuth(args) => mqtt_auth::run(&config, args).await,
         Command::Config => {
-            println!("{}", serde_json::to_string_pretty(&config)?);
+            println!("{}", serde_json::to_string_pretty(&config.redacted())?);
             Ok(())
         }
     }
@@ -84,5 +84,7 @@ fn init_tracing(filter: &str) {
     // RUST_LOG, when set, wins over the configured filter.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a log file or collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }

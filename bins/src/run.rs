@@ -117,7 +117,7 @@ pub async fn bridge(config: &Config) -> anyhow::Result<()> {
     let mqtt = config.mqtt().context("a bridge needs a broker: set --mqtt-url (or MICRODASH_MQTT_URL)")?;
     let runtime = assemble(config).await?;
     let listener = bind(config).await?;
-    tracing::info!(addr = %listener.local_addr()?, broker = %mqtt.url, "MQTT bridge started");
+    tracing::info!(addr = %listener.local_addr()?, broker = %microdash_core::text::redact_url_password(&mqtt.url), "MQTT bridge started");
     let shutdown = shutdown_signal();
     let ops = {
         let (runtime, shutdown) = (runtime.clone(), shutdown.clone());

@@ -101,21 +101,10 @@ pub struct SmtpConfig {
 impl fmt::Debug for SmtpConfig {
     // Hand-written so that logging the configuration never prints the SMTP password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpConfig").field("url", &redact_password(&self.url)).field("from", &self.from).finish()
-    }
-}
-
-/// `scheme://user:***@host...` for `scheme://user:password@host...`.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        _ => url.to_owned(),
+        f.debug_struct("SmtpConfig")
+            .field("url", &microdash_core::text::redact_url_password(&self.url))
+            .field("from", &self.from)
+            .finish()
     }
 }
 
@@ -341,7 +330,6 @@ mod tests {
     fn the_smtp_password_is_not_shown() {
         fn check(url: &str, expected: &str) {
             let config = SmtpConfig { url: url.into(), from: "a@b".into() };
-            assert_eq!(redact_password(url), expected);
             assert!(format!("{config:?}").contains(expected));
         }
         check(

@@ -22,6 +22,7 @@ pub mod error;
 pub mod metric;
 pub mod mqtt;
 pub mod rollup;
+pub mod text;
 pub mod token;
 
 pub use error::ErrorKind;

@@ -153,7 +153,7 @@ pub(crate) async fn run_bridge(
         if !connect(&client, &config, &shutdown).await {
             return Ok(());
         }
-        tracing::info!(url = %config.url, filter = %config.filter(), "MQTT bridge subscribed");
+        tracing::info!(url = %microdash_core::text::redact_url_password(&config.url), filter = %config.filter(), "MQTT bridge subscribed");
         loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => break 'connection,

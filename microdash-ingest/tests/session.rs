@@ -159,3 +159,85 @@ async fn repeated_failed_sign_ins_lock_the_username_for_a_while() {
     assert_eq!(sign_in(&app, "dave", "dave's password").await.status, StatusCode::OK);
     app.stop().await;
 }
+
+/// A cookie-authenticated change, or a sign-in, from another origin is refused; from the
+/// server's own origin (or with no browser headers at all) it goes through. Reads pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_with_the_cookie_must_come_from_this_origin() {
+    let app = App::start().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    app.store.create_user("alice", "alice's password", Some(acme.id), 0).await.unwrap();
+    let cookie = session_cookie(&sign_in(&app, "alice", "alice's password").await);
+    let token = r#"{"scopes":"read","name":"x"}"#;
+    let send = async |method: &str, uri: &str, headers: &[(&str, &str)], body: Option<&str>| {
+        let mut req = Request::builder().method(method).uri(uri).header("host", "dash.local:8080");
+        if !cookie.is_empty() && uri != "/api/v1/session" {
+            req = req.header("cookie", cookie.clone());
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        app.send(req.body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty)).unwrap()).await
+    };
+
+    for headers in [
+        &[("origin", "https://evil.example")][..],
+        &[("origin", "null")],
+        &[("origin", "http://dash.local:8081")],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+    ] {
+        let refused = send("POST", "/api/v1/tokens", headers, Some(token)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{headers:?}: {}", refused.text);
+        assert!(refused.text.contains("cross-origin"), "{}", refused.text);
+        let login = r#"{"username":"alice","password":"alice's password"}"#;
+        let refused = send("POST", "/api/v1/session", headers, Some(login)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "sign-in {headers:?}: {}", refused.text);
+    }
+    // Reads are not changes.
+    let read = send("GET", "/api/v1/tokens", &[("origin", "https://evil.example")], None).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    for headers in [
+        &[("origin", "http://dash.local:8080"), ("sec-fetch-site", "same-origin")][..],
+        &[("origin", "HTTP://DASH.LOCAL:8080")],
+        &[("sec-fetch-site", "same-origin")],
+        &[],
+    ] {
+        let created = send("POST", "/api/v1/tokens", headers, Some(token)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{headers:?}: {}", created.text);
+    }
+    // A bearer token is no browser credential: no Origin rule.
+    let req = Request::post("/api/v1/metrics")
+        .header("authorization", format!("Bearer {}", acme.token))
+        .header("origin", "https://evil.example")
+        .header("host", "dash.local:8080")
+        .header("content-type", "application/json");
+    let reply = app.send(req.body(Body::from(r#"{"metric_name":"m","value":1}"#)).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+}
+
+/// Every answer says nosniff, no framing and same-origin referrers; the dashboard's pages
+/// carry the Content-Security-Policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_carry_the_browser_hardening_headers() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html><title>t</title>").unwrap();
+    let http = microdash_ingest::http::HttpConfig { web_dir: Some(web.path().to_owned()), ..common::test_http() };
+    let app = App::start_with_http(http).await;
+    for uri in ["/", "/api/v1/health", "/api/v1/nothing"] {
+        let reply = app.call("GET", uri, None, None).await;
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff", "{uri}");
+        assert_eq!(reply.headers["x-frame-options"], "DENY", "{uri}");
+        assert_eq!(reply.headers["referrer-policy"], "same-origin", "{uri}");
+    }
+    let page = app.call("GET", "/", None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    for directive in ["frame-ancestors 'none'", "script-src 'self' 'wasm-unsafe-eval'", "object-src 'none'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("'unsafe-eval'") && !csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+}

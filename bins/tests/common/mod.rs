@@ -6,25 +6,48 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A child process that is killed when dropped, with its stdout lines on a channel.
+/// A child process that is killed when dropped, with its stdout lines on a channel (and,
+/// from [`microdash_logging`], its log on stderr kept).
 pub struct Proc {
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    log: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 /// `microdash` with `args` and extra environment variables. The embedded MQTT endpoint takes
 /// a free port unless `env` says otherwise, so servers of parallel tests do not collide.
 pub fn microdash(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    spawn(args, env, false)
+}
+
+/// As [`microdash`], keeping everything it logs on stderr ([`Proc::log`]).
+pub fn microdash_logging(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    spawn(args, env, true)
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)], keep_log: bool) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_microdash"));
     cmd.args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(if keep_log { Stdio::piped() } else { Stdio::inherit() })
         .env("MICRODASH_LOG_FILTER", "warn")
         .env("MICRODASH_MQTT_LISTEN_ADDR", "127.0.0.1:0");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("starting microdash");
+    let log = child.stderr.take().map(|stderr| {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        log
+    });
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -34,7 +57,7 @@ pub fn microdash(args: &[&str], env: &[(&str, &str)]) -> Proc {
             }
         }
     });
-    Proc { child, lines }
+    Proc { child, lines, log }
 }
 
 /// Run `microdash` to completion and return its stdout; panics on failure.
@@ -50,6 +73,11 @@ pub fn microdash_output(args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 impl Proc {
+    /// What it logged so far (only from [`microdash_logging`]).
+    pub fn log(&self) -> String {
+        self.log.as_ref().map(|log| log.lock().unwrap().clone()).unwrap_or_default()
+    }
+
     /// The first stdout line containing `needle`, within ten seconds.
     pub fn line_with(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,8 +1,10 @@
 //! Authentication as an axum extractor: a bearer token (programs) or the session cookie
 //! (the dashboard; browsers cannot put headers on an EventSource).
 //!
-//! Cookie-authenticated requests are safe from cross-site forgery because the cookie is
-//! `SameSite=Strict` (never sent on requests started by another site) and `HttpOnly`.
+//! Cookie-authenticated requests are kept safe from cross-site forgery twice: the cookie is
+//! `SameSite=Strict` (never sent on requests started by another site) and `HttpOnly`, and
+//! a request that changes something must also come from this server's own origin
+//! ([`check_origin`]), which covers same-site neighbours and browsers that ignore SameSite.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -66,6 +68,7 @@ impl FromRequestParts<AppState> for Auth {
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
             let session = cookie(&parts.headers, SESSION_COOKIE)
                 .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header or session"))?;
+            check_origin(&parts.method, &parts.headers, &state.config.allowed_origins)?;
             let principal = state
                 .store
                 .authenticate_session(session, now_ms())
@@ -85,6 +88,41 @@ impl FromRequestParts<AppState> for Auth {
             state.token_usage.touch(&state.store, token_id);
         }
         Ok(Auth(principal))
+    }
+}
+
+/// Refuse a state-changing browser request from another origin (`403`): its `Origin` must
+/// be this server's (the `Host` it was sent to, or one of `allowed_origins`, such as the
+/// public URL behind a proxy); without `Origin`, `Sec-Fetch-Site` must not say cross-site.
+/// Requests with neither header come from programs, not browsers, and pass.
+pub(super) fn check_origin(
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+    allowed_origins: &[String],
+) -> Result<(), ApiError> {
+    use axum::http::Method;
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let refuse = |what: String| Err(ApiError::forbidden(format!("cross-origin request refused: {what}")));
+    match headers.get(axum::http::header::ORIGIN).map(|o| o.to_str().unwrap_or_default()) {
+        Some(origin) => {
+            let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+            let lower = origin.to_ascii_lowercase();
+            let authority = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
+            let same_host = authority.is_some_and(|a| !host.is_empty() && a.eq_ignore_ascii_case(host));
+            let listed = allowed_origins.iter().any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin));
+            if same_host || listed {
+                Ok(())
+            } else {
+                let shown: String = origin.chars().take(100).collect();
+                refuse(format!("Origin {shown:?} is not this server's"))
+            }
+        }
+        None => match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            Some("cross-site" | "same-site") => refuse("sent from another site".into()),
+            _ => Ok(()),
+        },
     }
 }
 

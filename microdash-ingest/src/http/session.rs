@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use microdash_core::api::{SessionOut, SignIn};
 use microdash_store::{Credential, User};
 
-use super::auth::{Auth, SESSION_COOKIE, cookie};
+use super::auth::{Auth, SESSION_COOKIE, check_origin, cookie};
 use super::{ApiError, AppState};
 use crate::clock::now_ms;
 
@@ -71,8 +71,12 @@ impl SignInThrottle {
 
 pub(super) async fn sign_in(
     State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    // Signing in from another site would sign the victim in as the attacker (login CSRF).
+    check_origin(&method, &headers, &state.config.allowed_origins)?;
     let Json(body) = body.map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))?;
     let now = now_ms();
     if let Some(wait) = state.sign_in_throttle.wait_ms(&body.username, now) {
@@ -91,7 +95,7 @@ pub(super) async fn sign_in(
     let ttl = state.config.session_ttl;
     let signed_in = state.store.sign_in(&body.username, &body.password, now, ttl.as_millis() as i64).await?;
     let Some((user, secret)) = signed_in else {
-        tracing::info!(username = %body.username, "failed sign-in");
+        tracing::info!(username = %microdash_core::text::for_log(&body.username), "failed sign-in");
         state.sign_in_throttle.failed(&body.username, now);
         return Err(ApiError::unauthorized("wrong username or password"));
     };
@@ -108,7 +112,12 @@ pub(super) async fn current(State(state): State<AppState>, auth: Auth) -> Result
     user.map(|u| Json(session_out(&u))).ok_or_else(|| ApiError::unauthorized("the user no longer exists"))
 }
 
-pub(super) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(super) async fn sign_out(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_origin(&method, &headers, &state.config.allowed_origins)?;
     if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
         state.store.sign_out(secret).await?;
     }

@@ -1,0 +1,70 @@
+//! Text that leaves the program: URLs with their passwords hidden, and user-supplied text
+//! made safe for a log line.
+
+/// `scheme://user:***@host...` for `scheme://user:password@host...`; any other text as it is.
+/// For printing connection URLs (`database_url`, `redis_url`, `smtp_url`) in configuration
+/// dumps and logs.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The longest user-supplied text a log line carries, in characters.
+pub const MAX_LOGGED_CHARS: usize = 64;
+
+/// User-supplied text (a username, a client id) as a log line may show it: control
+/// characters escaped (a newline or an ANSI escape cannot forge a line or recolour the
+/// terminal) and at most [`MAX_LOGGED_CHARS`] characters, marked when cut.
+pub fn for_log(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len().min(MAX_LOGGED_CHARS + 8));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_LOGGED_CHARS {
+            shown.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_hidden() {
+        for (url, shown) in [
+            ("mysql://root:s3cret@db:3306/microdash", "mysql://root:***@db:3306/microdash"),
+            ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+            ("smtp://u:p@a:s@mail?tls=required", "smtp://u:***@mail?tls=required"),
+            ("mysql://root@db/x", "mysql://root@db/x"),
+            ("sqlite://data/m.db", "sqlite://data/m.db"),
+            ("not a url", "not a url"),
+            ("https://h/p?u=a:b@c", "https://h/p?u=a:b@c"),
+        ] {
+            assert_eq!(redact_url_password(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn logged_text_cannot_forge_lines_and_is_bounded() {
+        assert_eq!(for_log("alice"), "alice");
+        assert_eq!(for_log("a\nINFO forged"), "a\\nINFO forged");
+        assert_eq!(for_log("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(for_log("émile"), "émile");
+        let long = "x".repeat(200_000);
+        assert_eq!(for_log(&long), format!("{}...", "x".repeat(MAX_LOGGED_CHARS)));
+    }
+}
