@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use microdash_core::{Batch, SeriesKey};
 
+use crate::journal::{self, JournalMark};
 use crate::rollups::Pending;
 use crate::schema::{agents, dead_letters, points, series};
 use crate::{Checkpoint, Pool, SERIES_CACHE_MAX, Store, StoreError, with_conn};
@@ -179,6 +180,20 @@ impl Store {
         batches: &[B],
         now_ms: i64,
     ) -> Result<InsertStats, StoreError> {
+        self.insert_batches_marked(batches, now_ms, None).await
+    }
+
+    /// [`Store::insert_batches`] for batches of the embedded queue's journal: `mark` (their
+    /// sequence numbers) is recorded in the same transaction as their rows, and if it is
+    /// recorded already (a retry of a commit whose answer was lost) nothing is written and
+    /// `inserted` is 0. See [`JournalMark`](crate::JournalMark).
+    pub async fn insert_batches_marked<B: Borrow<Batch>>(
+        &self,
+        batches: &[B],
+        now_ms: i64,
+        mark: Option<&JournalMark>,
+    ) -> Result<InsertStats, StoreError> {
+        let mark = mark.cloned();
         let batches: Vec<&Batch> = batches.iter().map(Borrow::borrow).collect();
         let metrics: usize = batches.iter().map(|b| b.metrics.len()).sum();
         // Group metrics by series without allocating per metric: a bulk request has far
@@ -223,7 +238,9 @@ impl Store {
             .map(|(tenant_id, agent_id)| AgentSeen { tenant_id, agent_id: agent_id.to_owned(), last_seen_ms: now_ms })
             .collect();
         let inserted = match &self.inner.pool {
-            Pool::Sqlite(_) => self.write_sqlite(rows.len(), move |c| write_points_sqlite(c, &agents, &rows)).await?,
+            Pool::Sqlite(_) => {
+                self.write_sqlite(rows.len(), move |c| write_points_sqlite(c, &agents, &rows, mark.as_ref())).await?
+            }
             Pool::Mysql(pool) => {
                 let mut conn = pool.get().await?;
                 // Read committed: the rollup upserts and unique checks then lock only the rows
@@ -233,6 +250,11 @@ impl Store {
                 // One transaction, so a failure halfway leaves nothing behind to duplicate
                 // on retry, and the rollups always match the points.
                 conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                    if let Some(mark) = &mark {
+                        if journal::already_stored_mysql(conn, mark).await? {
+                            return Ok(0);
+                        }
+                    }
                     // Rows without a dedupe_id cannot conflict: they go in as plain text-protocol
                     // statements, which MariaDB parses far faster than a prepared statement
                     // with tens of thousands of parameters. Only finite numbers are written
@@ -257,6 +279,9 @@ impl Store {
                     // Agent rows last: their locks are then held only until the commit.
                     if !agents.is_empty() {
                         diesel::replace_into(agents::table).values(&agents).execute(conn).await?;
+                    }
+                    if let Some(mark) = &mark {
+                        journal::record_mysql(conn, mark).await?;
                     }
                     Ok(inserted)
                 })
@@ -606,13 +631,20 @@ async fn insert_keyed_mysql(
     Ok(stored)
 }
 
-/// Insert one batch's agents and points, and the points' rollups, into SQLite (inside the
-/// writer's transaction). Returns the points inserted.
+/// Insert one batch's agents and points, the points' rollups and the journal mark, if any,
+/// into SQLite (inside the writer's transaction). Returns the points inserted: none if the
+/// mark says they are stored already.
 fn write_points_sqlite(
     c: &mut diesel::sqlite::SqliteConnection,
     agents: &[AgentSeen],
     rows: &[NewPoint],
+    mark: Option<&JournalMark>,
 ) -> QueryResult<usize> {
+    if let Some(mark) = mark {
+        if journal::already_stored_sqlite(c, mark)? {
+            return Ok(0);
+        }
+    }
     for agent in agents {
         diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;
     }
@@ -630,6 +662,9 @@ fn write_points_sqlite(
         inserted += stored;
     }
     rollups.write_sqlite(c)?;
+    if let Some(mark) = mark {
+        journal::record_sqlite(c, mark)?;
+    }
     Ok(inserted)
 }
 

@@ -6,6 +6,8 @@
 //! - `users`: dashboard users (Argon2id password hashes) and sessions ([`User`]).
 //! - `data`: series, raw points, agents and the dead-letter store ([`InsertStats`],
 //!   [`PointQuery`], [`StoredPoint`], [`DeadLetter`]).
+//! - `journal`: how far the embedded queue's journal is stored ([`JournalMark`],
+//!   [`JournalProgress`]), recorded in the transaction that stores its batches.
 //! - `alerts`: alert rules and channels ([`StoredRule`], [`StoredChannel`]), instance states
 //!   and their history ([`InstanceRow`], [`EventRow`]), each evaluation step stored in one
 //!   transaction ([`AlertStep`]), the notification queue and log ([`NotificationRow`]), and
@@ -23,6 +25,7 @@ mod admin;
 mod alerts;
 mod data;
 mod error;
+mod journal;
 mod retention;
 mod rollups;
 mod schema;
@@ -51,6 +54,7 @@ pub use alerts::{
 };
 pub use data::{Agent, DeadLetter, InsertStats, PointQuery, SeriesInfo, StoredPoint};
 pub use error::StoreError;
+pub use journal::{JournalMark, JournalProgress, MAX_JOURNAL_ID_CHARS};
 pub use retention::DataKind;
 pub use rollups::{ImportedBucket, RollupLevel, StoredBucket};
 pub use users::{User, check_username, generate_password};

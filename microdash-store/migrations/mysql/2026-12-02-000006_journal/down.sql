@@ -1,0 +1,2 @@
+DROP TABLE journal_ranges;
+DROP TABLE journal_marks;
