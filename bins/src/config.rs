@@ -18,7 +18,7 @@ use microdash_ingest::http::HttpConfig;
 use microdash_ingest::live::LiveConfig;
 use microdash_ingest::mqtt::MqttConfig;
 use microdash_ingest::mqtt::broker::BrokerConfig;
-use microdash_ingest::queue::RedisQueueConfig;
+use microdash_ingest::queue::{JournalConfig, RedisQueueConfig};
 use microdash_ingest::retention::RetentionConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_store::StoreOptions;
@@ -54,6 +54,17 @@ pub struct Config {
     pub queue_capacity_metrics: usize,
     /// How long a request waits for room in a full in-process queue before `503`.
     pub enqueue_timeout_ms: u64,
+    /// Directory of the in-process queue's journal, which makes a `202` survive a crash:
+    /// empty puts it beside the SQLite database (`{database file}.queue`; `data/queue` with
+    /// MariaDB); `off` keeps the queue in memory only (a crash loses what it holds).
+    pub queue_dir: String,
+    /// Sync the journal to disk before answering (group commit), so accepted metrics also
+    /// survive a power loss or an OS crash, not only a crash of the process.
+    pub queue_fsync: bool,
+    /// Most bytes of journal on disk; beyond it ingest answers `503` until workers catch up.
+    pub queue_max_bytes: u64,
+    /// Size of one journal segment file; space comes back a segment at a time.
+    pub queue_segment_bytes: u64,
     /// Worker tasks per process.
     pub workers: usize,
     /// Most metrics per database insert.
@@ -170,6 +181,10 @@ impl Default for Config {
             redis_max_backlog_batches: RedisQueueConfig::new("").max_backlog_batches,
             queue_capacity_metrics: 50_000,
             enqueue_timeout_ms: 1_000,
+            queue_dir: String::new(),
+            queue_fsync: JournalConfig::new("").fsync,
+            queue_max_bytes: JournalConfig::new("").max_bytes,
+            queue_segment_bytes: JournalConfig::new("").segment_bytes,
             workers: worker.workers,
             worker_max_batch_metrics: worker.max_batch_metrics,
             worker_max_attempts: worker.max_attempts,
@@ -444,6 +459,30 @@ impl Config {
         StoreOptions { max_connections: self.db_max_connections, ..StoreOptions::default() }
     }
 
+    /// The in-process queue's journal, unless `queue_dir` is `off`.
+    pub fn journal(&self) -> Option<JournalConfig> {
+        let dir = self.queue_dir.trim();
+        if dir.eq_ignore_ascii_case("off") {
+            return None;
+        }
+        let dir = match dir {
+            "" if self.database_url.starts_with("mysql://") || self.database_url.starts_with("mariadb://") => {
+                PathBuf::from("data/queue")
+            }
+            "" => {
+                let file = self.database_url.strip_prefix("sqlite://").unwrap_or(&self.database_url);
+                PathBuf::from(format!("{file}.queue"))
+            }
+            dir => PathBuf::from(dir),
+        };
+        Some(JournalConfig {
+            dir,
+            fsync: self.queue_fsync,
+            max_bytes: self.queue_max_bytes,
+            segment_bytes: self.queue_segment_bytes,
+        })
+    }
+
     /// Redis queue settings, when Redis is configured.
     pub fn redis(&self) -> Option<RedisQueueConfig> {
         self.redis_url.as_ref().map(|url| RedisQueueConfig {
@@ -515,6 +554,20 @@ mod tests {
             assert_eq!(config.retention().defaults.raw_hours, 48);
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_queue_journal_sits_beside_the_sqlite_file_unless_told_otherwise() {
+        let check = |database_url: &str, queue_dir: &str, expected: Option<&str>| {
+            let config = Config { database_url: database_url.into(), queue_dir: queue_dir.into(), ..Config::default() };
+            let dir = config.journal().map(|j| j.dir);
+            assert_eq!(dir, expected.map(PathBuf::from), "{database_url} {queue_dir:?}");
+        };
+        check("sqlite://data/microdash.db", "", Some("data/microdash.db.queue"));
+        check("/var/lib/md.db", " ", Some("/var/lib/md.db.queue"));
+        check("mysql://root@127.0.0.1/md", "", Some("data/queue"));
+        check("sqlite://data/microdash.db", "/srv/q", Some("/srv/q"));
+        check("sqlite://data/microdash.db", "OFF", None);
     }
 
     #[test]

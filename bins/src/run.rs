@@ -22,22 +22,26 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn open_queue(config: &Config) -> anyhow::Result<Queue> {
-    Ok(match config.redis() {
-        Some(redis) => Queue::Redis(
+async fn open_queue(config: &Config, store: &Store) -> anyhow::Result<Queue> {
+    let capacity = config.queue_capacity_metrics;
+    let enqueue_timeout = Duration::from_millis(config.enqueue_timeout_ms);
+    Ok(match (config.redis(), config.journal()) {
+        (Some(redis), _) => Queue::Redis(
             RedisQueue::connect(&redis).await.with_context(|| format!("connecting to Redis at {}", redis.url))?,
         ),
-        None => Queue::Memory(MemoryQueue::new(
-            config.queue_capacity_metrics,
-            Duration::from_millis(config.enqueue_timeout_ms),
-        )),
+        (None, Some(journal)) => Queue::Memory(
+            MemoryQueue::with_journal(capacity, enqueue_timeout, &journal, store)
+                .await
+                .with_context(|| format!("opening the queue journal in {} (queue_dir)", journal.dir.display()))?,
+        ),
+        (None, None) => Queue::Memory(MemoryQueue::new(capacity, enqueue_timeout)),
     })
 }
 
 async fn assemble(config: &Config) -> anyhow::Result<Runtime> {
     microdash_store::check_limits(&config.limits()).context("checking the configured limits")?;
     let store = open_store(config).await?;
-    let queue = open_queue(config).await?;
+    let queue = open_queue(config, &store).await?;
     Ok(Runtime::builder(store, queue)
         .limits(config.limits())
         .http(config.http())

@@ -1,17 +1,21 @@
 //! The queue between the HTTP/MQTT handlers and the workers.
 //!
 //! Two backends behind one type: [`MemoryQueue`] (in-process, the embedded default; bounded,
-//! so a slow database turns into `503 Retry-After` instead of unbounded memory) and
+//! so a slow database turns into `503 Retry-After` instead of unbounded memory; with a
+//! journal on disk, see [`JournalConfig`], what it accepted survives a crash) and
 //! [`RedisQueue`] (Redis Streams with a consumer group: a batch stays pending until a worker
 //! acknowledges it, and a batch left pending by a dead worker is claimed by another).
 
+mod journal;
 mod memory;
 mod redis;
 
 use std::time::Duration;
 
 use microdash_core::{Batch, ErrorKind};
+use microdash_store::JournalMark;
 
+pub use self::journal::{JournalConfig, JournalUsage};
 pub use self::memory::MemoryQueue;
 pub use self::redis::{RedisQueue, RedisQueueConfig};
 
@@ -29,8 +33,10 @@ pub struct Delivery {
 /// Identifies a delivery to its queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Receipt {
-    /// In-process deliveries need no acknowledgement.
+    /// In-process deliveries without a journal need no acknowledgement.
     Memory,
+    /// The sequence number of a journalled in-process delivery.
+    Journal(u64),
     /// A Redis stream entry id.
     Redis(String),
 }
@@ -53,6 +59,13 @@ pub enum QueueError {
     /// A queued payload could not be encoded or decoded.
     #[error("queue payload: {0}")]
     Payload(#[from] serde_json::Error),
+    /// The in-process queue's journal could not be read or written (disk full, unwritable
+    /// directory, or in use by another process).
+    #[error("queue journal: {0}")]
+    Journal(std::io::Error),
+    /// The database could not say how far the journal was stored.
+    #[error("queue journal progress: {0}")]
+    Store(String),
 }
 
 impl QueueError {
@@ -60,6 +73,7 @@ impl QueueError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             QueueError::Payload(_) => ErrorKind::Internal,
+            // Disk full or unwritable: the client retries later, as with a full queue.
             _ => ErrorKind::Unavailable,
         }
     }
@@ -103,7 +117,10 @@ impl Queue {
     /// Acknowledge persisted (or dead-lettered) deliveries so they are not delivered again.
     pub async fn ack(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
         match self {
-            Queue::Memory(_) => Ok(()),
+            Queue::Memory(q) => {
+                q.ack(deliveries).await;
+                Ok(())
+            }
             Queue::Redis(q) => q.ack(deliveries).await,
         }
     }
@@ -114,6 +131,24 @@ impl Queue {
         match (self, consumer) {
             (Queue::Redis(q), Consumer::Redis(c)) => q.keep(c, deliveries).await,
             _ => Ok(()),
+        }
+    }
+
+    /// What `writer` (a worker) records in the transaction that stores journalled
+    /// `deliveries`, so that replaying the journal after a crash stores none of them twice;
+    /// `None` for a queue without a journal.
+    pub fn journal_mark(&self, writer: i32, deliveries: &[Delivery]) -> Option<JournalMark> {
+        match self {
+            Queue::Memory(q) => q.journal_mark(writer, deliveries),
+            Queue::Redis(_) => None,
+        }
+    }
+
+    /// The journal's size on disk, for a queue with one.
+    pub fn journal_usage(&self) -> Option<JournalUsage> {
+        match self {
+            Queue::Memory(q) => q.journal_usage(),
+            Queue::Redis(_) => None,
         }
     }
 
@@ -133,10 +168,10 @@ impl Queue {
         }
     }
 
-    /// Whether the queue is reachable.
+    /// Whether the queue is reachable (in-process: whether its journal can be written).
     pub async fn ping(&self) -> Result<(), QueueError> {
         match self {
-            Queue::Memory(_) => Ok(()),
+            Queue::Memory(q) => q.ping(),
             Queue::Redis(q) => q.ping().await,
         }
     }

@@ -108,6 +108,8 @@ pub struct Telemetry {
     dead_lettered: Counter,
     store_retries: Counter,
     queue_depth: Gauge,
+    journal_bytes: Gauge,
+    journal_segments: Gauge,
     worker_lag_seconds: Gauge<f64, AtomicU64>,
     batch_metrics: Histogram,
     insert_seconds: Histogram,
@@ -140,6 +142,8 @@ impl Telemetry {
         let dead_lettered = Counter::default();
         let store_retries = Counter::default();
         let queue_depth = Gauge::default();
+        let journal_bytes = Gauge::default();
+        let journal_segments = Gauge::default();
         let worker_lag_seconds = Gauge::<f64, AtomicU64>::default();
         let batch_metrics = Histogram::new(exponential_buckets(1.0, 4.0, 9));
         let insert_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
@@ -168,6 +172,16 @@ impl Telemetry {
         registry.register("dead_lettered_batches", "Batches moved to the dead-letter store", dead_lettered.clone());
         registry.register("store_retries", "Failed storage attempts that were retried", store_retries.clone());
         registry.register("queue_depth", "Batches waiting in the queue", queue_depth.clone());
+        registry.register(
+            "queue_journal_bytes",
+            "Bytes of the in-process queue's journal on disk (bounded by queue_max_bytes)",
+            journal_bytes.clone(),
+        );
+        registry.register(
+            "queue_journal_segments",
+            "Segment files of the in-process queue's journal",
+            journal_segments.clone(),
+        );
         registry.register(
             "worker_lag_seconds",
             "Age of the last persisted batch when it was persisted",
@@ -214,6 +228,8 @@ impl Telemetry {
             dead_lettered,
             store_retries,
             queue_depth,
+            journal_bytes,
+            journal_segments,
             worker_lag_seconds,
             batch_metrics,
             insert_seconds,
@@ -306,6 +322,12 @@ impl Telemetry {
     /// Count a dead-lettered batch.
     pub fn record_dead_letter(&self) {
         self.dead_lettered.inc();
+    }
+
+    /// The journal's size as sampled by the caller, before [`Telemetry::encode`].
+    pub fn record_journal(&self, usage: crate::queue::JournalUsage) {
+        self.journal_bytes.set(i64::try_from(usage.bytes).unwrap_or(i64::MAX));
+        self.journal_segments.set(i64::try_from(usage.segments).unwrap_or(i64::MAX));
     }
 
     /// The text exposition, with the queue depth sampled by the caller just before.

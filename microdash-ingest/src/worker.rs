@@ -113,6 +113,12 @@ pub(crate) async fn run_workers(
     }
 }
 
+/// A worker's number as the journal's marks name it: its own rows, so workers never wait
+/// for each other's.
+fn writer(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 struct Worker {
     queue: Queue,
     store: Store,
@@ -156,7 +162,7 @@ impl Worker {
             };
             match received {
                 Ok(deliveries) if deliveries.is_empty() => {}
-                Ok(deliveries) => self.process(deliveries, &consumer, &shutdown).await,
+                Ok(deliveries) => self.process(writer(n), deliveries, &consumer, &shutdown).await,
                 Err(crate::queue::QueueError::Closed) => break,
                 Err(err) => {
                     tracing::warn!(worker = %name, error = %err, "receive failed");
@@ -176,7 +182,7 @@ impl Worker {
         tracing::debug!(worker = %name, "worker stopped");
     }
 
-    async fn process(&self, deliveries: Vec<Delivery>, consumer: &Consumer, shutdown: &CancellationToken) {
+    async fn process(&self, writer: i32, deliveries: Vec<Delivery>, consumer: &Consumer, shutdown: &CancellationToken) {
         // A batch delivered this often has already taken down or stalled other workers:
         // set it aside instead of letting it do so again.
         let (poison, deliveries): (Vec<_>, Vec<_>) =
@@ -188,24 +194,31 @@ impl Worker {
         if deliveries.is_empty() {
             return;
         }
-        match self.store_with_retries(&deliveries, consumer, shutdown).await {
+        match self.store_with_retries(writer, &deliveries, consumer, shutdown).await {
             Ok(()) => {
                 self.ack(&deliveries).await;
                 self.live.publish(deliveries.into_iter().map(|d| d.batch).collect()).await;
             }
             Err(err) if err.kind() == ErrorKind::Unavailable => {
                 // Only reached on shutdown: the database never came back. Redis keeps the
-                // batches pending for the next worker; in-process ones are lost with the
-                // process, and said so.
+                // batches pending for the next worker, and a journal replays them at the
+                // next start; in-process ones without a journal are lost, and said so.
                 if !self.queue.is_durable() {
                     let metrics: usize = deliveries.iter().map(|d| d.batch.metrics.len()).sum();
-                    tracing::error!(metrics, error = %err, "shutting down with the database unavailable: batches not stored");
+                    match self.queue.journal_usage() {
+                        Some(_) => {
+                            tracing::warn!(metrics, error = %err, "shutting down with the database unavailable: batches kept in the journal for the next start")
+                        }
+                        None => {
+                            tracing::error!(metrics, error = %err, "shutting down with the database unavailable: batches not stored")
+                        }
+                    }
                 }
             }
             Err(err) if deliveries.len() > 1 => {
                 tracing::warn!(batches = deliveries.len(), error = %err, "merged insert failed, storing batches one by one");
                 for delivery in deliveries {
-                    Box::pin(self.process(vec![delivery], consumer, shutdown)).await;
+                    Box::pin(self.process(writer, vec![delivery], consumer, shutdown)).await;
                 }
             }
             Err(err) => self.dead_letter(&deliveries[0], &err.to_string(), shutdown).await,
@@ -240,14 +253,17 @@ impl Worker {
     }
 
     /// Store the batches, retrying with backoff. Unavailability is retried until shutdown;
-    /// other errors up to `max_attempts` times.
+    /// other errors up to `max_attempts` times. Journalled batches are stored with their
+    /// mark, in one transaction, so a replay after a crash skips them.
     async fn store_with_retries(
         &self,
+        writer: i32,
         deliveries: &[Delivery],
         consumer: &Consumer,
         shutdown: &CancellationToken,
     ) -> Result<(), StoreError> {
         let batches: Vec<&Batch> = deliveries.iter().map(|d| &d.batch).collect();
+        let mark = self.queue.journal_mark(writer, deliveries);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.retry_initial_delay)
             .with_max_delay(self.config.retry_max_delay)
@@ -265,7 +281,7 @@ impl Worker {
                 }
                 // The insert alone is timed: backoff between attempts is not insert latency.
                 let started = Instant::now();
-                let stats = self.store.insert_batches(&batches, now_ms()).await?;
+                let stats = self.store.insert_batches_marked(&batches, now_ms(), mark.as_ref()).await?;
                 Ok::<_, StoreError>((stats, started.elapsed()))
             };
             let result = attempt

@@ -38,6 +38,9 @@ pub(super) async fn livez() -> &'static str {
 /// Prometheus text exposition.
 pub(super) async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     let depth = state.queue.depth().await.ok();
+    if let Some(usage) = state.queue.journal_usage() {
+        state.telemetry.record_journal(usage);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.telemetry.encode(depth))
 }
 

@@ -1,24 +1,35 @@
 //! The in-process queue: a channel shared by the workers of one process, bounded by the
-//! metrics it holds.
+//! metrics it holds, and optionally a journal on disk that every batch is written to before
+//! it is queued (see [`super::journal`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use microdash_core::Batch;
+use microdash_store::{JournalMark, Store};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
+use super::journal::{Journal, JournalConfig, JournalUsage};
 use super::{Delivery, QueueError, Receipt};
+
+/// A queued batch and its journal sequence number, if journalled.
+type Entry = (Option<u64>, Batch);
 
 /// In-process queue of batches, bounded by the metrics they hold. Counting metrics rather
 /// than requests is what bounds memory: a queued metric costs about 2 KiB of heap (its
 /// strings and tag map), and a request may carry one metric or ten thousand.
 #[derive(Clone)]
 pub struct MemoryQueue {
-    sender: mpsc::UnboundedSender<Batch>,
-    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Batch>>>,
+    sender: mpsc::UnboundedSender<Entry>,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Entry>>>,
     /// One permit per metric of room; a batch takes its permits until a worker receives it.
     room: Arc<Semaphore>,
+    /// Permits that replayed batches took beyond the room there was: paid back first when
+    /// they are received, so the bound holds again once the replay is drained.
+    owed: Arc<AtomicUsize>,
+    /// Where accepted batches are written before they are queued, if anywhere.
+    journal: Option<Arc<Journal>>,
     capacity_metrics: usize,
     /// Batches waiting.
     depth: Arc<AtomicU64>,
@@ -37,9 +48,51 @@ impl MemoryQueue {
             sender,
             receiver: Arc::new(Mutex::new(receiver)),
             room: Arc::new(Semaphore::new(capacity_metrics)),
+            owed: Arc::default(),
+            journal: None,
             capacity_metrics,
             depth: Arc::default(),
             enqueue_timeout,
+        }
+    }
+
+    /// [`MemoryQueue::new`] with a journal in `journal.dir`: every batch is written there
+    /// before `enqueue` returns, and what the journal holds that `store` has not stored is
+    /// queued again now (even beyond `capacity_metrics`), for the workers to store first.
+    pub async fn with_journal(
+        capacity_metrics: usize,
+        enqueue_timeout: Duration,
+        journal: &JournalConfig,
+        store: &Store,
+    ) -> Result<Self, QueueError> {
+        let (journal, replay) = Journal::open(journal, store).await?;
+        let mut queue = Self::new(capacity_metrics, enqueue_timeout);
+        queue.journal = Some(Arc::new(journal));
+        for (seq, batch) in replay {
+            let permits = queue.permits(&batch);
+            match queue.room.try_acquire_many(permits) {
+                Ok(permit) => permit.forget(),
+                Err(_) => {
+                    queue.owed.fetch_add(permits as usize, Ordering::Relaxed);
+                }
+            }
+            queue.depth.fetch_add(1, Ordering::Relaxed);
+            // The receiver is in `queue` itself, so the channel is open.
+            let _ = queue.sender.send((Some(seq), batch));
+        }
+        Ok(queue)
+    }
+
+    /// Give back `permits` of room, paying what replayed batches owe first.
+    fn give_back(&self, permits: usize) {
+        let mut returned = permits;
+        let _ = self.owed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |owed| {
+            let paid = owed.min(permits);
+            returned = permits - paid;
+            Some(owed - paid)
+        });
+        if returned > 0 {
+            self.room.add_permits(returned);
         }
     }
 
@@ -55,14 +108,53 @@ impl MemoryQueue {
             // Handed back by the worker that receives the batch.
             Ok(Ok(permit)) => permit.forget(),
         }
+        let (seq, batch) = match &self.journal {
+            None => (None, batch),
+            Some(journal) => {
+                let permits = self.permits(&batch) as usize;
+                let (seq, batch) = match self.write_ahead(journal, batch).await {
+                    Ok(written) => written,
+                    Err(err) => {
+                        self.give_back(permits);
+                        return Err(err);
+                    }
+                };
+                if journal.fsyncs() {
+                    if let Err(err) = journal.sync_through(seq).await {
+                        // Written but perhaps not on the disk: refused, yet still queued, for
+                        // the journal would replay it anyway (a client retry may store it
+                        // twice, as an answer lost on the way would).
+                        self.queue_entry(Some(seq), batch);
+                        return Err(err);
+                    }
+                }
+                (Some(seq), batch)
+            }
+        };
+        if self.queue_entry(seq, batch) { Ok(()) } else { Err(QueueError::Closed) }
+    }
+
+    /// Append `batch` to the journal on a blocking thread (an encode and a file write).
+    async fn write_ahead(&self, journal: &Arc<Journal>, batch: Batch) -> Result<(u64, Batch), QueueError> {
+        let journal = journal.clone();
+        tokio::task::spawn_blocking(move || journal.append(&batch).map(|seq| (seq, batch)))
+            .await
+            .map_err(|e| QueueError::Journal(std::io::Error::other(e.to_string())))?
+    }
+
+    /// Hand an entry whose room is taken to the workers; false if the queue was closed
+    /// meanwhile (its room is given back; a journalled batch is replayed at the next start).
+    fn queue_entry(&self, seq: Option<u64>, batch: Batch) -> bool {
         // Counted before the send, so a worker's decrement never comes first.
         self.depth.fetch_add(1, Ordering::Relaxed);
-        self.sender.send(batch).map_err(|refused| {
-            // Closed between the permits and the send: the batch is not queued after all.
-            self.depth.fetch_sub(1, Ordering::Relaxed);
-            self.room.add_permits(self.permits(&refused.0) as usize);
-            QueueError::Closed
-        })
+        match self.sender.send((seq, batch)) {
+            Ok(()) => true,
+            Err(refused) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                self.give_back(self.permits(&refused.0.1) as usize);
+                false
+            }
+        }
     }
 
     pub(super) async fn receive(&self, max_metrics: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
@@ -72,23 +164,73 @@ impl MemoryQueue {
         let first = match tokio::time::timeout(wait, receiver.recv()).await {
             Err(_elapsed) => return Ok(Vec::new()),
             Ok(None) => return Err(QueueError::Closed),
-            Ok(Some(batch)) => batch,
+            Ok(Some(entry)) => entry,
         };
-        let mut metrics = first.metrics.len();
+        let mut metrics = first.1.metrics.len();
         let mut out = vec![first];
         while metrics < max_metrics {
             match receiver.try_recv() {
-                Ok(batch) => {
-                    metrics += batch.metrics.len();
-                    out.push(batch);
+                Ok(entry) => {
+                    metrics += entry.1.metrics.len();
+                    out.push(entry);
                 }
                 Err(_) => break,
             }
         }
-        let permits: usize = out.iter().map(|b| self.permits(b) as usize).sum();
-        self.room.add_permits(permits);
+        let permits: usize = out.iter().map(|(_, b)| self.permits(b) as usize).sum();
+        self.give_back(permits);
         self.depth.fetch_sub(out.len() as u64, Ordering::Relaxed);
-        Ok(out.into_iter().map(|batch| Delivery { batch, receipt: Receipt::Memory, deliveries: 1 }).collect())
+        Ok(out
+            .into_iter()
+            .map(|(seq, batch)| Delivery {
+                batch,
+                receipt: seq.map_or(Receipt::Memory, Receipt::Journal),
+                deliveries: 1,
+            })
+            .collect())
+    }
+
+    /// Journalled deliveries are stored (or dead-lettered): the journal forgets them and
+    /// deletes segments that hold nothing else.
+    pub(super) async fn ack(&self, deliveries: &[Delivery]) {
+        let Some(journal) = &self.journal else { return };
+        let seqs: Vec<u64> = deliveries
+            .iter()
+            .filter_map(|d| match d.receipt {
+                Receipt::Journal(seq) => Some(seq),
+                _ => None,
+            })
+            .collect();
+        if seqs.is_empty() {
+            return;
+        }
+        let journal = journal.clone();
+        if let Err(err) = tokio::task::spawn_blocking(move || journal.acknowledge(seqs)).await {
+            tracing::error!(error = %err, "acknowledging journal records failed");
+        }
+    }
+
+    pub(super) fn journal_mark(&self, writer: i32, deliveries: &[Delivery]) -> Option<JournalMark> {
+        let journal = self.journal.as_ref()?;
+        let seqs = deliveries.iter().filter_map(|d| match d.receipt {
+            Receipt::Journal(seq) => i64::try_from(seq).ok(),
+            _ => None,
+        });
+        let low_water = i64::try_from(journal.low_water()).unwrap_or(i64::MAX);
+        Some(JournalMark::new(journal.id(), writer, low_water, seqs))
+    }
+
+    /// Healthy unless the journal's last append failed (it is retried with every request,
+    /// so this clears by itself once the disk has room again).
+    pub(super) fn ping(&self) -> Result<(), QueueError> {
+        match self.journal.as_ref().and_then(|j| j.failure()) {
+            Some(failure) => Err(QueueError::Journal(std::io::Error::other(failure))),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn journal_usage(&self) -> Option<JournalUsage> {
+        self.journal.as_ref().map(|j| j.usage())
     }
 
     pub(super) fn depth(&self) -> u64 {
@@ -137,9 +279,44 @@ mod tests {
         assert_eq!(queue.depth(), 0);
         // Larger than the whole queue: it takes all the room, once the queue is empty.
         queue.enqueue(batch(25)).await.unwrap();
-        assert!(matches!(queue.enqueue(batch(1)).await, Err(QueueError::Full)));
+        assert!(matches!(queue.enqueue(batch(3)).await, Err(QueueError::Full)), "2 metrics of room left");
         assert_eq!(queue.receive(100, Duration::from_millis(10)).await.unwrap().len(), 1);
         queue.enqueue(batch(10)).await.unwrap();
+    }
+
+    /// What a journal holds unstored is queued again at start-up even beyond the bound, and
+    /// the room it took is paid back before new requests get any.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_journal_is_replayed_beyond_the_bound_and_the_bound_then_holds() {
+        let db = microdash_store::testing::TestDb::new(microdash_store::Backend::Sqlite).await;
+        let store = db.store().await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig::new(dir.path());
+        let first = MemoryQueue::with_journal(10, Duration::from_millis(10), &config, &store).await.unwrap();
+        for _ in 0..3 {
+            first.enqueue(batch(8)).await.unwrap();
+            first.receive(100, Duration::from_millis(10)).await.unwrap();
+        }
+        // Three batches received and never stored: the process dies.
+        drop(first);
+        let queue = MemoryQueue::with_journal(10, Duration::from_millis(10), &config, &store).await.unwrap();
+        assert_eq!(queue.depth(), 3, "24 metrics queued in a queue of 10");
+        assert!(matches!(queue.enqueue(batch(3)).await, Err(QueueError::Full)), "2 metrics of room left");
+        let replayed = queue.receive(8, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(replayed.iter().map(|d| d.receipt.clone()).collect::<Vec<_>>(), [Receipt::Journal(1)]);
+        let mark = queue.journal_mark(0, &replayed).unwrap();
+        assert_eq!((mark.low_water, mark.ranges), (0, vec![(1, 1)]));
+        assert!(
+            matches!(queue.enqueue(batch(3)).await, Err(QueueError::Full)),
+            "the first batch paid back what the others owe"
+        );
+        let rest = queue.receive(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(rest.len(), 2);
+        queue.enqueue(batch(10)).await.unwrap();
+        queue.ack(&replayed).await;
+        queue.ack(&rest).await;
+        let mark = queue.journal_mark(0, &queue.receive(100, Duration::from_millis(10)).await.unwrap()).unwrap();
+        assert_eq!((mark.low_water, mark.ranges), (3, vec![(4, 4)]), "1 to 3 acknowledged, 4 just received");
     }
 
     #[tokio::test]

@@ -366,7 +366,7 @@ fn entry_ids(deliveries: &[Delivery]) -> Vec<&str> {
         .iter()
         .filter_map(|d| match &d.receipt {
             Receipt::Redis(id) => Some(id.as_str()),
-            Receipt::Memory => None,
+            Receipt::Memory | Receipt::Journal(_) => None,
         })
         .collect()
 }
