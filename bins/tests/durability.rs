@@ -1,0 +1,222 @@
+//! The embedded default (SQLite, in-process queue with its journal) under `kill -9`: the
+//! all-in-one server is killed at random moments while clients push, and restarted; in the
+//! end every point that was acknowledged (`202`, or an MQTT `PUBACK`) is stored, and no point
+//! is stored twice, those without a `dedupe_id` included. Each test prints how many
+//! acknowledged points were lost and how many were still unstored when the server died (what
+//! the journal had to bring back).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Proc, microdash};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use microdash_client::Client;
+use microdash_store::testing::{TestDb, unique_name};
+use microdash_store::{Backend, PointQuery, Store, StoreOptions};
+use paho_mqtt as mqtt;
+
+const ROUNDS: usize = 4;
+const PUSHERS: u64 = 4;
+const PER_REQUEST: u64 = 500;
+const METRIC: &str = "durable";
+
+/// Point ids (their values) acknowledged by the server, and the next id to send.
+#[derive(Default)]
+struct Tally {
+    next: AtomicU64,
+    acked: Mutex<Vec<u64>>,
+}
+
+/// A random delay in `[low, high)` milliseconds (the standard library's hash keys are random).
+fn random_ms(low: u64, high: u64) -> Duration {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    Duration::from_millis(low + hasher.finish() % (high - low))
+}
+
+/// The server on `db` with a journal, its URL, its MQTT endpoint and a fresh demo token.
+fn start(db: &TestDb) -> (Proc, String, String, String) {
+    let env = [
+        ("MICRODASH_DATABASE_URL", db.url.as_str()),
+        // Small segments, so that segments are closed and deleted during the test too.
+        ("MICRODASH_QUEUE_SEGMENT_BYTES", "1000000"),
+    ];
+    let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let endpoint = server.line_with("MQTT endpoint").split(' ').nth(2).unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    (server, url, endpoint, token)
+}
+
+/// Every stored value of the test's metric, counted.
+async fn stored(db: &TestDb) -> HashMap<u64, usize> {
+    let store = Store::connect(&db.url, &StoreOptions::default()).await.unwrap();
+    let tenant = store.tenant_by_slug("demo").await.unwrap().unwrap().id;
+    let query = PointQuery { metric_name: Some(METRIC.into()), limit: usize::MAX, ..PointQuery::default() };
+    let mut counts = HashMap::new();
+    for point in store.query_points(tenant, &query).await.unwrap() {
+        *counts.entry(point.value as u64).or_default() += 1;
+    }
+    counts
+}
+
+/// Acknowledged ids that are not stored.
+fn missing(acked: &[u64], stored: &HashMap<u64, usize>) -> usize {
+    acked.iter().filter(|id| !stored.contains_key(id)).count()
+}
+
+/// Kill the server `ROUNDS` times at random moments under the load `load` makes (it runs
+/// until its flag is set), restart it each time, then let it drain and count.
+async fn kill_restart_and_count<L, F>(name: &str, load: L)
+where
+    L: Fn(String, String, String, Arc<Tally>, Arc<AtomicBool>) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let db = TestDb::new(Backend::Sqlite).await;
+    let tally = Arc::new(Tally::default());
+    let mut unstored_at_kills = Vec::new();
+    for _ in 0..ROUNDS {
+        let (server, url, endpoint, token) = start(&db);
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = tokio::spawn(load(url, endpoint, token, tally.clone(), stop.clone()));
+        // Under load: some acknowledged in this round, then a random moment.
+        let before = tally.acked.lock().unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tally.acked.lock().unwrap().len() == before {
+            assert!(Instant::now() < deadline, "{name}: nothing was acknowledged within 20 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(random_ms(100, 1_500)).await;
+        server.kill_hard();
+        stop.store(true, Ordering::Relaxed);
+        running.await.unwrap();
+        let acked = tally.acked.lock().unwrap().clone();
+        unstored_at_kills.push(missing(&acked, &stored(&db).await));
+    }
+    // Restart once more: the journal is replayed; a graceful stop then stores what is queued.
+    let (server, url, _, token) = start(&db);
+    let acked = tally.acked.lock().unwrap().clone();
+    let client = Client::new(&url, &token).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while missing(&acked, &stored(&db).await) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(client);
+    assert!(server.terminate().success());
+    let stored = stored(&db).await;
+    let lost = missing(&acked, &stored);
+    let twice = stored.values().filter(|n| **n > 1).count();
+    let sent = tally.next.load(Ordering::Relaxed);
+    println!(
+        "{name}: {ROUNDS} kills; {} points sent, {} acknowledged, {} stored; acknowledged and only in the journal at each kill: {unstored_at_kills:?}; lost: {lost}; stored twice: {twice}",
+        sent,
+        acked.len(),
+        stored.len(),
+    );
+    assert_eq!(lost, 0, "{name}: acknowledged points lost");
+    assert_eq!(twice, 0, "{name}: points stored twice");
+    assert!(stored.keys().all(|id| *id < sent), "{name}: a point nobody sent");
+}
+
+/// `PUSHERS` clients pushing `PER_REQUEST` points a request, every other request with
+/// `dedupe_id`s, no request retried (a retry without dedupe ids may store twice by design).
+async fn http_load(url: String, token: String, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
+    let client = Client::builder(&url).token(&token).retries(0).build().unwrap();
+    let mut pushers = tokio::task::JoinSet::new();
+    for pusher in 0..PUSHERS {
+        let (client, tally, stop) = (client.clone(), tally.clone(), stop.clone());
+        pushers.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let first = tally.next.fetch_add(PER_REQUEST, Ordering::Relaxed);
+                let keyed = (first / PER_REQUEST) % 2 == 0;
+                let items: Vec<String> = (first..first + PER_REQUEST)
+                    .map(|id| match keyed {
+                        true => format!(
+                            r#"{{"metric_name":"{METRIC}","agent_id":"p{pusher}","value":{id},"dedupe_id":"d{id}"}}"#
+                        ),
+                        false => format!(r#"{{"metric_name":"{METRIC}","agent_id":"p{pusher}","value":{id}}}"#),
+                    })
+                    .collect();
+                match client.push_json(format!("[{}]", items.join(",")).into_bytes()).await {
+                    Ok(accepted) => {
+                        assert_eq!(accepted.accepted as u64, PER_REQUEST);
+                        tally.acked.lock().unwrap().extend(first..first + PER_REQUEST);
+                    }
+                    // Refused, or the server died: not acknowledged, and not sent again.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+        });
+    }
+    while pushers.join_next().await.is_some() {}
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_all_in_one_server_under_http_load_loses_nothing_and_stores_nothing_twice() {
+    kill_restart_and_count("http", |url, _endpoint, token, tally, stop| http_load(url, token, tally, stop)).await;
+}
+
+/// `PUSHERS` MQTT clients publishing one point a message at QoS 1, each with up to 100
+/// messages in flight; a point counts as acknowledged when its `PUBACK` arrived.
+async fn mqtt_load(endpoint: String, token: String, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
+    let mut publishers = tokio::task::JoinSet::new();
+    for publisher in 0..PUSHERS {
+        let (endpoint, token, tally, stop) = (endpoint.clone(), token.clone(), tally.clone(), stop.clone());
+        publishers.spawn(async move {
+            let client = mqtt::CreateOptionsBuilder::new()
+                .server_uri(&endpoint)
+                .client_id(unique_name("md_durable"))
+                .persistence(mqtt::PersistenceType::None)
+                .max_buffered_messages(1_000)
+                .create_client()
+                .unwrap();
+            let options = mqtt::ConnectOptionsBuilder::new_v5()
+                .user_name(microdash_core::mqtt::token_username(&token))
+                .password(token.as_str())
+                .finalize();
+            if client.connect(options).await.is_err() {
+                microdash_ingest::mqtt::release(client).await;
+                return;
+            }
+            let topic = format!("metrics/demo/m{publisher}/{METRIC}");
+            let mut in_flight = FuturesUnordered::new();
+            let acked = |id: u64, answer: Result<Result<(), mqtt::Error>, tokio::time::error::Elapsed>| {
+                if let Ok(Ok(())) = answer {
+                    tally.acked.lock().unwrap().push(id);
+                }
+            };
+            while !stop.load(Ordering::Relaxed) && client.is_connected() {
+                let id = tally.next.fetch_add(1, Ordering::Relaxed);
+                let payload = match id % 2 {
+                    0 => format!(r#"{{"value":{id},"dedupe_id":"m{id}"}}"#),
+                    _ => format!(r#"{{"value":{id}}}"#),
+                };
+                let token = client.publish(mqtt::Message::new(&topic, payload, mqtt::QOS_1));
+                in_flight.push(async move { (id, tokio::time::timeout(Duration::from_secs(5), token).await) });
+                if in_flight.len() >= 100 {
+                    if let Some((id, answer)) = in_flight.next().await {
+                        acked(id, answer);
+                    }
+                }
+            }
+            while let Some((id, answer)) = in_flight.next().await {
+                acked(id, answer);
+            }
+            let _ = client.disconnect(None).await;
+            microdash_ingest::mqtt::release(client).await;
+        });
+    }
+    while publishers.join_next().await.is_some() {}
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_all_in_one_server_under_mqtt_qos_1_loses_nothing_and_stores_nothing_twice() {
+    kill_restart_and_count("mqtt", |_url, endpoint, token, tally, stop| mqtt_load(endpoint, token, tally, stop)).await;
+}
