@@ -57,7 +57,11 @@ fn start(db: &TestDb) -> (Proc, String, String, String) {
 
 /// Every stored value of the test's metric, counted.
 async fn stored(db: &TestDb) -> HashMap<u64, usize> {
-    let store = Store::connect(&db.url, &StoreOptions::default()).await.unwrap();
+    stored_at(&db.url).await
+}
+
+async fn stored_at(url: &str) -> HashMap<u64, usize> {
+    let store = Store::connect(url, &StoreOptions::default()).await.unwrap();
     let tenant = store.tenant_by_slug("demo").await.unwrap().unwrap().id;
     let query = PointQuery { metric_name: Some(METRIC.into()), limit: usize::MAX, ..PointQuery::default() };
     let mut counts = HashMap::new();
@@ -219,4 +223,153 @@ async fn mqtt_load(endpoint: String, token: String, tally: Arc<Tally>, stop: Arc
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_the_all_in_one_server_under_mqtt_qos_1_loses_nothing_and_stores_nothing_twice() {
     kill_restart_and_count("mqtt", |_url, endpoint, token, tally, stop| mqtt_load(endpoint, token, tally, stop)).await;
+}
+
+/// A tmpfs of the test's own, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mounting a tmpfs for the disk-full test needs root (CAP_SYS_ADMIN)");
+        SmallDisk(dir)
+    }
+}
+
+impl SmallDisk {
+    /// Fill it to the last byte with a file, returned so that it can be removed.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        while file.write_all(&[0u8; 4096]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The journal's disk fills up during ingest: requests are answered `503` with
+/// `Retry-After` and the cause, `/api/v1/health` names it, ingest resumes by itself once
+/// there is room again, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_refused_clearly_and_ingest_resumes_when_it_has_room() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(scratch.path().join("queue"), "4m");
+    let queue_dir = disk.0.to_str().unwrap().to_owned();
+    let env = [("MICRODASH_DATABASE_URL", db.url.as_str()), ("MICRODASH_QUEUE_DIR", queue_dir.as_str())];
+    let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let client = Client::builder(&url).token(&token).retries(0).build().unwrap();
+    let tally = Tally::default();
+    let push = async || {
+        let first = tally.next.fetch_add(PER_REQUEST, Ordering::Relaxed);
+        let items: Vec<String> =
+            (first..first + PER_REQUEST).map(|id| format!(r#"{{"metric_name":"{METRIC}","value":{id}}}"#)).collect();
+        let pushed = client.push_json(format!("[{}]", items.join(",")).into_bytes()).await;
+        if pushed.is_ok() {
+            tally.acked.lock().unwrap().extend(first..first + PER_REQUEST);
+        }
+        pushed
+    };
+    let health = async || {
+        let http = microdash_client::Client::default_http().unwrap();
+        let answer = http.get(format!("{url}/api/v1/health")).send().await.unwrap();
+        (answer.status().as_u16(), answer.json::<serde_json::Value>().await.unwrap())
+    };
+    push().await.unwrap();
+    assert_eq!(health().await.0, 200);
+
+    let filler = disk.fill();
+    let refused = push().await.unwrap_err();
+    assert_eq!(refused.status(), Some(503), "{refused}");
+    assert!(refused.retry_after().is_some(), "503 without Retry-After");
+    assert!(refused.to_string().contains("No space left"), "the cause is named: {refused}");
+    let (status, body) = health().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["queue"]["status"], "down", "{body}");
+    assert!(body["checks"]["queue"]["error"].as_str().unwrap().contains("No space left"), "{body}");
+
+    // Room again: the next request goes through, and the health check recovers with it.
+    std::fs::remove_file(&filler).unwrap();
+    for _ in 0..5 {
+        push().await.unwrap();
+    }
+    assert_eq!(health().await.0, 200);
+    assert!(server.terminate().success());
+    let acked = tally.acked.lock().unwrap().clone();
+    let stored = stored(&db).await;
+    let lost = missing(&acked, &stored);
+    println!("disk full: {} acknowledged, {} stored, lost: {lost}", acked.len(), stored.len());
+    assert_eq!(lost, 0, "acknowledged points lost");
+    assert_eq!(stored.len(), acked.len(), "a refused request was stored");
+}
+
+/// The database's disk fills up during ingest: workers hold their batches and retry (none is
+/// dead-lettered), requests go on being accepted into the journal (on another disk) while it
+/// has room, and everything is stored once the disk has room again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_database_disk_holds_batches_in_the_journal_until_there_is_room() {
+    let scratch = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(scratch.path().join("db"), "16m");
+    let db_url = format!("sqlite://{}/md.db", disk.0.display());
+    let queue_dir = scratch.path().join("queue").to_str().unwrap().to_owned();
+    let env = [
+        ("MICRODASH_DATABASE_URL", db_url.as_str()),
+        ("MICRODASH_QUEUE_DIR", queue_dir.as_str()),
+        ("MICRODASH_WORKER_RETRY_MAX_DELAY_MS", "200"),
+        // Other failures are dead-lettered after two attempts: a full disk must not be one.
+        ("MICRODASH_WORKER_MAX_ATTEMPTS", "2"),
+    ];
+    let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let client = Client::builder(&url).token(&token).retries(0).build().unwrap();
+    let mut acked = Vec::new();
+    let mut next = 0;
+    let mut push = async || {
+        let items: Vec<String> =
+            (next..next + 1_000).map(|id| format!(r#"{{"metric_name":"{METRIC}","value":{id}}}"#)).collect();
+        client.push_json(format!("[{}]", items.join(",")).into_bytes()).await.unwrap();
+        acked.extend(next..next + 1_000);
+        next += 1_000;
+    };
+    push().await;
+    let filler = disk.fill();
+    for _ in 0..20 {
+        push().await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::scrape(&url, "microdash_store_retries_total").await < 4.0 {
+        assert!(Instant::now() < deadline, "the workers never hit the full disk");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(common::scrape(&url, "microdash_dead_lettered_batches_total").await, 0.0, "a batch was dead-lettered");
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while missing(&acked, &stored_at(&db_url).await) > 0 {
+        assert!(Instant::now() < deadline, "ingest did not resume once the disk had room");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let retries = common::scrape(&url, "microdash_store_retries_total").await;
+    assert!(server.terminate().success());
+    let stored = stored_at(&db_url).await;
+    let (lost, twice) = (missing(&acked, &stored), stored.values().filter(|n| **n > 1).count());
+    println!(
+        "database disk full: {} acknowledged, {} stored, {retries} retries, lost: {lost}, stored twice: {twice}",
+        acked.len(),
+        stored.len()
+    );
+    assert_eq!((lost, twice), (0, 0));
 }

@@ -50,17 +50,22 @@ impl StoreError {
 }
 
 /// Whether a query failed for a reason that goes away by itself: a lost connection, a
-/// deadlock, a lock wait, a busy SQLite file. diesel-async reports MySQL I/O and driver
-/// failures, and SQLite reports `SQLITE_BUSY`, only as `Unknown` with a message, so the
-/// message decides.
+/// deadlock, a lock wait, a busy SQLite file, a full or failing disk (an operator frees
+/// space; until then workers hold their batches rather than dead-letter them). diesel-async
+/// reports MySQL I/O and driver failures, and SQLite reports `SQLITE_BUSY`, `SQLITE_FULL`
+/// and `SQLITE_IOERR`, only as `Unknown` with a message, so the message decides.
 fn is_transient(err: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    const TRANSIENT: [&str; 10] = [
+    const TRANSIENT: [&str; 14] = [
         "deadlock",
         "lock wait timeout",
         "database is locked",
         "input/output",
         "io error",
+        "i/o error",
+        "database or disk is full",
+        "readonly database",
+        "unable to open database file",
         "connection",
         "broken pipe",
         "timed out",
