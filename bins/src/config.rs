@@ -24,14 +24,6 @@ use microdash_ingest::worker::WorkerConfig;
 use microdash_store::StoreOptions;
 use serde::{Deserialize, Serialize};
 
-/// The origin (`scheme://host[:port]`) of a URL such as `external_url`; `None` for an empty
-/// or unparsable one.
-fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.trim().split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().filter(|a| !a.is_empty())?;
-    Some(format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
-}
-
 /// Every setting of the server, worker and admin commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -375,7 +367,7 @@ impl Config {
             secure_cookies: self.secure_cookies,
             web_dir: (!self.web_dir.is_empty()).then(|| self.web_dir.clone().into()),
             retention: self.retention().defaults,
-            allowed_origins: origin_of(&self.external_url).into_iter().collect(),
+            allowed_origins: microdash_core::text::origin(&self.external_url).into_iter().collect(),
         }
     }
 

@@ -20,14 +20,30 @@ pub const DEFAULT_MAX_POINTS: usize = 10_000;
 /// beyond the point cap, so memory stays bounded whatever the series sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesWindow {
-    /// `(timestamp ms, value)`, sorted by timestamp; equal timestamps in arrival order.
-    points: VecDeque<(i64, f64)>,
+    /// `(timestamp ms, value, origin)`, sorted by timestamp; equal timestamps in arrival
+    /// order.
+    points: VecDeque<(i64, f64, Origin)>,
     /// How far back from the newest point to keep, ms.
     span_ms: i64,
     /// Most points kept.
     max_points: usize,
     /// The newest timestamp ever pushed, kept past eviction for no-data detection.
     latest_ms: Option<i64>,
+}
+
+/// Where a point came from: what tells one point seen twice from two equal points (a batch
+/// of events sent without timestamps shares the time it was received, and often the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Read back from the store when evaluation started. Equal to a point already read back,
+    /// it is the same point read by two queries.
+    ReadBack,
+    /// Announced as just stored, with a `dedupe_id`. Equal to any point held, it is the same
+    /// point again: a retried delivery the store dropped, or one also read back.
+    Identified,
+    /// Announced as just stored, without a `dedupe_id`. Equal only to a point read back is it
+    /// the same point (the store keeps every such point, and so does the window).
+    Anonymous,
 }
 
 impl SeriesWindow {
@@ -53,33 +69,39 @@ impl SeriesWindow {
         self.evict();
     }
 
-    /// Add a point, wherever in time it falls. A point equal to one held (same time, same
-    /// value) is taken for the same point seen twice and ignored: a retried delivery, or a
-    /// point both read back from the store and announced as just stored.
-    pub fn push(&mut self, ts_ms: i64, value: f64) {
+    /// Add a point, wherever in time it falls, unless [`Origin`] says it is one already held
+    /// (same time, same value) seen again.
+    pub fn push(&mut self, ts_ms: i64, value: f64, origin: Origin) {
         self.latest_ms = Some(self.latest_ms.map_or(ts_ms, |latest| latest.max(ts_ms)));
-        let same_time = self.points.partition_point(|&(ts, _)| ts < ts_ms);
-        let at = self.points.partition_point(|&(ts, _)| ts <= ts_ms);
-        if self.points.range(same_time..at).any(|&(_, v)| v.to_bits() == value.to_bits()) {
+        let same_time = self.points.partition_point(|&(ts, _, _)| ts < ts_ms);
+        let at = self.points.partition_point(|&(ts, _, _)| ts <= ts_ms);
+        let seen = self.points.range(same_time..at).any(|&(_, v, held)| {
+            v.to_bits() == value.to_bits()
+                && match origin {
+                    Origin::Identified => true,
+                    Origin::ReadBack | Origin::Anonymous => held == Origin::ReadBack,
+                }
+        });
+        if seen {
             return;
         }
         match self.points.back() {
-            Some(&(last, _)) if ts_ms < last => {
+            Some(&(last, _, _)) if ts_ms < last => {
                 if ts_ms < last - self.span_ms {
                     return; // Too late to fall in any window.
                 }
-                self.points.insert(at, (ts_ms, value));
+                self.points.insert(at, (ts_ms, value, origin));
             }
-            _ => self.points.push_back((ts_ms, value)),
+            _ => self.points.push_back((ts_ms, value, origin)),
         }
         self.evict();
     }
 
     /// Drop what the span and the cap no longer need.
     fn evict(&mut self) {
-        if let Some(&(newest, _)) = self.points.back() {
+        if let Some(&(newest, _, _)) = self.points.back() {
             let oldest_kept = newest.saturating_sub(self.span_ms);
-            while self.points.front().is_some_and(|&(ts, _)| ts < oldest_kept) {
+            while self.points.front().is_some_and(|&(ts, _, _)| ts < oldest_kept) {
                 self.points.pop_front();
             }
         }
@@ -95,16 +117,16 @@ impl SeriesWindow {
     /// `None` when no point falls in the window. Windows longer than the span see only what
     /// the span kept.
     pub fn aggregate(&self, aggregate: Aggregate, window_s: u32, now_ms: i64) -> Option<f64> {
-        let end = self.points.partition_point(|&(ts, _)| ts <= now_ms);
+        let end = self.points.partition_point(|&(ts, _, _)| ts <= now_ms);
         let start = if window_s == 0 {
             // Every point at the latest timestamp, so `last` breaks ties as rollups do.
-            let (latest, _) = self.points[end.checked_sub(1)?];
-            self.points.partition_point(|&(ts, _)| ts < latest)
+            let (latest, _, _) = self.points[end.checked_sub(1)?];
+            self.points.partition_point(|&(ts, _, _)| ts < latest)
         } else {
             let after = now_ms.saturating_sub(i64::from(window_s) * 1000);
-            self.points.partition_point(|&(ts, _)| ts <= after)
+            self.points.partition_point(|&(ts, _, _)| ts <= after)
         };
-        let mut points = self.points.range(start..end).map(|&(ts, value)| Summary::of(ts, value));
+        let mut points = self.points.range(start..end).map(|&(ts, value, _)| Summary::of(ts, value));
         let mut summary = points.next()?;
         for point in points {
             summary.merge(&point);
@@ -146,14 +168,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_same_point_seen_twice_counts_once() {
+    fn the_same_point_seen_twice_counts_once_and_equal_points_each_count() {
+        use Origin::*;
         let mut window = SeriesWindow::new(60);
-        window.push(1_000, 5.0);
-        window.push(1_000, 5.0);
-        window.push(1_000, 6.0);
-        window.push(2_000, 5.0);
+        // Read back twice (two overlapping queries), then announced: one point.
+        window.push(1_000, 5.0, ReadBack);
+        window.push(1_000, 5.0, ReadBack);
+        window.push(1_000, 5.0, Anonymous);
+        window.push(1_000, 6.0, Anonymous);
+        window.push(2_000, 5.0, ReadBack);
         assert_eq!(window.aggregate(Aggregate::Count, 60, 2_000), Some(3.0));
         assert_eq!(window.aggregate(Aggregate::Sum, 60, 2_000), Some(16.0));
+        // Three equal events of one batch, no dedupe id: three points, as the store keeps.
+        for _ in 0..3 {
+            window.push(3_000, 1.0, Anonymous);
+        }
+        assert_eq!(window.aggregate(Aggregate::Count, 1, 3_000), Some(3.0));
+        // With a dedupe id, the same point delivered again is one.
+        window.push(4_000, 1.0, Identified);
+        window.push(4_000, 1.0, Identified);
+        assert_eq!(window.aggregate(Aggregate::Count, 1, 4_000), Some(1.0));
     }
 
     const T: i64 = 1_700_000_000_000;
@@ -161,7 +195,7 @@ mod tests {
     fn window(points: &[(i64, f64)]) -> SeriesWindow {
         let mut window = SeriesWindow::new(3600);
         for &(offset_s, value) in points {
-            window.push(T + offset_s * 1000, value);
+            window.push(T + offset_s * 1000, value, Origin::Anonymous);
         }
         window
     }
@@ -224,16 +258,16 @@ mod tests {
     fn old_points_are_evicted_by_span_and_cap() {
         let mut w = SeriesWindow::new(60);
         for s in 0..=120 {
-            w.push(T + s * 1000, s as f64);
+            w.push(T + s * 1000, s as f64, Origin::Anonymous);
         }
         // From 60 to 120 inclusive are within 60 s of the newest.
         assert_eq!(w.len(), 61);
         assert_eq!(w.aggregate(Aggregate::Min, 3600, T + 120_000), Some(60.0));
         // Too late for any window: dropped, but it still counts as data for no-data.
-        w.push(T, -1.0);
+        w.push(T, -1.0, Origin::Anonymous);
         assert_eq!(w.len(), 61);
         // A late point inside the span is kept, in order.
-        w.push(T + 100_500, 1000.0);
+        w.push(T + 100_500, 1000.0, Origin::Anonymous);
         assert_eq!(w.aggregate(Aggregate::Max, 1, T + 101_000), Some(1000.0));
         assert_eq!(w.latest_ms(), Some(T + 120_000));
         w.set_span_s(10);
@@ -241,13 +275,13 @@ mod tests {
 
         let mut capped = SeriesWindow::with_max_points(3600, 3);
         for s in 0..10 {
-            capped.push(T + s * 1000, s as f64);
+            capped.push(T + s * 1000, s as f64, Origin::Anonymous);
         }
         assert_eq!(capped.len(), 3);
         assert_eq!(capped.aggregate(Aggregate::Avg, 3600, T + 9000), Some(8.0));
         let mut zero = SeriesWindow::new(0);
-        zero.push(T, 1.0);
-        zero.push(T + 1000, 2.0);
+        zero.push(T, 1.0, Origin::Anonymous);
+        zero.push(T + 1000, 2.0, Origin::Anonymous);
         assert_eq!((zero.len(), zero.aggregate(Aggregate::Last, 0, T + 1000)), (1, Some(2.0)));
     }
 

@@ -585,13 +585,35 @@ pub fn check_email(address: &str) -> Result<(), String> {
 
 /// Parse and validate a rule body (`POST` or `PUT`). A body that does not deserialise is
 /// answered with every field of the wrong type and every unknown field, each named.
+///
+/// The fields only answers carry (`id`, `created_at`, `updated_at`) are ignored, so a client
+/// can send back what it read with one field changed.
 pub fn parse_rule(body: &[u8], limits: &Limits) -> Result<AlertRule, Vec<FieldError>> {
-    parse_object::<AlertRuleIn>(body, RULE_FIELDS)?.validate_with(limits)
+    let body = without(body, &["id", "created_at", "updated_at"]);
+    parse_object::<AlertRuleIn>(&body, RULE_FIELDS)?.validate_with(limits)
 }
 
-/// Parse and validate a channel body, naming every problem like [`parse_rule`].
+/// Parse and validate a channel body, naming every problem like [`parse_rule`]; the fields
+/// only answers carry (`id`, `has_secret`, `created_at`) are ignored.
 pub fn parse_channel(body: &[u8]) -> Result<NamedChannel, Vec<FieldError>> {
-    parse_object::<ChannelIn>(body, CHANNEL_FIELDS)?.validate()
+    let body = without(body, &["id", "has_secret", "created_at"]);
+    parse_object::<ChannelIn>(&body, CHANNEL_FIELDS)?.validate()
+}
+
+/// `body` without the top-level `fields`, if it is a JSON object holding any of them;
+/// otherwise as it is (so its errors are reported as they are).
+fn without<'a>(body: &'a [u8], fields: &[&str]) -> std::borrow::Cow<'a, [u8]> {
+    if let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(body)
+        && fields.iter().any(|f| object.contains_key(*f))
+    {
+        for field in fields {
+            object.remove(*field);
+        }
+        if let Ok(rewritten) = serde_json::to_vec(&object) {
+            return std::borrow::Cow::Owned(rewritten);
+        }
+    }
+    std::borrow::Cow::Borrowed(body)
 }
 
 /// The fields of an input object and a check that a value has each one's type.
@@ -1015,10 +1037,28 @@ mod tests {
         let stored = serde_json::to_string(&channel.channel).unwrap();
         assert_eq!(stored, r#"{"kind":"webhook","url":"https://x.y","secret":"hunter2","format":"microdash"}"#);
         assert_eq!(serde_json::from_str::<Channel>(&stored).unwrap(), channel.channel);
+        // An answer sent back (as a client editing one field would) is read as the channel,
+        // its answer-only fields ignored; the secret is the HTTP layer's to carry over.
+        let sent_back = parse_channel(out.as_bytes()).unwrap();
+        assert_eq!(sent_back.name, "ops");
+        assert!(matches!(sent_back.channel, Channel::Webhook { secret: None, .. }));
+        assert_eq!(
+            parse_channel(br#"{"name":"ops","kind":"webhook","url":"https://x.y","idd":1}"#).unwrap_err()[0]
+                .field
+                .as_deref(),
+            Some("idd")
+        );
         let email = parse_channel(br#"{"name":"m","kind":"email","to":["a@b.c"]}"#).unwrap();
         assert_eq!(
             serde_json::to_string(&email.to_out(5, 0)).unwrap(),
             r#"{"id":5,"name":"m","kind":"email","has_secret":false,"to":["a@b.c"],"created_at":"1970-01-01T00:00:00.000Z"}"#
         );
+    }
+
+    #[test]
+    fn a_rule_answer_sent_back_is_the_same_rule() {
+        let rule = full().validate().unwrap();
+        let answer = serde_json::to_vec(&rule.to_out(3, 1_700_000_000_000, 1_700_000_000_001)).unwrap();
+        assert_eq!(parse_rule(&answer, &Limits::default()).unwrap(), rule);
     }
 }

@@ -17,6 +17,14 @@ pub fn redact_url_password(url: &str) -> String {
     }
 }
 
+/// The origin of a URL, `scheme://host[:port]` in lowercase (`https://Dash.Example.com/x` ->
+/// `https://dash.example.com`); `None` without a scheme or host.
+pub fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().filter(|a| !a.is_empty())?;
+    Some(format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
+}
+
 /// The longest user-supplied text a log line carries, in characters.
 pub const MAX_LOGGED_CHARS: usize = 64;
 
@@ -56,6 +64,14 @@ mod tests {
         ] {
             assert_eq!(redact_url_password(url), shown, "{url}");
         }
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(origin("https://Dash.Example.com:8443/x?y#z").as_deref(), Some("https://dash.example.com:8443"));
+        assert_eq!(origin("http://h").as_deref(), Some("http://h"));
+        assert_eq!(origin("h/x"), None);
+        assert_eq!(origin("http:///x"), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use microdash_alert::deliver::{Deliverer, MAX_ATTEMPTS, Message, Outcome, retry_
 use microdash_alert::matcher::{InstanceKey, SeriesRef, matches};
 use microdash_alert::payload::Alert;
 use microdash_alert::state::{InstanceState, Observation, Step, step};
-use microdash_alert::window::SeriesWindow;
+use microdash_alert::window::{Origin, SeriesWindow};
 use microdash_core::alert::{AlertRule, NamedChannel};
 use microdash_core::api::alert::AlertStreamEvent;
 use microdash_store::{
@@ -42,7 +42,8 @@ use crate::telemetry::Telemetry;
 /// The lease that makes one process the evaluator.
 const LEASE: &str = "alerts";
 /// Points stamped further ahead of this process's clock are not evaluated: one point from a
-/// badly set clock would otherwise hide every real one behind it.
+/// badly set clock would otherwise hide every real one behind it. Points ahead by less are
+/// evaluated as of now.
 const MAX_FUTURE_MS: i64 = 60_000;
 /// Most points read back per rule (for a rule of one agent, or the series without an agent)
 /// when a process starts evaluating.
@@ -317,16 +318,17 @@ impl Instance {
         Self { tenant_id, window: SeriesWindow::new(rule.window_s), state, value_unsaved: false, active_ms: now }
     }
 
-    fn push(&mut self, timestamp_ms: i64, value: f64) {
-        self.window.push(timestamp_ms, value);
+    fn push(&mut self, timestamp_ms: i64, value: f64, origin: Origin) {
+        self.window.push(timestamp_ms, value, origin);
         self.active_ms = self.active_ms.max(timestamp_ms);
     }
 
-    /// Whether it can be forgotten at `now`: ok, and its series silent for longer than the
-    /// rule looks back over plus `grace_ms`.
+    /// Whether it can be forgotten at `now`: ok or without data (not alerting), and its
+    /// series silent for longer than the rule looks back over plus `grace_ms`.
     fn idle(&self, rule: &AlertRule, now: i64, grace_ms: i64) -> bool {
+        use microdash_core::api::alert::AlertState;
         let lookback_s = rule.window_s.max(rule.no_data_s).max(rule.keep_firing_for_s);
-        self.state.state == microdash_core::api::alert::AlertState::Ok
+        matches!(self.state.state, AlertState::Ok | AlertState::NoData)
             && now - self.active_ms > i64::from(lookback_s) * 1000 + grace_ms
     }
 }
@@ -449,11 +451,13 @@ impl Engine {
                 if !matches(&rule, series) || point.timestamp_ms > now + MAX_FUTURE_MS {
                     continue;
                 }
+                // A clock a little ahead counts as now, so the point is evaluated at once.
+                let timestamp_ms = point.timestamp_ms.min(now);
                 let instance = self
                     .instances
                     .entry((rule_id, InstanceKey::from(series)))
                     .or_insert_with(|| Instance::new(tenant_id, &rule, InstanceState::new(now), now));
-                instance.push(point.timestamp_ms, point.value);
+                instance.push(timestamp_ms, point.value, Origin::ReadBack);
             }
         }
         self.revision = Some(revision);
@@ -468,6 +472,10 @@ impl Engine {
             if metric.timestamp_ms > now + MAX_FUTURE_MS {
                 continue;
             }
+            // A clock a little ahead counts as now: otherwise a `last` over no window would
+            // hold only that future point and see nothing until the clock caught up.
+            let timestamp_ms = metric.timestamp_ms.min(now);
+            let origin = if metric.dedupe_id.is_some() { Origin::Identified } else { Origin::Anonymous };
             let Some(rule_ids) = self.by_metric.get(&(persisted.tenant_id, metric.name.clone())) else { continue };
             for rule_id in rule_ids {
                 let Some(entry) = self.rules.get(rule_id) else { continue };
@@ -480,7 +488,7 @@ impl Engine {
                     .instances
                     .entry(id.clone())
                     .or_insert_with(|| Instance::new(persisted.tenant_id, &entry.rule, InstanceState::new(now), now));
-                instance.push(metric.timestamp_ms, metric.value);
+                instance.push(timestamp_ms, metric.value, origin);
                 self.dirty.insert(id);
             }
         }
@@ -501,17 +509,19 @@ impl Engine {
         now: i64,
         tick: bool,
     ) {
-        let mut changed: Vec<(InstanceId, Step)> = Vec::new();
+        let retired = std::mem::take(&mut self.retired);
+        let mut changed: Vec<Change> = Vec::new();
         // Retired instances first, so that a new instance of the same series, written later in
-        // the same transaction, has the last word.
-        for (id, instance, old) in std::mem::take(&mut self.retired) {
+        // the same transaction, has the last word. They resolve under the rule as it was (its
+        // name, metric and channels), which is what they reported under.
+        for (id, instance, old) in &retired {
             if !self.rules.contains_key(&id.0) {
                 continue;
             }
-            let retired = AlertRule { enabled: false, ..old };
-            let next = step(&retired, &instance.state, Observation::default(), now);
+            let disabled = AlertRule { enabled: false, ..old.clone() };
+            let next = step(&disabled, &instance.state, Observation::default(), now);
             if next.transition.is_some() || next.notify.is_some() {
-                changed.push((id, next));
+                changed.push(Change { id: id.clone(), step: next, retired: Some(old.clone()) });
             }
         }
         let mut value_saves = 0;
@@ -527,31 +537,32 @@ impl Engine {
             let save_value = tick && (instance.value_unsaved || value_changed) && value_saves < VALUE_SAVES_PER_TICK;
             if moved || save_value {
                 value_saves += usize::from(!moved);
-                changed.push((id, next));
+                changed.push(Change { id, step: next, retired: None });
             } else {
                 instance.value_unsaved |= value_changed;
                 instance.state = next.next;
             }
         }
         if changed.is_empty() {
+            self.forget_retired(store, &retired).await;
             return;
         }
         let mut steps = Vec::with_capacity(changed.len());
         // Many instances of one rule often fire together: read each channel once per evaluation.
         let mut channels = HashMap::new();
-        for (id, step) in &changed {
-            match self.record(store, &mut channels, id, step).await {
+        for change in &changed {
+            match self.record(store, &mut channels, change).await {
                 Ok(record) => steps.push(record),
                 Err(err) => {
                     tracing::warn!(error = %err, "preparing alert notifications failed; evaluating again");
-                    self.dirty.extend(changed.iter().map(|(id, _)| id.clone()));
+                    self.retry_later(changed, retired);
                     return;
                 }
             }
         }
         if !self.lease.held() {
             // Possibly no longer ours: write nothing; the next leader evaluates these again.
-            self.dirty.extend(changed.into_iter().map(|(id, _)| id));
+            self.retry_later(changed, retired);
             return;
         }
         let borrowed: Vec<AlertStep<'_>> = steps.iter().map(StepRecord::borrow).collect();
@@ -559,34 +570,68 @@ impl Engine {
             Ok(recorded) => {
                 // A step of a rule deleted meanwhile stored nothing: it is neither announced
                 // nor applied (the next refresh drops its instance).
-                let changed: Vec<(InstanceId, Step)> =
+                let changed: Vec<Change> =
                     changed.into_iter().zip(recorded).filter_map(|(change, queued)| queued.map(|_| change)).collect();
-                let transitions = changed.iter().filter(|(_, step)| step.transition.is_some()).count();
-                let notified = changed.iter().any(|(_, step)| step.notify.is_some());
+                let transitions = changed.iter().filter(|c| c.step.transition.is_some()).count();
+                let notified = changed.iter().any(|c| c.step.notify.is_some());
                 telemetry.record_alert_transitions(transitions as u64);
                 for notice in self.notices(&changed) {
                     publisher.publish_alerts(notice).await;
                 }
-                for (id, step) in changed {
-                    if let Some(instance) = self.instances.get_mut(&id) {
-                        instance.state = step.next;
+                for change in changed {
+                    // A retired step's state is the old rule's: never a live instance's.
+                    if change.retired.is_none()
+                        && let Some(instance) = self.instances.get_mut(&change.id)
+                    {
+                        instance.state = change.step.next;
                         instance.value_unsaved = false;
                     }
                 }
                 if notified {
                     wake.notify_one();
                 }
+                self.forget_retired(store, &retired).await;
             }
             Err(err) => {
                 // Nothing moved on: the same steps are taken again at the next evaluation.
                 tracing::warn!(error = %err, "recording alert steps failed; evaluating again");
                 self.lease.check(&err);
-                self.dirty.extend(changed.into_iter().map(|(id, _)| id));
+                self.retry_later(changed, retired);
             }
         }
     }
 
-    /// Forget instances that have been ok and silent for long (at most [`FORGETS_PER_TICK`]
+    /// After a failed evaluation: evaluate the same instances again next time, and keep the
+    /// retired ones until their resolve is written.
+    fn retry_later(&mut self, changed: Vec<Change>, retired: Vec<(InstanceId, Instance, AlertRule)>) {
+        self.dirty.extend(changed.into_iter().filter(|c| c.retired.is_none()).map(|c| c.id));
+        let mut retired = retired;
+        retired.append(&mut self.retired);
+        self.retired = retired;
+    }
+
+    /// Delete the stored rows of retired instances that no live instance took over (their
+    /// series no longer matches the rule): resolved, they would only linger as `ok`.
+    async fn forget_retired(&self, store: &Store, retired: &[(InstanceId, Instance, AlertRule)]) {
+        let refs: Vec<InstanceRef<'_>> = retired
+            .iter()
+            .filter(|(id, _, _)| !self.instances.contains_key(id))
+            .map(|((rule_id, key), _, _)| InstanceRef {
+                rule_id: *rule_id,
+                agent_id: key.agent_id.as_deref(),
+                tags: &key.tags,
+            })
+            .collect();
+        if refs.is_empty() {
+            return;
+        }
+        if let Err(err) = store.forget_alert_instances(self.lease.fence(), &refs).await {
+            tracing::warn!(error = %err, "deleting retired alert instances failed");
+            self.lease.check(&err);
+        }
+    }
+
+    /// Forget instances that have been ok (or without data) and silent for long (at most [`FORGETS_PER_TICK`]
     /// at a time): their stored state first, then their memory.
     async fn forget_idle(&mut self, store: &Store, now: i64) {
         let idle: Vec<InstanceId> = self
@@ -621,11 +666,13 @@ impl Engine {
     }
 
     /// The transitions among `changed`, per tenant, as the live streams announce them.
-    fn notices(&self, changed: &[(InstanceId, Step)]) -> Vec<AlertNotice> {
+    fn notices(&self, changed: &[Change]) -> Vec<AlertNotice> {
         let mut by_tenant: HashMap<i64, Vec<AlertStreamEvent>> = HashMap::new();
-        for ((rule_id, key), step) in changed {
-            let (Some(transition), Some(entry)) = (step.transition, self.rules.get(rule_id)) else { continue };
-            let alert = step.next.to_out(*rule_id, &entry.rule.name, key);
+        for change in changed {
+            let (rule_id, key) = &change.id;
+            let (Some(transition), Some(entry)) = (change.step.transition, self.rules.get(rule_id)) else { continue };
+            let name = change.retired.as_ref().map_or(&entry.rule.name, |old| &old.name);
+            let alert = change.step.next.to_out(*rule_id, name, key);
             by_tenant.entry(entry.tenant_id).or_default().push(AlertStreamEvent { alert, from: transition.from });
         }
         by_tenant.into_iter().map(|(tenant_id, events)| AlertNotice { tenant_id, events }).collect()
@@ -636,11 +683,13 @@ impl Engine {
         &self,
         store: &Store,
         channels: &mut HashMap<(i64, i64), Option<NamedChannel>>,
-        id: &InstanceId,
-        step: &Step,
+        change: &Change,
     ) -> Result<StepRecord, StoreError> {
+        let (id, step) = (&change.id, &change.step);
         let (rule_id, key) = id;
         let entry = &self.rules[rule_id];
+        // A retired instance reports under the rule as it was.
+        let rule = change.retired.as_ref().unwrap_or(&entry.rule);
         let tenant_id = self.instances.get(id).map_or(entry.tenant_id, |i| i.tenant_id);
         let tenant = self.tenants.get(&tenant_id).cloned().unwrap_or_default();
         let mut notifications = Vec::new();
@@ -648,12 +697,12 @@ impl Engine {
             let alert = Alert {
                 tenant: &tenant,
                 rule_id: *rule_id,
-                rule: &entry.rule,
+                rule,
                 instance: key,
                 notify,
                 external_url: &self.external_url,
             };
-            for channel_id in &entry.rule.channels {
+            for channel_id in &rule.channels {
                 let channel = match channels.get(&(tenant_id, *channel_id)) {
                     Some(channel) => channel.clone(),
                     None => {
@@ -677,7 +726,7 @@ impl Engine {
         Ok(StepRecord {
             tenant_id,
             rule_id: *rule_id,
-            rule_name: entry.rule.name.clone(),
+            rule_name: rule.name.clone(),
             key: key.clone(),
             state: step.next.clone(),
             state_json: serde_json::to_string(&step.next).unwrap_or_default(),
@@ -691,6 +740,14 @@ impl Engine {
             notifications,
         })
     }
+}
+
+/// One instance's step to write.
+struct Change {
+    id: InstanceId,
+    step: Step,
+    /// For a retired instance, the rule as it was when the instance reported under it.
+    retired: Option<AlertRule>,
 }
 
 /// Whether `a` and `b` watch the same series the same way: if not, instances start afresh.
@@ -793,13 +850,19 @@ async fn run_sender(
     let max_in_flight = max_in_flight.max(1);
     let claim_ms = (deliverer.timeout() + CLAIM_MARGIN).as_millis() as i64;
     let mut tasks = tokio::task::JoinSet::new();
+    // What is being sent, by task: never claimed again while its send is under way, even if
+    // its claim ran out (a slow store), so this sender never sends one notification twice.
+    let mut sending: HashMap<tokio::task::Id, i64> = HashMap::new();
     loop {
         let free = max_in_flight - tasks.len();
         if free > 0 && lease.held() {
-            match store.claim_due_notifications(lease.fence(), now_ms(), free, claim_ms).await {
+            let busy: Vec<i64> = sending.values().copied().collect();
+            match store.claim_due_notifications(lease.fence(), now_ms(), free, claim_ms, &busy).await {
                 Ok(rows) => {
                     for row in rows {
-                        tasks.spawn(deliver(store.clone(), deliverer.clone(), telemetry.clone(), row));
+                        let id = row.id;
+                        let task = tasks.spawn(deliver(store.clone(), deliverer.clone(), telemetry.clone(), row));
+                        sending.insert(task.id(), id);
                     }
                 }
                 Err(err) => {
@@ -810,10 +873,15 @@ async fn run_sender(
         }
         tokio::select! {
             () = lease.lost.cancelled() => break,
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Err(err) = done {
-                    tracing::error!(error = %err, "a notification delivery failed");
-                }
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let task = match done {
+                    Ok((task, ())) => task,
+                    Err(err) => {
+                        tracing::error!(error = %err, "a notification delivery failed");
+                        err.id()
+                    }
+                };
+                sending.remove(&task);
             }
             () = wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -875,8 +943,15 @@ async fn deliver(store: Store, deliverer: Deliverer, telemetry: Arc<Telemetry>, 
             tracing::warn!(notification = row.id, channel = row.channel_id, status = ?http_status, %error, outcome = word, "notification not delivered");
         }
     }
-    if let Err(err) = store.record_attempt(row.id, &outcome, now_ms()).await {
-        tracing::warn!(error = %err, notification = row.id, "recording a delivery attempt failed; it will be sent again");
+    match store.record_attempt(row.id, row.next_attempt_ms, &outcome, now_ms()).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            notification = row.id,
+            "the claim on a notification ran out while it was sent; the attempt was not recorded"
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, notification = row.id, "recording a delivery attempt failed; it will be sent again");
+        }
     }
 }
 

@@ -408,17 +408,26 @@ async fn a_rule_changed_to_watch_another_metric_resolves_what_it_reported() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let bodies = receiver.wait_for(2).await;
     assert_eq!(bodies[1]["status"], "resolved", "{bodies:?}");
+    // Resolved as what it reported: the cpu rule, not the memory one it became.
+    assert_eq!(bodies[1]["rule_name"], "cpu high", "{bodies:?}");
+    assert_eq!(bodies[1]["summary"], bodies[0]["summary"], "{bodies:?}");
+    let history = app.call("GET", "/api/v1/alerts/history", Some(&t.token), None).await;
+    assert_eq!(history.json[0]["rule_name"], "cpu high", "{}", history.text);
     // The cpu series no longer belongs to the rule: more cpu breaches notify nothing.
     push(&app, &t, "web-1", 99.0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.bodies().len(), 2, "{:?}", receiver.bodies());
     let firing = app.call("GET", "/api/v1/alerts?state=firing", Some(&t.token), None).await;
     assert_eq!(firing.json, json!([]), "{}", firing.text);
+    // Nor does its resolved instance linger under the rule that no longer watches it.
+    let listed = app.call("GET", "/api/v1/alerts", Some(&t.token), None).await;
+    assert_eq!(listed.json, json!([]), "{}", listed.text);
     app.stop().await;
 }
 
 /// A point stamped far ahead of the server's clock is not evaluated, so it cannot hide the
-/// real ones behind it.
+/// real ones behind it; one a little ahead (an agent's clock running fast) is evaluated as of
+/// now, at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_point_from_the_future_is_not_evaluated() {
     let app = App::start_with_alerting().await;
@@ -435,6 +444,12 @@ async fn a_point_from_the_future_is_not_evaluated() {
     // A real breach now still fires: the future point is not the window's "last".
     push(&app, &t, "web-1", 95.0).await;
     assert_eq!(receiver.wait_for(1).await[0]["value"], 95.0);
+    // An agent 15 s ahead breaching: fires now, not once the server's clock catches up.
+    let ahead_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 15.0;
+    let body = json!({"metric_name": "cpu.usage_percent", "value": 97.0, "agent_id": "fast", "timestamp": ahead_s});
+    app.call("POST", "/api/v1/metrics", Some(&t.token), Some(&body.to_string())).await;
+    let bodies = receiver.wait_for(2).await;
+    assert_eq!((&bodies[1]["agent_id"], &bodies[1]["value"]), (&json!("fast"), &json!(97.0)), "{bodies:?}");
     app.stop().await;
 }
 
@@ -511,5 +526,34 @@ async fn a_channel_secret_is_kept_unless_cleared() {
     let put = app.call("PUT", &path, Some(&t.token), Some(&cleared.to_string())).await;
     assert_eq!((put.status, &put.json["has_secret"]), (StatusCode::OK, &json!(false)), "{}", put.text);
     assert!(!signed(2).await, "no secret, no signature");
+
+    // A secret set again is not carried to another host by a PUT that leaves it out.
+    let resigned = json!({"name": "renamed", "kind": "webhook", "url": receiver.url, "secret": "again"});
+    let put = app.call("PUT", &path, Some(&t.token), Some(&resigned.to_string())).await;
+    assert_eq!(put.json["has_secret"], true, "{}", put.text);
+    let moved = json!({"name": "renamed", "kind": "webhook", "url": receiver.url.replace("127.0.0.1", "localhost")});
+    let put = app.call("PUT", &path, Some(&t.token), Some(&moved.to_string())).await;
+    assert_eq!((put.status, &put.json["has_secret"]), (StatusCode::OK, &json!(false)), "{}", put.text);
+    // An answer sent back as it was read is taken (its id, has_secret, created_at ignored).
+    let answer = put.json.clone();
+    let put = app.call("PUT", &path, Some(&t.token), Some(&answer.to_string())).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    app.stop().await;
+}
+
+/// While a channel's test notification is still being delivered, another is refused (`429`):
+/// tests cannot pile up in the queue every tenant's notifications share.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_test_notification_at_a_time_per_channel() {
+    let app = App::start_with_alerting().await;
+    let t = app.tenant("acme", "ingest,read,alerts").await;
+    let hanging = Receiver::behaving(Behaviour::Hang).await;
+    let channel = json!({"name": "slow", "kind": "webhook", "url": hanging.url});
+    let created = app.call("POST", "/api/v1/channels", Some(&t.token), Some(&channel.to_string())).await;
+    let test = format!("/api/v1/channels/{}/test", created.json["id"]);
+    assert_eq!(app.call("POST", &test, Some(&t.token), None).await.status, StatusCode::ACCEPTED);
+    let again = app.call("POST", &test, Some(&t.token), None).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS, "{}", again.text);
+    assert_eq!(again.json["error"], "test_pending", "{}", again.text);
     app.stop().await;
 }

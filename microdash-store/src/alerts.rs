@@ -554,7 +554,7 @@ struct Count {
 fn db_now_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
-        Backend::Mysql => "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
+        Backend::Mysql => "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)",
     }
 }
 
@@ -1191,17 +1191,20 @@ impl Store {
         rows.into_iter().map(NotificationDbRow::into_row).collect()
     }
 
-    /// Claim up to `limit` due pending notifications for delivery, the longest due first:
-    /// each is put off until `now_ms + claim_ms`, so no one takes it again while it is being
-    /// sent, and if the sender dies before recording the attempt it is sent again once the
-    /// claim runs out. Fenced by the sender's lease: a sender that lost it claims nothing
-    /// ([`StoreError::LeaseLost`]). Returns the notifications claimed.
+    /// Claim up to `limit` due pending notifications for delivery, the longest due first,
+    /// leaving out `busy` (those this sender is still sending): each is put off until
+    /// `now_ms + claim_ms`, so no one takes it again while it is being sent, and if the
+    /// sender dies before recording the attempt it is sent again once the claim runs out.
+    /// The returned rows carry that time as `next_attempt_ms`: the claim, which
+    /// [`Store::record_attempt`] must name. Fenced by the sender's lease: a sender that lost
+    /// it claims nothing ([`StoreError::LeaseLost`]).
     pub async fn claim_due_notifications(
         &self,
         fence: Fence<'_>,
         now_ms: i64,
         limit: usize,
         claim_ms: i64,
+        busy: &[i64],
     ) -> Result<Vec<NotificationRow>, StoreError> {
         let pending = to_text(&NotificationStatus::Pending);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -1209,9 +1212,10 @@ impl Store {
         let fence_check = fence_sql(self.backend());
         let rows: Vec<NotificationDbRow> = write_with!(self, transaction, |conn| {
             check_fence!(&mut *conn, &fence_check, fence);
-            let rows: Vec<NotificationDbRow> = alert_notifications::table
+            let mut rows: Vec<NotificationDbRow> = alert_notifications::table
                 .filter(alert_notifications::status.eq(&pending))
                 .filter(alert_notifications::next_attempt_ms.le(now_ms))
+                .filter(alert_notifications::id.ne_all(busy))
                 .select(NotificationDbRow::as_select())
                 .order((alert_notifications::next_attempt_ms, alert_notifications::id))
                 .limit(limit)
@@ -1227,6 +1231,9 @@ impl Store {
                 .set(alert_notifications::next_attempt_ms.eq(until_ms))
                 .execute(conn)
                 .await?;
+            }
+            for row in &mut rows {
+                row.next_attempt_ms = until_ms;
             }
             Ok::<_, StoreError>(rows)
         })?;
@@ -1275,9 +1282,18 @@ impl Store {
     }
 
     /// Record a delivery attempt of a pending notification at `now_ms`: one more attempt,
-    /// and the status, error, HTTP status and times `outcome` says. Returns whether a
-    /// pending notification `id` existed; one already sent or failed is left as it is.
-    pub async fn record_attempt(&self, id: i64, outcome: &AttemptOutcome, now_ms: i64) -> Result<bool, StoreError> {
+    /// and the status, error, HTTP status and times `outcome` says, only while its
+    /// `next_attempt_ms` is still `claim` (the one the sender's row had, from
+    /// [`Store::claim_due_notifications`]): a sender whose claim ran out and was taken over
+    /// records nothing, so a late answer cannot undo its successor's. Returns whether it was
+    /// recorded; a notification already sent or failed is left as it is.
+    pub async fn record_attempt(
+        &self,
+        id: i64,
+        claim: i64,
+        outcome: &AttemptOutcome,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let (status, next_attempt_ms, error, http_status, sent_at_ms) = match outcome {
             AttemptOutcome::Sent { http_status } => {
                 (NotificationStatus::Sent, now_ms, None, *http_status, Some(now_ms))
@@ -1300,7 +1316,8 @@ impl Store {
         );
         let target = alert_notifications::table
             .filter(alert_notifications::id.eq(id))
-            .filter(alert_notifications::status.eq(pending));
+            .filter(alert_notifications::status.eq(pending))
+            .filter(alert_notifications::next_attempt_ms.eq(claim));
         let changed = write_with!(self, autocommit, |conn| {
             Ok::<_, StoreError>(diesel::update(target).set(changes).execute(conn).await?)
         })?;

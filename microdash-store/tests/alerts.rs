@@ -346,7 +346,7 @@ async fn notifications_are_retried_then_sent_or_failed(store: Store) {
         http_status: Some(503),
         next_attempt_ms: NOW + 30_000,
     };
-    assert!(store.record_attempt(first, &retry, NOW + 20).await.unwrap());
+    assert!(store.record_attempt(first, NOW, &retry, NOW + 20).await.unwrap());
     assert_eq!(ids(store.due_notifications(NOW + 29_999, 10).await.unwrap()), [second]);
     assert_eq!(ids(store.due_notifications(NOW + 30_000, 10).await.unwrap()), [second, first]);
     let n = &store.notifications(a.id, None, 10).await.unwrap()[0];
@@ -354,20 +354,25 @@ async fn notifications_are_retried_then_sent_or_failed(store: Store) {
     assert_eq!((n.last_error.as_deref(), n.http_status, n.sent_at_ms), (Some("503 from receiver"), Some(503), None));
 
     // Then sent: no longer due, the error cleared.
-    assert!(store.record_attempt(first, &AttemptOutcome::Sent { http_status: Some(200) }, NOW + 30_100).await.unwrap());
+    assert!(
+        store
+            .record_attempt(first, NOW + 30_000, &AttemptOutcome::Sent { http_status: Some(200) }, NOW + 30_100)
+            .await
+            .unwrap()
+    );
     let n = &store.notifications(a.id, Some(a_ch.id), 10).await.unwrap()[0];
     assert_eq!((n.status, n.attempts, n.sent_at_ms), (NotificationStatus::Sent, 2, Some(NOW + 30_100)));
     assert_eq!((n.last_error.as_deref(), n.http_status), (None, Some(200)));
     assert_eq!(ids(store.due_notifications(NOW + 99_999, 10).await.unwrap()), [second]);
     // A finished notification takes no more attempts.
-    assert!(!store.record_attempt(first, &retry, NOW + 30_200).await.unwrap());
+    assert!(!store.record_attempt(first, NOW + 30_100, &retry, NOW + 30_200).await.unwrap());
     assert_eq!(store.notifications(a.id, None, 10).await.unwrap()[0].attempts, 2);
-    assert!(!store.record_attempt(9999, &retry, NOW).await.unwrap());
+    assert!(!store.record_attempt(9999, NOW, &retry, NOW).await.unwrap());
 
     // Failed: given up, with the last error, bounded.
     let long = "x".repeat(10_000);
     let failed = AttemptOutcome::Failed { error: long, http_status: None };
-    assert!(store.record_attempt(second, &failed, NOW + 40_000).await.unwrap());
+    assert!(store.record_attempt(second, NOW + 10, &failed, NOW + 40_000).await.unwrap());
     let n = &store.notifications(b.id, None, 10).await.unwrap()[0];
     assert_eq!((n.status, n.attempts, n.http_status, n.sent_at_ms), (NotificationStatus::Failed, 1, None, None));
     assert_eq!(n.last_error.as_ref().map(|e| e.len()), Some(microdash_store::MAX_NOTIFICATION_ERROR_CHARS));
@@ -505,10 +510,13 @@ async fn old_history_expires(store: Store) {
     let ids: Vec<i64> =
         store.record_alert_steps(fence, &steps).await.unwrap().into_iter().flatten().flatten().collect();
     // Days 0 and 1 were delivered, day 2 failed, days 3 and 4 are still pending.
-    for id in &ids[..2] {
-        store.record_attempt(*id, &AttemptOutcome::Sent { http_status: Some(200) }, NOW).await.unwrap();
+    // (Each is due when its step queued it: that is the claim an attempt names.)
+    for (day, id) in ids[..2].iter().enumerate() {
+        let sent = AttemptOutcome::Sent { http_status: Some(200) };
+        assert!(store.record_attempt(*id, NOW + day as i64 * DAY, &sent, NOW).await.unwrap());
     }
-    store.record_attempt(ids[2], &AttemptOutcome::Failed { error: "no".into(), http_status: None }, NOW).await.unwrap();
+    let failed = AttemptOutcome::Failed { error: "no".into(), http_status: None };
+    assert!(store.record_attempt(ids[2], NOW + 2 * DAY, &failed, NOW).await.unwrap());
     let pending_old = ids[3];
 
     // Before day 4: the events of days 0 to 3, and the finished notifications of days 0 to 2.
@@ -541,7 +549,7 @@ async fn fenced_writes_need_the_lease(store: Store) {
     let stale = Fence { lease: "alerts", holder: "stalled" };
     assert!(store.try_lease(stale.lease, stale.holder, 1_000, clock - 60_000).await.unwrap());
     assert!(matches!(store.record_alert_step(stale, &firing).await, Err(StoreError::LeaseLost(_))));
-    assert!(matches!(store.claim_due_notifications(stale, NOW, 10, 1_000).await, Err(StoreError::LeaseLost(_))));
+    assert!(matches!(store.claim_due_notifications(stale, NOW, 10, 1_000, &[]).await, Err(StoreError::LeaseLost(_))));
     let instance = InstanceRef { rule_id: r.id, agent_id: Some("web-1"), tags: &none };
     assert!(matches!(store.forget_alert_instances(stale, &[instance]).await, Err(StoreError::LeaseLost(_))));
     assert!(store.all_alert_instances().await.unwrap().is_empty());
@@ -565,14 +573,21 @@ async fn claimed_notifications_wait_for_their_claim(store: Store) {
         store.enqueue_notification(t.id, &notify(ch.id, None, NotificationKind::Test, "2"), NOW + 1).await.unwrap();
     let ids = |rows: Vec<microdash_store::NotificationRow>| rows.into_iter().map(|n| n.id).collect::<Vec<_>>();
 
-    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 5, 1, 10_000).await.unwrap()), [first]);
-    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 5, 10, 10_000).await.unwrap()), [second]);
-    assert!(store.claim_due_notifications(fence, NOW + 10_004, 10, 10_000).await.unwrap().is_empty());
-    // The first claim ran out without an attempt recorded: it is sent again.
-    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 10_005, 10, 10_000).await.unwrap()), [first, second]);
-    // A recorded attempt replaces the claim.
-    assert!(store.record_attempt(first, &AttemptOutcome::Sent { http_status: Some(200) }, NOW + 10_006).await.unwrap());
-    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 99_999, 10, 10_000).await.unwrap()), [second]);
+    let claimed = store.claim_due_notifications(fence, NOW + 5, 1, 10_000, &[]).await.unwrap();
+    assert_eq!((claimed[0].id, claimed[0].next_attempt_ms), (first, NOW + 10_005), "the claim is in the row");
+    // What the sender is still sending is left out.
+    assert!(store.claim_due_notifications(fence, NOW + 5, 10, 10_000, &[second]).await.unwrap().is_empty());
+    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 5, 10, 10_000, &[]).await.unwrap()), [second]);
+    assert!(store.claim_due_notifications(fence, NOW + 10_004, 10, 10_000, &[]).await.unwrap().is_empty());
+    // The first claim ran out without an attempt recorded: it is claimed again.
+    let again = store.claim_due_notifications(fence, NOW + 10_005, 10, 10_000, &[]).await.unwrap();
+    assert_eq!(ids(again.clone()), [first, second]);
+    // The first sender's late answer names a claim that no longer stands: not recorded.
+    let sent = AttemptOutcome::Sent { http_status: Some(200) };
+    assert!(!store.record_attempt(first, claimed[0].next_attempt_ms, &sent, NOW + 10_006).await.unwrap());
+    // The current claim's is, and replaces the claim.
+    assert!(store.record_attempt(first, again[0].next_attempt_ms, &sent, NOW + 10_006).await.unwrap());
+    assert_eq!(ids(store.claim_due_notifications(fence, NOW + 99_999, 10, 10_000, &[]).await.unwrap()), [second]);
 }
 
 /// Forgetting instances deletes only those that are ok.

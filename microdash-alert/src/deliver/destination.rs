@@ -21,8 +21,10 @@ pub enum Destinations {
     Public,
     /// Public addresses and this host's and private networks (loopback, RFC 1918, CGNAT,
     /// IPv6 unique local), since small deployments send to receivers next to them; not
-    /// link-local, where cloud metadata services answer, nor unspecified, multicast or
-    /// broadcast addresses. The default.
+    /// link-local or the other addresses where cloud metadata services answer, nor
+    /// unspecified, multicast or broadcast addresses. The default: it trusts tenants with
+    /// the server's network (a refusing receiver's first 300 bytes show in their delivery
+    /// log), so a server whose tenants are not trusted should use [`Destinations::Public`].
     #[default]
     Private,
     /// Any address, link-local included.
@@ -68,6 +70,12 @@ impl FromStr for Destinations {
     }
 }
 
+/// Cloud metadata services outside the link-local range: Alibaba Cloud's (in CGNAT space,
+/// which the `private` setting otherwise allows).
+const METADATA_V4: [Ipv4Addr; 1] = [Ipv4Addr::new(100, 100, 100, 200)];
+/// AWS's metadata service over IPv6 (in unique-local space).
+const METADATA_V6: [Ipv6Addr; 1] = [Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)];
+
 /// What kind of network an address belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -83,16 +91,19 @@ impl Class {
     fn of(ip: IpAddr) -> Class {
         match ip {
             IpAddr::V4(v4) => Class::of_v4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Class::of_v4(v4),
-                None => Class::of_v6(v6),
-            },
+            IpAddr::V6(v6) => Class::of_v6(v6),
         }
     }
 
     fn of_v4(ip: Ipv4Addr) -> Class {
         let [a, b, ..] = ip.octets();
-        if ip.is_link_local() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || a == 0 {
+        if ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || ip.is_broadcast()
+            || a == 0
+            || METADATA_V4.contains(&ip)
+        {
             Class::Special
         } else if ip.is_loopback() || ip.is_private() || (a == 100 && (64..128).contains(&b)) {
             Class::Private
@@ -102,14 +113,27 @@ impl Class {
     }
 
     fn of_v6(ip: Ipv6Addr) -> Class {
-        let first = ip.segments()[0];
-        if ip.is_unspecified() || ip.is_multicast() || (first & 0xffc0) == 0xfe80 {
-            Class::Special
-        } else if ip.is_loopback() || (first & 0xfe00) == 0xfc00 {
-            Class::Private
-        } else {
-            Class::Public
+        let segments = ip.segments();
+        let first = segments[0];
+        if ip.is_loopback() {
+            return Class::Private;
         }
+        if ip.is_unspecified() || ip.is_multicast() || (first & 0xffc0) == 0xfe80 || METADATA_V6.contains(&ip) {
+            return Class::Special;
+        }
+        // Addresses that carry an IPv4 address reach it: IPv4-mapped and -compatible
+        // (`::ffff:a.b.c.d`, `::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) and 6to4 (`2002:AABB:CCDD::`).
+        let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+        if let Some(v4) = ip.to_ipv4() {
+            return Class::of_v4(v4);
+        }
+        if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            return Class::of_v4(embedded(segments[6], segments[7]));
+        }
+        if first == 0x2002 {
+            return Class::of_v4(embedded(segments[1], segments[2]));
+        }
+        if (first & 0xfe00) == 0xfc00 { Class::Private } else { Class::Public }
     }
 }
 
@@ -198,6 +222,14 @@ mod tests {
             ("224.0.0.1", [false, false, true]),
             ("ff02::1", [false, false, true]),
             ("255.255.255.255", [false, false, true]),
+            ("100.100.100.200", [false, false, true]),
+            ("fd00:ec2::254", [false, false, true]),
+            ("64:ff9b::a9fe:a9fe", [false, false, true]),
+            ("64:ff9b::a00:5", [false, true, true]),
+            ("64:ff9b::5db8:d822", [true, true, true]),
+            ("2002:a9fe:a9fe::1", [false, false, true]),
+            ("2002:7f00:1::", [false, true, true]),
+            ("::10.0.0.5", [false, true, true]),
         ];
         for (address, expected) in cases {
             let ip: IpAddr = address.parse().unwrap();

@@ -19,7 +19,7 @@ use microdash_alert::state::Notify;
 use microdash_core::alert::{Channel, NamedChannel, parse_channel, parse_rule};
 use microdash_core::api::alert::{
     AlertEventOut, AlertHistoryQuery, AlertOut, AlertRuleOut, AlertsQuery, ChannelOut, NotificationKind,
-    NotificationOut, Severity,
+    NotificationOut, NotificationStatus, Severity,
 };
 use microdash_core::api::{FieldError, TenantQuery};
 use microdash_core::metric::format_millis;
@@ -270,8 +270,9 @@ pub(super) async fn create_channel(
     Ok((StatusCode::CREATED, Json(stored.channel.to_out(stored.id, stored.created_at_ms))))
 }
 
-/// `PUT`: the whole channel; a webhook without `secret` keeps the one it had, since answers
-/// never show it and an editor could not send it back.
+/// `PUT`: the whole channel; a webhook without `secret` keeps the one it had (answers never
+/// show it, so an editor could not send it back) while its URL stays on the same host;
+/// `"secret": null` clears it.
 /// Whether a channel body says `"secret": null`: clear the stored secret, where leaving the
 /// field out keeps it.
 fn clears_secret(body: &[u8]) -> bool {
@@ -290,9 +291,14 @@ pub(super) async fn update_channel(
     let tenant_id = manageable(&state, &auth, params).await?;
     let mut channel = parse_channel(&body).map_err(ApiError::invalid_fields)?;
     let current = state.store.channel(tenant_id, id).await?.ok_or_else(|| no_channel(id))?;
-    if let (Channel::Webhook { secret: new @ None, .. }, Channel::Webhook { secret: Some(old), .. }) =
-        (&mut channel.channel, &current.channel.channel)
+    // Kept only for the same receiver: signed deliveries to a new host could be replayed to
+    // the old one.
+    if let (
+        Channel::Webhook { secret: new @ None, url: new_url, .. },
+        Channel::Webhook { secret: Some(old), url: old_url, .. },
+    ) = (&mut channel.channel, &current.channel.channel)
         && !clears_secret(&body)
+        && microdash_core::text::origin(new_url) == microdash_core::text::origin(old_url)
     {
         *new = Some(old.clone());
     }
@@ -329,6 +335,16 @@ pub(super) async fn test_channel(
     let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
     let channel = state.store.channel(tenant_id, id).await?.ok_or_else(|| no_channel(id))?;
+    // One test at a time per channel: tests cannot pile up in the queue every tenant's
+    // notifications share.
+    let recent = state.store.notifications(tenant_id, Some(id), 20).await?;
+    if recent.iter().any(|n| n.kind == NotificationKind::Test && n.status == NotificationStatus::Pending) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "test_pending",
+            format!("a test notification for channel {id} is still being delivered; see GET /api/v1/notifications"),
+        ));
+    }
     let tenant = state.store.tenant(tenant_id).await?.map(|t| t.slug).unwrap_or_default();
     let message = test_message(&tenant, &channel.channel, now_ms());
     let notification = NewNotification {
