@@ -26,7 +26,7 @@ mod source;
 pub mod tools;
 
 pub use local::LocalSource;
-pub use server::{McpServer, WRITE_TOOLS};
+pub use server::{McpServer, WRITE_TOOLS, query_metrics};
 pub use source::{Source, SourceError};
 
 /// Settings of the `/mcp` endpoint.

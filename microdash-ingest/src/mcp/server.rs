@@ -35,6 +35,7 @@ const ALERTS_URI: &str = "microdash://alerts";
 
 /// Where a request's [`Source`] comes from.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // One per request, moved once.
 enum Binding {
     /// One caller for the server's lifetime (stdio).
     Fixed(Arc<dyn Source>),
@@ -234,7 +235,7 @@ impl McpServer {
     ) -> Result<Json<QueryOut>, String> {
         let (source, who) = self.caller(&ctx).await?;
         let tenant = self.tenant(source.as_ref(), &who, args.tenant.clone()).await?;
-        Ok(Json(query(source.as_ref(), tenant, args, now_ms()).await?))
+        Ok(Json(query_metrics(source.as_ref(), tenant, args, now_ms()).await?))
     }
 
     #[tool(
@@ -376,8 +377,9 @@ impl McpServer {
     }
 }
 
-/// `query_metrics`, apart from who is asking.
-pub(crate) async fn query(
+/// What the `query_metrics` tool answers, for `tenant` (the caller's own, or the one an
+/// admin names) at `now` (Unix ms); the error is the tool error's text.
+pub async fn query_metrics(
     source: &dyn Source,
     tenant: Option<String>,
     args: QueryMetricsArgs,

@@ -231,9 +231,9 @@ pub struct HealthOut {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trend {
-    /// Up by a fifth of its spread or more.
+    /// Up, by a third of its spread or more over the range.
     Rising,
-    /// Down by a fifth of its spread or more.
+    /// Down, by a third of its spread or more over the range.
     Falling,
     /// Neither.
     Flat,
@@ -468,7 +468,7 @@ pub fn summarise(points: &[PointOut]) -> Option<Summary> {
     let spread = max - min;
     let trend = if points.len() < 2 {
         Trend::SinglePoint
-    } else if spread <= 0.0 || (slope_per_ms * span).abs() < 0.2 * spread {
+    } else if spread <= 0.0 || (slope_per_ms * span).abs() < spread / 3.0 {
         Trend::Flat
     } else if slope_per_ms > 0.0 {
         Trend::Rising
@@ -559,7 +559,7 @@ pub fn suggest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Ve
                 1
             } else {
                 let d = distance(&wanted_lower, &lower);
-                if d <= 2.max(wanted.len() / 3) { 1 + d } else { return None }
+                if d <= 2.max(wanted.len() / 5) { 1 + d } else { return None }
             };
             Some((score, name))
         })
@@ -580,7 +580,8 @@ pub fn did_you_mean(suggestions: &[String]) -> Option<String> {
 
 /// The metrics of a catalogue, grouped by name.
 pub fn group_metrics(series: &[microdash_core::api::SeriesOut]) -> Vec<MetricOut> {
-    let mut by_name: BTreeMap<&str, (usize, BTreeSet<String>, BTreeMap<String, BTreeSet<String>>)> = BTreeMap::new();
+    type Seen = (usize, BTreeSet<String>, BTreeMap<String, BTreeSet<String>>);
+    let mut by_name: BTreeMap<&str, Seen> = BTreeMap::new();
     for s in series {
         let entry = by_name.entry(&s.metric_name).or_default();
         entry.0 += 1;
