@@ -23,3 +23,18 @@ if ! "$TEST_SERVERS_PYTHON" -c "import importlib.metadata as m, sys; sys.exit(m.
 fi
 # Where the tests find it (they default to the same path).
 export MICRODASH_TEST_PYTHON="$TEST_SERVERS_PYTHON"
+
+# The MCP Inspector's command-line mode (npm `@modelcontextprotocol/inspector`), a second MCP
+# client no one here wrote, for bins/tests/mcp.rs.
+INSPECTOR_VERSION=2.12.0
+INSPECTOR_DIR="$TEST_SERVERS_DIR/inspector"
+if [ "$(cat "$INSPECTOR_DIR/.version" 2>/dev/null)" != "$INSPECTOR_VERSION" ]; then
+  echo "test-servers.sh: installing @modelcontextprotocol/inspector $INSPECTOR_VERSION into $INSPECTOR_DIR" >&2
+  mkdir -p "$INSPECTOR_DIR"
+  if ! (cd "$INSPECTOR_DIR" && npm install --silent --no-audit --no-fund "@modelcontextprotocol/inspector@$INSPECTOR_VERSION" >/dev/null); then
+    echo "test-servers.sh: could not install @modelcontextprotocol/inspector $INSPECTOR_VERSION; the MCP tests need it" >&2
+    return 1 2>/dev/null || exit 1
+  fi
+  echo "$INSPECTOR_VERSION" >"$INSPECTOR_DIR/.version"
+fi
+export MICRODASH_TEST_MCP_INSPECTOR="$INSPECTOR_DIR/node_modules/.bin/mcp-inspector"

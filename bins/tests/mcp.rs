@@ -564,3 +564,45 @@ async fn stdio_serves_the_same_tools_against_a_server_and_on_the_database() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown or revoked token"), "{out:?}");
     assert!(fleet.server.terminate().success());
 }
+
+/// The MCP Inspector's command-line mode (installed by scripts/test-servers.sh).
+fn inspector(args: &[&str]) -> Value {
+    let bin = std::env::var_os("MICRODASH_TEST_MCP_INSPECTOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/test-servers/inspector/node_modules/.bin/mcp-inspector"));
+    assert!(bin.exists(), "{} is missing: run scripts/test-servers.sh", bin.display());
+    let out = Command::new(&bin).arg("--cli").args(args).env("MICRODASH_LOG_FILTER", "warn").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // It prints the result as JSON (and, for a tool error, an error line after it).
+    let end = stdout.find("\n}\n").map_or(stdout.len(), |at| at + 2);
+    serde_json::from_str(&stdout[..end])
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
+    let fleet = Fleet::start().await;
+    let url = format!("{}/mcp", fleet.url);
+    let auth = format!("Authorization: Bearer {}", fleet.acme_reader);
+    let http = ["--transport", "http", "--header", auth.as_str()];
+    let listed = inspector(&[&[url.as_str()][..], &http[..], &["--method", "tools/list"][..]].concat());
+    assert_eq!(names(&listed["tools"], "name"), READ_TOOLS);
+    let called = inspector(
+        &[&[url.as_str()][..], &http[..], &["--method", "tools/call", "--tool-name", "list_agents"][..]].concat(),
+    );
+    assert_eq!(called["structuredContent"]["agents"], fleet.api.get(&fleet.acme, "/api/v1/agents").await);
+    let wrong = inspector(
+        &[&[url.as_str()][..], &http[..], &["--method", "tools/call", "--tool-name", "query_metrics", "--tool-arg", "metric=cpu"][..]]
+            .concat(),
+    );
+    assert_eq!(wrong["isError"], true);
+    assert!(wrong["content"][0]["text"].as_str().unwrap().contains("did you mean `cpu.usage_percent`?"));
+    // And over stdio.
+    let bin = env!("CARGO_BIN_EXE_microdash");
+    let stdio = inspector(&[
+        bin, "mcp", "--url", &fleet.url, "--token", &fleet.acme_reader, "--method", "tools/call", "--tool-name",
+        "list_metrics",
+    ]);
+    assert_eq!(names(&stdio["structuredContent"]["metrics"], "metric_name"), ["cpu.usage_percent", "disk.used_percent"]);
+    assert!(fleet.server.terminate().success());
+}
