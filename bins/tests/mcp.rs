@@ -301,7 +301,15 @@ async fn every_tool_answers_what_the_http_api_answers() {
     let id = created["rule"]["id"].as_i64().unwrap();
     assert_eq!(created["rule"], api.get(acme, &format!("/api/v1/alert-rules/{id}")).await);
     assert_eq!(structured(&answer, 9)["rules"], api.get(acme, "/api/v1/alert-rules").await);
-    assert_eq!(structured(&answer, 10)["alerts"], api.get(acme, "/api/v1/alerts").await);
+    assert!(structured(&answer, 10)["alerts"].is_array());
+    // The new rule fires for both hosts (their CPU is over 30); get_alerts then says so.
+    common::eventually(20, "the rule to fire", || async {
+        (api.get(acme, "/api/v1/alerts?state=firing").await.as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let firing = over_http(&fleet.url, acme, "auto", &json!([call("get_alerts", json!({}))]));
+    assert_eq!(structured(&firing, 0)["alerts"], api.get(acme, "/api/v1/alerts?state=firing").await);
+    assert_eq!(structured(&firing, 0)["state"], "firing");
     assert!(structured(&answer, 11)["transitions"].is_array());
     assert_eq!(structured(&answer, 12)["agents"].as_array().unwrap().len(), 2);
     assert_eq!(names(&structured(&answer, 13)["metrics"], "metric_name"), ["disk.used_percent"]);
@@ -592,17 +600,32 @@ async fn the_mcp_inspector_cli_lists_and_calls_the_tools() {
     );
     assert_eq!(called["structuredContent"]["agents"], fleet.api.get(&fleet.acme, "/api/v1/agents").await);
     let wrong = inspector(
-        &[&[url.as_str()][..], &http[..], &["--method", "tools/call", "--tool-name", "query_metrics", "--tool-arg", "metric=cpu"][..]]
-            .concat(),
+        &[
+            &[url.as_str()][..],
+            &http[..],
+            &["--method", "tools/call", "--tool-name", "query_metrics", "--tool-arg", "metric=cpu"][..],
+        ]
+        .concat(),
     );
     assert_eq!(wrong["isError"], true);
     assert!(wrong["content"][0]["text"].as_str().unwrap().contains("did you mean `cpu.usage_percent`?"));
     // And over stdio.
     let bin = env!("CARGO_BIN_EXE_microdash");
     let stdio = inspector(&[
-        bin, "mcp", "--url", &fleet.url, "--token", &fleet.acme_reader, "--method", "tools/call", "--tool-name",
+        bin,
+        "mcp",
+        "--url",
+        &fleet.url,
+        "--token",
+        &fleet.acme_reader,
+        "--method",
+        "tools/call",
+        "--tool-name",
         "list_metrics",
     ]);
-    assert_eq!(names(&stdio["structuredContent"]["metrics"], "metric_name"), ["cpu.usage_percent", "disk.used_percent"]);
+    assert_eq!(
+        names(&stdio["structuredContent"]["metrics"], "metric_name"),
+        ["cpu.usage_percent", "disk.used_percent"]
+    );
     assert!(fleet.server.terminate().success());
 }
