@@ -16,6 +16,7 @@ use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, Retent
 use microdash_ingest::alerting::AlertingConfig;
 use microdash_ingest::http::HttpConfig;
 use microdash_ingest::live::LiveConfig;
+use microdash_ingest::mcp::McpConfig;
 use microdash_ingest::mqtt::MqttConfig;
 use microdash_ingest::mqtt::broker::BrokerConfig;
 use microdash_ingest::queue::{JournalConfig, RedisQueueConfig};
@@ -150,8 +151,18 @@ pub struct Config {
     pub smtp_url: String,
     /// Sender address of notification emails.
     pub smtp_from: String,
-    /// The dashboard's public URL, for links in notifications; empty: no links.
+    /// The dashboard's public URL, for links in notifications; empty: no links. Its origin
+    /// may also call `/mcp`.
     pub external_url: String,
+    /// Serve the MCP (Model Context Protocol) endpoint at `/mcp` (all-in-one and API
+    /// server). `USE_MCP=true` in the environment turns it on too.
+    pub mcp: bool,
+    /// Offer MCP tools that change alert rules (to tokens with the `alerts` scope).
+    pub mcp_allow_writes: bool,
+    /// Browser origins besides loopback (and `external_url`'s) allowed to call `/mcp`,
+    /// comma-separated (`https://dash.example.com,http://10.0.0.5:8080`); their hosts are
+    /// allowed as `Host` too. Anything else is refused (DNS-rebinding protection).
+    pub mcp_allowed_origins: String,
     /// Log filter (`RUST_LOG` syntax), such as `info` or `microdash_ingest=debug`.
     pub log_filter: String,
 }
@@ -221,6 +232,9 @@ impl Default for Config {
             smtp_url: String::new(),
             smtp_from: "microdash@localhost".into(),
             external_url: String::new(),
+            mcp: false,
+            mcp_allow_writes: false,
+            mcp_allowed_origins: String::new(),
             log_filter: "info".into(),
         }
     }
@@ -264,6 +278,8 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         figment
+            // `USE_MCP=true`, the name the project's tooling shares, is `mcp`; `MICRODASH_MCP` wins.
+            .merge(Env::raw().filter_map(|key| (key == "use_mcp").then(|| "mcp".into())))
             .merge(Env::prefixed("MICRODASH_").filter(|key| Self::keys().iter().any(|k| key == k.as_str())))
             .merge(Serialized::globals(overrides))
             .extract::<Config>()
@@ -446,6 +462,19 @@ impl Config {
         Some(BrokerConfig { topic_root: self.mqtt_topic_root.clone(), ..BrokerConfig::new(addr) })
     }
 
+    /// The MCP endpoint's settings, when it is on.
+    pub fn mcp(&self) -> Option<McpConfig> {
+        self.mcp.then(|| {
+            let listed = self.mcp_allowed_origins.split(',').map(str::trim).filter(|o| !o.is_empty());
+            let external = Some(self.external_url.trim()).filter(|u| !u.is_empty());
+            McpConfig {
+                allow_writes: self.mcp_allow_writes,
+                allowed_origins: external.into_iter().chain(listed).map(str::to_owned).collect(),
+                ..McpConfig::default()
+            }
+        })
+    }
+
     /// Database pool settings.
     pub fn store(&self) -> StoreOptions {
         StoreOptions { max_connections: self.db_max_connections, ..StoreOptions::default() }
@@ -560,6 +589,34 @@ mod tests {
         check("mysql://root@127.0.0.1/md", "", Some("data/queue"));
         check("sqlite://data/microdash.db", "/srv/q", Some("/srv/q"));
         check("sqlite://data/microdash.db", "OFF", None);
+    }
+
+    #[test]
+    fn use_mcp_turns_the_endpoint_on() {
+        figment::Jail::expect_with(|jail| {
+            assert!(Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?.mcp().is_none());
+            jail.create_file("md.toml", "mcp = true\nmcp_allowed_origins = \"https://a.example, http://b:81\"\n")?;
+            let config =
+                Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            let mcp = config.mcp().ok_or("mcp = true in the file")?;
+            assert_eq!(mcp.allowed_origins, ["https://a.example", "http://b:81"]);
+            assert!(!mcp.allow_writes);
+            jail.create_file("md.toml", "")?;
+            jail.set_env("USE_MCP", "true");
+            let config =
+                Config::load(Some(&PathBuf::from("md.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(config.mcp, "USE_MCP=true");
+            jail.set_env("MICRODASH_MCP", "false");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!config.mcp, "MICRODASH_MCP wins over USE_MCP");
+            jail.set_env("MICRODASH_MCP", "true");
+            jail.set_env("MICRODASH_MCP_ALLOW_WRITES", "true");
+            jail.set_env("MICRODASH_EXTERNAL_URL", "https://dash.example.com/md");
+            let mcp = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?.mcp().ok_or("on")?;
+            assert!(mcp.allow_writes);
+            assert_eq!(mcp.allowed_origins, ["https://dash.example.com/md"]);
+            Ok(())
+        });
     }
 
     #[test]

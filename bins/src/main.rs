@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod mcp;
 mod mqtt_auth;
 mod run;
 
@@ -54,6 +55,10 @@ enum Command {
     /// Write Mosquitto's password and ACL files from the tokens (each publishes only into its
     /// tenant's topics), and reload the broker.
     MqttAuth(mqtt_auth::MqttAuthArgs),
+    /// Serve MCP (Model Context Protocol) over stdio for a desktop assistant or editor:
+    /// against a server (`--url http://... --token ...`) or straight on the configured
+    /// database (`--token ...` with `--database-url`).
+    Mcp(mcp::McpArgs),
     /// Print the effective configuration (all layers merged) as JSON, passwords hidden.
     Config,
 }
@@ -62,8 +67,12 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_ref(), &cli.overrides)?;
-    init_tracing(&config.log_filter);
-    match cli.command.unwrap_or(Command::Serve { demo: false }) {
+    let command = cli.command.unwrap_or(Command::Serve { demo: false });
+    // Over stdio an assistant shows stderr as the server's log: keep it to what matters
+    // unless a filter was chosen.
+    let quiet = matches!(command, Command::Mcp(_)) && config.log_filter == "info";
+    init_tracing(if quiet { "warn" } else { &config.log_filter });
+    match command {
         Command::Serve { demo } => run::all_in_one(&config, demo).await,
         Command::Server => run::server(&config).await,
         Command::Worker => run::worker(&config).await,
@@ -73,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         Command::User(cmd) => admin::user(&config, cmd).await,
         Command::Dlq(cmd) => admin::dlq(&config, cmd).await,
         Command::MqttAuth(args) => mqtt_auth::run(&config, args).await,
+        Command::Mcp(args) => mcp::run(&config, args).await,
         Command::Config => {
             println!("{}", serde_json::to_string_pretty(&config.redacted())?);
             Ok(())

@@ -29,6 +29,8 @@ fn services_exist_with_health_checks_and_volumes() {
         assert!(service["healthcheck"]["test"].is_sequence(), "service {name} has no health check");
     }
     assert_eq!(services["app"]["command"][0], "server");
+    // The API server serves MCP when the host says USE_MCP=true.
+    assert_eq!(services["app"]["environment"]["MICRODASH_MCP"], "${USE_MCP:-false}");
     assert_eq!(services["worker"]["command"][0], "worker");
     assert_eq!(services["bridge"]["command"][0], "bridge");
     assert_eq!(services["mqtt-auth"]["command"][0], "mqtt-auth");

@@ -5,13 +5,26 @@
 //! tenant (with the `read` scope) and manages no tokens, so a leaked ingest token cannot
 //! mint others.
 
-use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant};
+use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant, WhoAmI};
 use reqwest::Method;
 
 use crate::client::{Client, Replay};
 use crate::error::Error;
 
 impl Client {
+    /// What the token may do: its tenant (none for admins), scopes, and whether it is an
+    /// admin's.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
+    /// let me = client.whoami().await?;
+    /// println!("tenant {:?}, scopes {}", me.tenant, me.scopes);
+    /// # Ok(()) }
+    /// ```
+    pub async fn whoami(&self) -> Result<WhoAmI, Error> {
+        self.call(self.request(Method::GET, &["whoami"]), Replay::Safe).await
+    }
+
     /// The tenants the token may see: all of them for an admin, its own for a tenant token.
     ///
     /// ```no_run

@@ -326,6 +326,7 @@ pub struct QueryResponse {
 }
 
 /// Status of one dependency in `GET /api/v1/health`.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DependencyHealth {
     /// `up` or `down`.
@@ -338,6 +339,7 @@ pub struct DependencyHealth {
 }
 
 /// Answer to `GET /api/v1/health`.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthResponse {
     /// `ok` when every dependency is up, else `degraded`.
@@ -347,6 +349,7 @@ pub struct HealthResponse {
 }
 
 /// A tenant as the admin API shows it.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantOut {
     /// Database id.
@@ -527,6 +530,18 @@ pub struct SessionOut {
     pub admin: bool,
 }
 
+/// Answer to `GET /api/v1/whoami`: what the credential of the request may do.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The credential's tenant (slug); `null` for admins, who name a tenant per request.
+    pub tenant: Option<String>,
+    /// Its scopes, comma-separated (`ingest,read,alerts`, `admin`).
+    pub scopes: String,
+    /// Whether it sees and manages every tenant.
+    pub admin: bool,
+}
+
 /// Query string naming the tenant to read; see [`MetricsQuery::tenant`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantQuery {
@@ -536,6 +551,7 @@ pub struct TenantQuery {
 }
 
 /// One agent in `GET /api/v1/agents`.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentOut {
     /// The agent id.
@@ -549,6 +565,7 @@ pub struct AgentOut {
 }
 
 /// One series in `GET /api/v1/series`: a metric, the agent reporting it, and its tags.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesOut {
     /// Metric name.

@@ -5,13 +5,13 @@
 //! Authentication is the [`auth::Auth`] extractor, so a handler that takes it cannot forget
 //! it; handlers then check the scope they need.
 
-mod admin;
-mod alerts;
+pub(crate) mod admin;
+pub(crate) mod alerts;
 pub mod auth;
-mod catalog;
+pub(crate) mod catalog;
 mod error;
-mod metrics;
-mod ops;
+pub(crate) mod metrics;
+pub(crate) mod ops;
 mod session;
 mod stream;
 
@@ -107,7 +107,10 @@ pub(crate) struct AppState {
     sign_in_throttle: Arc<session::SignInThrottle>,
     /// Cancelled when the server shuts down, to end the streams that would otherwise hold
     /// the graceful shutdown open forever.
-    streams_stop: CancellationToken,
+    pub(crate) streams_stop: CancellationToken,
+    /// The MCP endpoint's settings, when `/mcp` is served.
+    #[cfg(feature = "mcp")]
+    pub(crate) mcp: Option<Arc<crate::mcp::McpConfig>>,
 }
 
 impl AppState {
@@ -131,6 +134,8 @@ impl AppState {
             token_usage: Arc::default(),
             sign_in_throttle: Arc::default(),
             streams_stop: CancellationToken::new(),
+            #[cfg(feature = "mcp")]
+            mcp: None,
         }
     }
 
@@ -143,13 +148,20 @@ impl AppState {
 /// The complete application.
 pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.ingestor.limits().max_body_bytes;
-    let api = ops_routes()
+    #[allow(unused_mut)]
+    let mut api = ops_routes();
+    #[cfg(feature = "mcp")]
+    if let Some(mcp) = &state.mcp {
+        api = api.merge(crate::mcp::http::routes(&state, mcp));
+    }
+    let api = api
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
         .route("/api/v1/agents", get(catalog::agents))
         .route("/api/v1/series", get(catalog::series))
         .route("/api/v1/stream/{tenant}", get(stream::stream))
         .route("/api/v1/stream/{tenant}/latest", get(stream::latest))
         .route("/api/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))
+        .route("/api/v1/whoami", get(admin::whoami))
         .route("/api/v1/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/api/v1/tenants/{slug}", patch(admin::update_tenant))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))

@@ -11,6 +11,7 @@
 //! - [`alerting`]: alert evaluation (one process at a time, by lease) and notification delivery.
 //! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
 //! - [`views`]: stored records as the API shows them.
+//! - `mcp` (cargo feature `mcp`): the Model Context Protocol server, at `/mcp` and over stdio.
 //!
 //! - [`runtime`]: the [`Runtime`] that assembles all of the above and runs each role.
 //!
@@ -23,6 +24,8 @@ pub mod clock;
 pub mod http;
 pub mod ingestor;
 pub mod live;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod mqtt;
 pub mod queue;
 pub mod retention;

@@ -53,6 +53,8 @@ pub struct RuntimeBuilder {
     workers: WorkerConfig,
     retention: Option<RetentionConfig>,
     alerting: Option<AlertingConfig>,
+    #[cfg(feature = "mcp")]
+    mcp: Option<crate::mcp::McpConfig>,
 }
 
 impl RuntimeBuilder {
@@ -95,12 +97,25 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The MCP server at `/mcp` (cargo feature `mcp`), off by default: with settings,
+    /// [`Runtime::router`] (so the all-in-one server and the API server) serves it.
+    #[cfg(feature = "mcp")]
+    pub fn mcp(mut self, mcp: Option<crate::mcp::McpConfig>) -> Self {
+        self.mcp = mcp;
+        self
+    }
+
     /// Assemble the runtime. Nothing runs yet.
     pub fn build(self) -> Runtime {
         let telemetry = Arc::new(Telemetry::new());
         let ingestor = Ingestor::new(self.queue.clone(), self.limits, telemetry.clone());
         let live = Arc::new(LiveHub::new(self.live));
-        let state = AppState::new(self.store, self.queue, ingestor, telemetry, live, self.http);
+        #[allow(unused_mut)]
+        let mut state = AppState::new(self.store, self.queue, ingestor, telemetry, live, self.http);
+        #[cfg(feature = "mcp")]
+        {
+            state.mcp = self.mcp.map(Arc::new);
+        }
         Runtime { state, workers: self.workers, retention: self.retention, alerting: self.alerting }
     }
 }
@@ -127,6 +142,8 @@ impl Runtime {
             workers: WorkerConfig::default(),
             retention: Some(RetentionConfig::default()),
             alerting: None,
+            #[cfg(feature = "mcp")]
+            mcp: None,
         }
     }
 
@@ -159,6 +176,21 @@ impl Runtime {
     /// The HTTP settings in use.
     pub fn http_config(&self) -> &HttpConfig {
         &self.state.config
+    }
+
+    /// A [`crate::mcp::Source`] in this process for the caller `token` names (`None` when
+    /// it is unknown or revoked): what `microdash mcp --database-url` serves over stdio.
+    #[cfg(feature = "mcp")]
+    pub async fn mcp_source(
+        &self,
+        token: &str,
+    ) -> Result<Option<crate::mcp::LocalSource>, microdash_store::StoreError> {
+        Ok(self
+            .state
+            .store
+            .authenticate(token)
+            .await?
+            .map(|principal| crate::mcp::LocalSource::new(self.state.clone(), crate::http::auth::Auth(principal))))
     }
 
     /// The whole API, the operational endpoints and the dashboard, with every layer

@@ -14,6 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// How the points of a rule's window become the one value compared with its thresholds.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregate {
@@ -47,6 +48,7 @@ impl Aggregate {
 }
 
 /// How a value is compared with a threshold: `value OP threshold` breaches it.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Operator {
     /// Breached above the threshold.
@@ -97,6 +99,7 @@ impl fmt::Display for Operator {
 }
 
 /// What an instance does when its series has sent nothing for `no_data_s`.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NoDataState {
@@ -110,6 +113,7 @@ pub enum NoDataState {
 }
 
 /// Where an alert instance stands.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
@@ -143,6 +147,7 @@ impl fmt::Display for AlertState {
 }
 
 /// How bad a breach is. Ordered: `Warning < Critical`.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -171,6 +176,7 @@ impl fmt::Display for Severity {
 /// Body that creates a rule (POST) or replaces one whole (PUT). Only `name`, `metric_name`, `operator` and `critical` are required; see
 /// [`crate::alert::AlertRule`] for what each setting means and its default. Unknown fields
 /// are refused.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRuleIn {
@@ -234,6 +240,7 @@ pub struct AlertRuleIn {
 }
 
 /// A rule as the API answers it: every setting with its default filled in.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRuleOut {
     /// Database id.
@@ -283,6 +290,7 @@ pub struct AlertRuleOut {
 }
 
 /// One alert instance (a rule applied to one series) in the list of alerts.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertOut {
     /// The rule's id.
@@ -318,6 +326,7 @@ pub struct AlertStreamEvent {
 /// One state change in the alert history. A severity change while firing is
 /// recorded too, with `from` and `to` both `firing`. `state` repeats `to` and `since`
 /// repeats `at`, so an entry reads like an [`AlertOut`] at that moment.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEventOut {
     /// Database id.

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant};
+use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant, WhoAmI};
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, check_retention};
 use microdash_core::token::{Scope, Scopes};
 use microdash_store::{Credential, RetentionChange};
@@ -54,11 +54,37 @@ impl Auth {
     }
 }
 
+/// `GET /api/v1/whoami`: what the request's credential may do.
+pub(super) async fn whoami(State(state): State<AppState>, auth: Auth) -> Result<Json<WhoAmI>, ApiError> {
+    Ok(Json(who(&state, &auth).await?))
+}
+
+/// The caller as `GET /api/v1/whoami` and the MCP server describe it.
+pub(crate) async fn who(state: &AppState, auth: &Auth) -> Result<WhoAmI, ApiError> {
+    let tenant = match auth.0.tenant_id {
+        Some(id) => Some(
+            state
+                .store
+                .tenant(id)
+                .await?
+                .map(|t| t.slug)
+                .ok_or_else(|| ApiError::forbidden("the tenant no longer exists"))?,
+        ),
+        None => None,
+    };
+    Ok(WhoAmI { tenant, scopes: auth.0.scopes.to_string(), admin: auth.is_admin() })
+}
+
 pub(super) async fn list_tenants(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TenantOut>>, ApiError> {
+    Ok(Json(tenants_visible(&state, &auth).await?))
+}
+
+/// The tenants the caller may see, as `GET /api/v1/tenants` and the MCP tools answer.
+pub(crate) async fn tenants_visible(state: &AppState, auth: &Auth) -> Result<Vec<TenantOut>, ApiError> {
     let reach = auth.visible_tenants()?;
     let tenants = state.store.list_tenants().await?;
     let visible = tenants.iter().filter(|t| reach == Reach::Every || reach == Reach::Tenant(t.id));
-    Ok(Json(visible.map(|t| views::tenant(t, state.config.retention)).collect()))
+    Ok(visible.map(|t| views::tenant(t, state.config.retention)).collect())
 }
 
 pub(super) async fn create_tenant(

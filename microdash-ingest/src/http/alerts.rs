@@ -42,7 +42,7 @@ fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 impl Auth {
     /// The tenant whose alerts the caller may change: its own with the `alerts` scope, or
     /// the one an admin names.
-    async fn tenant_to_manage(&self, state: &AppState, slug: Option<&str>) -> Result<i64, ApiError> {
+    pub(crate) async fn tenant_to_manage(&self, state: &AppState, slug: Option<&str>) -> Result<i64, ApiError> {
         match (self.0.tenant_id, slug) {
             (None, Some(slug)) if self.0.scopes.contains(Scope::Admin) => {
                 let tenant = state.store.tenant_by_slug(slug).await?;
@@ -110,8 +110,19 @@ pub(super) async fn list_rules(
     params: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<Json<Vec<AlertRuleOut>>, ApiError> {
     let tenant_id = readable(&state, &auth, params).await?;
+    Ok(Json(rules_of(&state, tenant_id).await?))
+}
+
+/// A tenant's rules (also for the MCP tools).
+pub(crate) async fn rules_of(state: &AppState, tenant_id: i64) -> Result<Vec<AlertRuleOut>, ApiError> {
     let rules = state.store.alert_rules(tenant_id).await?;
-    Ok(Json(rules.into_iter().map(|r| r.rule.to_out(r.id, r.created_at_ms, r.updated_at_ms)).collect()))
+    Ok(rules.into_iter().map(|r| r.rule.to_out(r.id, r.created_at_ms, r.updated_at_ms)).collect())
+}
+
+/// One of a tenant's rules (also for the MCP tools).
+pub(crate) async fn rule_of(state: &AppState, tenant_id: i64, id: i64) -> Result<AlertRuleOut, ApiError> {
+    let rule = state.store.alert_rule(tenant_id, id).await?.ok_or_else(|| no_rule(id))?;
+    Ok(rule.rule.to_out(rule.id, rule.created_at_ms, rule.updated_at_ms))
 }
 
 pub(super) async fn get_rule(
@@ -122,8 +133,7 @@ pub(super) async fn get_rule(
 ) -> Result<Json<AlertRuleOut>, ApiError> {
     let id = path_id(id)?;
     let tenant_id = readable(&state, &auth, params).await?;
-    let rule = state.store.alert_rule(tenant_id, id).await?.ok_or_else(|| no_rule(id))?;
-    Ok(Json(rule.rule.to_out(rule.id, rule.created_at_ms, rule.updated_at_ms)))
+    Ok(Json(rule_of(&state, tenant_id, id).await?))
 }
 
 /// The `{id}` of a path; anything but a number names nothing there is (`404`, as JSON).
@@ -146,10 +156,16 @@ pub(super) async fn create_rule(
     body: Bytes,
 ) -> Result<(StatusCode, Json<AlertRuleOut>), ApiError> {
     let tenant_id = manageable(&state, &auth, params).await?;
-    let rule = parse_rule(&body, state.ingestor.limits()).map_err(ApiError::invalid_fields)?;
-    check_channels(&state, tenant_id, &rule.channels).await?;
+    Ok((StatusCode::CREATED, Json(create_rule_from(&state, tenant_id, &body).await?)))
+}
+
+/// Validate the JSON `body` of a rule and store it as a new rule of the tenant (also for
+/// the MCP tools).
+pub(crate) async fn create_rule_from(state: &AppState, tenant_id: i64, body: &[u8]) -> Result<AlertRuleOut, ApiError> {
+    let rule = parse_rule(body, state.ingestor.limits()).map_err(ApiError::invalid_fields)?;
+    check_channels(state, tenant_id, &rule.channels).await?;
     let stored = state.store.create_alert_rule(tenant_id, &rule, now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(stored.rule.to_out(stored.id, stored.created_at_ms, stored.updated_at_ms))))
+    Ok(stored.rule.to_out(stored.id, stored.created_at_ms, stored.updated_at_ms))
 }
 
 pub(super) async fn update_rule(
@@ -161,10 +177,21 @@ pub(super) async fn update_rule(
 ) -> Result<Json<AlertRuleOut>, ApiError> {
     let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
-    let rule = parse_rule(&body, state.ingestor.limits()).map_err(ApiError::invalid_fields)?;
-    check_channels(&state, tenant_id, &rule.channels).await?;
+    Ok(Json(update_rule_from(&state, tenant_id, id, &body).await?))
+}
+
+/// Validate the JSON `body` of a rule and replace the tenant's rule `id` with it (also for
+/// the MCP tools).
+pub(crate) async fn update_rule_from(
+    state: &AppState,
+    tenant_id: i64,
+    id: i64,
+    body: &[u8],
+) -> Result<AlertRuleOut, ApiError> {
+    let rule = parse_rule(body, state.ingestor.limits()).map_err(ApiError::invalid_fields)?;
+    check_channels(state, tenant_id, &rule.channels).await?;
     let stored = state.store.update_alert_rule(tenant_id, id, &rule, now_ms()).await?.ok_or_else(|| no_rule(id))?;
-    Ok(Json(stored.rule.to_out(stored.id, stored.created_at_ms, stored.updated_at_ms)))
+    Ok(stored.rule.to_out(stored.id, stored.created_at_ms, stored.updated_at_ms))
 }
 
 pub(super) async fn delete_rule(
@@ -190,23 +217,30 @@ pub(super) async fn list_alerts(
 ) -> Result<Json<Vec<AlertOut>>, ApiError> {
     let params = query(params)?;
     let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
-    let names = rule_names(&state, tenant_id).await?;
-    let instances = state.store.alert_instances(tenant_id, params.state).await?;
-    Ok(Json(
-        instances
-            .into_iter()
-            .map(|i| AlertOut {
-                rule_name: names.get(&i.rule_id).cloned().unwrap_or_default(),
-                rule_id: i.rule_id,
-                agent_id: i.agent_id,
-                tags: i.tags,
-                state: i.state,
-                severity: i.severity,
-                value: i.value,
-                since: format_millis(i.since_ms),
-            })
-            .collect(),
-    ))
+    Ok(Json(alerts_of(&state, tenant_id, params.state).await?))
+}
+
+/// A tenant's alert instances, of one state or all (also for the MCP tools).
+pub(crate) async fn alerts_of(
+    state: &AppState,
+    tenant_id: i64,
+    filter: Option<microdash_core::api::alert::AlertState>,
+) -> Result<Vec<AlertOut>, ApiError> {
+    let names = rule_names(state, tenant_id).await?;
+    let instances = state.store.alert_instances(tenant_id, filter).await?;
+    Ok(instances
+        .into_iter()
+        .map(|i| AlertOut {
+            rule_name: names.get(&i.rule_id).cloned().unwrap_or_default(),
+            rule_id: i.rule_id,
+            agent_id: i.agent_id,
+            tags: i.tags,
+            state: i.state,
+            severity: i.severity,
+            value: i.value,
+            since: format_millis(i.since_ms),
+        })
+        .collect())
 }
 
 pub(super) async fn history(
@@ -216,36 +250,43 @@ pub(super) async fn history(
 ) -> Result<Json<Vec<AlertEventOut>>, ApiError> {
     let params = query(params)?;
     let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
+    Ok(Json(history_of(&state, tenant_id, &params).await?))
+}
+
+/// A tenant's alert transitions, newest first (also for the MCP tools).
+pub(crate) async fn history_of(
+    state: &AppState,
+    tenant_id: i64,
+    params: &AlertHistoryQuery,
+) -> Result<Vec<AlertEventOut>, ApiError> {
     let filter = EventFilter {
         start_ms: time_param("start_time", params.start_time.as_deref())?,
         end_ms: time_param("end_time", params.end_time.as_deref())?,
         rule_id: params.rule_id,
-        agent_id: params.agent_id,
+        agent_id: params.agent_id.clone(),
         limit: params.limit.map_or(MAX_LIST, |l| (l as usize).min(MAX_LIST)),
     };
     let events = state.store.alert_events(tenant_id, &filter).await?;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|e| {
-                let at = format_millis(e.at_ms);
-                AlertEventOut {
-                    id: e.id,
-                    rule_id: e.rule_id,
-                    rule_name: e.rule_name,
-                    agent_id: e.agent_id,
-                    tags: e.tags,
-                    state: e.to,
-                    severity: e.severity,
-                    value: e.value,
-                    since: at.clone(),
-                    from: e.from,
-                    to: e.to,
-                    at,
-                }
-            })
-            .collect(),
-    ))
+    Ok(events
+        .into_iter()
+        .map(|e| {
+            let at = format_millis(e.at_ms);
+            AlertEventOut {
+                id: e.id,
+                rule_id: e.rule_id,
+                rule_name: e.rule_name,
+                agent_id: e.agent_id,
+                tags: e.tags,
+                state: e.to,
+                severity: e.severity,
+                value: e.value,
+                since: at.clone(),
+                from: e.from,
+                to: e.to,
+                at,
+            }
+        })
+        .collect())
 }
 
 pub(super) async fn list_channels(

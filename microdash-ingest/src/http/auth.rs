@@ -76,18 +76,7 @@ impl FromRequestParts<AppState> for Auth {
                 .ok_or_else(|| ApiError::unauthorized("session expired or signed out; sign in again"))?;
             return Ok(Auth(principal));
         };
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))?;
-        let principal =
-            state.store.authenticate(token).await?.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-        if let Credential::Token(token_id) = principal.credential {
-            state.token_usage.touch(&state.store, token_id);
-        }
-        Ok(Auth(principal))
+        bearer(state, header).await
     }
 }
 
@@ -124,6 +113,23 @@ pub(super) fn check_origin(
             _ => Ok(()),
         },
     }
+}
+
+/// The caller named by an `Authorization: Bearer <token>` header (never a session cookie:
+/// for the endpoints that programs, not browsers, call).
+pub(crate) async fn bearer(state: &AppState, header: &axum::http::HeaderValue) -> Result<Auth, ApiError> {
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))?;
+    let principal =
+        state.store.authenticate(token).await?.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    if let Credential::Token(token_id) = principal.credential {
+        state.token_usage.touch(&state.store, token_id);
+    }
+    Ok(Auth(principal))
 }
 
 /// Throttles `last_used_at` writes to one per token per `TOUCH_INTERVAL_MS`.

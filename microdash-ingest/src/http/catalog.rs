@@ -29,24 +29,27 @@ pub(super) async fn agents(
     params: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<Json<Vec<AgentOut>>, ApiError> {
     let tenant_id = auth.tenant_to_read(&state, tenant_param(params)?.tenant.as_deref()).await?;
+    Ok(Json(agents_of(&state, tenant_id).await?))
+}
+
+/// A tenant's agents with their status, as `GET /api/v1/agents` and the MCP tools answer.
+pub(crate) async fn agents_of(state: &AppState, tenant_id: i64) -> Result<Vec<AgentOut>, ApiError> {
     let now = now_ms();
     let (agents, intervals) =
         tokio::try_join!(state.store.list_agents(tenant_id), state.store.latest_per_agent(tenant_id, INTERVAL_METRIC))?;
-    Ok(Json(
-        agents
-            .into_iter()
-            .map(|a| {
-                let interval_s = intervals.get(&a.agent_id).copied().filter(|s| s.is_finite() && *s > 0.0);
-                let interval_ms = interval_s.map_or(DEFAULT_AGENT_INTERVAL_MS, |s| (s * 1000.0) as i64);
-                AgentOut {
-                    status: if now - a.last_seen_ms <= 2 * interval_ms { "online" } else { "offline" }.to_owned(),
-                    last_seen: format_millis(a.last_seen_ms),
-                    interval_s,
-                    agent_id: a.agent_id,
-                }
-            })
-            .collect(),
-    ))
+    Ok(agents
+        .into_iter()
+        .map(|a| {
+            let interval_s = intervals.get(&a.agent_id).copied().filter(|s| s.is_finite() && *s > 0.0);
+            let interval_ms = interval_s.map_or(DEFAULT_AGENT_INTERVAL_MS, |s| (s * 1000.0) as i64);
+            AgentOut {
+                status: if now - a.last_seen_ms <= 2 * interval_ms { "online" } else { "offline" }.to_owned(),
+                last_seen: format_millis(a.last_seen_ms),
+                interval_s,
+                agent_id: a.agent_id,
+            }
+        })
+        .collect())
 }
 
 pub(super) async fn series(
@@ -55,11 +58,14 @@ pub(super) async fn series(
     params: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<Json<Vec<SeriesOut>>, ApiError> {
     let tenant_id = auth.tenant_to_read(&state, tenant_param(params)?.tenant.as_deref()).await?;
+    Ok(Json(series_of(&state, tenant_id).await?))
+}
+
+/// A tenant's series, as `GET /api/v1/series` and the MCP tools answer.
+pub(crate) async fn series_of(state: &AppState, tenant_id: i64) -> Result<Vec<SeriesOut>, ApiError> {
     let series = state.store.list_series(tenant_id).await?;
-    Ok(Json(
-        series
-            .into_iter()
-            .map(|s| SeriesOut { metric_name: s.metric_name, agent_id: s.agent_id, tags: s.tags })
-            .collect(),
-    ))
+    Ok(series
+        .into_iter()
+        .map(|s| SeriesOut { metric_name: s.metric_name, agent_id: s.agent_id, tags: s.tags })
+        .collect())
 }

@@ -61,6 +61,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// The status answered.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The body answered: code, message and per-field details.
+    pub fn body(&self) -> &ErrorBody {
+        &self.body
+    }
+
     /// Map a shared error kind to a status; internal causes are logged, not shown.
     fn from_kind(kind: ErrorKind, message: String) -> Self {
         let (status, code) = match kind {

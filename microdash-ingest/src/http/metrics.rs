@@ -73,8 +73,18 @@ pub(super) async fn query(
     params: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Json<QueryResponse>, ApiError> {
     let Query(params) = params.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))?;
-    let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
-    let plan = plan(&state, params)?;
+    Ok(Json(query_metrics(&state, &auth, params).await?))
+}
+
+/// The answer to a query of the caller's tenant (or the one an admin names): what
+/// `GET /api/v1/metrics` and the MCP tools answer.
+pub(crate) async fn query_metrics(
+    state: &AppState,
+    auth: &Auth,
+    params: MetricsQuery,
+) -> Result<QueryResponse, ApiError> {
+    let tenant_id = auth.tenant_to_read(state, params.tenant.as_deref()).await?;
+    let plan = plan(state, params)?;
     let tenant =
         state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::forbidden("the tenant no longer exists"))?;
     let retention = tenant.retention.over(state.config.retention);
@@ -151,7 +161,7 @@ pub(super) async fn query(
                 .collect()
         }
     };
-    Ok(Json(QueryResponse { resolution, count: data.len(), data }))
+    Ok(QueryResponse { resolution, count: data.len(), data })
 }
 
 /// A checked query: what was asked for, in the store's terms.

@@ -15,6 +15,13 @@ use super::{ApiError, AppState};
 
 /// Each dependency's status; `503` when any is down.
 pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let health = health_of(&state).await;
+    let status = if health.status == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(health))
+}
+
+/// Each dependency's status, as `GET /api/v1/health` and the MCP tools answer.
+pub(crate) async fn health_of(state: &AppState) -> HealthResponse {
     let (db, queue) = tokio::join!(state.store.ping(), state.queue.ping());
     let check = |backend: &str, result: Result<(), String>| DependencyHealth {
         status: if result.is_ok() { "up" } else { "down" }.to_owned(),
@@ -26,8 +33,7 @@ pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
         ("queue".to_owned(), check(state.queue.backend_name(), queue.map_err(|e| e.to_string()))),
     ]);
     let healthy = checks.values().all(|c| c.status == "up");
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(HealthResponse { status: if healthy { "ok" } else { "degraded" }.to_owned(), checks }))
+    HealthResponse { status: if healthy { "ok" } else { "degraded" }.to_owned(), checks }
 }
 
 /// The process is up and serving.
