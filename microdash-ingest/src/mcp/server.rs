@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use microdash_core::api::alert::{AlertHistoryQuery, AlertState};
-use microdash_core::api::{MetricsQuery, PointOut, WhoAmI};
+use microdash_core::api::{MetricsQuery, PointOut, QueryResponse, WhoAmI};
 use microdash_core::metric::format_millis;
 use microdash_core::rollup::{DAY_MS, HOUR_MS};
 use rmcp::handler::server::tool::{ToolCallContext, ToolRouter};
@@ -53,6 +53,22 @@ pub struct McpServer {
 
 fn failed(err: SourceError) -> String {
     err.describe()
+}
+
+/// Most points one non-`auto` query of `query_metrics` reads (fewer when the server's
+/// `max_query_limit` is lower).
+const QUERY_LIMIT: usize = 10_000;
+
+/// Run `query`; if the server refuses its `limit` (its `max_query_limit` is lower), run it
+/// again with the server's default limit.
+async fn query_with_limit(source: &dyn Source, mut query: MetricsQuery) -> Result<QueryResponse, String> {
+    match source.query(&query).await {
+        Err(err) if query.limit.is_some() && err.details.iter().any(|d| d.field.as_deref() == Some("limit")) => {
+            query.limit = None;
+            source.query(&query).await.map_err(failed)
+        }
+        answer => answer.map_err(failed),
+    }
 }
 
 fn scopes_include(who: &WhoAmI, scope: &str) -> bool {
@@ -398,7 +414,10 @@ pub async fn query_metrics(
         return Err(format!("resolution `{resolution}` is not one of `auto` (the default), `raw`, `1m`, `5m`"));
     }
     let (start, end) = parse_range(args.range.as_ref(), args.end.as_ref(), HOUR_MS, now)?;
-    let agents = args.agents.clone().unwrap_or_default();
+    let mut agents = args.agents.clone().unwrap_or_default();
+    // An agent named twice is one series, read once.
+    agents.sort();
+    agents.dedup();
     if agents.len() > MAX_AGENTS {
         return Err(format!("{} agents named; name at most {MAX_AGENTS} (or none for all)", agents.len()));
     }
@@ -421,7 +440,7 @@ pub async fn query_metrics(
         }
     }
 
-    let limit = (resolution != "auto").then(|| "10000".to_owned());
+    let limit = (resolution != "auto").then(|| QUERY_LIMIT.to_string());
     let ask = |agent: Option<String>| MetricsQuery {
         tenant: tenant.clone(),
         metric_name: Some(metric.clone()),
@@ -432,18 +451,44 @@ pub async fn query_metrics(
         max_points: (resolution == "auto").then(|| max_points.to_string()),
         limit: limit.clone(),
     };
-    let mut answers = Vec::new();
+    let mut notes = Vec::new();
+    // A metric of a big fleet, asked for as a whole, is read agent by agent for the first
+    // MAX_SERIES agents: one query for all would hit the server's point limit and drop the
+    // oldest buckets of every series without saying so.
+    let mut reporting: Vec<&str> = of_metric.iter().filter_map(|s| s.agent_id.as_deref()).collect();
+    reporting.sort_unstable();
+    reporting.dedup();
+    let agents = if agents.is_empty() && reporting.len() > MAX_SERIES {
+        notes.push(format!(
+            "{} agents report `{metric}`; the first {MAX_SERIES} by name are read: name `agents` to choose",
+            reporting.len()
+        ));
+        reporting.iter().take(MAX_SERIES).map(|a| (*a).to_owned()).collect()
+    } else {
+        agents
+    };
+    let mut answers: Vec<QueryResponse> = Vec::new();
     if agents.is_empty() {
-        answers.push(source.query(&ask(None)).await.map_err(failed)?);
+        answers.push(query_with_limit(source, ask(None)).await?);
     } else {
         for agent in &agents {
-            answers.push(source.query(&ask(Some(agent.clone()))).await.map_err(failed)?);
+            let mut query = ask(Some(agent.clone()));
+            // Every agent at the resolution the first one got, so the answer has one.
+            if let Some(first) = answers.first()
+                && query.resolution.as_deref() == Some("auto")
+            {
+                query.resolution = Some(first.resolution.to_string());
+                query.max_points = None;
+                query.limit = Some(QUERY_LIMIT.to_string());
+            }
+            answers.push(query_with_limit(source, query).await?);
         }
     }
-    let mut notes = Vec::new();
     let served = answers.first().map(|a| a.resolution.to_string()).unwrap_or_else(|| resolution.clone());
-    if answers.iter().any(|a| limit.is_some() && a.count >= 10_000) {
-        notes.push("more than 10000 points matched: only the latest 10000 were read; use `resolution: auto`".into());
+    if answers.iter().any(|a| a.count >= QUERY_LIMIT) {
+        notes.push(format!(
+            "{QUERY_LIMIT} points or more matched: only the latest were read; use `resolution: auto` or a shorter range"
+        ));
     }
 
     type Key = (Option<String>, BTreeMap<String, String>);
