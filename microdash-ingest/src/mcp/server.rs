@@ -59,6 +59,9 @@ fn failed(err: SourceError) -> String {
 /// `max_query_limit` is lower).
 const QUERY_LIMIT: usize = 10_000;
 
+/// Most metrics and alerts a prompt names.
+const MAX_PROMPT_ITEMS: usize = 100;
+
 /// Run `query`; if the server refuses its `limit` (its `max_query_limit` is lower), run it
 /// again with the server's default limit.
 async fn query_with_limit(source: &dyn Source, mut query: MetricsQuery) -> Result<QueryResponse, String> {
@@ -555,6 +558,12 @@ fn prompt_error(message: impl Into<String>) -> McpError {
 impl McpServer {
     async fn read_json<T: serde::Serialize>(uri: &str, value: &T) -> Result<ReadResourceResponse, McpError> {
         let text = serde_json::to_string_pretty(value).map_err(|e| McpError::internal_error(e.to_string(), None))?;
+        if text.len() > MAX_RESULT_BYTES {
+            return Err(McpError::invalid_params(
+                format!("{uri} is over {} KiB: use list_metrics or get_alerts, which filter", MAX_RESULT_BYTES / 1024),
+                None,
+            ));
+        }
         let contents = ResourceContents::TextResourceContents {
             uri: uri.to_owned(),
             mime_type: Some("application/json".into()),
@@ -583,16 +592,19 @@ impl McpServer {
         let mut metrics: Vec<&str> =
             series.iter().filter(|s| s.agent_id.as_deref() == Some(&agent)).map(|s| s.metric_name.as_str()).collect();
         metrics.dedup();
+        // A prompt stays a prompt: at most this many metrics and alerts are named in it.
+        metrics.truncate(MAX_PROMPT_ITEMS);
         let firing = source.alerts(tenant.as_deref(), Some(AlertState::Firing)).await.unwrap_or_default();
         let firing: Vec<String> = firing
             .iter()
             .filter(|a| a.agent_id.as_deref() == Some(&agent))
+            .take(MAX_PROMPT_ITEMS)
             .map(|a| {
                 format!(
-                    "{} ({}, value {:?}, since {})",
+                    "{} ({}, value {}, since {})",
                     a.rule_name,
                     a.severity.map(|s| s.as_str()).unwrap_or("-"),
-                    a.value,
+                    a.value.map_or_else(|| "none".to_owned(), |v| v.to_string()),
                     a.since
                 )
             })
