@@ -15,12 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Proc, microdash};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use microdash_client::Client;
-use microdash_store::testing::{TestDb, unique_name};
+use microdash_store::testing::TestDb;
 use microdash_store::{Backend, PointQuery, Store, StoreOptions};
-use paho_mqtt as mqtt;
 
 const ROUNDS: usize = 4;
 const PUSHERS: u64 = 4;
@@ -167,57 +164,126 @@ async fn kill_9_of_the_all_in_one_server_under_http_load_loses_nothing_and_store
     kill_restart_and_count("http", |url, _endpoint, token, tally, stop| http_load(url, token, tally, stop)).await;
 }
 
-/// `PUSHERS` MQTT clients publishing one point a message at QoS 1, each with up to 100
-/// messages in flight; a point counts as acknowledged when its `PUBACK` arrived.
+/// `PUSHERS` MQTT 5 clients publishing one point a message at QoS 1, each with up to 100
+/// messages in flight; a point counts as acknowledged when its `PUBACK` arrived. The clients
+/// are driven by hand over rumqttc's packet codec: paho's C client, killed under by a server
+/// that dies mid-flight, once crashed the test process (a double free in its cleanup).
 async fn mqtt_load(endpoint: String, token: String, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
     let mut publishers = tokio::task::JoinSet::new();
     for publisher in 0..PUSHERS {
         let (endpoint, token, tally, stop) = (endpoint.clone(), token.clone(), tally.clone(), stop.clone());
         publishers.spawn(async move {
-            let client = mqtt::CreateOptionsBuilder::new()
-                .server_uri(&endpoint)
-                .client_id(unique_name("md_durable"))
-                .persistence(mqtt::PersistenceType::None)
-                .max_buffered_messages(1_000)
-                .create_client()
-                .unwrap();
-            let options = mqtt::ConnectOptionsBuilder::new_v5()
-                .user_name(microdash_core::mqtt::token_username(&token))
-                .password(token.as_str())
-                .finalize();
-            if client.connect(options).await.is_err() {
-                microdash_ingest::mqtt::release(client).await;
-                return;
-            }
+            let Some(mut client) = raw::Client::connect(&endpoint, &token).await else { return };
             let topic = format!("metrics/demo/m{publisher}/{METRIC}");
-            let mut in_flight = FuturesUnordered::new();
-            let acked = |id: u64, answer: Result<Result<(), mqtt::Error>, tokio::time::error::Elapsed>| {
-                if let Ok(Ok(())) = answer {
-                    tally.acked.lock().unwrap().push(id);
-                }
-            };
-            while !stop.load(Ordering::Relaxed) && client.is_connected() {
-                let id = tally.next.fetch_add(1, Ordering::Relaxed);
-                let payload = match id % 2 {
-                    0 => format!(r#"{{"value":{id},"dedupe_id":"m{id}"}}"#),
-                    _ => format!(r#"{{"value":{id}}}"#),
-                };
-                let token = client.publish(mqtt::Message::new(&topic, payload, mqtt::QOS_1));
-                in_flight.push(async move { (id, tokio::time::timeout(Duration::from_secs(5), token).await) });
-                if in_flight.len() >= 100 {
-                    if let Some((id, answer)) = in_flight.next().await {
-                        acked(id, answer);
+            let mut in_flight: HashMap<u16, u64> = HashMap::new();
+            let mut next_pkid: u16 = 1;
+            while !stop.load(Ordering::Relaxed) {
+                // Fill the window, then wait for acknowledgements.
+                while in_flight.len() < 100 {
+                    let id = tally.next.fetch_add(1, Ordering::Relaxed);
+                    let payload = match id % 2 {
+                        0 => format!(r#"{{"value":{id},"dedupe_id":"m{id}"}}"#),
+                        _ => format!(r#"{{"value":{id}}}"#),
+                    };
+                    let pkid = next_pkid;
+                    next_pkid = next_pkid.checked_add(1).unwrap_or(1);
+                    in_flight.insert(pkid, id);
+                    if !client.publish(&topic, &payload, pkid).await {
+                        return; // The server went away; what was in flight is not acknowledged.
                     }
                 }
+                match tokio::time::timeout(Duration::from_secs(5), client.puback()).await {
+                    Ok(Some((pkid, taken))) => {
+                        if let Some(id) = in_flight.remove(&pkid)
+                            && taken
+                        {
+                            tally.acked.lock().unwrap().push(id);
+                        }
+                    }
+                    Ok(None) | Err(_) => return,
+                }
             }
-            while let Some((id, answer)) = in_flight.next().await {
-                acked(id, answer);
+            // Stopping: collect the acknowledgements still on their way.
+            while !in_flight.is_empty() {
+                match tokio::time::timeout(Duration::from_secs(5), client.puback()).await {
+                    Ok(Some((pkid, taken))) => {
+                        if let Some(id) = in_flight.remove(&pkid)
+                            && taken
+                        {
+                            tally.acked.lock().unwrap().push(id);
+                        }
+                    }
+                    Ok(None) | Err(_) => return,
+                }
             }
-            let _ = client.disconnect(None).await;
-            microdash_ingest::mqtt::release(client).await;
         });
     }
     while publishers.join_next().await.is_some() {}
+}
+
+/// A hand-driven MQTT 5 publisher over rumqttc's packet codec.
+mod raw {
+    use bytes::BytesMut;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::{self, ConnectReturnCode, Packet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub struct Client {
+        stream: TcpStream,
+        input: BytesMut,
+    }
+
+    impl Client {
+        /// Connect with an ingest token; `None` if the endpoint is not there or refuses.
+        pub async fn connect(endpoint: &str, token: &str) -> Option<Client> {
+            let stream = TcpStream::connect(endpoint.trim_start_matches("tcp://")).await.ok()?;
+            let mut client = Client { stream, input: BytesMut::new() };
+            let id = microdash_store::testing::unique_name("md_durable");
+            let connect = v5::Connect { keep_alive: 30, client_id: id, clean_start: true, properties: None };
+            let login = v5::Login::new(microdash_core::mqtt::token_username(token), token);
+            client.send(Packet::Connect(connect, None, Some(login))).await.then_some(())?;
+            match client.next().await? {
+                Packet::ConnAck(ack) if ack.code == ConnectReturnCode::Success => Some(client),
+                _ => None,
+            }
+        }
+
+        /// Publish at QoS 1 under `pkid`; whether it was written.
+        pub async fn publish(&mut self, topic: &str, payload: &str, pkid: u16) -> bool {
+            let mut publish = v5::Publish::new(topic, QoS::AtLeastOnce, payload.to_owned(), None);
+            publish.pkid = pkid;
+            self.send(Packet::Publish(publish)).await
+        }
+
+        /// The packet id of the next `PUBACK` and whether it took the message; `None` once
+        /// the connection is gone.
+        pub async fn puback(&mut self) -> Option<(u16, bool)> {
+            loop {
+                if let Packet::PubAck(ack) = self.next().await? {
+                    return Some((ack.pkid, ack.reason == v5::PubAckReason::Success));
+                }
+            }
+        }
+
+        async fn send(&mut self, packet: Packet) -> bool {
+            let mut out = BytesMut::new();
+            packet.write(&mut out, None).is_ok() && self.stream.write_all(&out).await.is_ok()
+        }
+
+        async fn next(&mut self) -> Option<Packet> {
+            loop {
+                match Packet::read(&mut self.input, None) {
+                    Ok(packet) => return Some(packet),
+                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}
+                    Err(_) => return None,
+                }
+                if self.stream.read_buf(&mut self.input).await.unwrap_or(0) == 0 {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
