@@ -192,28 +192,14 @@ async fn mqtt_load(endpoint: String, token: String, tally: Arc<Tally>, stop: Arc
                         return; // The server went away; what was in flight is not acknowledged.
                     }
                 }
-                match tokio::time::timeout(Duration::from_secs(5), client.puback()).await {
-                    Ok(Some((pkid, taken))) => {
-                        if let Some(id) = in_flight.remove(&pkid)
-                            && taken
-                        {
-                            tally.acked.lock().unwrap().push(id);
-                        }
-                    }
-                    Ok(None) | Err(_) => return,
+                if !client.acknowledged(&mut in_flight, &tally).await {
+                    return;
                 }
             }
             // Stopping: collect the acknowledgements still on their way.
             while !in_flight.is_empty() {
-                match tokio::time::timeout(Duration::from_secs(5), client.puback()).await {
-                    Ok(Some((pkid, taken))) => {
-                        if let Some(id) = in_flight.remove(&pkid)
-                            && taken
-                        {
-                            tally.acked.lock().unwrap().push(id);
-                        }
-                    }
-                    Ok(None) | Err(_) => return,
+                if !client.acknowledged(&mut in_flight, &tally).await {
+                    return;
                 }
             }
         });
@@ -254,6 +240,26 @@ mod raw {
             let mut publish = v5::Publish::new(topic, QoS::AtLeastOnce, payload.to_owned(), None);
             publish.pkid = pkid;
             self.send(Packet::Publish(publish)).await
+        }
+
+        /// Wait (5 s at most) for the next `PUBACK` and count its point as acknowledged if
+        /// it took the message; whether the connection still answers.
+        pub async fn acknowledged(
+            &mut self,
+            in_flight: &mut std::collections::HashMap<u16, u64>,
+            tally: &super::Tally,
+        ) -> bool {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), self.puback()).await {
+                Ok(Some((pkid, taken))) => {
+                    if let Some(id) = in_flight.remove(&pkid)
+                        && taken
+                    {
+                        tally.acked.lock().unwrap().push(id);
+                    }
+                    true
+                }
+                Ok(None) | Err(_) => false,
+            }
         }
 
         /// The packet id of the next `PUBACK` and whether it took the message; `None` once
