@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use microdash_core::api::alert::{AlertHistoryQuery, AlertState};
+use microdash_core::api::alert::{AlertHistoryQuery, AlertRuleIn, AlertState};
 use microdash_core::api::{MetricsQuery, PointOut, QueryResponse, WhoAmI};
 use microdash_core::metric::format_millis;
 use microdash_core::rollup::{DAY_MS, HOUR_MS};
@@ -131,6 +131,24 @@ impl McpServer {
                 ))
             }
         }
+    }
+
+    /// Read rule `id`, change it with `change`, and write it back: what the tools that
+    /// modify a rule share (after the write checks).
+    async fn change_rule(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        tenant: Option<String>,
+        id: i64,
+        change: impl FnOnce(AlertRuleIn) -> AlertRuleIn,
+    ) -> Result<Json<RuleOut>, String> {
+        let (source, who) = self.caller(ctx).await?;
+        self.writes_allowed(&who)?;
+        let tenant = self.tenant(source.as_ref(), &who, tenant).await?;
+        let current = source.alert_rule(tenant.as_deref(), id).await.map_err(failed)?;
+        let rule = change(rule_in_of(&current));
+        let rule = source.update_alert_rule(tenant.as_deref(), id, &rule).await.map_err(failed)?;
+        Ok(Json(RuleOut { rule }))
     }
 
     fn writes_allowed(&self, who: &WhoAmI) -> Result<(), String> {
@@ -365,13 +383,8 @@ impl McpServer {
         Parameters(args): Parameters<UpdateRuleArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<RuleOut>, String> {
-        let (source, who) = self.caller(&ctx).await?;
-        self.writes_allowed(&who)?;
-        let tenant = self.tenant(source.as_ref(), &who, args.tenant).await?;
-        let current = source.alert_rule(tenant.as_deref(), args.id).await.map_err(failed)?;
-        let rule = overlay(rule_in_of(&current), args.changes);
-        let rule = source.update_alert_rule(tenant.as_deref(), args.id, &rule).await.map_err(failed)?;
-        Ok(Json(RuleOut { rule }))
+        let changes = args.changes;
+        self.change_rule(&ctx, args.tenant, args.id, |rule| overlay(rule, changes)).await
     }
 
     #[tool(
@@ -385,14 +398,8 @@ impl McpServer {
         Parameters(args): Parameters<PauseRuleArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<RuleOut>, String> {
-        let (source, who) = self.caller(&ctx).await?;
-        self.writes_allowed(&who)?;
-        let tenant = self.tenant(source.as_ref(), &who, args.tenant).await?;
-        let current = source.alert_rule(tenant.as_deref(), args.id).await.map_err(failed)?;
-        let mut rule = rule_in_of(&current);
-        rule.enabled = Some(!args.paused.unwrap_or(true));
-        let rule = source.update_alert_rule(tenant.as_deref(), args.id, &rule).await.map_err(failed)?;
-        Ok(Json(RuleOut { rule }))
+        let enabled = !args.paused.unwrap_or(true);
+        self.change_rule(&ctx, args.tenant, args.id, |rule| AlertRuleIn { enabled: Some(enabled), ..rule }).await
     }
 }
 
