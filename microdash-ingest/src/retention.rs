@@ -42,6 +42,8 @@ pub struct Expired {
     pub rollups_1m: u64,
     /// 5-minute buckets.
     pub rollups_5m: u64,
+    /// 30-minute buckets.
+    pub rollups_30m: u64,
     /// Alert history entries and finished notifications.
     pub alert_history: u64,
 }
@@ -71,6 +73,7 @@ pub async fn expire_once(
                 DataKind::Raw => expired.points += deleted,
                 DataKind::Rollup(RollupLevel::OneMinute) => expired.rollups_1m += deleted,
                 DataKind::Rollup(RollupLevel::FiveMinutes) => expired.rollups_5m += deleted,
+                DataKind::Rollup(RollupLevel::ThirtyMinutes) => expired.rollups_30m += deleted,
             }
         }
     }
@@ -105,6 +108,7 @@ pub async fn run_retention(
                 points = expired.points,
                 rollups_1m = expired.rollups_1m,
                 rollups_5m = expired.rollups_5m,
+                rollups_30m = expired.rollups_30m,
                 alert_history = expired.alert_history,
                 "retention deleted expired rows"
             ),

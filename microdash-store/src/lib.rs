@@ -510,12 +510,14 @@ mod tests {
     #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
     use diesel_migrations::MigrationHarness;
+    use microdash_core::rollup::Aggregate;
 
     use super::*;
     use crate::testing::TestDb;
 
     /// A database migrated up to just before the rollups, holding raw points (among them
-    /// points before 1970 and two at one latest time), gets them rolled up by the upgrade.
+    /// points before 1970 and two at one latest time), gets them rolled up by the upgrade, at
+    /// every level (the 30-minute one by a later migration, from the 5-minute one).
     async fn upgrade_rolls_up_existing_points(backend: Backend) {
         let db = TestDb::new(backend).await;
         let store = Store::connect(&db.url, &StoreOptions::default()).await.unwrap();
@@ -542,7 +544,15 @@ mod tests {
                 first_migrations!(AsyncMysqlConnection::establish(&db.url).await.unwrap(), MYSQL_MIGRATIONS)
             }
         }
-        let rows = [(-90_000, 4.0), (-30_000, 2.0), (10_000, 1.0), (50_000, 3.0), (50_000, 7.0), (70_000, 5.0)];
+        let rows = [
+            (-90_000, 4.0),
+            (-30_000, 2.0),
+            (10_000, 1.0),
+            (50_000, 3.0),
+            (50_000, 7.0),
+            (70_000, 5.0),
+            (300_000, -1.0),
+        ];
         let values: Vec<String> = rows.iter().map(|(ts, v)| format!("(1, 1, {ts}, {v})")).collect();
         let seed = async {
             with_conn!(store, |conn| {
@@ -562,12 +572,28 @@ mod tests {
         let minutes = store.query_rollups(1, RollupLevel::OneMinute, &all).await.unwrap();
         let got: Vec<_> =
             minutes.iter().map(|b| (b.bucket_ms, b.aggregate.count, b.aggregate.sum, b.aggregate.last)).collect();
-        assert_eq!(got, [(-120_000, 1, 4.0, 4.0), (-60_000, 1, 2.0, 2.0), (0, 3, 11.0, 7.0), (60_000, 1, 5.0, 5.0)]);
+        assert_eq!(
+            got,
+            [
+                (-120_000, 1, 4.0, 4.0),
+                (-60_000, 1, 2.0, 2.0),
+                (0, 3, 11.0, 7.0),
+                (60_000, 1, 5.0, 5.0),
+                (300_000, 1, -1.0, -1.0)
+            ]
+        );
         let fives = store.query_rollups(1, RollupLevel::FiveMinutes, &all).await.unwrap();
         let got: Vec<_> =
             fives.iter().map(|b| (b.bucket_ms, b.aggregate.count, b.aggregate.min, b.aggregate.max)).collect();
-        assert_eq!(got, [(-300_000, 2, 2.0, 4.0), (0, 4, 1.0, 7.0)]);
+        assert_eq!(got, [(-300_000, 2, 2.0, 4.0), (0, 4, 1.0, 7.0), (300_000, 1, -1.0, -1.0)]);
         assert_eq!(fives[1].aggregate.last_ms, 70_000);
+        let halves = store.query_rollups(1, RollupLevel::ThirtyMinutes, &all).await.unwrap();
+        let got: Vec<_> = halves.iter().map(|b| (b.bucket_ms, b.aggregate)).collect();
+        let agg = |count, sum, min, max, last_ms, last| Aggregate { count, sum, min, max, last_ms, last };
+        assert_eq!(
+            got,
+            [(-1_800_000, agg(2, 6.0, 2.0, 4.0, -30_000, 2.0)), (0, agg(5, 15.0, -1.0, 7.0, 300_000, -1.0)),]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,6 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 
-use crate::schema::series;
 use crate::{Pool, RollupLevel, Store, StoreError, with_conn};
 
 /// What retention deletes from: raw points or one rollup level.
@@ -23,8 +22,12 @@ pub enum DataKind {
 
 impl DataKind {
     /// Every kind, raw first.
-    pub const ALL: [DataKind; 3] =
-        [DataKind::Raw, DataKind::Rollup(RollupLevel::OneMinute), DataKind::Rollup(RollupLevel::FiveMinutes)];
+    pub const ALL: [DataKind; 4] = [
+        DataKind::Raw,
+        DataKind::Rollup(RollupLevel::OneMinute),
+        DataKind::Rollup(RollupLevel::FiveMinutes),
+        DataKind::Rollup(RollupLevel::ThirtyMinutes),
+    ];
 
     /// The table's name, as `/metrics` labels it.
     pub fn table(self) -> &'static str {
@@ -34,10 +37,24 @@ impl DataKind {
         }
     }
 
+    /// The column holding a row's time.
+    fn time_column(self) -> &'static str {
+        if self == DataKind::Raw { "ts_ms" } else { "bucket_ms" }
+    }
+
+    /// The tenant `?1`'s series with a row older than `?2`: one index seek per series, on a
+    /// reader, so a pass sends deletes only where there is something to delete.
+    fn expiring_series_sql(self) -> String {
+        let (table, time) = (self.table(), self.time_column());
+        format!(
+            "SELECT s.id FROM series s WHERE s.tenant_id = ? AND EXISTS \
+             (SELECT 1 FROM {table} t WHERE t.series_id = s.id AND t.{time} < ?) ORDER BY s.id"
+        )
+    }
+
     /// `DELETE` of at most `?4` rows of series `?2` of tenant `?1` older than `?3`.
     fn delete_sql(self, backend: crate::Backend) -> String {
-        let table = self.table();
-        let time = if self == DataKind::Raw { "ts_ms" } else { "bucket_ms" };
+        let (table, time) = (self.table(), self.time_column());
         match (backend, self) {
             // SQLite's DELETE has no LIMIT in the bundled build.
             (crate::Backend::Sqlite, DataKind::Raw) => format!(
@@ -63,22 +80,19 @@ impl Store {
         before_ms: i64,
         chunk_rows: usize,
     ) -> Result<u64, StoreError> {
-        let series_ids: Vec<i64> = with_conn!(self, |conn| series::table
-            .filter(series::tenant_id.eq(tenant_id))
-            .select(series::id)
-            .order(series::id)
-            .load(&mut conn)
-            .await?);
         // A bucket is deleted only when all of it is older than the cutoff: one that
         // straddles it still holds data that is kept.
         let before_ms = match kind {
             DataKind::Raw => before_ms,
             DataKind::Rollup(level) => microdash_core::rollup::bucket_start(before_ms, level.bucket_ms()),
         };
+        let expiring =
+            diesel::sql_query(kind.expiring_series_sql()).bind::<BigInt, _>(tenant_id).bind::<BigInt, _>(before_ms);
+        let series_ids: Vec<SeriesId> = with_conn!(self, |conn| expiring.clone().load(&mut conn).await?);
         let sql = kind.delete_sql(self.backend());
         let chunk = i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX);
         let mut deleted = 0u64;
-        for series_id in series_ids {
+        for SeriesId { id: series_id } in series_ids {
             loop {
                 let query = diesel::sql_query(sql.clone())
                     .bind::<BigInt, _>(tenant_id)
@@ -103,4 +117,11 @@ impl Store {
         }
         Ok(deleted)
     }
+}
+
+/// A series id as [`DataKind::expiring_series_sql`] returns it.
+#[derive(QueryableByName)]
+struct SeriesId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
 }

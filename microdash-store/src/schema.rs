@@ -87,6 +87,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    rollups_30m (series_id, bucket_ms) {
+        series_id -> BigInt,
+        bucket_ms -> BigInt,
+        tenant_id -> BigInt,
+        value_count -> BigInt,
+        value_sum -> Double,
+        value_min -> Double,
+        value_max -> Double,
+        last_ms -> BigInt,
+        last_value -> Double,
+    }
+}
+
+diesel::table! {
     dead_letters (id) {
         id -> BigInt,
         tenant_id -> BigInt,
@@ -209,6 +223,7 @@ diesel::table! {
 diesel::joinable!(points -> series (series_id));
 diesel::joinable!(rollups_1m -> series (series_id));
 diesel::joinable!(rollups_5m -> series (series_id));
+diesel::joinable!(rollups_30m -> series (series_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(alert_instances -> alert_rules (rule_id));
 diesel::joinable!(alert_notifications -> alert_channels (channel_id));
@@ -220,6 +235,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     points,
     rollups_1m,
     rollups_5m,
+    rollups_30m,
     dead_letters,
     users,
     sessions,

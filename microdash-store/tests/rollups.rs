@@ -62,7 +62,7 @@ async fn recomputed(store: &Store, tenant_id: i64, width_ms: i64) -> Buckets {
 /// Random points over three series, with late ones (an agent's outage buffer an hour old),
 /// repeated `dedupe_id`s carrying other values (which must not count), and points at equal
 /// timestamps, written by four concurrent writers in batches of random sizes: every bucket of
-/// both levels equals a recomputation from the raw points stored.
+/// every level equals a recomputation from the raw points stored.
 async fn rollups_equal_a_recomputation_from_raw(store: Store) {
     let tenant = store.create_tenant("t", "", NOW).await.unwrap();
     let other = store.create_tenant("other", "", NOW).await.unwrap();
@@ -115,11 +115,13 @@ async fn rollups_equal_a_recomputation_from_raw(store: Store) {
         for w in writers {
             w.await.unwrap();
         }
-        // Both stored levels, and 15-minute buckets merged from 5-minute ones.
+        // Every stored level, and wider buckets merged from them.
         for (level, width) in [
             (RollupLevel::OneMinute, MINUTE),
             (RollupLevel::FiveMinutes, 5 * MINUTE),
             (RollupLevel::FiveMinutes, 15 * MINUTE),
+            (RollupLevel::ThirtyMinutes, 30 * MINUTE),
+            (RollupLevel::ThirtyMinutes, 60 * MINUTE),
         ] {
             let stored = keyed(store.query_buckets(tenant.id, level, width, &all(Some(&name))).await.unwrap());
             let want: Buckets = recomputed(&store, tenant.id, width)
@@ -218,6 +220,16 @@ async fn retention_deletes_what_it_should_and_nothing_else(store: Store) {
     assert!(deleted > 0);
     assert!(!store.query_rollups(t.id, RollupLevel::FiveMinutes, &all(None)).await.unwrap().is_empty());
     assert_eq!(store.expire(t.id, DataKind::Raw, cutoff, 7).await.unwrap(), 0, "nothing left to expire");
+    // The 30-minute level the same way: the half hour that straddles the cutoff stays.
+    let halves =
+        |store: Store| async move { store.query_rollups(t.id, RollupLevel::ThirtyMinutes, &all(None)).await.unwrap() };
+    let before = halves(store.clone()).await;
+    let deleted = store.expire(t.id, DataKind::Rollup(RollupLevel::ThirtyMinutes), cutoff, 1).await.unwrap();
+    let after = halves(store.clone()).await;
+    assert_eq!(after.len() as u64 + deleted, before.len() as u64);
+    assert!(after.iter().all(|b| b.bucket_ms + 30 * MINUTE > cutoff));
+    assert_eq!(after[0].bucket_ms, bucket_start(cutoff, 30 * MINUTE), "the straddling half hour is kept");
+    assert_eq!(store.query_rollups(keep.id, RollupLevel::ThirtyMinutes, &all(None)).await.unwrap().len(), before.len());
 }
 
 /// A tenant's own retention is stored, shown, and returned to the default with `null`; bad
@@ -265,6 +277,14 @@ async fn imported_history_merges_with_points(store: Store) {
         Aggregate { count: 31, sum: 350.0, min: 1.0, max: 50.0, last_ms: bucket + 2, last: 50.0 }
     );
     assert_eq!(got[1].agent_id.as_deref(), Some("h1"));
+    // The 30-minute level holds the imported 5-minute buckets too, whichever half hour each is in.
+    let halves = store.query_rollups(t.id, RollupLevel::ThirtyMinutes, &all(Some("cpu"))).await.unwrap();
+    assert_eq!(halves.iter().map(|b| b.aggregate.count).sum::<u64>(), 61);
+    assert_eq!(halves.last().unwrap().aggregate.last, 50.0);
+    assert!(
+        store.import_rollups(RollupLevel::ThirtyMinutes, std::slice::from_ref(&old)).await.is_err(),
+        "derived, not imported"
+    );
     let misaligned = ImportedBucket { bucket_ms: bucket + 1, ..old };
     assert!(store.import_rollups(RollupLevel::FiveMinutes, &[misaligned]).await.is_err());
 }

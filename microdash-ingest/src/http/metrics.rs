@@ -133,17 +133,12 @@ pub(crate) async fn query_metrics(
         }
         Some(width) => {
             // Read from the coarsest stored level whose buckets tile the answer's, retained
-            // for the range; merging is exact, so coarser answers lose nothing.
-            let level = match RollupLevel::of(resolution) {
-                Some(level) => level,
-                None if width % RollupLevel::FiveMinutes.bucket_ms() == 0
-                    && start >= retention.horizon_ms(Resolution::FIVE_MINUTES, now) =>
-                {
-                    RollupLevel::FiveMinutes
-                }
-                None if start >= retention.horizon_ms(Resolution::ONE_MINUTE, now) => RollupLevel::OneMinute,
-                None => RollupLevel::FiveMinutes,
-            };
+            // for the range; merging is exact, so coarser answers lose nothing. A range
+            // older than every level's retention reads the longest kept.
+            let retained = |level: RollupLevel| start >= retention.horizon_ms(level.resolution(), now);
+            let level = RollupLevel::coarsest_tiling(width, retained)
+                .or_else(|| RollupLevel::coarsest_tiling(width, |_| true))
+                .unwrap_or(RollupLevel::OneMinute);
             let merged = state.store.query_buckets(tenant_id, level, width, &query).await?;
             merged
                 .into_iter()
