@@ -5,6 +5,8 @@ use clap::Subcommand;
 use microdash_core::metric::format_millis;
 use microdash_core::token::Scopes;
 use microdash_ingest::clock::now_ms;
+use microdash_ingest::queue::RedisQueue;
+use microdash_ingest::revocation::Revoker;
 use microdash_ingest::views;
 use serde::Serialize;
 
@@ -238,11 +240,27 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let info = store.revoke_token(id, now_ms()).await?;
+            let info = revoker(config, store).await.revoke_token(id, now_ms()).await?;
             println!("revoked token {} (id {})", info.prefix, info.id);
         }
     }
     Ok(())
+}
+
+/// Revokes in the database and, with Redis configured, tells the running servers at once
+/// (they also notice by themselves within `credential_recheck_ms`).
+async fn revoker(config: &Config, store: microdash_store::Store) -> Revoker {
+    let redis = match config.redis() {
+        Some(redis) => match RedisQueue::connect(&redis).await {
+            Ok(queue) => Some(queue),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot reach Redis; servers notice the revocation at their next recheck");
+                None
+            }
+        },
+        None => None,
+    };
+    Revoker::new(store, redis)
 }
 
 /// The password from stdin, or a generated one (then `true`: print it).
@@ -284,14 +302,14 @@ pub async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Passwd { username, password_stdin } => {
             let (password, generated) = password(password_stdin)?;
-            store.set_password(&username, &password).await?;
+            revoker(config, store).await.set_password(&username, &password).await?;
             println!("password of {username} changed; their sessions have ended");
             if generated {
                 println!("password: {password}");
             }
         }
         UserCommand::Delete { username } => {
-            if !store.delete_user(&username).await? {
+            if !revoker(config, store).await.delete_user(&username).await? {
                 bail!("no user {username:?}");
             }
             println!("deleted user {username}");

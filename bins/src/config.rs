@@ -14,13 +14,14 @@ use microdash_alert::deliver::{Deliverer, DeliveryConfig, SmtpConfig};
 use microdash_core::Limits;
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, Retention, check_retention};
 use microdash_ingest::alerting::AlertingConfig;
-use microdash_ingest::http::HttpConfig;
+use microdash_ingest::http::{HttpConfig, SignInLimits, parse_networks};
 use microdash_ingest::live::LiveConfig;
 use microdash_ingest::mcp::McpConfig;
 use microdash_ingest::mqtt::MqttConfig;
 use microdash_ingest::mqtt::broker::BrokerConfig;
 use microdash_ingest::queue::{JournalConfig, RedisQueueConfig};
 use microdash_ingest::retention::RetentionConfig;
+use microdash_ingest::revocation::RevocationConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_store::StoreOptions;
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,20 @@ pub struct Config {
     pub session_ttl_hours: u64,
     /// Mark the session cookie `Secure`; set it when the dashboard is served over HTTPS.
     pub secure_cookies: bool,
+    /// Sign-in attempts per username per window (counted before the password is checked;
+    /// a right password starts the count again); beyond it `429` until the window ends.
+    pub sign_in_attempts_per_user: u32,
+    /// Sign-in attempts per client address (IPv6: per /64) per window; right passwords do
+    /// not count.
+    pub sign_in_attempts_per_address: u32,
+    /// How long a sign-in window lasts, from its first attempt.
+    pub sign_in_window_ms: u64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client, comma-separated addresses
+    /// or networks (`10.0.0.0/8, ::1`); empty: the peer's address is the client's.
+    pub trusted_proxies: String,
+    /// How often open streams, polls and MQTT connections have their credentials checked
+    /// in the database (what the revocation bus missed, or every revocation without Redis).
+    pub credential_recheck_ms: u64,
     /// MQTT broker URL (`tcp://host:1883`); when set, the bridge subscribes to metric topics.
     pub mqtt_url: Option<String>,
     /// First level of metric topics: `{root}/{tenant}/{agent_id}/{metric_name}`.
@@ -211,6 +226,11 @@ impl Default for Config {
             live_subscriber_backlog_batches: live.subscriber_backlog_batches,
             session_ttl_hours: http.session_ttl.as_secs() / 3600,
             secure_cookies: http.secure_cookies,
+            sign_in_attempts_per_user: http.sign_in.attempts_per_user,
+            sign_in_attempts_per_address: http.sign_in.attempts_per_address,
+            sign_in_window_ms: http.sign_in.window.as_millis() as u64,
+            trusted_proxies: String::new(),
+            credential_recheck_ms: RevocationConfig::default().recheck_interval.as_millis() as u64,
             mqtt_url: None,
             mqtt_topic_root: microdash_core::mqtt::DEFAULT_TOPIC_ROOT.into(),
             mqtt_shared_group: "microdash".into(),
@@ -318,6 +338,16 @@ impl Config {
             self.alert_tick_ms,
             self.alert_lease_ttl_s
         );
+        anyhow::ensure!(
+            self.sign_in_attempts_per_user > 0 && self.sign_in_attempts_per_address > 0 && self.sign_in_window_ms > 0,
+            "sign_in_attempts_per_user, sign_in_attempts_per_address and sign_in_window_ms must be above 0"
+        );
+        anyhow::ensure!(
+            (10..=60_000).contains(&self.credential_recheck_ms),
+            "credential_recheck_ms ({}) must be between 10 and 60000",
+            self.credential_recheck_ms
+        );
+        parse_networks(&self.trusted_proxies).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
         for (key, value, max) in [
             ("retention_raw_hours", self.retention_raw_hours, MAX_RETENTION_RAW_HOURS),
             ("retention_1m_days", self.retention_1m_days, MAX_RETENTION_DAYS),
@@ -384,7 +414,19 @@ impl Config {
             web_dir: (!self.web_dir.is_empty()).then(|| self.web_dir.clone().into()),
             retention: self.retention().defaults,
             allowed_origins: microdash_core::text::origin(&self.external_url).into_iter().collect(),
+            sign_in: SignInLimits {
+                attempts_per_user: self.sign_in_attempts_per_user,
+                attempts_per_address: self.sign_in_attempts_per_address,
+                window: Duration::from_millis(self.sign_in_window_ms),
+            },
+            // `check` refused a list that does not parse.
+            trusted_proxies: parse_networks(&self.trusted_proxies).unwrap_or_default(),
         }
+    }
+
+    /// Revocation settings.
+    pub fn revocation(&self) -> RevocationConfig {
+        RevocationConfig { recheck_interval: Duration::from_millis(self.credential_recheck_ms) }
     }
 
     /// Retention settings.

@@ -23,12 +23,17 @@ pub struct MqttAuthArgs {
     /// The broker's pid file: it gets SIGHUP after a change.
     #[arg(long)]
     pid_file: Option<PathBuf>,
-    /// Keep the files in step with the database, checking this often (0: once).
+    /// Keep the files in step with the database, checking this often, in milliseconds (0:
+    /// write them once). Under a second, a revoked token loses the broker within one: the
+    /// broker disconnects clients whose password no longer checks out when it reloads.
     #[arg(long, default_value_t = 0)]
-    watch_s: u64,
+    watch_ms: u64,
+    /// The same in seconds, for older scripts.
+    #[arg(long, conflicts_with = "watch_ms", hide = true)]
+    watch_s: Option<u64>,
 }
 
-/// Write the files (and keep them current with `--watch-s`).
+/// Write the files (and keep them current with `--watch-ms`).
 pub async fn run(config: &Config, args: MqttAuthArgs) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     // The bridge authenticates with the configured credentials and may read everything.
@@ -40,6 +45,7 @@ pub async fn run(config: &Config, args: MqttAuthArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let watch = Duration::from_millis(args.watch_s.map_or(args.watch_ms, |s| s.saturating_mul(1000)));
     let mut last = None;
     loop {
         let accounts = store.mqtt_accounts().await?;
@@ -54,16 +60,16 @@ pub async fn run(config: &Config, args: MqttAuthArgs) -> anyhow::Result<()> {
                     Ok(()) => {}
                     // The broker may not be up yet (it starts once the files exist); it reads
                     // them when it starts.
-                    Err(err) if args.watch_s > 0 => eprintln!("not reloading the broker yet: {err:#}"),
+                    Err(err) if !watch.is_zero() => eprintln!("not reloading the broker yet: {err:#}"),
                     Err(err) => return Err(err),
                 }
             }
             last = Some(files);
         }
-        if args.watch_s == 0 {
+        if watch.is_zero() {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_secs(args.watch_s)).await;
+        tokio::time::sleep(watch).await;
     }
 }
 

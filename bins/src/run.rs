@@ -49,6 +49,7 @@ async fn assemble(config: &Config) -> anyhow::Result<Runtime> {
         .workers(config.worker())
         .retention(Some(config.retention()))
         .alerting(config.alerting()?)
+        .revocation(config.revocation())
         .mcp(config.mcp())
         .build())
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{RawStream, eventually, microdash, microdash_output, scrape};
+use common::{RawStream, eventually, microdash, microdash_output, scrape, sign_in_cookie};
 use microdash_client::{Client, MetricIn};
 use microdash_store::Backend;
 use microdash_store::testing::{TestDb, unique_name};
@@ -21,14 +21,7 @@ async fn streams_deliver_release_on_disconnect_and_end_at_shutdown() {
 
     // The demo user signs in, and the session cookie reads the demo tenant's feed.
     let http = microdash_client::Client::default_http().unwrap();
-    let signed_in = http
-        .post(format!("{url}/api/v1/session"))
-        .json(&serde_json::json!({"username": "demo", "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 200);
-    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = sign_in_cookie(&url, "demo", &password).await;
     let poll = http.get(format!("{url}/api/v1/stream/demo/latest")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(poll.status(), 200);
 

@@ -183,11 +183,19 @@ async fn a_token_publishes_only_into_its_own_tenant() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(other_client.query(&query).await.unwrap().count, 0, "the acme token wrote into another tenant");
 
-    // A revoked token loses the broker too once the files are rewritten and the broker reloads.
-    common::microdash_output(&["token", "revoke", &acme_id], &env);
+    // mqtt-auth keeps the files current and reloads the broker, which then disconnects any
+    // client whose password no longer checks out: a revoked token loses its open connection
+    // within a second, and cannot connect again.
     let pid_file = dir.path().join("mosquitto.pid");
-    common::microdash_output(&[&files[..], &["--pid-file", pid_file.to_str().unwrap()]].concat(), &env);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let watch = [&files[..], &["--pid-file", pid_file.to_str().unwrap(), "--watch-ms", "200"]].concat();
+    let watcher = microdash(&watch, &env);
+    watcher.line_with("wrote");
+    common::microdash_output(&["token", "revoke", &acme_id], &env);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while publisher.is_connected() {
+        assert!(Instant::now() < deadline, "the revoked token kept its broker connection for over a second");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert!(!connects(&broker, microdash_core::mqtt::token_username(&acme), &acme).await);
     assert!(connects(&broker, microdash_core::mqtt::token_username(&other), &other).await);
     let _ = publisher.disconnect(None).await;

@@ -40,6 +40,7 @@ pub use self::error::ApiError;
 use crate::ingestor::Ingestor;
 use crate::live::LiveHub;
 use crate::queue::Queue;
+use crate::revocation::{Holds, Revoker};
 use crate::telemetry::Telemetry;
 
 /// HTTP settings.
@@ -68,6 +69,45 @@ pub struct HttpConfig {
     /// `Host` a request was sent to: a reverse proxy's public URL. Cookie-authenticated
     /// requests that change something are refused from any other origin.
     pub allowed_origins: Vec<String>,
+    /// How many sign-in attempts a username and a client address get per window.
+    pub sign_in: SignInLimits,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client;
+    /// the address of any other peer is the client's own.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Sign-in attempts allowed per window, counted in the database before the password is
+/// checked (see `microdash_store::Store::count_sign_in_attempt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInLimits {
+    /// Attempts per username; a right password starts its count again.
+    pub attempts_per_user: u32,
+    /// Attempts per client address (IPv6: per /64 network); right passwords do not count,
+    /// so people behind one address do not lock each other out.
+    pub attempts_per_address: u32,
+    /// How long a window lasts, from the first attempt after the previous one ended.
+    pub window: Duration,
+}
+
+/// Parse a comma-separated list of addresses (`10.0.0.1`, `::1`) and networks
+/// (`10.0.0.0/8`), as `trusted_proxies` is given.
+pub fn parse_networks(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| format!("{item:?} is neither an address nor a network (10.0.0.0/8)"))
+        })
+        .collect()
+}
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        Self { attempts_per_user: 5, attempts_per_address: 20, window: Duration::from_secs(15 * 60) }
+    }
 }
 
 impl Default for HttpConfig {
@@ -83,6 +123,8 @@ impl Default for HttpConfig {
             web_dir: None,
             retention: Default::default(),
             allowed_origins: Vec::new(),
+            sign_in: SignInLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -104,7 +146,10 @@ pub(crate) struct AppState {
     /// HTTP settings.
     pub(crate) config: Arc<HttpConfig>,
     token_usage: Arc<auth::TokenUsage>,
-    sign_in_throttle: Arc<session::SignInThrottle>,
+    /// When expired sign-in counters were last swept (Unix ms), so it happens once a minute.
+    sign_in_sweep: Arc<std::sync::atomic::AtomicI64>,
+    /// The credentials of this process's open streams, polls and MQTT connections.
+    pub(crate) holds: Arc<Holds>,
     /// Cancelled when the server shuts down, to end the streams that would otherwise hold
     /// the graceful shutdown open forever.
     pub(crate) streams_stop: CancellationToken,
@@ -123,6 +168,7 @@ impl AppState {
         telemetry: Arc<Telemetry>,
         live: Arc<LiveHub>,
         config: HttpConfig,
+        holds: Arc<Holds>,
     ) -> Self {
         Self {
             store,
@@ -132,7 +178,8 @@ impl AppState {
             live,
             config: Arc::new(config),
             token_usage: Arc::default(),
-            sign_in_throttle: Arc::default(),
+            sign_in_sweep: Arc::default(),
+            holds,
             streams_stop: CancellationToken::new(),
             #[cfg(feature = "mcp")]
             mcp: None,
@@ -142,6 +189,11 @@ impl AppState {
     /// End every open stream.
     pub(crate) fn close_streams(&self) {
         self.streams_stop.cancel();
+    }
+
+    /// Revokes credentials, ending their connections here and (through Redis) elsewhere.
+    pub(crate) fn revoker(&self) -> Revoker {
+        Revoker::with_holds(self.holds.clone())
     }
 }
 
@@ -214,7 +266,9 @@ pub(crate) async fn serve(
         shutdown.await;
         streams_stop.cancel();
     };
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).into_future();
+    // The peer's address is what sign-ins are counted by (unless a trusted proxy names another).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future();
     // A client that stopped reading can hold its connection open until TCP gives up; after
     // the drain period the server stops waiting for it.
     let give_up = async move {

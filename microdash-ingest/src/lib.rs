@@ -8,6 +8,8 @@
 //! - [`live`]: the live bus that carries persisted metrics to stream subscribers.
 //! - [`mqtt`]: the MQTT bridge, another source for the [`Ingestor`].
 //! - [`retention`]: the background task that deletes what tenants no longer keep.
+//! - [`revocation`]: revoked credentials lose their open streams, polls and MQTT
+//!   connections within a second, on every process (a bus over Redis, and a recheck).
 //! - [`alerting`]: alert evaluation (one process at a time, by lease) and notification delivery.
 //! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
 //! - [`views`]: stored records as the API shows them.
@@ -29,6 +31,7 @@ pub mod mcp;
 pub mod mqtt;
 pub mod queue;
 pub mod retention;
+pub mod revocation;
 pub mod runtime;
 pub mod telemetry;
 pub mod views;

@@ -15,9 +15,10 @@
 //! | bridge only | [`Runtime::run_bridge`], [`Runtime::serve_ops`]                   |
 //!
 //! A service that embeds ingestion beside its own routes merges [`Runtime::router`] into
-//! its axum app, calls [`Runtime::spawn_live_relay`] (a no-op without Redis) and
-//! [`Runtime::spawn_workers`], and on shutdown [`Runtime::close_streams`] then
-//! [`Workers::drain`].
+//! its axum app (served with `into_make_service_with_connect_info::<SocketAddr>()`, so that
+//! sign-ins are also counted per client address), calls [`Runtime::spawn_live_relay`] (a
+//! no-op without Redis) and [`Runtime::spawn_workers`], revokes credentials through
+//! [`Runtime::revoker`], and on shutdown [`Runtime::close_streams`] then [`Workers::drain`].
 //!
 //! Shutdown order matters and is the same everywhere: first every source stops taking
 //! metrics (HTTP, bridge, endpoint), then [`Workers::drain`] closes the in-process queue and
@@ -39,6 +40,7 @@ use crate::mqtt::broker::Broker;
 use crate::mqtt::{MqttConfig, MqttError, run_bridge};
 use crate::queue::Queue;
 use crate::retention::{RetentionConfig, run_retention};
+use crate::revocation::{Holds, RevocationConfig, Revoker};
 use crate::telemetry::Telemetry;
 use crate::worker::{WorkerConfig, run_workers};
 
@@ -53,11 +55,18 @@ pub struct RuntimeBuilder {
     workers: WorkerConfig,
     retention: Option<RetentionConfig>,
     alerting: Option<AlertingConfig>,
+    revocation: RevocationConfig,
     #[cfg(feature = "mcp")]
     mcp: Option<crate::mcp::McpConfig>,
 }
 
 impl RuntimeBuilder {
+    /// How revoked credentials lose their open connections (the recheck interval).
+    pub fn revocation(mut self, revocation: RevocationConfig) -> Self {
+        self.revocation = revocation;
+        self
+    }
+
     /// Limits on what one request or message may carry.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -110,8 +119,9 @@ impl RuntimeBuilder {
         let telemetry = Arc::new(Telemetry::new());
         let ingestor = Ingestor::new(self.queue.clone(), self.limits, telemetry.clone());
         let live = Arc::new(LiveHub::new(self.live));
+        let holds = Holds::new(self.store.clone(), &self.queue, self.revocation);
         #[allow(unused_mut)]
-        let mut state = AppState::new(self.store, self.queue, ingestor, telemetry, live, self.http);
+        let mut state = AppState::new(self.store, self.queue, ingestor, telemetry, live, self.http, holds);
         #[cfg(feature = "mcp")]
         {
             state.mcp = self.mcp.map(Arc::new);
@@ -142,6 +152,7 @@ impl Runtime {
             workers: WorkerConfig::default(),
             retention: Some(RetentionConfig::default()),
             alerting: None,
+            revocation: RevocationConfig::default(),
             #[cfg(feature = "mcp")]
             mcp: None,
         }
@@ -178,6 +189,17 @@ impl Runtime {
         &self.state.config
     }
 
+    /// Revokes tokens, sessions and users, ending their open streams, polls and MQTT
+    /// connections in this process at once and, with Redis, in every other.
+    pub fn revoker(&self) -> Revoker {
+        self.state.revoker()
+    }
+
+    /// The credentials held by this process's open streams, polls and MQTT connections.
+    pub fn holds(&self) -> &Arc<Holds> {
+        &self.state.holds
+    }
+
     /// A [`crate::mcp::Source`] in this process for the caller `token` names (`None` when
     /// it is unknown or revoked): what `microdash mcp --database-url` serves over stdio.
     #[cfg(feature = "mcp")]
@@ -209,6 +231,8 @@ impl Runtime {
     /// requests and end open streams. With a Redis queue the live bus is relayed into this
     /// process's hub meanwhile, so streams see what any process's workers stored.
     pub async fn serve(&self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+        // Follow revocations before the first stream opens.
+        self.state.holds.watch();
         let relay_stop = shutdown.child_token();
         let relay = self.spawn_live_relay(&relay_stop);
         let served = http::serve(listener, self.state.clone(), shutdown.cancelled_owned()).await;
@@ -301,7 +325,8 @@ impl Runtime {
     /// Serve the embedded MQTT endpoint bound in `broker` until `shutdown`; every
     /// connection finishes what it holds first.
     pub async fn run_endpoint(&self, broker: Broker, shutdown: CancellationToken) {
-        broker.run(self.state.store.clone(), self.state.ingestor.clone(), shutdown).await;
+        self.state.holds.watch();
+        broker.run(self.state.store.clone(), self.state.ingestor.clone(), self.state.holds.clone(), shutdown).await;
     }
 }
 

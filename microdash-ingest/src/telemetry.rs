@@ -116,6 +116,7 @@ pub struct Telemetry {
     ingest_to_persist_seconds: Histogram,
     streams_open: Gauge,
     streams_dropped_slow: Counter,
+    connections_held: Gauge,
     retention_deleted: Family<TableLabels, Counter>,
     retention_last_run: Gauge<f64, AtomicU64>,
     alert_transitions: Counter,
@@ -150,6 +151,7 @@ impl Telemetry {
         let ingest_to_persist_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let streams_open = Gauge::default();
         let streams_dropped_slow = Counter::default();
+        let connections_held = Gauge::default();
         let retention_deleted = Family::<TableLabels, Counter>::default();
         let retention_last_run = Gauge::<f64, AtomicU64>::default();
         let alert_transitions = Counter::default();
@@ -200,6 +202,11 @@ impl Telemetry {
             "Live streams closed because the client fell too far behind",
             streams_dropped_slow.clone(),
         );
+        registry.register(
+            "connections_held",
+            "Open streams, waiting polls and MQTT connections, each ended when its credential is revoked",
+            connections_held.clone(),
+        );
         registry.register("retention_deleted_rows", "Rows deleted by retention, by table", retention_deleted.clone());
         registry.register(
             "retention_last_run_timestamp_seconds",
@@ -236,6 +243,7 @@ impl Telemetry {
             ingest_to_persist_seconds,
             streams_open,
             streams_dropped_slow,
+            connections_held,
             retention_deleted,
             retention_last_run,
             alert_transitions,
@@ -312,6 +320,11 @@ impl Telemetry {
     /// The number of open live streams, kept by the stream handler.
     pub fn streams_open(&self) -> &Gauge {
         &self.streams_open
+    }
+
+    /// Record how many connections hold a credential (see [`crate::revocation::Holds`]).
+    pub fn record_connections_held(&self, held: usize) {
+        self.connections_held.set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     /// Count a live stream closed for being too slow.

@@ -8,17 +8,11 @@ use std::time::{Duration, Instant};
 
 use common::{App, Tenant};
 use microdash_core::mqtt::token_username;
-use microdash_ingest::mqtt::broker::{Broker, BrokerConfig};
 use microdash_store::testing::unique_name;
 use paho_mqtt as mqtt;
 
 async fn endpoint(app: &App) -> String {
-    let config = BrokerConfig { credential_check: Duration::from_millis(200), ..BrokerConfig::new("127.0.0.1:0") };
-    let broker = Broker::bind(config).await.unwrap();
-    let url = format!("tcp://{}", broker.local_addr().unwrap());
-    let (runtime, shutdown) = (app.runtime.clone(), app.shutdown.clone());
-    tokio::spawn(async move { runtime.run_endpoint(broker, shutdown).await });
-    url
+    app.mqtt_endpoint().await
 }
 
 async fn connect(

@@ -5,8 +5,12 @@
 mod common;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use common::{App, Reply};
+use microdash_ingest::http::{HttpConfig, SignInLimits};
+use microdash_ingest::revocation::RevocationConfig;
+use microdash_store::Backend;
 
 async fn sign_in(app: &App, username: &str, password: &str) -> Reply {
     let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
@@ -144,19 +148,152 @@ async fn an_admin_user_sees_every_tenant_and_stream() {
     app.stop().await;
 }
 
+/// Sign-ins of `username` with each of `passwords`, all at once; how many were let in,
+/// how many were checked and refused, and how many were refused unchecked (`429`, each
+/// checked for its `Retry-After` and JSON body).
+async fn guess_at_once(app: &App, username: &str, passwords: &[String]) -> (usize, usize, usize) {
+    let replies = futures_util::future::join_all(passwords.iter().map(|p| sign_in(app, username, p))).await;
+    let mut counts = (0, 0, 0);
+    for reply in replies {
+        match reply.status {
+            StatusCode::OK => counts.0 += 1,
+            StatusCode::UNAUTHORIZED => counts.1 += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_locked(&reply, "username");
+                counts.2 += 1;
+            }
+            other => panic!("unexpected {other}: {}", reply.text),
+        }
+    }
+    counts
+}
+
+/// A `429` naming `field`, with a `Retry-After` within the 15-minute window.
+fn assert_locked(reply: &Reply, field: &str) {
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text);
+    let retry_after: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert_eq!(reply.json["error"], "too_many_attempts", "{}", reply.text);
+    assert_eq!(reply.json["details"][0]["field"], field, "{}", reply.text);
+}
+
+/// With a limit of 5, guesses sent at once are each counted before any password is checked:
+/// of 150 exactly 5 are checked, and the right password is refused once the user is locked.
+async fn parallel_guesses_are_all_counted(backend: Backend) {
+    let app = App::start_on(backend, common::test_http(), RevocationConfig::default()).await;
+    app.store.create_user("carol", "carol's password", None, 0).await.unwrap();
+    let wrong: Vec<String> = (0..150).map(|i| format!("guess number {i}")).collect();
+    assert_eq!(guess_at_once(&app, "carol", &wrong).await, (0, 5, 145));
+    assert_locked(&sign_in(&app, "carol", "carol's password").await, "username");
+
+    // Fifty at once with the right one among them. It gets in only if it is one of the
+    // five checked; it then starts the count again, so at most five more are checked after it.
+    app.store.create_user("dave", "dave's password", None, 0).await.unwrap();
+    let mut guesses: Vec<String> = (0..49).map(|i| format!("guess number {i}")).collect();
+    guesses.insert(24, "dave's password".into());
+    let (ok, failed, refused) = guess_at_once(&app, "dave", &guesses).await;
+    assert_eq!(ok + failed + refused, 50);
+    if ok == 0 {
+        assert_eq!(failed, 5);
+        assert_locked(&sign_in(&app, "dave", "dave's password").await, "username");
+    } else {
+        assert!(failed <= 9, "{failed} checked");
+    }
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn repeated_failed_sign_ins_lock_the_username_for_a_while() {
+async fn parallel_guesses_are_all_counted_on_sqlite() {
+    parallel_guesses_are_all_counted(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_guesses_are_all_counted_on_mariadb() {
+    parallel_guesses_are_all_counted(Backend::Mysql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lockout_survives_a_restart_and_a_right_password_resets_it() {
     let app = App::start().await;
     app.store.create_user("carol", "carol's password", None, 0).await.unwrap();
+    app.store.create_user("dave", "dave's password", None, 0).await.unwrap();
     for _ in 0..5 {
         assert_eq!(sign_in(&app, "carol", "guess").await.status, StatusCode::UNAUTHORIZED);
     }
-    let locked = sign_in(&app, "carol", "carol's password").await;
-    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{}", locked.text);
-    assert!(locked.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 0);
-    // Other users are not affected.
-    app.store.create_user("dave", "dave's password", None, 0).await.unwrap();
+    // Four wrong, then right: dave's count starts again.
+    for _ in 0..4 {
+        assert_eq!(sign_in(&app, "dave", "guess").await.status, StatusCode::UNAUTHORIZED);
+    }
     assert_eq!(sign_in(&app, "dave", "dave's password").await.status, StatusCode::OK);
+
+    // A new runtime on the same database: what a restart (or another API process) is.
+    let app = app.restart().await;
+    assert_locked(&sign_in(&app, "carol", "carol's password").await, "username");
+    for _ in 0..5 {
+        assert_eq!(sign_in(&app, "dave", "guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_locked(&sign_in(&app, "dave", "dave's password").await, "username");
+    // Other users are not affected.
+    app.store.create_user("erin", "erin's password", None, 0).await.unwrap();
+    assert_eq!(sign_in(&app, "erin", "erin's password").await.status, StatusCode::OK);
+    app.stop().await;
+}
+
+/// A sign-in as it arrives from `peer`, with an `X-Forwarded-For` if given.
+async fn sign_in_from(app: &App, peer: &str, forwarded: Option<&str>, username: &str, password: &str) -> Reply {
+    let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
+    let mut req = Request::post("/api/v1/session").header("content-type", "application/json");
+    if let Some(forwarded) = forwarded {
+        req = req.header("x-forwarded-for", forwarded);
+    }
+    let mut req = req.body(Body::from(body)).unwrap();
+    let peer: std::net::IpAddr = peer.parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(std::net::SocketAddr::new(peer, 40_000)));
+    app.send(req).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_client_address_has_a_limit_of_its_own() {
+    let http = HttpConfig {
+        sign_in: SignInLimits { attempts_per_address: 3, ..SignInLimits::default() },
+        trusted_proxies: microdash_ingest::http::parse_networks("10.0.0.0/8").unwrap(),
+        ..common::test_http()
+    };
+    let app = App::start_on(Backend::Sqlite, http, RevocationConfig::default()).await;
+    app.store.create_user("alice", "alice's password", None, 0).await.unwrap();
+    let wrong = async |peer: &str, forwarded: Option<&str>, user: &str| {
+        sign_in_from(&app, peer, forwarded, user, "guess").await.status
+    };
+    // Guesses at different users from one address share its limit.
+    for user in ["u1", "u2", "u3"] {
+        assert_eq!(wrong("192.0.2.1", None, user).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_locked(&sign_in_from(&app, "192.0.2.1", None, "u4", "guess").await, "client_address");
+    assert_locked(&sign_in_from(&app, "192.0.2.1", None, "alice", "alice's password").await, "client_address");
+    assert_eq!(wrong("192.0.2.2", None, "u4").await, StatusCode::UNAUTHORIZED);
+    // Right passwords do not count against an address.
+    for _ in 0..4 {
+        let reply = sign_in_from(&app, "192.0.2.3", None, "alice", "alice's password").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    // IPv6 addresses count by their /64.
+    for user in ["v1", "v2", "v3"] {
+        assert_eq!(wrong("2001:db8::1", None, user).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(wrong("2001:db8::2", None, "v4").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(wrong("2001:db8:0:1::1", None, "v4").await, StatusCode::UNAUTHORIZED);
+    // Behind a trusted proxy the client is the address it forwards; whatever the client
+    // itself put further left is not believed.
+    for user in ["w1", "w2", "w3"] {
+        assert_eq!(wrong("10.0.0.5", Some("203.0.113.7"), user).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(wrong("10.1.2.3", Some("198.51.100.1, 203.0.113.7"), "w4").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(wrong("10.0.0.5", Some("203.0.113.8"), "w4").await, StatusCode::UNAUTHORIZED);
+    // Anyone else's X-Forwarded-For is ignored.
+    for (user, forwarded) in [("x1", "203.0.113.20"), ("x2", "203.0.113.21"), ("x3", "203.0.113.22")] {
+        assert_eq!(wrong("192.0.2.9", Some(forwarded), user).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(wrong("192.0.2.9", Some("203.0.113.23"), "x4").await, StatusCode::TOO_MANY_REQUESTS);
     app.stop().await;
 }
 

@@ -112,7 +112,7 @@ pub struct MqttAccount {
 }
 
 /// The credential behind a [`Principal`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Credential {
     /// An API token, by id (for `last_used_at` bookkeeping).
     Token(i64),

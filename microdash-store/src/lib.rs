@@ -4,6 +4,8 @@
 //! - [`Store`]: the handle everything else uses; cheap to clone.
 //! - `admin`: tenants and API tokens ([`Tenant`], [`TokenInfo`], [`Principal`]).
 //! - `users`: dashboard users (Argon2id password hashes) and sessions ([`User`]).
+//! - `sign_in`: sign-in attempts counted per username and client address before the password
+//!   is checked ([`Store::count_sign_in_attempt`], [`Admission`]).
 //! - `data`: series, raw points, agents and the dead-letter store ([`InsertStats`],
 //!   [`PointQuery`], [`StoredPoint`], [`DeadLetter`]).
 //! - `journal`: how far the embedded queue's journal is stored ([`JournalMark`],
@@ -29,6 +31,7 @@ mod journal;
 mod retention;
 mod rollups;
 mod schema;
+mod sign_in;
 pub mod testing;
 mod users;
 
@@ -57,6 +60,7 @@ pub use error::StoreError;
 pub use journal::{JournalMark, JournalProgress, MAX_JOURNAL_ID_CHARS};
 pub use retention::DataKind;
 pub use rollups::{ImportedBucket, RollupLevel, StoredBucket};
+pub use sign_in::{Admission, AttemptKey, AttemptLimit, CountedAttempt, MAX_ATTEMPT_SUBJECT_BYTES};
 pub use users::{User, check_username, generate_password};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;

@@ -220,6 +220,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sign_in_attempts (kind, subject) {
+        kind -> Text,
+        subject -> Text,
+        window_start_ms -> BigInt,
+        attempts -> Integer,
+    }
+}
+
 diesel::joinable!(points -> series (series_id));
 diesel::joinable!(rollups_1m -> series (series_id));
 diesel::joinable!(rollups_5m -> series (series_id));

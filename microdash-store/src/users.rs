@@ -14,6 +14,10 @@ use crate::admin::{Credential, Principal, conflict_as, new_secret};
 use crate::schema::{api_tokens, sessions, tenants, users};
 use crate::{Store, StoreError, with_conn};
 
+/// Ids per query when checking many credentials at once (well below every backend's
+/// limit on bound parameters).
+const CREDENTIALS_PER_QUERY: usize = 500;
+
 /// Shortest accepted password.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 /// Longest accepted password, in bytes (bounds the hashing work an attacker can ask for).
@@ -292,34 +296,70 @@ impl Store {
     }
 
     /// Whether a credential that authenticated earlier still does: its token not revoked,
-    /// its session not ended or expired. Long-lived requests (streams) ask this
-    /// periodically, so revoking a token or signing out also ends them.
+    /// its session not ended or expired (its user not deleted).
     pub async fn still_valid(&self, credential: Credential, now_ms: i64) -> Result<bool, StoreError> {
-        let found: Option<i64> = match credential {
-            Credential::Token(id) => with_conn!(self, |conn| api_tokens::table
-                .filter(api_tokens::id.eq(id))
-                .filter(api_tokens::revoked_at_ms.is_null())
-                .select(api_tokens::id)
-                .first(&mut conn)
-                .await
-                .optional()?),
-            Credential::Session { session_id, .. } => with_conn!(self, |conn| sessions::table
-                .filter(sessions::id.eq(session_id))
-                .filter(sessions::expires_at_ms.gt(now_ms))
-                .select(sessions::id)
-                .first(&mut conn)
-                .await
-                .optional()?),
-        };
-        Ok(found.is_some())
+        Ok(!self.valid_credentials(&[credential], now_ms).await?.is_empty())
     }
 
-    /// End a session (sign out). Unknown secrets are ignored.
-    pub async fn sign_out(&self, secret: &str) -> Result<(), StoreError> {
+    /// Which of `credentials` still authenticate (see [`Store::still_valid`]), in a few
+    /// queries however many there are: what the open streams and MQTT connections of a
+    /// process are checked with, periodically.
+    pub async fn valid_credentials(
+        &self,
+        credentials: &[Credential],
+        now_ms: i64,
+    ) -> Result<Vec<Credential>, StoreError> {
+        let mut token_ids: Vec<i64> = Vec::new();
+        let mut session_ids: Vec<i64> = Vec::new();
+        for credential in credentials {
+            match credential {
+                Credential::Token(id) => token_ids.push(*id),
+                Credential::Session { session_id, .. } => session_ids.push(*session_id),
+            }
+        }
+        let mut live_tokens = std::collections::HashSet::new();
+        for chunk in token_ids.chunks(CREDENTIALS_PER_QUERY) {
+            let found: Vec<i64> = with_conn!(self, |conn| api_tokens::table
+                .filter(api_tokens::id.eq_any(chunk.to_vec()))
+                .filter(api_tokens::revoked_at_ms.is_null())
+                .select(api_tokens::id)
+                .load(&mut conn)
+                .await?);
+            live_tokens.extend(found);
+        }
+        let mut live_sessions = std::collections::HashSet::new();
+        for chunk in session_ids.chunks(CREDENTIALS_PER_QUERY) {
+            let found: Vec<i64> = with_conn!(self, |conn| sessions::table
+                .filter(sessions::id.eq_any(chunk.to_vec()))
+                .filter(sessions::expires_at_ms.gt(now_ms))
+                .select(sessions::id)
+                .load(&mut conn)
+                .await?);
+            live_sessions.extend(found);
+        }
+        Ok(credentials
+            .iter()
+            .copied()
+            .filter(|credential| match credential {
+                Credential::Token(id) => live_tokens.contains(id),
+                Credential::Session { session_id, .. } => live_sessions.contains(session_id),
+            })
+            .collect())
+    }
+
+    /// End a session (sign out) and return its id; unknown secrets are ignored (`None`).
+    pub async fn sign_out(&self, secret: &str) -> Result<Option<i64>, StoreError> {
         let hash = token::hash_token(secret);
-        with_conn!(self, |conn| diesel::delete(sessions::table.filter(sessions::token_hash.eq(&hash)))
+        let session_id: Option<i64> = with_conn!(self, |conn| sessions::table
+            .filter(sessions::token_hash.eq(&hash))
+            .select(sessions::id)
+            .first(&mut conn)
+            .await
+            .optional()?);
+        let Some(session_id) = session_id else { return Ok(None) };
+        with_conn!(self, |conn| diesel::delete(sessions::table.filter(sessions::id.eq(session_id)))
             .execute(&mut conn)
             .await?);
-        Ok(())
+        Ok(Some(session_id))
     }
 }

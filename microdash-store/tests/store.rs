@@ -8,7 +8,9 @@ use microdash_core::metric::parse_metrics;
 use microdash_core::token::Scopes;
 use microdash_core::{Batch, Limits};
 use microdash_store::testing::TestDb;
-use microdash_store::{Backend, PointQuery, Store, StoreError};
+use microdash_store::{
+    Admission, AttemptKey, AttemptLimit, Backend, Credential, MAX_ATTEMPT_SUBJECT_BYTES, PointQuery, Store, StoreError,
+};
 use std::time::Duration;
 
 const NOW: i64 = 1_700_000_000_000;
@@ -268,6 +270,89 @@ async fn users_sign_in_and_sessions(store: Store) {
     assert_eq!(store.user_by_name(&root.username).await.unwrap(), None);
 }
 
+/// A refused attempt's key and wait, or `None` when admitted.
+async fn refused(store: &Store, limits: &[AttemptLimit], window_ms: i64, now: i64) -> Option<(AttemptKey, i64)> {
+    match store.count_sign_in_attempt(limits, window_ms, now).await.unwrap() {
+        Admission::Admitted(_) => None,
+        Admission::Refused { key, retry_after_ms } => Some((key, retry_after_ms)),
+    }
+}
+
+async fn sign_in_attempts_are_counted_per_window(store: Store) {
+    let user = |name: &str, max| AttemptLimit { key: AttemptKey::User(name.into()), max_attempts: max };
+    let addr = |a: &str, max| AttemptLimit { key: AttemptKey::Address(a.into()), max_attempts: max };
+    let window = 60_000;
+    // Three attempts pass, the fourth is refused until the window that began at NOW ends.
+    for i in 0..3 {
+        assert_eq!(refused(&store, &[user("carol", 3)], window, NOW + i).await, None, "attempt {i}");
+    }
+    let (key, wait) = refused(&store, &[user("carol", 3)], window, NOW + 10_000).await.unwrap();
+    assert_eq!((key, wait), (AttemptKey::User("carol".into()), 50_000));
+    // Refused attempts count too, but do not move the window.
+    assert!(refused(&store, &[user("carol", 3)], window, NOW + 59_999).await.is_some());
+    // The next window starts afresh.
+    assert_eq!(refused(&store, &[user("carol", 3)], window, NOW + window).await, None);
+
+    // One attempt counts against every key; the key that frees up last is named.
+    assert_eq!(refused(&store, &[addr("192.0.2.1", 1), user("dave", 2)], window, NOW).await, None);
+    let (key, _) = refused(&store, &[user("erin", 5), addr("192.0.2.1", 1)], window, NOW + 1).await.unwrap();
+    assert_eq!(key, AttemptKey::Address("192.0.2.1".into()));
+    assert!(refused(&store, &[addr("192.0.2.2", 1), user("dave", 2)], window, NOW + 2).await.is_none());
+    assert!(refused(&store, &[user("dave", 2)], window, NOW + 3).await.is_some(), "dave counted three times");
+
+    // A right password: the username starts again, the address forgets that attempt only.
+    let Admission::Admitted(counted) =
+        store.count_sign_in_attempt(&[addr("198.51.100.9", 2), user("frank", 2)], window, NOW).await.unwrap()
+    else {
+        panic!("first attempt refused")
+    };
+    assert!(refused(&store, &[addr("198.51.100.9", 2), user("frank", 2)], window, NOW + 1).await.is_none());
+    store.sign_in_succeeded(&counted).await.unwrap();
+    assert!(refused(&store, &[addr("198.51.100.9", 2)], window, NOW + 2).await.is_none());
+    assert!(refused(&store, &[addr("198.51.100.9", 2)], window, NOW + 3).await.is_some());
+    assert!(refused(&store, &[user("frank", 2)], window, NOW + 4).await.is_none());
+    assert!(refused(&store, &[user("frank", 2)], window, NOW + 5).await.is_none());
+    assert!(refused(&store, &[user("frank", 2)], window, NOW + 6).await.is_some());
+
+    // Keys are checked before anything is written.
+    let long = "x".repeat(MAX_ATTEMPT_SUBJECT_BYTES + 1);
+    for bad in [user("", 1), user(&long, 1), user("sp ace", 1), user("é", 1)] {
+        assert!(matches!(store.count_sign_in_attempt(&[bad], window, NOW).await, Err(StoreError::Invalid(_))));
+    }
+
+    // Windows that ended are swept; the rest stay.
+    assert_eq!(store.expire_sign_in_attempts(window, NOW + window + 10).await.unwrap(), 6);
+    assert_eq!(store.expire_sign_in_attempts(window, NOW + 2 * window).await.unwrap(), 1, "carol's second window");
+    assert_eq!(store.expire_sign_in_attempts(window, NOW + 2 * window).await.unwrap(), 0);
+}
+
+async fn credentials_are_rechecked_in_bulk(store: Store) {
+    let acme = store.create_tenant("acme", "", NOW).await.unwrap();
+    let scopes: Scopes = "read".parse().unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..3 {
+        tokens.push(store.create_token(Some(acme.id), scopes, &format!("t{i}"), NOW).await.unwrap().0.id);
+    }
+    store.create_user("alice", "correct horse battery", Some(acme.id), NOW).await.unwrap();
+    let (_, kept) = store.sign_in("alice", "correct horse battery", NOW, 1000).await.unwrap().unwrap();
+    let (_, ended) = store.sign_in("alice", "correct horse battery", NOW, 1000).await.unwrap().unwrap();
+    let kept = store.authenticate_session(&kept, NOW).await.unwrap().unwrap().credential;
+    let ended_credential = store.authenticate_session(&ended, NOW).await.unwrap().unwrap().credential;
+    assert!(store.sign_out(&ended).await.unwrap().is_some());
+    assert_eq!(store.sign_out(&ended).await.unwrap(), None, "already signed out");
+    store.revoke_token(tokens[1], NOW).await.unwrap();
+
+    let mut asked: Vec<Credential> = tokens.iter().map(|id| Credential::Token(*id)).collect();
+    asked.extend([kept, ended_credential, Credential::Token(999_999)]);
+    let valid = store.valid_credentials(&asked, NOW + 1).await.unwrap();
+    assert_eq!(valid, [Credential::Token(tokens[0]), Credential::Token(tokens[2]), kept]);
+    // Sessions expire; a deleted user's sessions go with them.
+    assert_eq!(store.valid_credentials(&[kept], NOW + 1000).await.unwrap(), []);
+    assert!(store.still_valid(kept, NOW + 1).await.unwrap());
+    store.delete_user("alice").await.unwrap();
+    assert!(!store.still_valid(kept, NOW + 1).await.unwrap());
+}
+
 async fn migrate_twice_and_ping(store: Store) {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
@@ -283,6 +368,8 @@ on_every_backend!(
     values_round_trip_exactly,
     migrate_twice_and_ping,
     users_sign_in_and_sessions,
+    sign_in_attempts_are_counted_per_window,
+    credentials_are_rechecked_in_bulk,
 );
 
 /// Processes that start together on an empty MariaDB database (compose starts the server,

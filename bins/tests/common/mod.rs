@@ -150,12 +150,16 @@ pub struct RawStream {
 impl RawStream {
     /// `GET path` on the server at `url` (`http://host:port`) with a bearer token.
     pub async fn open(url: &str, path: &str, token: &str) -> RawStream {
+        Self::open_with(url, path, &format!("Authorization: Bearer {token}")).await
+    }
+
+    /// `GET path` with `credential` as its one extra header line (`Cookie: ...`, say).
+    pub async fn open_with(url: &str, path: &str, credential: &str) -> RawStream {
         use tokio::io::AsyncWriteExt;
         let addr = url.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n"
-        );
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{credential}\r\n\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         RawStream { stream, received: String::new() }
     }
@@ -180,18 +184,48 @@ impl RawStream {
 
     /// Wait for the server to close the connection; fails after 10 s.
     pub async fn closed(&mut self) {
+        self.closed_by(Instant::now() + Duration::from_secs(10)).await;
+    }
+
+    /// Wait for the server to close the connection; fails at `deadline`.
+    pub async fn closed_by(&mut self, deadline: Instant) {
+        self.ended_or_closed_by(deadline, false).await;
+    }
+
+    /// Wait for the server to end the response (its last chunk; the connection may stay
+    /// open for another request) or close the connection; fails at `deadline`.
+    pub async fn ended_by(&mut self, deadline: Instant) {
+        self.ended_or_closed_by(deadline, true).await;
+    }
+
+    async fn ended_or_closed_by(&mut self, deadline: Instant, end_of_body: bool) {
         use tokio::io::AsyncReadExt;
         let mut buf = [0u8; 8192];
-        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            if end_of_body && self.received.contains("\r\n0\r\n\r\n") {
+                return;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.stream.read(&mut buf)).await {
                 Ok(Ok(0) | Err(_)) => return,
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => self.received.push_str(&String::from_utf8_lossy(&buf[..n])),
                 Err(_) => panic!("the server kept the stream open"),
             }
         }
     }
+}
+
+/// Sign `username` in at the server at `url`; the `name=value` of its session cookie.
+pub async fn sign_in_cookie(url: &str, username: &str, password: &str) -> String {
+    let http = microdash_client::Client::default_http().unwrap();
+    let signed_in = http
+        .post(format!("{url}/api/v1/session"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned()
 }
 
 /// The value of an unlabelled series in a server's `/metrics`.

@@ -181,5 +181,5 @@ pub(super) async fn revoke_token(
             return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("token {id} not found")));
         }
     }
-    Ok(Json(views::token(&state.store.revoke_token(id, now_ms()).await?)))
+    Ok(Json(views::token(&state.revoker().revoke_token(id, now_ms()).await?)))
 }

@@ -19,12 +19,27 @@ const RETRY_AFTER_SECS: &str = "1";
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds for `Retry-After` on a `429`.
+    retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() } }
+        Self {
+            status,
+            body: ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() },
+            retry_after_s: None,
+        }
+    }
+
+    /// `429` with `Retry-After: retry_after_s`: too many attempts of what `field` names.
+    pub fn too_many_attempts(field: &str, message: impl Into<String>, retry_after_s: u64) -> Self {
+        let message = message.into();
+        let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message.clone());
+        err.body.details.push(FieldError::new(None, Some(field.to_owned()), message));
+        err.retry_after_s = Some(retry_after_s.max(1));
+        err
     }
 
     /// `401`: no usable credentials.
@@ -102,6 +117,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if let Some(secs) = self.retry_after_s {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

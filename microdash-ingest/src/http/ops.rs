@@ -47,6 +47,7 @@ pub(super) async fn prometheus(State(state): State<AppState>) -> impl IntoRespon
     if let Some(usage) = state.queue.journal_usage() {
         state.telemetry.record_journal(usage);
     }
+    state.telemetry.record_connections_held(state.holds.len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.telemetry.encode(depth))
 }
 

@@ -7,8 +7,9 @@
 //! Stream events: `ready` (opens every stream; its id is where the stream starts), `reset`
 //! (instead of `ready` when `Last-Event-ID` could not be resumed: reload history), `points`
 //! (a [`microdash_core::api::LiveFrame`]) and `cursor` (the position moved past batches the
-//! filter left out). Comment lines are heartbeats. The credential is checked again every
-//! heartbeat interval: revoking the token or signing out ends the stream.
+//! filter left out). Comment lines are heartbeats. Revoking the token, signing out or
+//! deleting the user ends the stream, and a waiting poll with `401`, within a second
+//! ([`crate::revocation`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,12 +23,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use microdash_core::api::{LatestResponse, LiveFrame, StreamMarker, StreamQuery};
 use microdash_core::token::Scope;
-use microdash_store::Credential;
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
-use crate::clock::now_ms;
 use crate::live::{AlertNotice, Cursor, Lagged, LiveFilter, Subscription};
+use crate::revocation::Hold;
 use crate::telemetry::Telemetry;
 
 /// How soon a browser's EventSource reconnects after losing the stream.
@@ -60,7 +60,9 @@ pub(super) async fn stream(
         .retry(RECONNECT_MS)
         .json_data(&marker)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let open = OpenStream::new(subscription, &state, auth.0.credential, tenant_id);
+    // Revoking the credential ends the stream (see `crate::revocation`).
+    let hold = state.holds.hold(auth.0.credential);
+    let open = OpenStream::new(subscription, &state, hold, tenant_id);
     let points = futures_util::stream::unfold(open, |mut open| async move {
         let event = open.next_event().await?;
         Some((Ok(event), open))
@@ -96,6 +98,8 @@ pub(super) async fn latest(
     let frame = match subscription.try_frame() {
         Ok(None) if !wait.is_zero() => {
             let stop = state.streams_stop.clone();
+            // A poll that waits is a connection held open: revoking its credential ends it.
+            let hold = state.holds.hold(auth.0.credential);
             tokio::select! {
                 frame = tokio::time::timeout(wait, subscription.next_frame()) => match frame {
                     Ok(Ok(frame)) => Ok(Some(frame)),
@@ -103,6 +107,7 @@ pub(super) async fn latest(
                     Err(_elapsed) => Ok(None),
                 },
                 () = stop.cancelled() => Ok(None),
+                () = hold.ended() => return Err(ApiError::unauthorized("the token was revoked or the session ended")),
             }
         }
         other => other,
@@ -164,13 +169,14 @@ impl Auth {
 }
 
 /// One open stream: its subscription, counted in `/metrics` for as long as it is open
-/// (dropped when the client goes away, when it is too slow, or at shutdown), and the
-/// credential it opened with, checked again every heartbeat interval.
+/// (dropped when the client goes away, when it is too slow, at shutdown, or when its
+/// credential is revoked), and its hold on that credential.
 struct OpenStream {
     subscription: Subscription,
     telemetry: Arc<Telemetry>,
-    store: microdash_store::Store,
-    credential: Credential,
+    /// Registered while the stream is open, so a revocation finds it.
+    hold: Hold,
+    /// When to tell a filtered stream that its position moved.
     check: tokio::time::Interval,
     /// The last position the client was told of.
     told: Cursor,
@@ -182,7 +188,7 @@ struct OpenStream {
 }
 
 impl OpenStream {
-    fn new(subscription: Subscription, state: &AppState, credential: Credential, tenant_id: i64) -> Self {
+    fn new(subscription: Subscription, state: &AppState, hold: Hold, tenant_id: i64) -> Self {
         state.telemetry.streams_open().inc();
         let period = state.config.sse_heartbeat;
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -191,8 +197,7 @@ impl OpenStream {
         Self {
             subscription,
             telemetry: state.telemetry.clone(),
-            store: state.store.clone(),
-            credential,
+            hold,
             check,
             told,
             tenant_id,
@@ -233,16 +238,11 @@ impl OpenStream {
                         return None;
                     }
                 },
+                () = self.hold.ended() => {
+                    tracing::info!("closing a stream whose credential was revoked");
+                    return None;
+                }
                 _ = self.check.tick() => {
-                    // A revoked token or an ended session ends its streams too.
-                    match self.store.still_valid(self.credential, now_ms()).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::info!("closing a stream whose credential was revoked or expired");
-                            return None;
-                        }
-                        Err(err) => tracing::warn!(error = %err, "cannot recheck a stream's credential"),
-                    }
                     // Batches that matched no filter still move the position: say so, so a
                     // reconnect resumes from here instead of from before them.
                     let cursor = self.subscription.cursor();

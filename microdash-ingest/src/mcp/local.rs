@@ -6,6 +6,7 @@ use microdash_core::api::alert::{AlertEventOut, AlertHistoryQuery, AlertOut, Ale
 use microdash_core::api::{AgentOut, HealthResponse, MetricsQuery, QueryResponse, SeriesOut, TenantOut, WhoAmI};
 
 use super::source::{Source, SourceError};
+use crate::clock::now_ms;
 use crate::http::auth::Auth;
 use crate::http::{ApiError, AppState, admin, alerts, catalog, metrics, ops};
 
@@ -21,12 +22,23 @@ impl LocalSource {
         Self { state, auth }
     }
 
+    /// The caller, if its credential still authenticates: a source lives as long as its
+    /// client (a stdio session lasts for hours), so every call checks that the token was not
+    /// revoked meanwhile, as every HTTP request does.
+    async fn caller(&self) -> Result<&Auth, SourceError> {
+        if self.state.store.still_valid(self.auth.0.credential, now_ms()).await.map_err(ApiError::from)? {
+            Ok(&self.auth)
+        } else {
+            Err(ApiError::unauthorized("the token was revoked or the session ended").into())
+        }
+    }
+
     async fn readable(&self, tenant: Option<&str>) -> Result<i64, SourceError> {
-        Ok(self.auth.tenant_to_read(&self.state, tenant).await?)
+        Ok(self.caller().await?.tenant_to_read(&self.state, tenant).await?)
     }
 
     async fn manageable(&self, tenant: Option<&str>) -> Result<i64, SourceError> {
-        Ok(self.auth.tenant_to_manage(&self.state, tenant).await?)
+        Ok(self.caller().await?.tenant_to_manage(&self.state, tenant).await?)
     }
 }
 
@@ -43,11 +55,11 @@ fn body_of(rule: &AlertRuleIn) -> Result<Vec<u8>, SourceError> {
 #[async_trait::async_trait]
 impl Source for LocalSource {
     async fn whoami(&self) -> Result<WhoAmI, SourceError> {
-        Ok(admin::who(&self.state, &self.auth).await?)
+        Ok(admin::who(&self.state, self.caller().await?).await?)
     }
 
     async fn tenants(&self) -> Result<Vec<TenantOut>, SourceError> {
-        Ok(admin::tenants_visible(&self.state, &self.auth).await?)
+        Ok(admin::tenants_visible(&self.state, self.caller().await?).await?)
     }
 
     async fn agents(&self, tenant: Option<&str>) -> Result<Vec<AgentOut>, SourceError> {
@@ -61,11 +73,12 @@ impl Source for LocalSource {
     }
 
     async fn health(&self) -> Result<HealthResponse, SourceError> {
+        self.caller().await?;
         Ok(ops::health_of(&self.state).await)
     }
 
     async fn query(&self, query: &MetricsQuery) -> Result<QueryResponse, SourceError> {
-        Ok(metrics::query_metrics(&self.state, &self.auth, query.clone()).await?)
+        Ok(metrics::query_metrics(&self.state, self.caller().await?, query.clone()).await?)
     }
 
     async fn alerts(&self, tenant: Option<&str>, state: Option<AlertState>) -> Result<Vec<AlertOut>, SourceError> {

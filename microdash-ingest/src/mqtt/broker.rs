@@ -11,8 +11,9 @@
 //! only under `{root}/{its tenant}/`. A publish anywhere else is refused and counted
 //! (`microdash_metrics_rejected_total{source="mqtt",reason="forbidden"}`). MQTT 5 clients get
 //! a `PUBACK` with reason "not authorized"; 3.1.1 has no negative acknowledgement, so those
-//! are acknowledged and dropped, as Mosquitto does. The credential is checked again every
-//! [`BrokerConfig::credential_check`], so a revoked token is disconnected.
+//! are acknowledged and dropped, as Mosquitto does. Each connection holds its token
+//! ([`crate::revocation::Hold`]): revoking it disconnects the client within a second, and
+//! nothing it publishes from then on is stored.
 //!
 //! Delivery: QoS 1 and 2 publishes are acknowledged only once their batch is in the queue,
 //! so an acknowledged metric is never lost. While the queue refuses, the connection is not
@@ -40,6 +41,7 @@ use super::{MqttError, describe, reject, submit_retrying};
 use crate::clock::now_ms;
 use crate::http::auth::TokenUsage;
 use crate::ingestor::Ingestor;
+use crate::revocation::Holds;
 use crate::telemetry::RejectReason;
 
 /// How long writing a reply may take before the client is considered gone (it stopped
@@ -59,8 +61,6 @@ pub struct BrokerConfig {
     pub topic_root: String,
     /// How long a new connection may take to send its `CONNECT`.
     pub connect_timeout: Duration,
-    /// How often a connected client's token is checked again (revoked: disconnected).
-    pub credential_check: Duration,
     /// Connections served at once; more are closed on arrival.
     pub max_connections: usize,
     /// Largest packet a client may send (announced to MQTT 5 clients); one metric per
@@ -75,7 +75,6 @@ impl BrokerConfig {
             listen_addr: listen_addr.into(),
             topic_root: microdash_core::mqtt::DEFAULT_TOPIC_ROOT.into(),
             connect_timeout: Duration::from_secs(10),
-            credential_check: Duration::from_secs(30),
             max_connections: 10_000,
             max_packet_bytes: 256 * 1024,
         }
@@ -104,9 +103,10 @@ impl Broker {
 
     /// Accept publishers until `shutdown`; then let every connection finish what it holds
     /// (enqueue and acknowledge) and close, cutting those that take longer than 10 s.
-    pub(crate) async fn run(self, store: Store, ingestor: Ingestor, shutdown: CancellationToken) {
+    pub(crate) async fn run(self, store: Store, ingestor: Ingestor, holds: Arc<Holds>, shutdown: CancellationToken) {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
-        let context = Arc::new(Context { store, ingestor, config: self.config, token_usage: TokenUsage::default() });
+        let context =
+            Arc::new(Context { store, ingestor, config: self.config, token_usage: TokenUsage::default(), holds });
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
@@ -147,6 +147,8 @@ struct Context {
     config: BrokerConfig,
     /// `last_used_at` writes, throttled as for HTTP requests.
     token_usage: TokenUsage,
+    /// Where connections hold their tokens, so a revocation disconnects them.
+    holds: Arc<Holds>,
 }
 
 /// Why a connection ended early.
@@ -220,6 +222,7 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
             return flush(stream, &mut output).await;
         }
     };
+    let hold = context.holds.hold(publisher.principal.credential);
     let assigned = client_id.is_empty().then(|| format!("microdash-{:x}", rand_id()));
     version.write(
         Reply::ConnAck(None, Some(Accepted { max_packet_bytes: config.max_packet_bytes, assigned })),
@@ -228,9 +231,6 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
 
     let silence_limit = (keep_alive_s > 0).then(|| Duration::from_millis(u64::from(keep_alive_s) * 1_500));
     let mut last_packet = tokio::time::Instant::now();
-    let mut recheck = tokio::time::interval(config.credential_check);
-    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    recheck.tick().await;
     let mut packets = Packets {
         context,
         version,
@@ -242,6 +242,10 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
         let burst = packets.take_burst(&mut input, &publisher, received_at);
         if burst.any {
             last_packet = tokio::time::Instant::now();
+        }
+        if hold.is_ended() {
+            // Revoked while these were on their way: nothing more of this client is stored.
+            return revoked(stream, version, &publisher, &mut output).await;
         }
         if !burst.metrics.is_empty()
             && !submit_retrying(&context.ingestor, publisher.tenant_id, burst.metrics, received_at, shutdown).await
@@ -267,13 +271,7 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
                 return Ok(());
             }
             () = sleep_until(silent_until) => return Err(End::KeepAlive),
-            _ = recheck.tick() => {
-                if !context.store.still_valid(publisher.principal.credential, now_ms()).await.unwrap_or(true) {
-                    tracing::info!(tenant = %publisher.tenant, "disconnecting an MQTT client whose token was revoked");
-                    version.write(Reply::Disconnect(Refusal::NotAuthorized), &mut output);
-                    return flush(stream, &mut output).await;
-                }
-            }
+            () = hold.ended() => return revoked(stream, version, &publisher, &mut output).await,
             read = stream.read_buf(&mut input) => {
                 if read? == 0 {
                     return Ok(());
@@ -281,6 +279,18 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
             }
         }
     }
+}
+
+/// Disconnect a client whose token was revoked (MQTT 5 is told why).
+async fn revoked(
+    stream: &mut TcpStream,
+    version: Version,
+    publisher: &Publisher,
+    output: &mut BytesMut,
+) -> Result<(), End> {
+    tracing::info!(tenant = %publisher.tenant, "disconnecting an MQTT client whose token was revoked");
+    version.write(Reply::Disconnect(Refusal::NotAuthorized), output);
+    flush(stream, output).await
 }
 
 /// What one pass over the buffered packets produced.

@@ -68,6 +68,7 @@ pub struct RedisQueue {
     stream: Arc<str>,
     live_channel: Arc<str>,
     alerts_channel: Arc<str>,
+    revocations_channel: Arc<str>,
     claim_idle: Duration,
     max_backlog: u64,
     backlog: Arc<Backlog>,
@@ -109,6 +110,7 @@ impl RedisQueue {
             stream: format!("{}:ingest", config.key_prefix).into(),
             live_channel: format!("{}:live", config.key_prefix).into(),
             alerts_channel: format!("{}:alerts", config.key_prefix).into(),
+            revocations_channel: format!("{}:revocations", config.key_prefix).into(),
             claim_idle: config.claim_idle,
             max_backlog: config.max_backlog_batches,
             backlog: Arc::new(Backlog {
@@ -154,15 +156,23 @@ impl RedisQueue {
 
     /// Announce persisted batches on the live channel (see [`crate::live`]).
     pub(crate) async fn publish_live(&self, batches: &[microdash_core::Batch]) -> Result<(), QueueError> {
-        let payload = serde_json::to_vec(batches)?;
-        let _receivers: u64 = self.conn().await?.publish(&*self.live_channel, payload).await?;
-        Ok(())
+        self.publish(&self.live_channel, batches).await
     }
 
     /// Announce alert transitions on the alerts channel (see [`crate::live`]).
     pub(crate) async fn publish_alerts(&self, notice: &crate::live::AlertNotice) -> Result<(), QueueError> {
-        let payload = serde_json::to_vec(notice)?;
-        let _receivers: u64 = self.conn().await?.publish(&*self.alerts_channel, payload).await?;
+        self.publish(&self.alerts_channel, notice).await
+    }
+
+    /// Announce a revoked credential on the revocations channel (see [`crate::revocation`]).
+    pub(crate) async fn publish_revocation(&self, revoked: &crate::revocation::Revoked) -> Result<(), QueueError> {
+        self.publish(&self.revocations_channel, revoked).await
+    }
+
+    /// `message` as JSON on Pub/Sub `channel`; nobody listening is no error.
+    async fn publish(&self, channel: &str, message: &(impl serde::Serialize + ?Sized)) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(message)?;
+        let _receivers: u64 = self.conn().await?.publish(channel, payload).await?;
         Ok(())
     }
 
@@ -180,6 +190,15 @@ impl RedisQueue {
     /// Whether a message of [`RedisQueue::subscribe_live`] came on the alerts channel.
     pub(crate) fn is_alerts_message(&self, message: &redis::Msg) -> bool {
         message.get_channel_name() == &*self.alerts_channel
+    }
+
+    /// Messages of the revocations channel, on a connection of their own.
+    pub(crate) async fn subscribe_revocations(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = redis::Msg> + Send + Unpin + use<>, QueueError> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(&*self.revocations_channel).await?;
+        Ok(pubsub.into_on_message())
     }
 
     pub(super) async fn consumer(&self, name: &str) -> Result<RedisConsumer, QueueError> {

@@ -11,7 +11,9 @@ use microdash_alert::deliver::{Deliverer, DeliveryConfig};
 use microdash_core::Limits;
 use microdash_ingest::alerting::AlertingConfig;
 use microdash_ingest::http::HttpConfig;
+use microdash_ingest::mqtt::broker::{Broker, BrokerConfig};
 use microdash_ingest::queue::{MemoryQueue, Queue};
+use microdash_ingest::revocation::RevocationConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_ingest::{Runtime, Workers};
 use microdash_store::testing::TestDb;
@@ -94,7 +96,21 @@ impl App {
         with_workers: bool,
         http: HttpConfig,
     ) -> App {
-        Self::assemble_full(db, store, queue, limits, with_workers, http, None)
+        Self::assemble_full(db, store, queue, limits, with_workers, http, None, RevocationConfig::default())
+    }
+
+    /// On `backend`, with these HTTP and revocation settings (in-process queue, workers).
+    pub async fn start_on(backend: Backend, http: HttpConfig, revocation: RevocationConfig) -> App {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
+        Self::assemble_full(db, store, queue, Limits::default(), true, http, None, revocation)
+    }
+
+    /// On `store` and `queue` (Redis, say), with these settings: another process of a
+    /// deployment. `db` is kept only to be dropped with the app.
+    pub fn on(db: TestDb, store: Store, queue: Queue, with_workers: bool, revocation: RevocationConfig) -> App {
+        Self::assemble_full(db, store, queue, Limits::default(), with_workers, test_http(), None, revocation)
     }
 
     /// SQLite store, in-process queue, workers and alerting with a fast tick.
@@ -117,7 +133,16 @@ impl App {
     /// As [`App::with_alerting`], with other alerting settings.
     pub fn with_alerting_config(db: TestDb, store: Store, alerting: AlertingConfig) -> App {
         let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
-        Self::assemble_full(db, store, queue, Limits::default(), true, test_http(), Some(alerting))
+        Self::assemble_full(
+            db,
+            store,
+            queue,
+            Limits::default(),
+            true,
+            test_http(),
+            Some(alerting),
+            RevocationConfig::default(),
+        )
     }
 
     /// Stop everything, then start again on the same database: what a restart is.
@@ -131,6 +156,7 @@ impl App {
         Self::with_alerting(db, store)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn assemble_full(
         db: TestDb,
         store: Store,
@@ -139,6 +165,7 @@ impl App {
         with_workers: bool,
         http: HttpConfig,
         alerting: Option<AlertingConfig>,
+        revocation: RevocationConfig,
     ) -> App {
         let runtime = Runtime::builder(store.clone(), queue.clone())
             .limits(limits)
@@ -146,6 +173,7 @@ impl App {
             .workers(test_workers())
             .retention(None)
             .alerting(alerting)
+            .revocation(revocation)
             .build();
         let shutdown = CancellationToken::new();
         let workers = with_workers.then(|| runtime.spawn_workers(&shutdown));
@@ -157,6 +185,15 @@ impl App {
         let t = self.store.create_tenant(slug, "", 0).await.unwrap();
         let (_, token) = self.store.create_token(Some(t.id), scopes.parse().unwrap(), "test", 0).await.unwrap();
         Tenant { id: t.id, token }
+    }
+
+    /// Serve the embedded MQTT endpoint on a free port until the app stops; its `tcp://` URL.
+    pub async fn mqtt_endpoint(&self) -> String {
+        let broker = Broker::bind(BrokerConfig::new("127.0.0.1:0")).await.unwrap();
+        let url = format!("tcp://{}", broker.local_addr().unwrap());
+        let (runtime, shutdown) = (self.runtime.clone(), self.shutdown.clone());
+        tokio::spawn(async move { runtime.run_endpoint(broker, shutdown).await });
+        url
     }
 
     pub async fn admin_token(&self) -> String {
@@ -237,13 +274,12 @@ impl App {
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
-        let response = self.router.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-        let status = response.status();
-        if status != StatusCode::OK {
-            return (status, None);
-        }
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        (status, Some(SseReader { body: response.into_body(), buf: String::new() }))
+        open_stream_on(&self.router, req.body(Body::empty()).unwrap()).await
+    }
+
+    /// Open a live stream with a request of the caller's making (a cookie, say).
+    pub async fn open_stream_request(&self, req: Request<Body>) -> (StatusCode, Option<SseReader>) {
+        open_stream_on(&self.router, req).await
     }
 
     /// The current value of one unlabelled series in `/metrics`.
@@ -253,6 +289,17 @@ impl App {
             text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} in {text}"));
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
+}
+
+/// Open a live stream on `router`; the status and, on `200`, a reader of its events.
+pub async fn open_stream_on(router: &Router, req: Request<Body>) -> (StatusCode, Option<SseReader>) {
+    let response = router.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    if status != StatusCode::OK {
+        return (status, None);
+    }
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    (status, Some(SseReader { body: response.into_body(), buf: String::new() }))
 }
 
 /// One Server-Sent Event, or a comment (heartbeat) when `comment` is set.
