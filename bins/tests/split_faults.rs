@@ -291,20 +291,35 @@ fn missing(acked: &[u64], stored: &HashMap<u64, usize>) -> usize {
     acked.iter().filter(|id| !stored.contains_key(id)).count()
 }
 
-/// How long after `back` each source was acknowledged again and had everything acknowledged
-/// before `back` stored, in seconds: `[http accepting, http stored, mqtt accepting, mqtt stored]`.
-async fn recovery(split: &Split, load: &Load, back: Instant) -> [f64; 4] {
-    let before = [load.http.acked(), load.mqtt.acked()];
+/// A fault injected: when the service was back, what was done, and whether it may lose
+/// what was acknowledged before (a Redis that lost its data).
+struct Fault {
+    back: Instant,
+    what: String,
+    lossy: bool,
+}
+
+/// How long after `fault.back` each source was acknowledged again, and until everything it
+/// had acknowledged before was stored (when the fault may lose that: until a point
+/// acknowledged since was stored), in seconds: `[http accepting, http stored, mqtt accepting,
+/// mqtt stored]`. `before` is how many points each source had acknowledged at `fault.back`.
+async fn recovery(split: &Split, load: &Load, fault: &Fault, before: [usize; 2]) -> [f64; 4] {
     let mut took: [Option<f64>; 4] = [None; 4];
-    let deadline = back + Duration::from_secs(45);
+    let deadline = fault.back + Duration::from_secs(45);
     while took.iter().any(Option::is_none) {
-        let now = back.elapsed().as_secs_f64();
+        let now = fault.back.elapsed().as_secs_f64();
         for (i, (tally, metric)) in [(&load.http, HTTP_METRIC), (&load.mqtt, MQTT_METRIC)].into_iter().enumerate() {
-            took[2 * i] = took[2 * i].or_else(|| tally.acked_again(back));
-            if took[2 * i + 1].is_none()
-                && let Some(stored) = split.stored(TENANT, metric).await
-                && missing(&before[i], &stored) == 0
-            {
+            took[2 * i] = took[2 * i].or_else(|| tally.acked_again(fault.back));
+            if took[2 * i + 1].is_some() {
+                continue;
+            }
+            let acked = tally.acked();
+            let Some(stored) = split.stored(TENANT, metric).await else { continue };
+            let recovered = match fault.lossy {
+                false => missing(&acked[..before[i]], &stored) == 0,
+                true => acked[before[i]..].iter().any(|id| stored.contains_key(id)),
+            };
+            if recovered {
                 took[2 * i + 1] = Some(now);
             }
         }
@@ -317,19 +332,20 @@ async fn recovery(split: &Split, load: &Load, back: Instant) -> [f64; 4] {
     took.map(Option::unwrap)
 }
 
-/// Run the load, inject `fault` (it returns when the service is back, with that moment), then
-/// measure recovery, stop the load, wait for everything acknowledged to be stored, and count.
+/// Run the load, inject `fault` (it returns once the service is back), then measure
+/// recovery, stop the load, wait for everything acknowledged to be stored, and count.
 async fn under_load<F>(name: &str, private_mariadb: bool, fault: F)
 where
-    F: AsyncFnOnce(&mut Split, &Load) -> (Instant, String),
+    F: AsyncFnOnce(&mut Split, &Load) -> Fault,
 {
     let _turn = TURN.lock().await;
     let mut split = Split::start(private_mariadb).await;
     let (load, mut tasks) = split.load();
     split.warmed_up().await;
     tokio::time::sleep(common::random_ms(200, 1_000)).await;
-    let (back, what) = fault(&mut split, &load).await;
-    let took = recovery(&split, &load, back).await;
+    let fault = fault(&mut split, &load).await;
+    let before = [load.http.acked.lock().unwrap().len(), load.mqtt.acked.lock().unwrap().len()];
+    let took = recovery(&split, &load, &fault, before).await;
     // The load goes on a moment after recovery, then stops.
     tokio::time::sleep(Duration::from_secs(1)).await;
     load.stop.store(true, Ordering::Relaxed);
@@ -338,12 +354,14 @@ where
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut lines = Vec::new();
     let mut failures = Vec::new();
-    for (source, tenant, metric, tally) in load.sources() {
+    for (n, (source, tenant, metric, tally)) in load.sources().into_iter().enumerate() {
         let sent = tally.sent.load(Ordering::Relaxed);
         if sent == 0 {
             continue;
         }
         let acked = tally.acked();
+        // What a lossy fault may have lost: what was acknowledged before it.
+        let (may_lose, must_keep) = acked.split_at(if fault.lossy { before.get(n).copied().unwrap_or(0) } else { 0 });
         let stored = loop {
             let stored = split.stored(tenant, metric).await.unwrap_or_default();
             if missing(&acked, &stored) == 0 || Instant::now() > deadline {
@@ -351,9 +369,17 @@ where
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let (lost, twice) = (missing(&acked, &stored), stored.values().filter(|n| **n > 1).count());
+        let (lost, twice) = (missing(must_keep, &stored), stored.values().filter(|n| **n > 1).count());
+        let lost_in_fault = match fault.lossy {
+            true => format!(
+                ", lost with Redis' data {} (of {} acknowledged before)",
+                missing(may_lose, &stored),
+                may_lose.len()
+            ),
+            false => String::new(),
+        };
         lines.push(format!(
-            "{source}: {sent} sent, {} acknowledged ({} refused or cut off), {} stored, lost {lost}, stored twice {twice}",
+            "{source}: {sent} sent, {} acknowledged ({} refused or cut off), {} stored, lost {lost}, stored twice {twice}{lost_in_fault}",
             acked.len(),
             tally.refused.load(Ordering::Relaxed),
             stored.len()
@@ -364,8 +390,10 @@ where
         assert!(stored.keys().all(|id| *id < load.next.load(Ordering::Relaxed)), "{name}: a point nobody sent");
     }
     let running = split.all_running();
+    let stored_what = if fault.lossy { "a point acknowledged since" } else { "everything acknowledged before" };
     println!(
-        "{name}: {what}; acknowledged again after http {:.2} s, mqtt {:.2} s; everything acknowledged before stored after http {:.2} s, mqtt {:.2} s\n  {}",
+        "{name}: {}; acknowledged again after http {:.2} s, mqtt {:.2} s; {stored_what} stored after http {:.2} s, mqtt {:.2} s\n  {}",
+        fault.what,
         took[0],
         took[2],
         took[1],
@@ -398,7 +426,8 @@ async fn a_worker_killed_while_holding_batches_loses_nothing() {
             let held = split.held_by(pid).await;
             split.workers.push(split.spawn_worker());
             if held > 0 {
-                return (killed, format!("SIGKILL of a worker holding {held} batches"));
+                let what = format!("SIGKILL of a worker holding {held} batches");
+                return Fault { back: killed, what, lossy: false };
             }
         }
         panic!("no worker was killed while holding a batch in 10 attempts");
@@ -407,8 +436,8 @@ async fn a_worker_killed_while_holding_batches_loses_nothing() {
 }
 
 /// Take `service` down (SIGKILL if `crash`, else a clean stop), call `meanwhile`, leave it
-/// down for [`OUTAGE`] under the load, and start it again: when it is back, and what happened.
-async fn outage(service: &mut Service, name: &str, crash: bool, meanwhile: impl FnOnce()) -> (Instant, String) {
+/// down for [`OUTAGE`] under the load, and start it again.
+async fn outage(service: &mut Service, name: &str, crash: bool, meanwhile: impl FnOnce()) -> Fault {
     match crash {
         true => service.kill_hard(),
         false => service.stop(),
@@ -417,7 +446,8 @@ async fn outage(service: &mut Service, name: &str, crash: bool, meanwhile: impl 
     tokio::time::sleep(OUTAGE).await;
     service.start();
     let how = if crash { "SIGKILL of" } else { "clean stop of" };
-    (Instant::now(), format!("{how} {name}, started again {:.1} s later", OUTAGE.as_secs_f64()))
+    let what = format!("{how} {name}, started again {:.1} s later", OUTAGE.as_secs_f64());
+    Fault { back: Instant::now(), what, lossy: false }
 }
 
 /// Redis is killed with SIGKILL and restarted from its append-only file: the API answers
@@ -449,6 +479,23 @@ async fn mariadb_killed_and_restarted_loses_nothing() {
 async fn mosquitto_restarted_loses_nothing() {
     under_load("Mosquitto restarted", false, async |split, _| {
         outage(&mut split.mosquitto, "Mosquitto", false, || {}).await
+    })
+    .await;
+}
+
+/// Redis is killed and comes back without its data, as an unpersisted Redis does: what it
+/// held is lost (the README says to run it with `appendonly`), but ingest must recover: the
+/// workers find their consumer group gone and create it again, and everything acknowledged
+/// after the restart is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_back_without_its_data_loses_only_what_it_held() {
+    under_load("Redis back empty", false, async |split, _| {
+        split.redis.kill_hard();
+        std::fs::remove_dir_all(split.redis.dir().join("appendonlydir")).unwrap();
+        tokio::time::sleep(OUTAGE).await;
+        split.redis.start();
+        let what = format!("SIGKILL of Redis, started again without its data {:.1} s later", OUTAGE.as_secs_f64());
+        Fault { back: Instant::now(), what, lossy: true }
     })
     .await;
 }
