@@ -3,14 +3,15 @@
 //! and MariaDB, fed by HTTP clients and MQTT publishers (every point with a `dedupe_id`),
 //! while a worker is killed, or Redis, MariaDB or Mosquitto goes down and comes back. In the
 //! end every acknowledged point (a `202`, or Mosquitto's `PUBACK`) is stored, none twice, and
-//! every microdash process is still running. Each test prints how long recovery took: from
+//! every microdash process is still running. (A Redis that comes back without its data may
+//! lose what it held, and only that: everything acknowledged after it is stored.) Each test prints how long recovery took: from
 //! the fault (a killed worker) or the service's return until each source was acknowledged
 //! again and until everything acknowledged before was stored.
 //!
 //! Redis, Mosquitto and, for its own test, MariaDB are private instances the test starts,
 //! kills and restarts ([`common::services`]): the machine's shared ones serve other tests
 //! meanwhile. Redis runs with `appendfsync always`, as a split deployment must (README,
-//! "Delivery guarantees"). The tests take turns: four deployments under load at once on two
+//! "Delivery guarantees"). The tests take turns: five deployments under load at once on two
 //! cores would measure the machine, not the recovery.
 #![allow(clippy::unwrap_used)]
 

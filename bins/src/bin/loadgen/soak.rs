@@ -158,6 +158,7 @@ pub(super) async fn run(args: SoakArgs) -> anyhow::Result<()> {
     // Drain: the server's queue first, then until every acknowledged point reads back (a
     // bridge may still hold messages the queue has not seen), or the timeout.
     wait_until_stored(&args.server.url).await?;
+    let drain_s = load_stopped.elapsed().as_secs_f64();
     let drain_deadline = load_stopped + Duration::from_secs(args.drain_timeout_s);
     let (from_ms, to_ms) = (started_ms - 1_000, ended_ms + 1_000);
     let mut accounts = Vec::new();
@@ -173,12 +174,12 @@ pub(super) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         };
         accounts.push(Account::new(source, sent, &acked, &counts).await);
     }
-    let drain_s = load_stopped.elapsed().as_secs_f64();
+    let read_back_s = load_stopped.elapsed().as_secs_f64();
     let mut followers = Vec::new();
     for stream in streams {
         followers.push(stream.await.context("a stream follower panicked")?);
     }
-    let report = Report { run, elapsed, drain_s, accounts, streams: followers, queries };
+    let report = Report { run, elapsed, drain_s, read_back_s, accounts, streams: followers, queries };
     report.print(args.json)?;
     let (missing, twice): (u64, u64) =
         report.accounts.iter().map(|a| (a.missing, a.twice)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
@@ -491,7 +492,11 @@ impl Account {
 struct Report {
     run: String,
     elapsed: f64,
+    /// From the end of the load until the server's queue was empty.
     drain_s: f64,
+    /// From the end of the load until every acknowledged point had been read back (or the
+    /// drain timeout passed).
+    read_back_s: f64,
     accounts: Vec<Account>,
     streams: Vec<Followed>,
     queries: Queried,
@@ -521,6 +526,7 @@ impl Report {
             "run": self.run,
             "elapsed_s": self.elapsed,
             "drain_s": self.drain_s,
+            "read_back_s": self.read_back_s,
             "sources": self.accounts.iter().map(|a| {
                 let mut value = serde_json::to_value(a).unwrap_or_default();
                 value["latency"] = percentiles(&a.latency_us);
@@ -546,8 +552,8 @@ impl Report {
         }
         let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         println!(
-            "soak run {}: {:.0} s of load, drained {:.1} s after it stopped",
-            self.run, self.elapsed, self.drain_s
+            "soak run {}: {:.0} s of load; queue empty {:.1} s and every point read back {:.1} s after it stopped",
+            self.run, self.elapsed, self.drain_s, self.read_back_s
         );
         for a in &self.accounts {
             println!(
