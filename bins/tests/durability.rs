@@ -9,12 +9,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Proc, microdash};
+use common::mqtt::Publisher;
+use common::{Proc, microdash, random_ms};
 use microdash_client::Client;
 use microdash_store::testing::TestDb;
 use microdash_store::{Backend, PointQuery, Store, StoreOptions};
@@ -29,13 +29,6 @@ const METRIC: &str = "durable";
 struct Tally {
     next: AtomicU64,
     acked: Mutex<Vec<u64>>,
-}
-
-/// A random delay in `[low, high)` milliseconds (the standard library's hash keys are random).
-fn random_ms(low: u64, high: u64) -> Duration {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(0);
-    Duration::from_millis(low + hasher.finish() % (high - low))
 }
 
 /// The server on `db` with a journal, its URL, its MQTT endpoint and a fresh demo token.
@@ -165,131 +158,41 @@ async fn kill_9_of_the_all_in_one_server_under_http_load_loses_nothing_and_store
 }
 
 /// `PUSHERS` MQTT 5 clients publishing one point a message at QoS 1, each with up to 100
-/// messages in flight; a point counts as acknowledged when its `PUBACK` arrived. The clients
-/// are driven by hand over rumqttc's packet codec: paho's C client, killed under by a server
-/// that dies mid-flight, once crashed the test process (a double free in its cleanup).
+/// messages in flight; a point counts as acknowledged when its `PUBACK` took it.
 async fn mqtt_load(endpoint: String, token: String, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
     let mut publishers = tokio::task::JoinSet::new();
     for publisher in 0..PUSHERS {
         let (endpoint, token, tally, stop) = (endpoint.clone(), token.clone(), tally.clone(), stop.clone());
         publishers.spawn(async move {
-            let Some(mut client) = raw::Client::connect(&endpoint, &token).await else { return };
+            let Some(mut client) = Publisher::connect_with_token(&endpoint, &token).await else { return };
             let topic = format!("metrics/demo/m{publisher}/{METRIC}");
-            let mut in_flight: HashMap<u16, u64> = HashMap::new();
-            let mut next_pkid: u16 = 1;
-            while !stop.load(Ordering::Relaxed) {
-                // Fill the window, then wait for acknowledgements.
-                while in_flight.len() < 100 {
+            // Fill the window, then wait for acknowledgements; once stopping, collect the
+            // acknowledgements still on their way. The server going away ends it: what was
+            // in flight is not acknowledged.
+            loop {
+                let stopping = stop.load(Ordering::Relaxed);
+                if stopping && client.in_flight() == 0 {
+                    return;
+                }
+                while !stopping && client.in_flight() < 100 {
                     let id = tally.next.fetch_add(1, Ordering::Relaxed);
                     let payload = match id % 2 {
                         0 => format!(r#"{{"value":{id},"dedupe_id":"m{id}"}}"#),
                         _ => format!(r#"{{"value":{id}}}"#),
                     };
-                    let pkid = next_pkid;
-                    next_pkid = next_pkid.checked_add(1).unwrap_or(1);
-                    in_flight.insert(pkid, id);
-                    if !client.publish(&topic, &payload, pkid).await {
-                        return; // The server went away; what was in flight is not acknowledged.
+                    if client.publish(&topic, &payload, id).await.is_err() {
+                        return;
                     }
                 }
-                if !client.acknowledged(&mut in_flight, &tally).await {
-                    return;
-                }
-            }
-            // Stopping: collect the acknowledgements still on their way.
-            while !in_flight.is_empty() {
-                if !client.acknowledged(&mut in_flight, &tally).await {
-                    return;
+                match client.acknowledged().await {
+                    Ok(Some(id)) => tally.acked.lock().unwrap().push(id),
+                    Ok(None) => {}
+                    Err(_) => return,
                 }
             }
         });
     }
     while publishers.join_next().await.is_some() {}
-}
-
-/// A hand-driven MQTT 5 publisher over rumqttc's packet codec.
-mod raw {
-    use bytes::BytesMut;
-    use rumqttc::v5::mqttbytes::QoS;
-    use rumqttc::v5::mqttbytes::v5::{self, ConnectReturnCode, Packet};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    pub struct Client {
-        stream: TcpStream,
-        input: BytesMut,
-    }
-
-    impl Client {
-        /// Connect with an ingest token; `None` if the endpoint is not there or refuses.
-        pub async fn connect(endpoint: &str, token: &str) -> Option<Client> {
-            let stream = TcpStream::connect(endpoint.trim_start_matches("tcp://")).await.ok()?;
-            let mut client = Client { stream, input: BytesMut::new() };
-            let id = microdash_store::testing::unique_name("md_durable");
-            let connect = v5::Connect { keep_alive: 30, client_id: id, clean_start: true, properties: None };
-            let login = v5::Login::new(microdash_core::mqtt::token_username(token), token);
-            client.send(Packet::Connect(connect, None, Some(login))).await.then_some(())?;
-            match client.next().await? {
-                Packet::ConnAck(ack) if ack.code == ConnectReturnCode::Success => Some(client),
-                _ => None,
-            }
-        }
-
-        /// Publish at QoS 1 under `pkid`; whether it was written.
-        pub async fn publish(&mut self, topic: &str, payload: &str, pkid: u16) -> bool {
-            let mut publish = v5::Publish::new(topic, QoS::AtLeastOnce, payload.to_owned(), None);
-            publish.pkid = pkid;
-            self.send(Packet::Publish(publish)).await
-        }
-
-        /// Wait (5 s at most) for the next `PUBACK` and count its point as acknowledged if
-        /// it took the message; whether the connection still answers.
-        pub async fn acknowledged(
-            &mut self,
-            in_flight: &mut std::collections::HashMap<u16, u64>,
-            tally: &super::Tally,
-        ) -> bool {
-            match tokio::time::timeout(std::time::Duration::from_secs(5), self.puback()).await {
-                Ok(Some((pkid, taken))) => {
-                    if let Some(id) = in_flight.remove(&pkid)
-                        && taken
-                    {
-                        tally.acked.lock().unwrap().push(id);
-                    }
-                    true
-                }
-                Ok(None) | Err(_) => false,
-            }
-        }
-
-        /// The packet id of the next `PUBACK` and whether it took the message; `None` once
-        /// the connection is gone.
-        pub async fn puback(&mut self) -> Option<(u16, bool)> {
-            loop {
-                if let Packet::PubAck(ack) = self.next().await? {
-                    return Some((ack.pkid, ack.reason == v5::PubAckReason::Success));
-                }
-            }
-        }
-
-        async fn send(&mut self, packet: Packet) -> bool {
-            let mut out = BytesMut::new();
-            packet.write(&mut out, None).is_ok() && self.stream.write_all(&out).await.is_ok()
-        }
-
-        async fn next(&mut self) -> Option<Packet> {
-            loop {
-                match Packet::read(&mut self.input, None) {
-                    Ok(packet) => return Some(packet),
-                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}
-                    Err(_) => return None,
-                }
-                if self.stream.read_buf(&mut self.input).await.unwrap_or(0) == 0 {
-                    return None;
-                }
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

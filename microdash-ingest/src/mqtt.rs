@@ -4,8 +4,9 @@
 //! Messages are taken in bursts (whatever has arrived, up to [`MAX_BURST`]) and enqueued as one
 //! batch per tenant, so a high message rate does not become one queue entry per message. A
 //! malformed message is counted (`microdash_metrics_rejected_total{source="mqtt"}`) and logged
-//! with its topic, and never stops the bridge. When the queue refuses a batch the bridge stops
-//! reading and retries, so the backlog waits in the broker (QoS 1) rather than being dropped.
+//! with its topic, and never stops the bridge. When the queue refuses a batch, or the database
+//! is down when a tenant has to be looked up, the bridge stops reading and retries, so the
+//! backlog waits in the broker (QoS 1) rather than being dropped.
 //! Several bridge processes share the load through an MQTT 5 shared subscription
 //! (`$share/{group}/...`): the broker hands each message to one of them.
 //!
@@ -107,28 +108,43 @@ struct Tenants {
 }
 
 impl Tenants {
-    async fn id(&mut self, slug: &str) -> Option<i64> {
+    /// The tenant's id, `None` if there is none. While the database is unavailable this waits
+    /// and asks again (the burst waits with it): the broker has had its acknowledgement
+    /// already, so a message dropped here would be lost. After shutdown, retries stop once
+    /// the backoff reaches 5 s, as for a refusing queue.
+    async fn id(&mut self, slug: &str, shutdown: &CancellationToken) -> Option<i64> {
         if let Some(id) = self.known.get(slug) {
             return Some(*id);
         }
         if self.unknown.get(slug).is_some_and(|at| at.elapsed() < UNKNOWN_TENANT_TTL) {
             return None;
         }
-        match self.store.tenant_by_slug(slug).await {
-            Ok(Some(tenant)) => {
-                self.known.insert(slug.to_owned(), tenant.id);
-                Some(tenant.id)
-            }
-            Ok(None) => {
-                if self.unknown.len() > 10_000 {
-                    self.unknown.clear();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.store.tenant_by_slug(slug).await {
+                Ok(Some(tenant)) => {
+                    self.known.insert(slug.to_owned(), tenant.id);
+                    return Some(tenant.id);
                 }
-                self.unknown.insert(slug.to_owned(), Instant::now());
-                None
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "looking up a tenant for MQTT failed");
-                None
+                Ok(None) => {
+                    if self.unknown.len() > 10_000 {
+                        self.unknown.clear();
+                    }
+                    self.unknown.insert(slug.to_owned(), Instant::now());
+                    return None;
+                }
+                Err(err)
+                    if err.kind() == microdash_core::ErrorKind::Unavailable
+                        && (!shutdown.is_cancelled() || delay < Duration::from_secs(5)) =>
+                {
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "looking up a tenant for MQTT failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => {
+                    tracing::error!(tenant = slug, error = %err, "looking up a tenant for MQTT failed; its messages are dropped");
+                    return None;
+                }
             }
         }
     }
@@ -276,7 +292,7 @@ async fn enqueue(
                 continue;
             }
         };
-        let Some(tenant_id) = tenants.id(parsed.tenant).await else {
+        let Some(tenant_id) = tenants.id(parsed.tenant, shutdown).await else {
             reject(ingestor, RejectReason::Invalid, topic, &format!("no tenant {:?}", parsed.tenant));
             continue;
         };

@@ -56,16 +56,27 @@ impl StoreError {
 /// and `SQLITE_IOERR`, only as `Unknown` with a message, so the message decides.
 fn is_transient(err: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    const TRANSIENT: [&str; 14] = [
+    const TRANSIENT: [&str; 6] = [
         "deadlock",
         "lock wait timeout",
         "database is locked",
-        "input/output",
-        "io error",
-        "i/o error",
         "database or disk is full",
         "readonly database",
         "unable to open database file",
+    ];
+    ends_connection(err)
+        || matches!(err, Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+            if TRANSIENT.iter().any(|t| info.message().to_ascii_lowercase().contains(t)))
+}
+
+/// Whether a query failed because its connection is gone (or may be: an I/O error, a
+/// timeout), so the connection must not be used again.
+pub(crate) fn ends_connection(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    const LOST: [&str; 8] = [
+        "input/output",
+        "io error",
+        "i/o error",
         "connection",
         "broken pipe",
         "timed out",
@@ -76,7 +87,7 @@ fn is_transient(err: &diesel::result::Error) -> bool {
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => true,
         Error::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             let message = info.message().to_ascii_lowercase();
-            TRANSIENT.iter().any(|t| message.contains(t))
+            LOST.iter().any(|t| message.contains(t))
         }
         _ => false,
     }
@@ -85,5 +96,28 @@ fn is_transient(err: &diesel::result::Error) -> bool {
 impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for StoreError {
     fn from(err: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
         StoreError::Unavailable(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn check(kind: DatabaseErrorKind, message: &str, ends_connection: bool, transient: bool) {
+        let err = Error::DatabaseError(kind, Box::new(message.to_owned()));
+        assert_eq!(super::ends_connection(&err), ends_connection, "{message}");
+        assert_eq!(super::is_transient(&err), transient, "{message}");
+    }
+
+    #[test]
+    fn lost_connections_are_told_from_other_failures() {
+        use DatabaseErrorKind::{ClosedConnection, UniqueViolation, Unknown};
+        check(Unknown, "Input/output error: Driver error: `Connection to the server is closed.'", true, true);
+        check(Unknown, "Input/output error: Broken pipe (os error 32)", true, true);
+        check(ClosedConnection, "closed", true, true);
+        check(Unknown, "Deadlock found when trying to get lock; try restarting transaction", false, true);
+        check(Unknown, "database or disk is full", false, true);
+        check(Unknown, "Unknown column 'x' in 'field list'", false, false);
+        check(UniqueViolation, "Duplicate entry", false, false);
     }
 }

@@ -290,7 +290,8 @@ impl Store {
         let checkpointing = Arc::new(tokio::sync::Mutex::new(()));
         let (backend, pool) = if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let url = url.replacen("mariadb://", "mysql://", 1);
-            let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, fast_recycling());
+            let manager =
+                AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, mysql_manager_config());
             (Backend::Mysql, Pool::Mysql(build_pool(manager, options).await?))
         } else {
             let path = sqlite_path(url);
@@ -365,9 +366,58 @@ impl Store {
 
 fn fast_recycling<C: AsyncConnection + 'static>() -> ManagerConfig<C> {
     // Checking each connection with a query on every checkout would double the round trips
-    // of the small auth lookups; a broken connection is detected on use and dropped instead.
+    // of the small auth lookups; a broken connection is detected on use and dropped instead
+    // (for MariaDB see `mysql_manager_config`).
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
+    config
+}
+
+/// Watches one MariaDB connection's queries for a failure that ends the connection (the
+/// server restarted or the network cut it). diesel-async's pool only drops a MySQL
+/// connection whose transaction broke; without this watch, after a database restart the
+/// pool kept handing out dead connections and every query failed until the process was
+/// restarted.
+#[derive(Default)]
+struct ConnectionWatch {
+    lost: bool,
+}
+
+impl diesel::connection::Instrumentation for ConnectionWatch {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::FinishQuery { error: Some(err), .. } = event
+            && error::ends_connection(err)
+        {
+            self.lost = true;
+        }
+    }
+}
+
+/// Pooled MariaDB connections carry a [`ConnectionWatch`], and one whose connection was lost
+/// is not handed out again: the query that hit the loss fails, the next gets a new
+/// connection. The check is a flag, not a round trip.
+fn mysql_manager_config() -> ManagerConfig<AsyncMysqlConnection> {
+    let mut config = fast_recycling::<AsyncMysqlConnection>();
+    config.custom_setup = Box::new(|url| {
+        let url = url.to_owned();
+        Box::pin(async move {
+            let mut conn = AsyncMysqlConnection::establish(&url).await?;
+            conn.set_instrumentation(ConnectionWatch::default());
+            Ok(conn)
+        })
+    });
+    config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
+        let lost = conn.instrumentation().downcast_ref::<ConnectionWatch>().is_some_and(|watch| watch.lost);
+        Box::pin(async move {
+            match lost {
+                true => Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    Box::new("the connection was lost".to_owned()),
+                )),
+                false => Ok(()),
+            }
+        })
+    }));
     config
 }
 

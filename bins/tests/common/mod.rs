@@ -1,6 +1,9 @@
 //! Running the real `microdash` binary in tests.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
+pub mod mqtt;
+pub mod services;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -123,6 +126,14 @@ impl Drop for Proc {
 pub fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
+}
+
+/// A random delay in `[low, high)` milliseconds (the standard library's hash keys are random).
+pub fn random_ms(low: u64, high: u64) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    Duration::from_millis(low + hasher.finish() % (high - low))
 }
 
 /// Poll `probe` until it returns `Some`, failing after `secs` seconds.

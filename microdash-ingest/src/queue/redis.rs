@@ -119,18 +119,24 @@ impl RedisQueue {
                 clock_base: std::time::Instant::now(),
             }),
         };
+        queue.create_group(&mut *queue.conn().await?).await?;
+        Ok(queue)
+    }
+
+    /// Create the stream and its consumer group unless they exist.
+    async fn create_group(&self, conn: &mut impl redis::aio::ConnectionLike) -> Result<(), QueueError> {
         // Start at 0 so entries added before the group existed are still processed.
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
-            .arg(&*queue.stream)
+            .arg(&*self.stream)
             .arg(GROUP)
             .arg("0")
             .arg("MKSTREAM")
-            .query_async(&mut *queue.conn().await?)
+            .query_async(conn)
             .await;
         match created {
             Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
-            _ => Ok(queue),
+            _ => Ok(()),
         }
     }
 
@@ -211,6 +217,24 @@ impl RedisQueue {
     }
 
     pub(super) async fn receive(
+        &self,
+        consumer: &mut RedisConsumer,
+        max_metrics: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        match self.receive_from_group(consumer, max_metrics, wait).await {
+            // Redis restarted without its data (no persistence): the stream came back with
+            // the next enqueue, the group did not. Without it no worker would read again.
+            Err(QueueError::Redis(err)) if err.code() == Some("NOGROUP") => {
+                tracing::error!(stream = %self.stream, "the queue's consumer group is gone: Redis lost its data (run it with appendonly, see README); creating the group again");
+                self.create_group(&mut consumer.conn).await?;
+                Ok(Vec::new())
+            }
+            received => received,
+        }
+    }
+
+    async fn receive_from_group(
         &self,
         consumer: &mut RedisConsumer,
         max_metrics: usize,

@@ -9,6 +9,8 @@
 //! - `seed` fills a database with days of history (raw points and rollups); `query` times
 //!   history queries over it.
 //! - `alerts` times breaches to their webhooks (MTTD) under ingest load.
+//! - `soak` runs HTTP, MQTT, live streams and history queries together for a long time, then
+//!   reads every point back and reports what was sent, acknowledged, stored and missing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,12 +43,16 @@ enum Mode {
     Query(history::QueryArgs),
     /// Time breaches to their webhooks (MTTD) under ingest load.
     Alerts(alerts::AlertArgs),
+    /// Mixed load for a long run (HTTP, MQTT, live streams, history queries), then an account
+    /// of every point: sent, acknowledged, stored, missing.
+    Soak(soak::SoakArgs),
 }
 
 mod alerts;
 mod history;
+mod soak;
 
-/// The server and the tenant the `sse` and `mqtt` modes work with.
+/// The server and the tenant the `sse`, `mqtt` and `soak` modes work with.
 #[derive(Debug, Args)]
 struct TenantArgs {
     /// Server base URL.
@@ -162,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Seed(args) => history::seed(args).await,
         Mode::Query(args) => history::query(args).await,
         Mode::Alerts(args) => alerts::run(args).await,
+        Mode::Soak(args) => soak::run(args).await,
     }
 }
 
@@ -435,6 +442,39 @@ fn report(
     Ok(())
 }
 
+/// Follow `tenant`'s live stream until `stop`, handing each event to `on_event`. Returns
+/// whether the stream broke: it did not open, or failed or ended before `stop`.
+async fn follow_stream(
+    client: &Client,
+    tenant: &str,
+    stop: &tokio_util::sync::CancellationToken,
+    mut on_event: impl FnMut(microdash_client::LiveEvent),
+) -> bool {
+    use futures_util::StreamExt;
+    let stream = match client.stream(tenant, &microdash_client::StreamQuery::default()).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            eprintln!("stream failed to open: {err}");
+            return true;
+        }
+    };
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return false,
+            event = stream.next() => event,
+        };
+        match event {
+            Some(Ok(event)) => on_event(event),
+            Some(Err(err)) => {
+                eprintln!("stream broke: {err}");
+                return true;
+            }
+            None => return !stop.is_cancelled(),
+        }
+    }
+}
+
 mod sse {
     //! Many live streams of one tenant, and how promptly each delivers probe points.
 
@@ -443,9 +483,8 @@ mod sse {
     use std::time::{Duration, Instant};
 
     use anyhow::Context;
-    use futures_util::StreamExt;
     use hdrhistogram::Histogram;
-    use microdash_client::{Client, LiveEvent, StreamQuery};
+    use microdash_client::{Client, LiveEvent};
     use tokio_util::sync::CancellationToken;
 
     use super::{SseArgs, wall_ms};
@@ -462,44 +501,22 @@ mod sse {
 
     async fn follow(client: Client, tenant: String, ready: Arc<AtomicUsize>, stop: CancellationToken) -> Seen {
         let mut seen = Seen { points: 0, probes: 0, lag_us: Histogram::new(3).expect("valid bounds"), broken: false };
-        let stream = match client.stream(&tenant, &StreamQuery::default()).await {
-            Ok(stream) => stream,
-            Err(err) => {
-                eprintln!("stream failed to open: {err}");
-                seen.broken = true;
-                return seen;
+        seen.broken = super::follow_stream(&client, &tenant, &stop, |event| match event {
+            LiveEvent::Ready { .. } => {
+                ready.fetch_add(1, Ordering::Relaxed);
             }
-        };
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            let event = tokio::select! {
-                () = stop.cancelled() => return seen,
-                event = stream.next() => event,
-            };
-            match event {
-                Some(Ok(LiveEvent::Ready { .. })) => {
-                    ready.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(Ok(LiveEvent::Points { points, .. })) => {
-                    let now = wall_ms();
-                    seen.points += points.len() as u64;
-                    for point in points.iter().filter(|p| p.metric_name == PROBE) {
-                        seen.probes += 1;
-                        let _ = seen.lag_us.record(((now - point.value).max(0.001) * 1000.0) as u64);
-                    }
-                }
-                Some(Ok(LiveEvent::Reset { .. } | LiveEvent::Cursor { .. })) => {}
-                Some(Err(err)) => {
-                    eprintln!("stream broke: {err}");
-                    seen.broken = true;
-                    return seen;
-                }
-                None => {
-                    seen.broken = !stop.is_cancelled();
-                    return seen;
+            LiveEvent::Points { points, .. } => {
+                let now = wall_ms();
+                seen.points += points.len() as u64;
+                for point in points.iter().filter(|p| p.metric_name == PROBE) {
+                    seen.probes += 1;
+                    let _ = seen.lag_us.record(((now - point.value).max(0.001) * 1000.0) as u64);
                 }
             }
-        }
+            LiveEvent::Reset { .. } | LiveEvent::Cursor { .. } => {}
+        })
+        .await;
+        seen
     }
 
     pub(super) async fn run(args: SseArgs) -> anyhow::Result<()> {
