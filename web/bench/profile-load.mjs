@@ -1,0 +1,40 @@
+// Where a cold load's time goes: every request's start and end (Resource Timing) and when the
+// first chart was drawn, for one fresh browser context on a tenant page.
+// usage: node bench/profile-load.mjs URL PASSWORD [RANGE]
+import { chromium } from 'playwright';
+
+const [url, password, range] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.MICRODASH_CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+for (let run = 0; run < Number(process.env.RUNS ?? 3); run++) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const response = await context.request.post(`${url}/api/v1/session`, { data: { username: 'demo', password } });
+  if (response.status() !== 200) throw new Error(`sign-in failed: ${response.status()}`);
+  const page = await context.newPage();
+  await page.addInitScript((history) => {
+    const seen = history
+      ? () => document.querySelector('[data-testid="chart"]:not([data-points="0"]) [data-drawn]')
+      : () => document.querySelector('[data-testid="last-value"]:not([data-value=""])');
+    const observer = new MutationObserver(() => {
+      if (window.__firstChart === undefined && seen()) {
+        window.__firstChart = null;
+        observer.disconnect();
+        requestAnimationFrame(() => requestAnimationFrame(() => (window.__firstChart = performance.now())));
+      }
+    });
+    observer.observe(document, { subtree: true, childList: true, attributes: true });
+  }, Boolean(range));
+  await page.goto(`${url}/#/t/demo${range ? `?range=${range}` : ''}`);
+  await page.waitForFunction(() => typeof window.__firstChart === 'number');
+  const report = await page.evaluate(() => ({
+    first_chart: Math.round(window.__firstChart),
+    dom_content_loaded: Math.round(performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd),
+    resources: performance.getEntriesByType('resource').map((r) => `${Math.round(r.startTime)}-${Math.round(r.responseEnd)} ${r.name.replace(location.origin, '')}`),
+  }));
+  console.log(JSON.stringify(report, null, 1));
+  await context.close();
+}
+await browser.close();
