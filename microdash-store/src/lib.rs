@@ -251,6 +251,28 @@ macro_rules! with_conn {
 }
 pub(crate) use with_conn;
 
+/// Load the rows of `$query` (owned, so it can move to a blocking thread) on a reader,
+/// compiled once per backend like `with_conn!`. On SQLite it runs on the pool's blocking
+/// thread with the plain connection, which decodes each row straight from the statement:
+/// diesel-async's wrapper first copies every value of every row (`sqlite3_value_dup`), which
+/// cost more than the query itself on answers of tens of thousands of rows.
+macro_rules! load_rows {
+    ($store:expr, $query:expr) => {{
+        let query = $query;
+        match &$store.inner.pool {
+            $crate::Pool::Sqlite(pool) => {
+                let mut conn = pool.get().await?;
+                conn.spawn_blocking(move |c| diesel::RunQueryDsl::load(query, c)).await?
+            }
+            $crate::Pool::Mysql(pool) => {
+                let mut conn = pool.get().await?;
+                diesel_async::RunQueryDsl::load(query, &mut conn).await?
+            }
+        }
+    }};
+}
+pub(crate) use load_rows;
+
 /// Run `$body` (a `Result<_, StoreError>` that uses `$conn`) where writes go, compiled once per
 /// backend like `with_conn!`. On SQLite that is the single writer's connection
 /// (`Store::sqlite_writer_conn`) in one `BEGIN IMMEDIATE` transaction, whichever the mode:

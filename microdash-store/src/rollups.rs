@@ -13,13 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 use diesel::prelude::*;
 use diesel::sql_types::Double;
 use diesel::upsert::excluded;
-use diesel_async::RunQueryDsl;
 use microdash_core::api::Resolution;
 use microdash_core::rollup::{Aggregate, bucket_start};
 
 use crate::data::SeriesFilter;
 use crate::schema::{rollups_1m, rollups_5m, rollups_30m};
-use crate::{Store, StoreError, with_conn};
+use crate::{Store, StoreError, load_rows};
 
 diesel::define_sql_function! {
     /// SQLite's two-argument scalar `min`.
@@ -373,10 +372,16 @@ impl Store {
             return Ok(Vec::new());
         }
         let merging = width_ms != level.bucket_ms();
-        // Stored buckets are merged whole, so limiting them in SQL would cut a wide bucket.
-        let limit = if merging { i64::MAX } else { i64::try_from(query.limit).unwrap_or(i64::MAX) };
         let start = query.start_ms.map(|s| bucket_start(s, width_ms)).unwrap_or(i64::MIN);
         let end = query.end_ms.map(|e| bucket_start(e - 1, width_ms).saturating_add(width_ms)).unwrap_or(i64::MAX);
+        // Read in primary-key order (series, then time), which needs no sort in the database,
+        // unless the limit can cut the answer: then the newest first, limited. Stored buckets
+        // are merged whole, so a merging read is never limited in SQL (that would cut a wide
+        // bucket). `auto` asks for ranges whose buckets always fit its limit.
+        let most =
+            (end.saturating_sub(start) / width_ms).saturating_mul(i64::try_from(series.len()).unwrap_or(i64::MAX));
+        let limited = !merging && most > i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let ids: Vec<i64> = series.keys().copied().collect();
         let mut rows: Vec<BucketRow> = Vec::new();
         // Only numbers cross the wire here; the series' names and tags are joined in memory,
@@ -400,12 +405,10 @@ impl Store {
                             $table::last_ms,
                             $table::last_value,
                         ));
-                    let loaded: Vec<BucketRow> = if merging {
-                        let q = q.order(($table::series_id, $table::bucket_ms));
-                        with_conn!(self, |conn| q.load(&mut conn).await?)
+                    let loaded: Vec<BucketRow> = if limited {
+                        load_rows!(self, q.order(($table::bucket_ms.desc(), $table::series_id.desc())).limit(limit))
                     } else {
-                        let q = q.order(($table::bucket_ms.desc(), $table::series_id.desc())).limit(limit);
-                        with_conn!(self, |conn| q.load(&mut conn).await?)
+                        load_rows!(self, q.order(($table::series_id, $table::bucket_ms)))
                     };
                     rows.extend(loaded);
                 }
@@ -433,7 +436,7 @@ impl Store {
                         .bind::<diesel::sql_types::BigInt, _>(tenant_id)
                         .bind::<diesel::sql_types::BigInt, _>(start)
                         .bind::<diesel::sql_types::BigInt, _>(end);
-                    let loaded: Vec<MergedRow> = with_conn!(self, |conn| q.load(&mut conn).await?);
+                    let loaded: Vec<MergedRow> = load_rows!(self, q);
                     rows.extend(loaded.into_iter().map(|r| {
                         (
                             r.series_id,

@@ -86,6 +86,11 @@ impl ApiError {
         &self.body
     }
 
+    /// `500`: a failure of ours, logged with `cause` and shown as a generic message.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::from_kind(ErrorKind::Internal, cause.to_string())
+    }
+
     /// Map a shared error kind to a status; internal causes are logged, not shown.
     fn from_kind(kind: ErrorKind, message: String) -> Self {
         let (status, code) = match kind {
