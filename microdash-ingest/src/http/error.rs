@@ -12,19 +12,76 @@ use crate::ingestor::IngestError;
 use crate::queue::QueueError;
 
 /// Seconds a client should wait before retrying when the queue or database is unavailable.
-const RETRY_AFTER_SECS: &str = "1";
+const RETRY_AFTER_SECS: u64 = 1;
 
 /// An error answer: status, stable code, message and optional per-field details.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// `Retry-After` seconds, where waiting helps.
+    retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() } }
+        let body = ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() };
+        Self { status, body, retry_after_s: None }
+    }
+
+    /// `413`: the body is (or is declared) larger than `max_body_bytes`.
+    pub fn payload_too_large(max_body_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {max_body_bytes} bytes"),
+        )
+    }
+
+    /// `429`: the caller holds as much as the setting `limit` allows (named in `details`);
+    /// worth trying again after `retry_after_s`.
+    pub fn limit_reached(code: &str, limit: &str, message: impl Into<String>, retry_after_s: u64) -> Self {
+        let message = message.into();
+        let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message.clone());
+        err.body.details.push(FieldError::new(None, Some(limit.to_owned()), message));
+        err.retry_after_s = Some(retry_after_s);
+        err
+    }
+
+    /// `503`: every connection the server allows is busy (`http_max_connections`); what
+    /// reserved connections answer to anything but probes and the operator.
+    pub(crate) fn connections_exhausted() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "every connection the server allows is busy (http_max_connections); only /livez, /api/v1/health, \
+             /metrics and the token API are served now",
+        )
+    }
+
+    /// This answer as raw HTTP/1.1 closing the connection, for a connection refused before
+    /// hyper serves it.
+    pub(crate) fn to_http1_bytes(&self) -> Vec<u8> {
+        let body = serde_json::to_vec(&self.body).unwrap_or_default();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            self.status.as_u16(),
+            self.status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        if let Some(secs) = self.retry_after() {
+            head.push_str(&format!("retry-after: {secs}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    /// The `Retry-After` seconds this answer carries, if any.
+    fn retry_after(&self) -> Option<u64> {
+        self.retry_after_s.or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_SECS))
     }
 
     /// `401`: no usable credentials.
@@ -99,9 +156,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after();
         let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
