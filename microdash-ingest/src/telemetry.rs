@@ -228,7 +228,8 @@ impl Telemetry {
         registry.register("http_connections_open", "Open HTTP connections", connections_open.clone());
         registry.register(
             "http_connections_refused",
-            "HTTP connections refused with 503 at a cap with every connection busy, by cap",
+            "HTTP connections refused with 503 at a cap with every connection busy (and requests on the \
+             connections kept for probes that are not probes or the token API), by cap",
             connections_refused.clone(),
         );
         registry.register(

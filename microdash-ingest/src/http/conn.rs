@@ -148,6 +148,14 @@ impl Refused {
             Refused::MaxConnectionsPerIp => "max_connections_per_ip",
         }
     }
+
+    /// The setting that sets the cap.
+    fn setting(self) -> &'static str {
+        match self {
+            Refused::MaxConnections => "http_max_connections",
+            Refused::MaxConnectionsPerIp => "http_max_connections_per_ip",
+        }
+    }
 }
 
 /// What one connection is doing, shared by its socket (deadlines), its service (requests)
@@ -525,7 +533,7 @@ impl Server {
             Err(refused) => {
                 tracing::debug!(peer = %peer, limit = refused.name(), "connection refused");
                 self.telemetry.record_connection_refused(refused.name());
-                refuse(&stream);
+                refuse(&stream, refused);
             }
         }
     }
@@ -549,7 +557,12 @@ impl Server {
         let Admitted { id, kind, slot, evict } = admitted;
         let _open = Open::new(&self, id);
         let io = TokioIo::new(ConnIo::new(io, slot.clone(), self.table.limits, self.telemetry.clone()));
-        let service = Service { router: self.router.clone(), slot: slot.clone(), reserved: kind == Kind::Reserved };
+        let service = Service {
+            router: self.router.clone(),
+            slot: slot.clone(),
+            reserved: kind == Kind::Reserved,
+            telemetry: self.telemetry.clone(),
+        };
         let mut conn = std::pin::pin!(self.builder.serve_connection(io, service));
         let (mut draining, mut evicted) = (false, false);
         loop {
@@ -598,10 +611,10 @@ impl Drop for Open<'_> {
 
 /// Answer a connection over the caps with a `503` and close it. What the client already
 /// sent is read first, so the close does not reset the connection before it reads the answer.
-fn refuse(stream: &TcpStream) {
+fn refuse(stream: &TcpStream, refused: Refused) {
     let mut sent = [0u8; 2048];
     let _ = stream.try_read(&mut sent);
-    let _ = stream.try_write(&ApiError::connections_exhausted().to_http1_bytes());
+    let _ = stream.try_write(&ApiError::connections_exhausted(refused.setting()).to_http1_bytes());
 }
 
 /// The router as a hyper service that tells the connection's [`Slot`] when requests begin
@@ -612,6 +625,7 @@ struct Service {
     slot: Arc<Slot>,
     /// A reserved connection: one request, and only what [`serves_when_saturated`] allows.
     reserved: bool,
+    telemetry: Arc<Telemetry>,
 }
 
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
@@ -625,7 +639,10 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         let guard = self.slot.begin();
         let reserved = self.reserved;
         if reserved && !serves_when_saturated(request.uri().path()) {
-            let response = ApiError::connections_exhausted().into_response();
+            // Refused for the same reason as a connection over the cap, only later.
+            let refused = Refused::MaxConnections;
+            self.telemetry.record_connection_refused(refused.name());
+            let response = ApiError::connections_exhausted(refused.setting()).into_response();
             return Box::pin(std::future::ready(Ok(tracked(response, guard, reserved))));
         }
         let answer = self.router.clone().oneshot(request.map(Body::new));
@@ -1073,6 +1090,8 @@ mod tests {
         let answer = read_until(&mut client, "}").await;
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         assert!(answer.contains("connection: close") && answer.contains("too_many_connections"), "{answer}");
+        let refused = r#"microdash_http_connections_refused_total{reason="max_connections"}"#;
+        assert_eq!(counted(&server, refused), 1.0);
         assert_eq!(read_to_close(&mut client).await, 0);
 
         let (mut client, _) = connect(&server, ip(2));

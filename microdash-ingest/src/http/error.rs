@@ -49,15 +49,16 @@ impl ApiError {
         err
     }
 
-    /// `503`: every connection the server allows is busy (`http_max_connections`); what
-    /// reserved connections answer to anything but probes and the operator.
-    pub(crate) fn connections_exhausted() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "every connection the server allows is busy (http_max_connections); only /livez, /api/v1/health, \
-             /metrics and the token API are served now",
-        )
+    /// `503`: every connection the setting `limit` allows is busy (`http_max_connections`,
+    /// or `http_max_connections_per_ip` for the client's address).
+    pub(crate) fn connections_exhausted(limit: &str) -> Self {
+        let message = match limit {
+            "http_max_connections" => "every connection the server allows is busy (http_max_connections); only \
+                /livez, /api/v1/health, /metrics and the token API are served now"
+                .to_owned(),
+            limit => format!("every connection from your address is busy ({limit})"),
+        };
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", message)
     }
 
     /// This answer as raw HTTP/1.1 closing the connection, for a connection refused before
