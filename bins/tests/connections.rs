@@ -162,7 +162,7 @@ async fn counter(url: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_and_slowloris_connections_leave_livez_and_ingest_answering() {
-    raise_open_file_limit(4 * (IDLE + SLOWLORIS) as u64);
+    raise_open_file_limit((IDLE + SLOWLORIS + 200) as u64);
     let db = TestDb::new(Backend::Sqlite).await;
     let env = [
         ("MICRODASH_DATABASE_URL", db.url.as_str()),
@@ -220,7 +220,7 @@ async fn idle_and_slowloris_connections_leave_livez_and_ingest_answering() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_with_256_open_files_answers_livez_under_300_idle_connections() {
     const HELD: usize = 300;
-    raise_open_file_limit(4 * HELD as u64);
+    raise_open_file_limit((HELD + 200) as u64);
     let db = TestDb::new(Backend::Sqlite).await;
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
     let server = microdash_with_open_files(256, &["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);

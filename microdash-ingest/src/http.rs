@@ -4,8 +4,8 @@
 //! Layers, outermost first: status counting, request id, tracing, panic catcher, timeout,
 //! and on the API a body limit that refuses a declared `Content-Length` over it before
 //! reading anything. Under the router, [`conn`] owns the connections: their deadlines, their
-//! caps and the graceful shutdown. Authentication is the [`auth::Auth`] extractor, so a handler that takes it cannot forget
-//! it; handlers then check the scope they need.
+//! caps and the graceful shutdown. Authentication is the [`auth::Auth`] extractor, so a
+//! handler that takes it cannot forget it; handlers then check the scope they need.
 
 pub(crate) mod admin;
 pub(crate) mod alerts;
@@ -27,8 +27,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::IntoResponse;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, patch, post, put};
 use microdash_store::Store;
 use tokio_util::sync::CancellationToken;

@@ -911,6 +911,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_caps_fit_the_open_file_limit_and_keep_slots_for_the_operator() {
+        let check = |max_connections: usize,
+                     per_ip: usize,
+                     open_files: Option<u64>,
+                     expected: (usize, usize, usize)| {
+            let config = HttpConfig { max_connections, max_connections_per_ip: per_ip, ..HttpConfig::default() };
+            let limits = Limits::new(&config, open_files);
+            assert_eq!((limits.general, limits.reserved, limits.per_ip), expected, "{max_connections} {open_files:?}");
+        };
+        check(8_192, 1_024, None, (8_128, 64, 1_024));
+        check(8_192, 1_024, Some(1_048_576), (8_128, 64, 1_024));
+        check(8_192, 1_024, Some(256), (180, 12, 192));
+        check(8_192, 1_024, Some(1_024), (720, 48, 768));
+        check(2, 1, None, (1, 1, 1));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_sends_nothing_is_closed_at_the_header_deadline() {
         let (server, _) = server(limits(8, 1, 8));
