@@ -74,6 +74,20 @@ pub struct Config {
     pub worker_retry_max_delay_ms: u64,
     /// Requests running longer are answered `408`.
     pub request_timeout_ms: u64,
+    /// Longest a client may take to send a request's head (request line and headers), from
+    /// its first byte, or from the connection's opening for its first request.
+    pub http_header_read_timeout_ms: u64,
+    /// Longest a keep-alive connection waits for its next request, and a client may go
+    /// without reading any of an answer.
+    pub http_idle_timeout_ms: u64,
+    /// Most open HTTP connections (at most three quarters of the open-file limit).
+    pub http_max_connections: usize,
+    /// Most open HTTP connections from one client address.
+    pub http_max_connections_per_ip: usize,
+    /// Most live streams and waiting long polls one token (or sign-in) may hold open.
+    pub max_streams_per_token: usize,
+    /// Most live streams and waiting long polls on one tenant.
+    pub max_streams_per_tenant: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Most metrics in one request.
@@ -210,6 +224,12 @@ impl Default for Config {
             worker_retry_initial_delay_ms: worker.retry_initial_delay.as_millis() as u64,
             worker_retry_max_delay_ms: worker.retry_max_delay.as_millis() as u64,
             request_timeout_ms: http.request_timeout.as_millis() as u64,
+            http_header_read_timeout_ms: http.header_read_timeout.as_millis() as u64,
+            http_idle_timeout_ms: http.idle_timeout.as_millis() as u64,
+            http_max_connections: http.max_connections,
+            http_max_connections_per_ip: http.max_connections_per_ip,
+            max_streams_per_token: http.max_streams_per_token,
+            max_streams_per_tenant: http.max_streams_per_tenant,
             max_body_bytes: limits.max_body_bytes,
             max_metrics_per_request: limits.max_metrics_per_request,
             max_name_bytes: limits.max_name_bytes,
@@ -348,6 +368,17 @@ impl Config {
             self.credential_recheck_ms
         );
         parse_networks(&self.trusted_proxies).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
+        for (key, value) in [
+            ("http_header_read_timeout_ms", self.http_header_read_timeout_ms),
+            ("http_idle_timeout_ms", self.http_idle_timeout_ms),
+            ("http_max_connections_per_ip", self.http_max_connections_per_ip as u64),
+            ("max_streams_per_token", self.max_streams_per_token as u64),
+            ("max_streams_per_tenant", self.max_streams_per_tenant as u64),
+        ] {
+            anyhow::ensure!(value > 0, "{key} must be above 0");
+        }
+        // One general connection and one reserved for probes and the operator.
+        anyhow::ensure!(self.http_max_connections >= 2, "http_max_connections must be at least 2");
         for (key, value, max) in [
             ("retention_raw_hours", self.retention_raw_hours, MAX_RETENTION_RAW_HOURS),
             ("retention_1m_days", self.retention_1m_days, MAX_RETENTION_DAYS),
@@ -421,6 +452,12 @@ impl Config {
             },
             // `check` refused a list that does not parse.
             trusted_proxies: parse_networks(&self.trusted_proxies).unwrap_or_default(),
+            header_read_timeout: Duration::from_millis(self.http_header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.http_idle_timeout_ms),
+            max_connections: self.http_max_connections,
+            max_connections_per_ip: self.http_max_connections_per_ip,
+            max_streams_per_token: self.max_streams_per_token,
+            max_streams_per_tenant: self.max_streams_per_tenant,
         }
     }
 
@@ -657,6 +694,25 @@ mod tests {
             let mcp = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?.mcp().ok_or("on")?;
             assert!(mcp.allow_writes);
             assert_eq!(mcp.allowed_origins, ["https://dash.example.com/md"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn connection_settings_reach_the_server_and_zero_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MICRODASH_HTTP_MAX_CONNECTIONS", "512");
+            jail.set_env("MICRODASH_HTTP_HEADER_READ_TIMEOUT_MS", "2000");
+            jail.set_env("MICRODASH_MAX_STREAMS_PER_TOKEN", "3");
+            let http = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?.http();
+            assert_eq!(http.max_connections, 512);
+            assert_eq!(http.header_read_timeout, Duration::from_secs(2));
+            assert_eq!(http.max_streams_per_token, 3);
+            assert_eq!(http.idle_timeout, HttpConfig::default().idle_timeout);
+            let err = load_error(jail, "http_idle_timeout_ms = 0\n")?;
+            assert!(err.as_deref().is_some_and(|e| e.contains("http_idle_timeout_ms")), "{err:?}");
+            let err = load_error(jail, "max_streams_per_tenant = 0\n")?;
+            assert!(err.as_deref().is_some_and(|e| e.contains("max_streams_per_tenant")), "{err:?}");
             Ok(())
         });
     }

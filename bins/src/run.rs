@@ -39,6 +39,7 @@ async fn open_queue(config: &Config, store: &Store) -> anyhow::Result<Queue> {
 }
 
 async fn assemble(config: &Config) -> anyhow::Result<Runtime> {
+    raise_open_file_limit();
     microdash_store::check_limits(&config.limits()).context("checking the configured limits")?;
     let store = open_store(config).await?;
     let queue = open_queue(config, &store).await?;
@@ -52,6 +53,23 @@ async fn assemble(config: &Config) -> anyhow::Result<Runtime> {
         .revocation(config.revocation())
         .mcp(config.mcp())
         .build())
+}
+
+/// Raise this process's soft open-file limit to its hard limit, as Go's runtime does: the
+/// soft limit many systems start services with (1,024) would hold the HTTP server to 768
+/// connections (`http_max_connections` stays within three quarters of it).
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit cannot be the soft one: the kernel caps descriptors anyway.
+    let Some(maximum) = limit.maximum else { return };
+    if limit.current.is_some_and(|current| current >= maximum) {
+        return;
+    }
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(maximum), maximum: Some(maximum) }) {
+        Ok(()) => tracing::debug!(from = ?limit.current, to = maximum, "raised the open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
 }
 
 async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {

@@ -1,21 +1,23 @@
 //! The HTTP surface: the axum app that [`crate::Runtime::router`] hands out and
 //! [`crate::Runtime::serve`] runs.
 //!
-//! Layers, outermost first: status counting, request id, tracing, panic catcher, timeout.
-//! Authentication is the [`auth::Auth`] extractor, so a handler that takes it cannot forget
-//! it; handlers then check the scope they need.
+//! Layers, outermost first: status counting, request id, tracing, panic catcher, timeout,
+//! and on the API a body limit that refuses a declared `Content-Length` over it before
+//! reading anything. Under the router, [`conn`] owns the connections: their deadlines, their
+//! caps and the graceful shutdown. Authentication is the [`auth::Auth`] extractor, so a
+//! handler that takes it cannot forget it; handlers then check the scope they need.
 
 pub(crate) mod admin;
 pub(crate) mod alerts;
 pub mod auth;
 pub(crate) mod catalog;
+mod conn;
 mod error;
 pub(crate) mod metrics;
 pub(crate) mod ops;
 mod session;
 mod stream;
 
-use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +27,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, patch, post, put};
 use microdash_store::Store;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +76,25 @@ pub struct HttpConfig {
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client;
     /// the address of any other peer is the client's own.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest a client may take to send a request's head (request line and headers), from
+    /// its first byte, or from the connection's opening for its first request. Slower
+    /// connections are closed.
+    pub header_read_timeout: Duration,
+    /// Longest a keep-alive connection may wait for its next request, and a client may go
+    /// without reading any of an answer, before the connection is closed.
+    pub idle_timeout: Duration,
+    /// Most open connections; never more than three quarters of the open-file limit. At the
+    /// cap a new connection takes the place of the one that has waited longest with no
+    /// request in flight; a few more serve only `/livez`, `/api/v1/health`, `/metrics`
+    /// and the token API.
+    pub max_connections: usize,
+    /// Most open connections from one client address.
+    pub max_connections_per_ip: usize,
+    /// Most live streams and waiting long polls one token (or one sign-in) may hold open in
+    /// this process; more get `429`.
+    pub max_streams_per_token: usize,
+    /// Most live streams and waiting long polls on one tenant in this process; more get `429`.
+    pub max_streams_per_tenant: usize,
 }
 
 /// Sign-in attempts allowed per window, counted in the database before the password is
@@ -125,6 +146,12 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             sign_in: SignInLimits::default(),
             trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 8_192,
+            max_connections_per_ip: 1_024,
+            max_streams_per_token: 16,
+            max_streams_per_tenant: 256,
         }
     }
 }
@@ -150,6 +177,8 @@ pub(crate) struct AppState {
     sign_in_sweep: Arc<std::sync::atomic::AtomicI64>,
     /// The credentials of this process's open streams, polls and MQTT connections.
     pub(crate) holds: Arc<Holds>,
+    /// Open streams and waiting polls, per caller and per tenant, for their caps.
+    pub(crate) streams: Arc<stream::StreamCounts>,
     /// Cancelled when the server shuts down, to end the streams that would otherwise hold
     /// the graceful shutdown open forever.
     pub(crate) streams_stop: CancellationToken,
@@ -180,6 +209,7 @@ impl AppState {
             token_usage: Arc::default(),
             sign_in_sweep: Arc::default(),
             holds,
+            streams: Arc::default(),
             streams_stop: CancellationToken::new(),
             #[cfg(feature = "mcp")]
             mcp: None,
@@ -231,6 +261,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/admin/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(admin::revoke_token))
         .route("/api/{*path}", any(ops::not_found))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
         .layer(DefaultBodyLimit::max(body_limit))
         .fallback_service(dashboard(state.config.web_dir.as_deref()));
     api.layer(
@@ -253,39 +284,32 @@ pub(crate) fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
-/// Serve `router(state)` on `listener` until `shutdown` resolves, then finish in-flight
-/// requests.
+/// Serve `router(state)` on `listener` until `shutdown` resolves, then end the streams and
+/// finish in-flight requests (for up to the drain period).
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let streams_stop = state.streams_stop.clone();
-    let stopping = streams_stop.clone();
     let shutdown = async move {
         shutdown.await;
+        // Streams never end by themselves: end them so their connections can drain.
         streams_stop.cancel();
     };
-    // The peer's address is what sign-ins are counted by (unless a trusted proxy names another).
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future();
-    // A client that stopped reading can hold its connection open until TCP gives up; after
-    // the drain period the server stops waiting for it.
-    let give_up = async move {
-        stopping.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_DRAIN).await;
-    };
-    tokio::select! {
-        served = server => served,
-        () = give_up => {
-            tracing::warn!(drain_s = SHUTDOWN_DRAIN.as_secs(), "connections still open after the drain period; closing them");
-            Ok(())
-        }
-    }
+    let (config, telemetry) = (state.config.clone(), state.telemetry.clone());
+    conn::serve(listener, router(state), &config, telemetry, shutdown).await
 }
 
-/// How long shutdown waits for in-flight requests and open connections to finish.
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+/// Serve `ops_router(state)` on `listener`, with the same connection limits, until `shutdown`.
+pub(crate) async fn serve_ops(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (config, telemetry) = (state.config.clone(), state.telemetry.clone());
+    conn::serve(listener, ops_router(state), &config, telemetry, shutdown).await
+}
 
 /// Only the operational endpoints (`/livez`, `/api/v1/health`, `/metrics`), for processes
 /// that run workers or a bridge without the API.
@@ -328,6 +352,19 @@ fn ops_routes() -> Router<AppState> {
         .route("/api/v1/health", get(ops::health))
         .route("/livez", get(ops::livez))
         .route("/metrics", get(ops::prometheus))
+}
+
+/// `413` for a request whose declared `Content-Length` is over `max_body_bytes`, before a
+/// byte of its body is read: holding the connection while the body trickles in would only
+/// end in the same answer (the body limit still counts what arrives without a declared length).
+async fn refuse_declared_oversize(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let max = state.ingestor.limits().max_body_bytes;
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return ApiError::payload_too_large(max).into_response();
+    }
+    next.run(request).await
 }
 
 async fn count_status(State(state): State<AppState>, request: Request, next: Next) -> Response {

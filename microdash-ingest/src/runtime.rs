@@ -228,7 +228,8 @@ impl Runtime {
     }
 
     /// Serve [`Runtime::router`] on `listener` until `shutdown`, then finish in-flight
-    /// requests and end open streams. With a Redis queue the live bus is relayed into this
+    /// requests and end open streams. Connections have deadlines and caps
+    /// ([`HttpConfig::header_read_timeout`] and the settings after it). With a Redis queue the live bus is relayed into this
     /// process's hub meanwhile, so streams see what any process's workers stored.
     pub async fn serve(&self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
         // Follow revocations before the first stream opens.
@@ -243,13 +244,14 @@ impl Runtime {
         served
     }
 
-    /// Serve [`Runtime::ops_router`] on `listener` until `shutdown`.
+    /// Serve [`Runtime::ops_router`] on `listener` until `shutdown`, with the same
+    /// connection limits as [`Runtime::serve`].
     pub async fn serve_ops(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.ops_router()).with_graceful_shutdown(shutdown.cancelled_owned()).await
+        http::serve_ops(listener, self.state.clone(), shutdown.cancelled_owned()).await
     }
 
     /// With a Redis queue, feed this process's hub from the live bus until `shutdown`;

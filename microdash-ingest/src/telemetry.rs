@@ -92,6 +92,16 @@ struct DeliveryLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
 }
@@ -117,6 +127,11 @@ pub struct Telemetry {
     streams_open: Gauge,
     streams_dropped_slow: Counter,
     connections_held: Gauge,
+    streams_rejected: Family<LimitLabels, Counter>,
+    connections_open: Gauge,
+    connections_refused: Family<ReasonLabels, Counter>,
+    connections_closed: Family<ReasonLabels, Counter>,
+    accept_errors: Counter,
     retention_deleted: Family<TableLabels, Counter>,
     retention_last_run: Gauge<f64, AtomicU64>,
     alert_transitions: Counter,
@@ -152,6 +167,11 @@ impl Telemetry {
         let streams_open = Gauge::default();
         let streams_dropped_slow = Counter::default();
         let connections_held = Gauge::default();
+        let streams_rejected = Family::<LimitLabels, Counter>::default();
+        let connections_open = Gauge::default();
+        let connections_refused = Family::<ReasonLabels, Counter>::default();
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        let accept_errors = Counter::default();
         let retention_deleted = Family::<TableLabels, Counter>::default();
         let retention_last_run = Gauge::<f64, AtomicU64>::default();
         let alert_transitions = Counter::default();
@@ -207,6 +227,29 @@ impl Telemetry {
             "Open streams, waiting polls and MQTT connections, each ended when its credential is revoked",
             connections_held.clone(),
         );
+        registry.register(
+            "streams_rejected",
+            "Live streams and waiting polls refused with 429, by the cap they would pass",
+            streams_rejected.clone(),
+        );
+        registry.register("http_connections_open", "Open HTTP connections", connections_open.clone());
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections refused with 503 at a cap with every connection busy (and requests on the \
+             connections kept for probes that are not probes or the token API), by cap",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "http_connections_closed",
+            "HTTP connections the server closed: header_timeout, idle_timeout, write_timeout, \
+             evicted (for a newcomer at a cap)",
+            connections_closed.clone(),
+        );
+        registry.register(
+            "http_accept_errors",
+            "Failed accepts of HTTP connections (out of file descriptors or memory)",
+            accept_errors.clone(),
+        );
         registry.register("retention_deleted_rows", "Rows deleted by retention, by table", retention_deleted.clone());
         registry.register(
             "retention_last_run_timestamp_seconds",
@@ -244,6 +287,11 @@ impl Telemetry {
             streams_open,
             streams_dropped_slow,
             connections_held,
+            streams_rejected,
+            connections_open,
+            connections_refused,
+            connections_closed,
+            accept_errors,
             retention_deleted,
             retention_last_run,
             alert_transitions,
@@ -330,6 +378,31 @@ impl Telemetry {
     /// Count a live stream closed for being too slow.
     pub fn record_stream_dropped_slow(&self) {
         self.streams_dropped_slow.inc();
+    }
+
+    /// Count a stream or waiting poll refused at the cap named `limit`.
+    pub fn record_stream_rejected(&self, limit: &'static str) {
+        self.streams_rejected.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    /// The number of open HTTP connections, kept by the server.
+    pub fn connections_open(&self) -> &Gauge {
+        &self.connections_open
+    }
+
+    /// Count an HTTP connection refused at the cap named `reason`.
+    pub fn record_connection_refused(&self, reason: &'static str) {
+        self.connections_refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Count an HTTP connection the server closed, and why.
+    pub fn record_connection_closed(&self, reason: &'static str) {
+        self.connections_closed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Count a failed accept.
+    pub fn record_accept_error(&self) {
+        self.accept_errors.inc();
     }
 
     /// Count a dead-lettered batch.

@@ -171,6 +171,30 @@ async fn bad_input_gets_a_precise_error_and_nothing_is_enqueued() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_declared_body_over_the_limit_is_refused_before_it_is_read() {
+    let app = App::start().await;
+    let t = app.tenant("t", "ingest").await;
+    // A body that never arrives: only an answer that does not wait for it can pass.
+    for (uri, token) in [("/api/v1/metrics", Some(&t.token)), ("/api/v1/session", None)] {
+        let mut request = axum::http::Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header("content-length", "100000000000");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let never = futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        let request = request.body(axum::body::Body::from_stream(never)).unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(5), app.send(request)).await.expect("answered at once");
+        assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}: {}", reply.text);
+        assert_eq!(reply.json["error"], "payload_too_large");
+        assert!(reply.json["message"].as_str().unwrap().contains("4194304"), "{}", reply.text);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_full_queue_answers_503_with_retry_after() {
     let app = App::build(Limits::default(), MemoryQueue::new(1, Duration::from_millis(10)), false).await;
     let t = app.tenant("t", "ingest").await;

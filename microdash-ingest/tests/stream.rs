@@ -229,3 +229,42 @@ async fn a_filtered_stream_is_told_when_its_position_moves() {
     assert_eq!(resumed.unwrap().next_event(WAIT).await.event.as_deref(), Some("ready"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_and_waiting_polls_are_capped_per_token_and_per_tenant() {
+    let http = HttpConfig { max_streams_per_token: 2, max_streams_per_tenant: 3, ..common::test_http() };
+    let app = App::start_with_http(http).await;
+    let t = app.tenant("t", "read").await;
+    let (_, other_token) = app.store.create_token(Some(t.id), "read".parse().unwrap(), "other", 0).await.unwrap();
+    let (status, first) = app.open_stream("/api/v1/stream/t", Some(&t.token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _second) = app.open_stream("/api/v1/stream/t", Some(&t.token), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The token's third stream, and a poll of it that would wait: refused, naming the cap.
+    for uri in ["/api/v1/stream/t", "/api/v1/stream/t/latest?wait_ms=1000"] {
+        let refused = app.call("GET", uri, Some(&t.token), None).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{uri}: {}", refused.text);
+        assert_eq!(refused.json["error"], "too_many_streams");
+        assert_eq!(refused.json["details"][0]["field"], "max_streams_per_token");
+        assert!(refused.json["message"].as_str().unwrap().contains("max_streams_per_token"));
+        assert_eq!(refused.headers["retry-after"], "5");
+    }
+    // A poll that does not wait holds nothing, and is answered.
+    assert_eq!(app.call("GET", "/api/v1/stream/t/latest", Some(&t.token), None).await.status, StatusCode::OK);
+
+    // Another token of the tenant: the tenant's third stream fits, its fourth does not.
+    let (status, _third) = app.open_stream("/api/v1/stream/t", Some(&other_token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = app.call("GET", "/api/v1/stream/t", Some(&other_token), None).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json["details"][0]["field"], "max_streams_per_tenant");
+
+    // A closed stream gives its place back.
+    drop(first);
+    assert_eq!(app.open_stream("/api/v1/stream/t", Some(&other_token), None).await.0, StatusCode::OK);
+    let counters = app.call("GET", "/metrics", None, None).await.text;
+    assert!(counters.contains(r#"microdash_streams_rejected_total{limit="max_streams_per_token"} 2"#), "{counters}");
+    assert!(counters.contains(r#"microdash_streams_rejected_total{limit="max_streams_per_tenant"} 1"#), "{counters}");
+    app.stop().await;
+}

@@ -20,16 +20,23 @@ pub struct Proc {
 /// `microdash` with `args` and extra environment variables. The embedded MQTT endpoint takes
 /// a free port unless `env` says otherwise, so servers of parallel tests do not collide.
 pub fn microdash(args: &[&str], env: &[(&str, &str)]) -> Proc {
-    spawn(args, env, false)
+    spawn(Command::new(env!("CARGO_BIN_EXE_microdash")), args, env, false)
 }
 
 /// As [`microdash`], keeping everything it logs on stderr ([`Proc::log`]).
 pub fn microdash_logging(args: &[&str], env: &[(&str, &str)]) -> Proc {
-    spawn(args, env, true)
+    spawn(Command::new(env!("CARGO_BIN_EXE_microdash")), args, env, true)
 }
 
-fn spawn(args: &[&str], env: &[(&str, &str)], keep_log: bool) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_microdash"));
+/// As [`microdash`], allowed at most `open_files` open file descriptors (`ulimit -n`, soft
+/// and hard, set by the shell that then becomes the server).
+pub fn microdash_with_open_files(open_files: u64, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\"")).arg(env!("CARGO_BIN_EXE_microdash"));
+    spawn(cmd, args, env, false)
+}
+
+fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)], keep_log: bool) -> Proc {
     cmd.args(args)
         .stdout(Stdio::piped())
         .stderr(if keep_log { Stdio::piped() } else { Stdio::inherit() })

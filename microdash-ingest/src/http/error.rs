@@ -12,34 +12,82 @@ use crate::ingestor::IngestError;
 use crate::queue::QueueError;
 
 /// Seconds a client should wait before retrying when the queue or database is unavailable.
-const RETRY_AFTER_SECS: &str = "1";
+const RETRY_AFTER_SECS: u64 = 1;
 
 /// An error answer: status, stable code, message and optional per-field details.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
-    /// Seconds for `Retry-After` on a `429`.
+    /// `Retry-After` seconds, where waiting helps.
     retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() },
-            retry_after_s: None,
-        }
+        let body = ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() };
+        Self { status, body, retry_after_s: None }
     }
 
     /// `429` with `Retry-After: retry_after_s`: too many attempts of what `field` names.
     pub fn too_many_attempts(field: &str, message: impl Into<String>, retry_after_s: u64) -> Self {
+        Self::limit_reached("too_many_attempts", field, message, retry_after_s.max(1))
+    }
+
+    /// `413`: the body is (or is declared) larger than `max_body_bytes`.
+    pub fn payload_too_large(max_body_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {max_body_bytes} bytes"),
+        )
+    }
+
+    /// `429`: the caller holds as much as the setting `limit` allows (named in `details`);
+    /// worth trying again after `retry_after_s`.
+    pub fn limit_reached(code: &str, limit: &str, message: impl Into<String>, retry_after_s: u64) -> Self {
         let message = message.into();
-        let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message.clone());
-        err.body.details.push(FieldError::new(None, Some(field.to_owned()), message));
-        err.retry_after_s = Some(retry_after_s.max(1));
+        let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message.clone());
+        err.body.details.push(FieldError::new(None, Some(limit.to_owned()), message));
+        err.retry_after_s = Some(retry_after_s);
         err
+    }
+
+    /// `503`: every connection the setting `limit` allows is busy (`http_max_connections`,
+    /// or `http_max_connections_per_ip` for the client's address).
+    pub(crate) fn connections_exhausted(limit: &str) -> Self {
+        let message = match limit {
+            "http_max_connections" => "every connection the server allows is busy (http_max_connections); only \
+                /livez, /api/v1/health, /metrics and the token API are served now"
+                .to_owned(),
+            limit => format!("every connection from your address is busy ({limit})"),
+        };
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", message)
+    }
+
+    /// This answer as raw HTTP/1.1 closing the connection, for a connection refused before
+    /// hyper serves it.
+    pub(crate) fn to_http1_bytes(&self) -> Vec<u8> {
+        let body = serde_json::to_vec(&self.body).unwrap_or_default();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            self.status.as_u16(),
+            self.status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        if let Some(secs) = self.retry_after() {
+            head.push_str(&format!("retry-after: {secs}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    /// The `Retry-After` seconds this answer carries, if any.
+    fn retry_after(&self) -> Option<u64> {
+        self.retry_after_s.or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_SECS))
     }
 
     /// `401`: no usable credentials.
@@ -119,11 +167,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after();
         let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-        }
-        if let Some(secs) = self.retry_after_s {
+        if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {

@@ -39,8 +39,7 @@ pub(super) async fn ingest(
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            let max = state.ingestor.limits().max_body_bytes;
-            ApiError::new(status, "payload_too_large", format!("request body is larger than {max} bytes"))
+            ApiError::payload_too_large(state.ingestor.limits().max_body_bytes)
         } else {
             ApiError::new(status, "bad_body", rejection.body_text())
         }

@@ -10,9 +10,13 @@
 //! filter left out). Comment lines are heartbeats. Revoking the token, signing out or
 //! deleting the user ends the stream, and a waiting poll with `401`, within a second
 //! ([`crate::revocation`]).
+//!
+//! Streams, and polls that wait, hold a connection each: [`StreamCounts`] caps them per
+//! token (or sign-in) and per tenant (`429` naming the cap, with `Retry-After`).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -23,6 +27,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use microdash_core::api::{LatestResponse, LiveFrame, StreamMarker, StreamQuery};
 use microdash_core::token::Scope;
+use microdash_store::Credential;
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
@@ -52,7 +57,9 @@ pub(super) async fn stream(
         .or(params.after.as_deref())
         .filter(|v| !v.is_empty())
         .map(|v| v.parse::<Cursor>().unwrap_or_else(|_| Cursor::unresumable()));
-    let subscription = state.live.subscribe(tenant_id, after, filter(&state, &params)?);
+    let live_filter = filter(&state, &params)?;
+    let permit = open_permit(&state, auth.0.credential, tenant_id)?;
+    let subscription = state.live.subscribe(tenant_id, after, live_filter);
     let marker = StreamMarker { cursor: subscription.cursor().to_string() };
     let opening = Event::default()
         .event(if subscription.was_reset() { "reset" } else { "ready" })
@@ -62,7 +69,7 @@ pub(super) async fn stream(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     // Revoking the credential ends the stream (see `crate::revocation`).
     let hold = state.holds.hold(auth.0.credential);
-    let open = OpenStream::new(subscription, &state, hold, tenant_id);
+    let open = OpenStream::new(subscription, &state, hold, tenant_id, permit);
     let points = futures_util::stream::unfold(open, |mut open| async move {
         let event = open.next_event().await?;
         Some((Ok(event), open))
@@ -97,6 +104,8 @@ pub(super) async fn latest(
     }
     let frame = match subscription.try_frame() {
         Ok(None) if !wait.is_zero() => {
+            // Counted like a stream while it waits: it holds a connection just the same.
+            let _permit = open_permit(&state, auth.0.credential, tenant_id)?;
             let stop = state.streams_stop.clone();
             // A poll that waits is a connection held open: revoking its credential ends it.
             let hold = state.holds.hold(auth.0.credential);
@@ -181,6 +190,8 @@ struct OpenStream {
     /// The last position the client was told of.
     told: Cursor,
     tenant_id: i64,
+    /// Counts this stream against its caller's and its tenant's caps until dropped.
+    _permit: StreamPermit,
     /// Every tenant's alert transitions; `None` once the hub stopped sending them.
     alerts: Option<tokio::sync::broadcast::Receiver<Arc<AlertNotice>>>,
     /// Alert events of this tenant still to send.
@@ -188,7 +199,7 @@ struct OpenStream {
 }
 
 impl OpenStream {
-    fn new(subscription: Subscription, state: &AppState, hold: Hold, tenant_id: i64) -> Self {
+    fn new(subscription: Subscription, state: &AppState, hold: Hold, tenant_id: i64, permit: StreamPermit) -> Self {
         state.telemetry.streams_open().inc();
         let period = state.config.sse_heartbeat;
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -201,6 +212,7 @@ impl OpenStream {
             check,
             told,
             tenant_id,
+            _permit: permit,
             alerts: Some(state.live.subscribe_alerts()),
             alert_events: std::collections::VecDeque::new(),
         }
@@ -261,5 +273,91 @@ impl OpenStream {
 impl Drop for OpenStream {
     fn drop(&mut self) {
         self.telemetry.streams_open().dec();
+    }
+}
+
+/// Streams (and waiting long polls) open in this process, per caller and per tenant: no
+/// token, session or tenant can hold every connection the server has.
+#[derive(Debug, Default)]
+pub(crate) struct StreamCounts {
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    by_caller: HashMap<Caller, usize>,
+    by_tenant: HashMap<i64, usize>,
+}
+
+/// Whose streams are counted together: a token, or one sign-in of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Caller {
+    Token(i64),
+    Session(i64),
+}
+
+impl From<Credential> for Caller {
+    fn from(credential: Credential) -> Self {
+        match credential {
+            Credential::Token(id) => Caller::Token(id),
+            Credential::Session { session_id, .. } => Caller::Session(session_id),
+        }
+    }
+}
+
+/// Seconds a client refused for too many streams should wait before trying again.
+const STREAMS_RETRY_AFTER_S: u64 = 5;
+
+/// Count one more stream of `credential` on tenant `tenant_id`, or refuse with `429` naming
+/// the cap it would pass. It is counted until the permit is dropped.
+fn open_permit(state: &AppState, credential: Credential, tenant_id: i64) -> Result<StreamPermit, ApiError> {
+    let caller = Caller::from(credential);
+    let (per_caller, per_tenant) = (state.config.max_streams_per_token, state.config.max_streams_per_tenant);
+    let mut counts = state.streams.counts.lock().unwrap_or_else(|p| p.into_inner());
+    let refused = if counts.by_caller.get(&caller).copied().unwrap_or(0) >= per_caller {
+        Some(("max_streams_per_token", per_caller, "this token (or sign-in)"))
+    } else if counts.by_tenant.get(&tenant_id).copied().unwrap_or(0) >= per_tenant {
+        Some(("max_streams_per_tenant", per_tenant, "this tenant"))
+    } else {
+        None
+    };
+    if let Some((limit, max, whose)) = refused {
+        drop(counts);
+        state.telemetry.record_stream_rejected(limit);
+        return Err(ApiError::limit_reached(
+            "too_many_streams",
+            limit,
+            format!("{whose} already holds {max} open streams and waiting polls ({limit}); close one first"),
+            STREAMS_RETRY_AFTER_S,
+        ));
+    }
+    *counts.by_caller.entry(caller).or_default() += 1;
+    *counts.by_tenant.entry(tenant_id).or_default() += 1;
+    Ok(StreamPermit { counts: state.streams.clone(), caller, tenant_id })
+}
+
+/// One counted stream or waiting poll.
+#[derive(Debug)]
+struct StreamPermit {
+    counts: Arc<StreamCounts>,
+    caller: Caller,
+    tenant_id: i64,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut counts = self.counts.counts.lock().unwrap_or_else(|p| p.into_inner());
+        decrement(&mut counts.by_caller, self.caller);
+        decrement(&mut counts.by_tenant, self.tenant_id);
+    }
+}
+
+/// Take one off `key`'s count, forgetting keys that reach zero so the maps stay small.
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
+    if let std::collections::hash_map::Entry::Occupied(mut entry) = map.entry(key) {
+        *entry.get_mut() -= 1;
+        if *entry.get() == 0 {
+            entry.remove();
+        }
     }
 }
