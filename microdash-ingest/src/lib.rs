@@ -7,6 +7,7 @@
 //! - [`worker`]: the workers that store queued batches, retry, and dead-letter.
 //! - [`live`]: the live bus that carries persisted metrics to stream subscribers.
 //! - [`mqtt`]: the MQTT bridge, another source for the [`Ingestor`].
+//! - [`quota`]: per-tenant ingest rate and series limits, which the [`Ingestor`] enforces.
 //! - [`retention`]: the background task that deletes what tenants no longer keep.
 //! - [`alerting`]: alert evaluation (one process at a time, by lease) and notification delivery.
 //! - [`telemetry`]: the process's own counters, exposed at `/metrics`.
@@ -28,11 +29,12 @@ pub mod live;
 pub mod mcp;
 pub mod mqtt;
 pub mod queue;
+pub mod quota;
 pub mod retention;
 pub mod runtime;
 pub mod telemetry;
 pub mod views;
 pub mod worker;
 
-pub use ingestor::{IngestError, Ingestor};
+pub use ingestor::{IngestError, Ingestor, Submitted};
 pub use runtime::{Runtime, RuntimeBuilder, Workers};

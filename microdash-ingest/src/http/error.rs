@@ -10,6 +10,7 @@ use microdash_store::StoreError;
 
 use crate::ingestor::IngestError;
 use crate::queue::QueueError;
+use crate::quota::QuotaError;
 
 /// Seconds a client should wait before retrying when the queue or database is unavailable.
 const RETRY_AFTER_SECS: &str = "1";
@@ -19,12 +20,15 @@ const RETRY_AFTER_SECS: &str = "1";
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// `Retry-After` in seconds, when the answer says when to come back (`429`).
+    retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() } }
+        let body = ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new(), limit: None };
+        Self { status, body, retry_after_s: None }
     }
 
     /// `401`: no usable credentials.
@@ -100,7 +104,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after_s {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         if self.status == StatusCode::UNAUTHORIZED {
@@ -147,6 +153,18 @@ impl From<IngestError> for ApiError {
         match err {
             IngestError::Payload(e) => e.into(),
             IngestError::Queue(e) => e.into(),
+            IngestError::Quota(e) => e.into(),
         }
+    }
+}
+
+impl From<QuotaError> for ApiError {
+    /// `429` naming the limit, with `Retry-After` in whole seconds (rounded up, at least 1).
+    fn from(err: QuotaError) -> Self {
+        let retry_after_s = err.retry_after().as_secs() + u64::from(err.retry_after().subsec_nanos() > 0);
+        let mut api = Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", err.to_string());
+        api.body.limit = Some(err.limit().to_owned());
+        api.retry_after_s = Some(retry_after_s.max(1));
+        api
     }
 }

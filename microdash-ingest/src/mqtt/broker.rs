@@ -18,6 +18,15 @@
 //! so an acknowledged metric is never lost. While the queue refuses, the connection is not
 //! read, and the client's in-flight window holds the rest. Everything that arrived together
 //! is enqueued as one batch.
+//!
+//! Quotas (see [`crate::quota`]): over its tenant's rate, a connection is held the same way
+//! (not read, nothing acknowledged) until the bucket has room, so the tenant is slowed to its
+//! rate and loses nothing. A publish that would add a series beyond the tenant's
+//! `max_series` is refused on its own while the others are stored and acknowledged: MQTT 5
+//! clients get a `PUBACK`/`PUBREC` with reason "quota exceeded"; 3.1.1 has no negative
+//! acknowledgement, so that publish is left unacknowledged and the connection is closed once
+//! the others are answered (the client sends it again when it reconnects, and is refused
+//! again until the limit is raised).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -36,7 +45,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{MqttError, describe, reject, submit_retrying};
+use super::{MqttError, Outcome, OverRate, describe, reject, sleep_until, submit_retrying};
 use crate::clock::now_ms;
 use crate::http::auth::TokenUsage;
 use crate::ingestor::Ingestor;
@@ -164,6 +173,8 @@ enum End {
     WriteTimeout,
     #[error("the queue refused its metrics")]
     Queue,
+    #[error("a publish over its tenant's series limit (MQTT 3.1.1 cannot refuse it)")]
+    OverQuota,
     #[error("unsupported: {0}")]
     Unsupported(String),
 }
@@ -239,20 +250,35 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
     };
     loop {
         let received_at = now_ms();
-        let burst = packets.take_burst(&mut input, &publisher, received_at);
+        let mut burst = packets.take_burst(&mut input, &publisher, received_at);
         if burst.any {
             last_packet = tokio::time::Instant::now();
         }
-        if !burst.metrics.is_empty()
-            && !submit_retrying(&context.ingestor, publisher.tenant_id, burst.metrics, received_at, shutdown).await
-        {
-            // Nothing of this burst is acknowledged: the client sends it again.
-            return Err(End::Queue);
+        let mut over_quota = None;
+        if !burst.metrics.is_empty() {
+            let metrics = std::mem::take(&mut burst.metrics);
+            let outcome = submit_retrying(
+                &context.ingestor,
+                publisher.tenant_id,
+                &metrics,
+                received_at,
+                OverRate::Wait,
+                shutdown,
+            )
+            .await;
+            let Outcome::Queued(refused) = outcome else {
+                // Nothing of this burst is acknowledged: the client sends it again.
+                return Err(End::Queue);
+            };
+            over_quota = packets.refuse_over_quota(&mut burst, &refused);
         }
-        for reply in burst.replies {
+        for reply in burst.replies.into_iter().flatten() {
             version.write(reply, &mut output);
         }
         flush(stream, &mut output).await?;
+        if let Some(end) = over_quota {
+            return Err(end);
+        }
         if let Some(end) = burst.end {
             return end;
         }
@@ -288,8 +314,11 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
 struct Burst {
     /// Metrics to enqueue, as one batch.
     metrics: Vec<Metric>,
-    /// Answers, sent once the metrics are queued.
-    replies: Vec<Reply>,
+    /// For each metric, the position in `replies` of its publish's acknowledgement (none
+    /// for QoS 0).
+    acks: Vec<Option<usize>>,
+    /// Answers, sent once the metrics are queued (`None`: taken back, not sent).
+    replies: Vec<Option<Reply>>,
     /// How the connection ends once this burst is answered: cleanly after a DISCONNECT, with
     /// an error after a broken packet (what came before it is still stored and answered).
     end: Option<Result<(), End>>,
@@ -331,12 +360,14 @@ impl Packets<'_> {
             match packet {
                 Inbound::Publish { topic, payload, qos, pkid } => {
                     let repeat = qos == 2 && !self.unreleased.insert(pkid);
+                    let mut accepted = false;
                     let refusal = if repeat {
                         None
                     } else {
                         match accept(self.context, publisher, &topic, &payload, received_at) {
                             Ok(metric) => {
                                 burst.metrics.push(metric);
+                                accepted = true;
                                 None
                             }
                             Err(refusal) => Some(refusal),
@@ -347,22 +378,26 @@ impl Packets<'_> {
                         // the id is free for the next message.
                         self.unreleased.remove(&pkid);
                     }
-                    match qos {
-                        1 => burst.replies.push(Reply::PubAck(pkid, refusal)),
-                        2 => burst.replies.push(Reply::PubRec(pkid, refusal)),
-                        _ => {}
+                    let ack = match qos {
+                        1 => Some(Reply::PubAck(pkid, refusal)),
+                        2 => Some(Reply::PubRec(pkid, refusal)),
+                        _ => None,
+                    };
+                    if accepted {
+                        burst.acks.push(ack.is_some().then_some(burst.replies.len()));
                     }
+                    burst.replies.extend(ack.map(Some));
                 }
                 Inbound::PubRel(pkid) => {
                     self.unreleased.remove(&pkid);
-                    burst.replies.push(Reply::PubComp(pkid));
+                    burst.replies.push(Some(Reply::PubComp(pkid)));
                 }
                 Inbound::Subscribe { pkid, filters } => {
                     tracing::debug!(tenant = %publisher.tenant, "refused a subscription: the embedded endpoint only takes publishes");
-                    burst.replies.push(Reply::SubAck(pkid, filters));
+                    burst.replies.push(Some(Reply::SubAck(pkid, filters)));
                 }
-                Inbound::Unsubscribe { pkid, filters } => burst.replies.push(Reply::UnsubAck(pkid, filters)),
-                Inbound::PingReq => burst.replies.push(Reply::PingResp),
+                Inbound::Unsubscribe { pkid, filters } => burst.replies.push(Some(Reply::UnsubAck(pkid, filters))),
+                Inbound::PingReq => burst.replies.push(Some(Reply::PingResp)),
                 Inbound::Disconnect => burst.end = Some(Ok(())),
                 Inbound::Connect { .. } => burst.end = Some(Err(End::Protocol("a second CONNECT".into()))),
                 Inbound::Other => {}
@@ -370,13 +405,35 @@ impl Packets<'_> {
         }
         burst
     }
-}
 
-/// Sleep until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+    /// Answer the publishes whose metrics the ingestor refused for the tenant's series limit
+    /// (`refused`: positions in the burst's metrics): MQTT 5 with a negative acknowledgement;
+    /// 3.1.1 with none, and the connection ends once the rest is answered.
+    fn refuse_over_quota(&mut self, burst: &mut Burst, refused: &[usize]) -> Option<End> {
+        let mut end = None;
+        for slot in refused.iter().filter_map(|i| burst.acks.get(*i).copied().flatten()) {
+            let Some(reply) = burst.replies.get_mut(slot) else { continue };
+            let pkid = match reply {
+                Some(Reply::PubAck(pkid, _) | Reply::PubRec(pkid, _)) => *pkid,
+                _ => continue,
+            };
+            if self.version == Version::V4 {
+                // Unacknowledged: the message stays the client's to send again.
+                *reply = None;
+                self.unreleased.remove(&pkid);
+                end = Some(End::OverQuota);
+                continue;
+            }
+            *reply = match reply.take() {
+                Some(Reply::PubRec(..)) => {
+                    // A refused exchange ends at the PUBREC, as other refusals do.
+                    self.unreleased.remove(&pkid);
+                    Some(Reply::PubRec(pkid, Some(Refusal::QuotaExceeded)))
+                }
+                _ => Some(Reply::PubAck(pkid, Some(Refusal::QuotaExceeded))),
+            };
+        }
+        end
     }
 }
 
@@ -518,6 +575,7 @@ enum Refusal {
     UnsupportedProtocol,
     TopicInvalid,
     PayloadInvalid,
+    QuotaExceeded,
     ShuttingDown,
 }
 
@@ -679,6 +737,7 @@ fn v5_packet(reply: Reply) -> Option<v5::Packet> {
                 None => PubAckReason::Success,
                 Some(Refusal::TopicInvalid) => PubAckReason::TopicNameInvalid,
                 Some(Refusal::PayloadInvalid) => PubAckReason::PayloadFormatInvalid,
+                Some(Refusal::QuotaExceeded) => PubAckReason::QuotaExceeded,
                 Some(_) => PubAckReason::NotAuthorized,
             },
             properties: None,
@@ -689,6 +748,7 @@ fn v5_packet(reply: Reply) -> Option<v5::Packet> {
                 None => PubRecReason::Success,
                 Some(Refusal::TopicInvalid) => PubRecReason::TopicNameInvalid,
                 Some(Refusal::PayloadInvalid) => PubRecReason::PayloadFormatInvalid,
+                Some(Refusal::QuotaExceeded) => PubRecReason::QuotaExceeded,
                 Some(_) => PubRecReason::NotAuthorized,
             },
             properties: None,

@@ -12,6 +12,7 @@ use microdash_core::Limits;
 use microdash_ingest::alerting::AlertingConfig;
 use microdash_ingest::http::HttpConfig;
 use microdash_ingest::queue::{MemoryQueue, Queue};
+use microdash_ingest::quota::QuotaConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_ingest::{Runtime, Workers};
 use microdash_store::testing::TestDb;
@@ -94,7 +95,21 @@ impl App {
         with_workers: bool,
         http: HttpConfig,
     ) -> App {
-        Self::assemble_full(db, store, queue, limits, with_workers, http, None)
+        Self::assemble_full(db, store, queue, limits, with_workers, http, None, QuotaConfig::default())
+    }
+
+    /// SQLite store, in-process queue, workers, and these limits and quotas.
+    pub async fn start_with_quotas(limits: Limits, quotas: QuotaConfig) -> App {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let store = db.store().await;
+        Self::with_quotas(db, store, limits, quotas)
+    }
+
+    /// An in-process queue and workers on `store`, with these limits and quotas: one
+    /// process of a deployment whose processes share the database.
+    pub fn with_quotas(db: TestDb, store: Store, limits: Limits, quotas: QuotaConfig) -> App {
+        let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
+        Self::assemble_full(db, store, queue, limits, true, test_http(), None, quotas)
     }
 
     /// SQLite store, in-process queue, workers and alerting with a fast tick.
@@ -117,7 +132,16 @@ impl App {
     /// As [`App::with_alerting`], with other alerting settings.
     pub fn with_alerting_config(db: TestDb, store: Store, alerting: AlertingConfig) -> App {
         let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
-        Self::assemble_full(db, store, queue, Limits::default(), true, test_http(), Some(alerting))
+        Self::assemble_full(
+            db,
+            store,
+            queue,
+            Limits::default(),
+            true,
+            test_http(),
+            Some(alerting),
+            QuotaConfig::default(),
+        )
     }
 
     /// Stop everything, then start again on the same database: what a restart is.
@@ -131,6 +155,7 @@ impl App {
         Self::with_alerting(db, store)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn assemble_full(
         db: TestDb,
         store: Store,
@@ -139,9 +164,11 @@ impl App {
         with_workers: bool,
         http: HttpConfig,
         alerting: Option<AlertingConfig>,
+        quotas: QuotaConfig,
     ) -> App {
         let runtime = Runtime::builder(store.clone(), queue.clone())
             .limits(limits)
+            .quotas(quotas)
             .http(http)
             .workers(test_workers())
             .retention(None)
@@ -244,6 +271,15 @@ impl App {
         }
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         (status, Some(SseReader { body: response.into_body(), buf: String::new() }))
+    }
+
+    /// The value of the `/metrics` line that starts with `series` (a name and its labels),
+    /// 0 when there is none yet.
+    pub async fn counter(&self, series: &str) -> f64 {
+        let text = self.call("GET", "/metrics", None, None).await.text;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
     /// The current value of one unlabelled series in `/metrics`.
