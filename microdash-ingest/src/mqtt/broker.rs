@@ -606,9 +606,14 @@ impl Version {
     /// The next complete packet in `input`, if one has arrived.
     fn read(self, input: &mut BytesMut, max_packet: usize) -> Result<Option<Inbound>, End> {
         let protocol = |err: &dyn std::fmt::Display| End::Protocol(err.to_string());
+        // "Insufficient bytes" means "wait for more" only while the packet is incomplete. The
+        // codec also says it of a complete packet whose fields run past its end, after taking
+        // the packet off `input`: that packet is malformed, and waiting would leave the
+        // packets behind it unanswered.
+        let before = input.len();
         Ok(Some(match self {
             Version::V4 => match v4::Packet::read(input, max_packet) {
-                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) if input.len() == before => return Ok(None),
                 Err(err) => return Err(protocol(&err)),
                 Ok(v4::Packet::Connect(connect)) => Inbound::Connect {
                     client_id: connect.client_id,
@@ -631,7 +636,7 @@ impl Version {
                 Inbound::Disconnect
             }
             Version::V5 => match v5::Packet::read(input, Some(max_packet as u32)) {
-                Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
+                Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) if input.len() == before => return Ok(None),
                 Err(err) => return Err(protocol(&err)),
                 Ok(v5::Packet::Connect(connect, _will, login)) => Inbound::Connect {
                     client_id: connect.client_id,
@@ -818,5 +823,154 @@ mod tests {
         let mut nothing = BytesMut::new();
         Version::V4.write(Reply::Disconnect(Refusal::ShuttingDown), &mut nothing);
         assert!(nothing.is_empty(), "3.1.1 has no server DISCONNECT");
+    }
+
+    mod codec {
+        //! The packet codec under arbitrary input: it answers every buffer (a packet, "wait
+        //! for more", or an error), never panics, and waits for more only for a packet it
+        //! would take, so a declared huge remaining length is refused from its header alone.
+        //! `PROPTEST_CASES` sets the cases (default 512).
+
+        use proptest::prelude::*;
+        use rumqttc::mqttbytes::QoS as QoS4;
+        use rumqttc::v5::mqttbytes::QoS as QoS5;
+
+        use super::*;
+
+        const MAX_PACKET: usize = 1024;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512);
+            ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+        }
+
+        /// The remaining length a fixed header at the start of `input` declares, if complete.
+        fn declared(input: &[u8]) -> Option<usize> {
+            let mut len = 0usize;
+            for (i, byte) in input.iter().skip(1).take(4).enumerate() {
+                len += usize::from(byte & 0x7f) << (7 * i);
+                if byte & 0x80 == 0 {
+                    return Some(len);
+                }
+            }
+            None
+        }
+
+        /// Read packets until the codec waits or refuses, checking each step.
+        fn read_all(version: Version, bytes: &[u8]) -> Result<(), TestCaseError> {
+            let mut input = BytesMut::from(bytes);
+            loop {
+                let before = input.len();
+                match version.read(&mut input, MAX_PACKET) {
+                    Ok(Some(_)) => prop_assert!(input.len() < before, "a packet consumes its bytes"),
+                    Ok(None) => {
+                        prop_assert_eq!(input.len(), before, "waiting consumes nothing");
+                        if let Some(len) = declared(&input) {
+                            prop_assert!(len <= MAX_PACKET, "waits for a declared {} bytes", len);
+                        }
+                        return Ok(());
+                    }
+                    Err(_) => return Ok(()),
+                }
+            }
+        }
+
+        /// Valid packets a client sends, encoded for `version`.
+        fn packets(v5: bool) -> impl Strategy<Value = Vec<u8>> {
+            let one = (0u8..6, "[a-z/]{0,40}", proptest::collection::vec(any::<u8>(), 0..64), 1u16..=u16::MAX);
+            proptest::collection::vec(one, 1..6).prop_map(move |list| {
+                let mut out = BytesMut::new();
+                for (kind, topic, payload, pkid) in list {
+                    if v5 {
+                        let packet = match kind {
+                            0 => v5::Packet::Connect(
+                                v5::Connect { keep_alive: pkid, client_id: topic, clean_start: true, properties: None },
+                                None,
+                                Some(v5::Login::new("u", "p")),
+                            ),
+                            1 | 2 => {
+                                let mut p = v5::Publish::new(topic, QoS5::AtLeastOnce, payload, None);
+                                p.pkid = pkid;
+                                v5::Packet::Publish(p)
+                            }
+                            3 => v5::Packet::PubRel(v5::PubRel::new(pkid, None)),
+                            4 => v5::Packet::Subscribe(v5::Subscribe::new(
+                                v5::Filter::new(topic, QoS5::AtLeastOnce),
+                                None,
+                            )),
+                            _ => v5::Packet::PingReq(v5::PingReq),
+                        };
+                        let _ = packet.write(&mut out, None);
+                    } else {
+                        let packet = match kind {
+                            0 => {
+                                let mut connect = v4::Connect::new(topic);
+                                connect.set_login("u", "p");
+                                v4::Packet::Connect(connect)
+                            }
+                            1 | 2 => {
+                                let mut p = v4::Publish::new(topic, QoS4::AtLeastOnce, payload);
+                                p.pkid = pkid;
+                                v4::Packet::Publish(p)
+                            }
+                            3 => v4::Packet::PubRel(v4::PubRel::new(pkid)),
+                            4 => v4::Packet::Subscribe(v4::Subscribe::new(topic, QoS4::AtLeastOnce)),
+                            _ => v4::Packet::PingReq,
+                        };
+                        let _ = packet.write(&mut out, usize::MAX);
+                    }
+                }
+                out.to_vec()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_bytes_are_answered(bytes in proptest::collection::vec(any::<u8>(), 0..2048), v5 in any::<bool>()) {
+                read_all(if v5 { Version::V5 } else { Version::V4 }, &bytes)?;
+            }
+
+            #[test]
+            fn mutated_packets_are_answered(
+                (v5, bytes) in any::<bool>().prop_flat_map(|v5| (Just(v5), packets(v5))),
+                edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6),
+            ) {
+                let mut bytes = bytes;
+                for (at, byte, how) in edits {
+                    let at = at % (bytes.len() + 1);
+                    match how {
+                        0 if at < bytes.len() => bytes[at] = byte,
+                        1 => bytes.insert(at, byte),
+                        _ => bytes.truncate(at),
+                    }
+                }
+                read_all(if v5 { Version::V5 } else { Version::V4 }, &bytes)?;
+            }
+
+            /// A header declaring more than a packet may hold is refused at once, however
+            /// little of the packet has arrived.
+            #[test]
+            fn a_declared_length_over_the_limit_is_refused_from_the_header(
+                kind in 1u8..16,
+                flags in 0u8..16,
+                len in (MAX_PACKET + 1)..268_435_456,
+                v5 in any::<bool>(),
+            ) {
+                let mut header = vec![kind << 4 | flags];
+                let mut rest = len;
+                loop {
+                    let byte = (rest & 0x7f) as u8;
+                    rest >>= 7;
+                    header.push(if rest > 0 { byte | 0x80 } else { byte });
+                    if rest == 0 {
+                        break;
+                    }
+                }
+                let version = if v5 { Version::V5 } else { Version::V4 };
+                prop_assert!(version.read(&mut BytesMut::from(&header[..]), MAX_PACKET).is_err());
+            }
+        }
     }
 }
