@@ -262,15 +262,18 @@ impl SeriesSet {
         limit: u64,
         each: bool,
     ) -> Result<(Reservation, Vec<usize>), (u64, usize)> {
+        // Each series once, in the order of its first metric, found before taking the lock:
+        // a request's metrics mostly share a few series.
+        let mut seen: HashSet<u64> = HashSet::with_capacity(16);
+        let distinct: Vec<u64> = hashes.iter().copied().filter(|h| seen.insert(*h)).collect();
         let mut reservation = Reservation { set: self.clone(), hashes: Vec::new(), confirmed: false };
         let mut over: HashSet<u64> = HashSet::new();
-        let mut seen: HashSet<u64> = HashSet::with_capacity(16);
         // Series this batch is the first to bring.
         let mut fresh = 0;
         {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            for hash in hashes {
-                if !seen.insert(*hash) || state.known.contains(hash) {
+            for hash in &distinct {
+                if state.known.contains(hash) {
                     continue;
                 }
                 if let Some(holders) = state.pending.get_mut(hash) {
@@ -413,7 +416,6 @@ impl Quotas {
         each: bool,
         slug: &str,
     ) -> Result<(Reservation, Vec<usize>), QuotaError> {
-        // Hashed outside the lock; a request's metrics mostly share a few series.
         let hashes: Vec<u64> =
             metrics.iter().map(|m| self.series_hash(&m.name, m.agent_id.as_deref(), &m.tags)).collect();
         set.reserve(&hashes, limit, each).map_err(|(known, new)| QuotaError::Series {
