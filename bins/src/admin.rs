@@ -27,7 +27,7 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List tenants with the retention in force.
+    /// List tenants with the retention and quotas in force.
     List {
         /// Print JSON.
         #[arg(long)]
@@ -50,10 +50,24 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set a tenant's own quotas (0: unlimited); `default` returns a setting to the server's.
+    Quota {
+        /// The tenant.
+        slug: String,
+        /// Metrics a second it may have accepted (per API process), or `default`.
+        #[arg(long, allow_hyphen_values = true)]
+        max_ingest_metrics_per_s: Option<String>,
+        /// Distinct series it may have, or `default`.
+        #[arg(long, allow_hyphen_values = true)]
+        max_series: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-/// A retention flag: absent keeps the setting, `default` clears it, else a number.
-fn retention_flag(key: &str, value: Option<String>) -> anyhow::Result<Option<Option<i64>>> {
+/// A setting's flag: absent keeps the setting, `default` clears it, else a number.
+fn setting_flag(key: &str, value: Option<String>) -> anyhow::Result<Option<Option<i64>>> {
     match value.as_deref() {
         None => Ok(None),
         Some("default") => Ok(Some(None)),
@@ -61,6 +75,11 @@ fn retention_flag(key: &str, value: Option<String>) -> anyhow::Result<Option<Opt
             text.parse().map(|n| Some(Some(n))).with_context(|| format!("{key} must be a whole number or default"))
         }
     }
+}
+
+/// A quota as listings show it.
+fn quota_text(value: u64) -> String {
+    if value == 0 { "unlimited".to_owned() } else { value.to_string() }
 }
 
 /// `microdash token ...`
@@ -155,44 +174,73 @@ fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     let defaults = config.retention().defaults;
+    let quotas = config.quotas().defaults;
     match cmd {
         TenantCommand::Create { slug, name, json } => {
-            let tenant = views::tenant(&store.create_tenant(&slug, &name, now_ms()).await?, defaults);
+            let tenant = views::tenant(&store.create_tenant(&slug, &name, now_ms()).await?, defaults, quotas);
             if json {
                 return print_json(&tenant);
             }
             println!("created tenant {} (id {})", tenant.slug, tenant.id);
         }
         TenantCommand::List { json } => {
-            let tenants: Vec<_> = store.list_tenants().await?.iter().map(|t| views::tenant(t, defaults)).collect();
+            let tenants: Vec<_> =
+                store.list_tenants().await?.iter().map(|t| views::tenant(t, defaults, quotas)).collect();
             if json {
                 return print_json(&tenants);
             }
-            println!("{:<6} {:<24} {:<24} {:<10} {:<8} {:<8} CREATED", "ID", "SLUG", "NAME", "RAW", "1M", "5M");
+            println!(
+                "{:<6} {:<24} {:<24} {:<10} {:<8} {:<8} {:<12} {:<12} CREATED",
+                "ID", "SLUG", "NAME", "RAW", "1M", "5M", "METRICS/S", "SERIES"
+            );
             for t in tenants {
                 let (raw, one, five) = (
                     format!("{}h", t.retention_raw_hours),
                     format!("{}d", t.retention_1m_days),
                     format!("{}d", t.retention_5m_days),
                 );
-                println!("{:<6} {:<24} {:<24} {raw:<10} {one:<8} {five:<8} {}", t.id, t.slug, t.name, t.created_at);
+                let (rate, series) = (quota_text(t.max_ingest_metrics_per_s), quota_text(t.max_series));
+                println!(
+                    "{:<6} {:<24} {:<24} {raw:<10} {one:<8} {five:<8} {rate:<12} {series:<12} {}",
+                    t.id, t.slug, t.name, t.created_at
+                );
             }
         }
         TenantCommand::Retention { slug, raw_hours, rollup_1m_days, rollup_5m_days, json } => {
             let change = microdash_store::RetentionChange {
-                raw_hours: retention_flag("--raw-hours", raw_hours)?,
-                rollup_1m_days: retention_flag("--1m-days", rollup_1m_days)?,
-                rollup_5m_days: retention_flag("--5m-days", rollup_5m_days)?,
+                raw_hours: setting_flag("--raw-hours", raw_hours)?,
+                rollup_1m_days: setting_flag("--1m-days", rollup_1m_days)?,
+                rollup_5m_days: setting_flag("--5m-days", rollup_5m_days)?,
             };
             let tenant =
                 store.tenant_by_slug(&slug).await?.with_context(|| format!("tenant {slug:?} does not exist"))?;
-            let tenant = views::tenant(&store.set_tenant_retention(tenant.id, &change).await?, defaults);
+            let tenant = views::tenant(&store.set_tenant_retention(tenant.id, &change).await?, defaults, quotas);
             if json {
                 return print_json(&tenant);
             }
             println!(
                 "tenant {} keeps raw points {} h, 1-minute rollups {} d, 5-minute rollups {} d",
                 tenant.slug, tenant.retention_raw_hours, tenant.retention_1m_days, tenant.retention_5m_days
+            );
+        }
+        TenantCommand::Quota { slug, max_ingest_metrics_per_s, max_series, json } => {
+            let change = microdash_store::QuotaChange {
+                max_ingest_metrics_per_s: setting_flag("--max-ingest-metrics-per-s", max_ingest_metrics_per_s)?,
+                max_series: setting_flag("--max-series", max_series)?,
+            };
+            let tenant =
+                store.tenant_by_slug(&slug).await?.with_context(|| format!("tenant {slug:?} does not exist"))?;
+            let updated = store.update_tenant(tenant.id, &Default::default(), &change).await?;
+            let tenant = views::tenant(&updated, defaults, quotas);
+            if json {
+                return print_json(&tenant);
+            }
+            println!(
+                "tenant {} may ingest {} metrics/s (per API process) and have {} series; servers apply it within \
+                 tenant_quota_refresh_ms",
+                tenant.slug,
+                quota_text(tenant.max_ingest_metrics_per_s),
+                quota_text(tenant.max_series)
             );
         }
     }

@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use microdash_alert::deliver::destination::Destinations;
 use microdash_alert::deliver::{Deliverer, DeliveryConfig, SmtpConfig};
 use microdash_core::Limits;
+use microdash_core::quota::{Quota, check_quota};
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, Retention, check_retention};
 use microdash_ingest::alerting::AlertingConfig;
 use microdash_ingest::http::{HttpConfig, SignInLimits, parse_networks};
@@ -20,6 +21,7 @@ use microdash_ingest::mcp::McpConfig;
 use microdash_ingest::mqtt::MqttConfig;
 use microdash_ingest::mqtt::broker::BrokerConfig;
 use microdash_ingest::queue::{JournalConfig, RedisQueueConfig};
+use microdash_ingest::quota::QuotaConfig;
 use microdash_ingest::retention::RetentionConfig;
 use microdash_ingest::revocation::RevocationConfig;
 use microdash_ingest::worker::WorkerConfig;
@@ -104,6 +106,14 @@ pub struct Config {
     pub max_tag_value_bytes: usize,
     /// Longest dedupe id.
     pub max_dedupe_id_bytes: usize,
+    /// Metrics a second a tenant may have accepted (per API process), unless it has its own
+    /// setting; 0 is unlimited.
+    pub tenant_max_ingest_metrics_per_s: u64,
+    /// Distinct series a tenant may have, unless it has its own setting; 0 is unlimited.
+    pub tenant_max_series: u64,
+    /// How often a process reads tenants' own quotas, and the series other processes
+    /// created, from the database.
+    pub tenant_quota_refresh_ms: u64,
     /// Points a query returns when it names no limit.
     pub default_query_limit: usize,
     /// Most points one query may return.
@@ -203,6 +213,7 @@ impl Default for Config {
         let http = HttpConfig::default();
         let live = LiveConfig::default();
         let retention = RetentionConfig::default();
+        let quotas = QuotaConfig::default();
         Self {
             listen_addr: "127.0.0.1:8080".into(),
             database_url: "sqlite://data/microdash.db".into(),
@@ -238,6 +249,9 @@ impl Default for Config {
             max_tag_key_bytes: limits.max_tag_key_bytes,
             max_tag_value_bytes: limits.max_tag_value_bytes,
             max_dedupe_id_bytes: limits.max_dedupe_id_bytes,
+            tenant_max_ingest_metrics_per_s: quotas.defaults.max_ingest_metrics_per_s,
+            tenant_max_series: quotas.defaults.max_series,
+            tenant_quota_refresh_ms: quotas.refresh.as_millis() as u64,
             default_query_limit: http.default_query_limit,
             max_query_limit: http.max_query_limit,
             sse_heartbeat_ms: http.sse_heartbeat.as_millis() as u64,
@@ -386,7 +400,24 @@ impl Config {
         ] {
             check_retention(key, i64::from(value), max).map_err(anyhow::Error::msg)?;
         }
+        for (key, value) in [
+            ("tenant_max_ingest_metrics_per_s", self.tenant_max_ingest_metrics_per_s),
+            ("tenant_max_series", self.tenant_max_series),
+        ] {
+            check_quota(key, i64::try_from(value).unwrap_or(i64::MAX)).map_err(anyhow::Error::msg)?;
+        }
         Ok(())
+    }
+
+    /// Per-tenant quota settings.
+    pub fn quotas(&self) -> QuotaConfig {
+        QuotaConfig {
+            defaults: Quota {
+                max_ingest_metrics_per_s: self.tenant_max_ingest_metrics_per_s,
+                max_series: self.tenant_max_series,
+            },
+            refresh: Duration::from_millis(self.tenant_quota_refresh_ms.max(100)),
+        }
     }
 
     /// Validation limits.
@@ -652,6 +683,22 @@ mod tests {
             jail.set_env("MICRODASH_RETENTION_RAW_HOURS", "48");
             let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.retention().defaults.raw_hours, 48);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tenant_quotas_default_to_a_series_limit_and_refuse_out_of_range_values() {
+        figment::Jail::expect_with(|jail| {
+            let quotas = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?.quotas();
+            assert_eq!(quotas.defaults, Quota { max_ingest_metrics_per_s: 0, max_series: 100_000 });
+            let err = load_error(jail, "tenant_max_series = 1000000000000\n")?;
+            assert!(err.as_deref().is_some_and(|e| e.contains("tenant_max_series")), "{err:?}");
+            jail.set_env("MICRODASH_TENANT_MAX_INGEST_METRICS_PER_S", "5000");
+            jail.set_env("MICRODASH_TENANT_QUOTA_REFRESH_MS", "2500");
+            let quotas = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?.quotas();
+            assert_eq!(quotas.defaults.max_ingest_metrics_per_s, 5_000);
+            assert_eq!(quotas.refresh, Duration::from_millis(2_500));
             Ok(())
         });
     }

@@ -45,6 +45,7 @@ async fn assemble(config: &Config) -> anyhow::Result<Runtime> {
     let queue = open_queue(config, &store).await?;
     Ok(Runtime::builder(store, queue)
         .limits(config.limits())
+        .quotas(config.quotas())
         .http(config.http())
         .live(config.live())
         .workers(config.worker())

@@ -73,6 +73,70 @@ async fn all_in_one_serves_the_demo_tenant_and_stops_gracefully() {
     assert!(server.terminate().success(), "SIGTERM ends the server cleanly");
 }
 
+/// A tenant's quotas set from the CLI on the database reach the running server within its
+/// refresh, refuse what exceeds them with `429` naming the limit, show in the listings and
+/// `/metrics`, and return to the configured defaults.
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_quotas_from_the_cli_hold_in_the_running_server() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let env = [
+        ("MICRODASH_DATABASE_URL", db.url.as_str()),
+        ("MICRODASH_TENANT_QUOTA_REFRESH_MS", "200"),
+        ("MICRODASH_TENANT_MAX_INGEST_METRICS_PER_S", "100000"),
+    ];
+    let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let client = Client::new(&url, &token).unwrap();
+    assert_eq!(client.push(&[MetricIn::new("a", 1.0)]).await.unwrap().accepted, 1);
+
+    let out = microdash_output(&["tenant", "quota", "demo", "--max-series", "2"], &env);
+    assert!(out.contains("100000 metrics/s") && out.contains("2 series"), "{out}");
+    let listed = microdash_output(&["tenant", "list"], &env);
+    assert!(listed.lines().any(|l| l.contains("demo") && l.contains("100000") && l.contains(" 2 ")), "{listed}");
+    // The server reads the new limit within its refresh; until then new series still come
+    // in, after it none does.
+    let mut next = 0;
+    let refused = eventually(5, "the series limit in the server", || {
+        next += 1;
+        let name = format!("new{next}");
+        let client = &client;
+        async move {
+            match client.push(&[MetricIn::new("a", 2.0), MetricIn::new(name, 1.0)]).await {
+                Err(Error::Api { status: 429, code, message, retry_after, .. }) => Some((code, message, retry_after)),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(client.push(&[MetricIn::new("a", 3.0)]).await.unwrap().accepted, 1, "a known series flows");
+    assert_eq!(refused.0, "quota_exceeded");
+    assert!(refused.1.contains("max_series"), "{}", refused.1);
+    assert!(refused.2.is_some(), "Retry-After");
+    let counted =
+        common::scrape(&url, r#"microdash_quota_rejected_metrics_total{tenant="demo",limit="max_series"}"#).await;
+    assert!(counted >= 2.0, "{counted}");
+
+    let cmd = std::process::Command::new(env!("CARGO_BIN_EXE_microdash"))
+        .args(["tenant", "quota", "demo", "--max-ingest-metrics-per-s", "-5"])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(!cmd.status.success() && String::from_utf8_lossy(&cmd.stderr).contains("max_ingest_metrics_per_s"));
+    microdash_output(&["tenant", "quota", "demo", "--max-series", "default"], &env);
+    let listed: serde_json::Value =
+        serde_json::from_str(&microdash_output(&["tenant", "list", "--json"], &env)).unwrap();
+    assert_eq!(
+        (listed[0]["max_ingest_metrics_per_s"].as_u64(), listed[0]["max_series"].as_u64()),
+        (Some(100_000), Some(100_000))
+    );
+    eventually(5, "the default series limit in the server", || async {
+        client.push(&[MetricIn::new("after", 1.0)]).await.ok()
+    })
+    .await;
+    assert!(server.terminate().success());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_letters_are_listed_and_replayed_from_the_cli() {
     let db = TestDb::new(Backend::Sqlite).await;

@@ -631,6 +631,7 @@ pub(crate) async fn check(response: reqwest::Response) -> Result<reqwest::Respon
         error: status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
         message: text,
         details: Vec::new(),
+        limit: None,
     });
     Err(Error::Api {
         status: status.as_u16(),

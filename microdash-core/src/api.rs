@@ -152,6 +152,10 @@ pub struct ErrorBody {
     /// Per-field problems, for validation errors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<FieldError>,
+    /// The setting a `429` answer ran into: a quota (`max_ingest_metrics_per_s`,
+    /// `max_series`), a stream cap or the sign-in lockout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 /// Answer to an accepted `POST /api/v1/metrics`.
@@ -366,11 +370,18 @@ pub struct TenantOut {
     pub retention_1m_days: u32,
     /// How long 5-minute rollups are kept.
     pub retention_5m_days: u32,
+    /// Metrics a second the tenant may have accepted (its own setting or the server's
+    /// default); `0` is unlimited.
+    #[serde(default)]
+    pub max_ingest_metrics_per_s: u64,
+    /// Distinct series the tenant may have; `0` is unlimited.
+    #[serde(default)]
+    pub max_series: u64,
 }
 
-/// Body of `PATCH /api/v1/tenants/{slug}`: a tenant's own retention. A field left out keeps
-/// its setting; `null` returns it to the server's default. Unknown fields are refused, so a
-/// misspelt setting is not silently ignored.
+/// Body of `PATCH /api/v1/tenants/{slug}`: a tenant's own retention and quotas. A field left
+/// out keeps its setting; `null` returns it to the server's default. Unknown fields are
+/// refused, so a misspelt setting is not silently ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
@@ -383,6 +394,12 @@ pub struct UpdateTenant {
     /// Days of 5-minute rollups.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
     pub retention_5m_days: Option<Option<i64>>,
+    /// Metrics a second the tenant may have accepted; `0` is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    pub max_ingest_metrics_per_s: Option<Option<i64>>,
+    /// Distinct series the tenant may have; `0` is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    pub max_series: Option<Option<i64>>,
 }
 
 /// `Option<Option<T>>` as "absent" / `null` / a value.

@@ -8,6 +8,7 @@
 //!   ([`alert::Channel`]), and the validation that produces them.
 //! - [`rollup`]: rollup buckets and their exact aggregates, retention, and how `auto`
 //!   chooses a resolution.
+//! - [`quota`]: per-tenant ingest rate and series limits, and which values they accept.
 //! - [`token`]: API token format, scopes and hashing.
 //! - [`error`]: the [`error::ErrorKind`] every crate's errors map to, so the HTTP layer can
 //!   choose a status in one place.
@@ -21,6 +22,7 @@ pub mod api;
 pub mod error;
 pub mod metric;
 pub mod mqtt;
+pub mod quota;
 pub mod rollup;
 pub mod text;
 pub mod token;

@@ -14,11 +14,16 @@ use microdash_store::testing::TestDb;
 
 /// A realistic bulk request: 1,000 metrics over 50 agents, with tags.
 fn payload(n: usize, offset: usize) -> String {
+    payload_of(n, offset, |i| format!("{}.5", i % 100))
+}
+
+/// The same with values written as `value(i)`.
+fn payload_of(n: usize, offset: usize, value: impl Fn(usize) -> String) -> String {
     let items: Vec<String> = (0..n)
         .map(|i| {
             format!(
-                r#"{{"metric_name":"cpu.usage","value":{}.5,"timestamp":{},"agent_id":"host-{}","tags":{{"dc":"eu-1","core":"{}"}}}}"#,
-                i % 100,
+                r#"{{"metric_name":"cpu.usage","value":{},"timestamp":{},"agent_id":"host-{}","tags":{{"dc":"eu-1","core":"{}"}}}}"#,
+                value(i),
                 1_700_000_000 + offset + i,
                 i % 50,
                 i % 4
@@ -34,6 +39,12 @@ fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_and_validate");
     group.throughput(Throughput::Elements(1_000));
     group.bench_function("bulk_1000", |b| b.iter(|| parse_metrics(black_box(body.as_bytes()), &limits, 0).unwrap()));
+    // Values as a sampling agent computes them (a ratio, a rate): 16-17 significant digits,
+    // which serde_json's exact float parsing (float_roundtrip) reads on its slow path.
+    let precise = payload_of(1_000, 0, |i| (100.0 / (i as f64 + 7.0)).to_string());
+    group.bench_function("bulk_1000_full_precision", |b| {
+        b.iter(|| parse_metrics(black_box(precise.as_bytes()), &limits, 0).unwrap())
+    });
     group.finish();
 }
 

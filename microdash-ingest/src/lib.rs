@@ -7,6 +7,7 @@
 //! - [`worker`]: the workers that store queued batches, retry, and dead-letter.
 //! - [`live`]: the live bus that carries persisted metrics to stream subscribers.
 //! - [`mqtt`]: the MQTT bridge, another source for the [`Ingestor`].
+//! - [`quota`]: per-tenant ingest rate and series limits, which the [`Ingestor`] enforces.
 //! - [`retention`]: the background task that deletes what tenants no longer keep.
 //! - [`revocation`]: revoked credentials lose their open streams, polls and MQTT
 //!   connections within a second, on every process (a bus over Redis, and a recheck).
@@ -30,6 +31,7 @@ pub mod live;
 pub mod mcp;
 pub mod mqtt;
 pub mod queue;
+pub mod quota;
 pub mod retention;
 pub mod revocation;
 pub mod runtime;
@@ -37,5 +39,5 @@ pub mod telemetry;
 pub mod views;
 pub mod worker;
 
-pub use ingestor::{IngestError, Ingestor};
+pub use ingestor::{IngestError, Ingestor, Submitted};
 pub use runtime::{Runtime, RuntimeBuilder, Workers};

@@ -14,6 +14,15 @@
 //! broker queues QoS 1 messages while the bridge is disconnected or restarting. paho
 //! acknowledges a message when it reaches this process, before the batch is queued; a bridge
 //! killed in between loses what it held. A graceful stop drains first.
+//!
+//! Quotas (see [`crate::quota`]): the broker has acknowledged what the bridge receives, so the
+//! bridge never drops a metric for its tenant's rate. It holds a tenant's metrics while the
+//! tenant is over its rate (up to a request's worth, `max_metrics_per_request`) and queues
+//! them as the tenant's bucket refills, reading on for the other tenants meanwhile; a tenant
+//! that keeps publishing faster than its rate fills that allowance and then holds up the
+//! bridge (as a full queue does), the backlog waiting in the broker. At shutdown what it holds
+//! is queued regardless of the rate. A metric that would add a series beyond the tenant's
+//! `max_series` is refused, counted and logged like an invalid message.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -26,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::ingestor::{IngestError, Ingestor};
+use crate::quota::Mode;
 use crate::telemetry::{RejectReason, Source};
 
 pub mod broker;
@@ -165,6 +175,8 @@ pub(crate) async fn run_bridge(
         .create_client()?;
     let messages = client.get_stream(RECEIVE_BUFFER);
     let mut tenants = Tenants { store, known: HashMap::new(), unknown: HashMap::new() };
+    // Metrics of tenants over their rate, waiting for their buckets.
+    let mut held: BTreeMap<i64, Held> = BTreeMap::new();
     'connection: loop {
         if !connect(&client, &config, &shutdown).await {
             return Ok(());
@@ -173,6 +185,10 @@ pub(crate) async fn run_bridge(
         loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => break 'connection,
+                () = sleep_until(held.values().map(|h| h.retry_at).min()) => {
+                    deliver_due(&ingestor, &mut held, &shutdown).await;
+                    continue;
+                }
                 first = messages.recv() => first,
             };
             let mut burst = match first {
@@ -195,18 +211,85 @@ pub(crate) async fn run_bridge(
                     Err(_) => break,
                 }
             }
-            enqueue(&ingestor, &mut tenants, &config.topic_root, burst, &shutdown).await;
+            enqueue(&ingestor, &mut tenants, &config.topic_root, burst, &mut held, &shutdown).await;
             if dropped {
                 tracing::warn!("MQTT connection lost; reconnecting");
                 continue 'connection;
             }
         }
     }
+    // The broker no longer has what the bridge holds: queue it, over the rate or not.
+    for (tenant_id, h) in std::mem::take(&mut held) {
+        deliver(&ingestor, tenant_id, h.metrics, h.received_at, OverRate::WaitOrForce, &shutdown).await;
+    }
     if client.is_connected() {
         let _ = client.disconnect(None).await;
     }
     release(client).await;
     Ok(())
+}
+
+/// One tenant's metrics the bridge holds while the tenant is over its rate.
+struct Held {
+    /// In the order they arrived; later messages of the tenant go behind them.
+    metrics: Vec<Metric>,
+    received_at: i64,
+    /// When its bucket has room for the first of them.
+    retry_at: tokio::time::Instant,
+}
+
+/// Sleep until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Try again the held metrics whose tenants' buckets have room by now.
+async fn deliver_due(ingestor: &Ingestor, held: &mut BTreeMap<i64, Held>, shutdown: &CancellationToken) {
+    let now = tokio::time::Instant::now();
+    let due: Vec<i64> = held.iter().filter(|(_, h)| h.retry_at <= now).map(|(id, _)| *id).collect();
+    for tenant_id in due {
+        if let Some(h) = held.remove(&tenant_id) {
+            if let Some(h) = deliver(ingestor, tenant_id, h.metrics, h.received_at, OverRate::GiveBack, shutdown).await
+            {
+                held.insert(tenant_id, h);
+            }
+        }
+    }
+}
+
+/// Queue one tenant's metrics a request's worth at a time; what is left when the tenant is
+/// over its rate comes back (with [`OverRate::GiveBack`]) for the caller to hold.
+async fn deliver(
+    ingestor: &Ingestor,
+    tenant_id: i64,
+    mut metrics: Vec<Metric>,
+    received_at: i64,
+    over_rate: OverRate,
+    shutdown: &CancellationToken,
+) -> Option<Held> {
+    // A request's worth always fits in a tenant's bucket once it is full.
+    let chunk = ingestor.limits().max_metrics_per_request.max(1);
+    while !metrics.is_empty() {
+        let n = chunk.min(metrics.len());
+        match submit_retrying(ingestor, tenant_id, &metrics[..n], received_at, over_rate, shutdown).await {
+            Outcome::Queued(refused) => {
+                if !refused.is_empty() {
+                    let problem = format!("{} metrics would add series beyond the tenant's max_series", refused.len());
+                    log_rejection(RejectReason::OverQuota, &format!("tenant {tenant_id}"), &problem);
+                }
+            }
+            Outcome::OverRate(wait) => {
+                return Some(Held { metrics, received_at, retry_at: tokio::time::Instant::now() + wait });
+            }
+            // Logged; only after shutdown, with the queue down.
+            Outcome::Failed => {}
+        }
+        metrics.drain(..n);
+    }
+    None
 }
 
 /// Drop a paho client safely. paho's callback thread holds a reference to the client until
@@ -278,6 +361,7 @@ async fn enqueue(
     tenants: &mut Tenants,
     root: &str,
     burst: Vec<mqtt::Message>,
+    held: &mut BTreeMap<i64, Held>,
     shutdown: &CancellationToken,
 ) {
     let received_at = now_ms();
@@ -301,33 +385,94 @@ async fn enqueue(
             Err(err) => reject(ingestor, RejectReason::Invalid, topic, &describe(&err)),
         }
     }
+    let most_held = limits.max_metrics_per_request.max(1);
     for (tenant_id, metrics) in by_tenant {
-        submit_retrying(ingestor, tenant_id, metrics, received_at, shutdown).await;
+        let (metrics, received_at, over_rate) = match held.remove(&tenant_id) {
+            None => (metrics, received_at, OverRate::GiveBack),
+            Some(mut h) => {
+                h.metrics.extend(metrics);
+                if h.metrics.len() <= most_held {
+                    if h.retry_at > tokio::time::Instant::now() {
+                        held.insert(tenant_id, h);
+                        continue;
+                    }
+                    (h.metrics, h.received_at, OverRate::GiveBack)
+                } else {
+                    // More than the bridge keeps aside for one tenant: wait for its bucket,
+                    // reading nothing meanwhile (the broker keeps the backlog).
+                    (h.metrics, h.received_at, OverRate::WaitOrForce)
+                }
+            }
+        };
+        if let Some(h) = deliver(ingestor, tenant_id, metrics, received_at, over_rate, shutdown).await {
+            held.insert(tenant_id, h);
+        }
     }
 }
 
-/// Enqueue one tenant's metrics, retrying while the queue refuses (the publisher's broker or
-/// connection holds the rest meanwhile); after shutdown, retries stop once the backoff reaches
-/// 5 s. `false` when the metrics could not be queued.
+/// What a source does with metrics while their tenant is over its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OverRate {
+    /// Wait for the tenant's bucket; at shutdown, give up (the embedded endpoint: what it did
+    /// not acknowledge is the client's to send again).
+    Wait,
+    /// Give them back at once (the bridge holds them and reads on); at shutdown, queue them
+    /// regardless of the rate.
+    GiveBack,
+    /// Wait for the tenant's bucket; at shutdown, queue them regardless of the rate (the
+    /// bridge: the broker no longer has them).
+    WaitOrForce,
+}
+
+/// How a submission ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Queued, but for the metrics at these positions, refused for the series limit.
+    Queued(Vec<usize>),
+    /// Over the tenant's rate, which has room again after this long ([`OverRate::GiveBack`]).
+    OverRate(Duration),
+    /// Not queued (logged).
+    Failed,
+}
+
+/// Enqueue one tenant's metrics (each refused on its own for the series limit), retrying
+/// while the queue refuses (the publisher's broker or connection holds the rest meanwhile;
+/// after shutdown, retries stop once the backoff reaches 5 s), and doing what `over_rate`
+/// says while the tenant is over its rate.
 async fn submit_retrying(
     ingestor: &Ingestor,
     tenant_id: i64,
-    metrics: Vec<Metric>,
+    metrics: &[Metric],
     received_at: i64,
+    over_rate: OverRate,
     shutdown: &CancellationToken,
-) -> bool {
+) -> Outcome {
     let mut delay = Duration::from_millis(50);
     loop {
-        match ingestor.submit(Source::Mqtt, tenant_id, metrics.clone(), received_at).await {
-            Ok(_) => return true,
+        // After shutdown the bridge queues what the broker gave it, over the rate or not.
+        let metered = !shutdown.is_cancelled() || over_rate == OverRate::Wait;
+        let mode = Mode { each: true, metered };
+        match ingestor.submit_with(Source::Mqtt, tenant_id, metrics.to_vec(), received_at, mode).await {
+            Ok(submitted) => return Outcome::Queued(submitted.over_series_quota),
             Err(IngestError::Queue(err)) if !shutdown.is_cancelled() || delay < Duration::from_secs(5) => {
                 tracing::warn!(tenant_id, error = %err, "queue refused MQTT metrics; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
+            Err(IngestError::Quota(err)) if over_rate == OverRate::GiveBack => {
+                return Outcome::OverRate(err.retry_after());
+            }
+            Err(IngestError::Quota(err)) if !shutdown.is_cancelled() => {
+                // Held, not refused: the tenant is slowed to its rate.
+                tracing::debug!(tenant_id, error = %err, "MQTT metrics over the tenant's rate; waiting");
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(err.retry_after()) => {}
+                }
+            }
             Err(err) => {
                 tracing::error!(tenant_id, metrics = metrics.len(), error = %err, "MQTT metrics could not be queued");
-                return false;
+                return Outcome::Failed;
             }
         }
     }
@@ -347,10 +492,15 @@ fn describe(err: &microdash_core::metric::PayloadError) -> String {
 /// Count a bad message and log it, at most once a second (with how many went unlogged), so a
 /// misbehaving publisher cannot flood the log or slow the bridge down.
 fn reject(ingestor: &Ingestor, reason: RejectReason, topic: &str, problem: &str) {
+    ingestor.reject(Source::Mqtt, reason, 1);
+    log_rejection(reason, topic, problem);
+}
+
+/// Log a rejection counted elsewhere, at most once a second (with how many went unlogged).
+fn log_rejection(reason: RejectReason, topic: &str, problem: &str) {
     use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
     static LAST_LOGGED_MS: AtomicI64 = AtomicI64::new(0);
     static UNLOGGED: AtomicU64 = AtomicU64::new(0);
-    ingestor.reject(Source::Mqtt, reason, 1);
     let now = now_ms();
     let last = LAST_LOGGED_MS.load(Ordering::Relaxed);
     if now - last >= 1_000 && LAST_LOGGED_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {

@@ -39,6 +39,7 @@ use crate::live::{LiveConfig, LiveHub, LivePublisher, relay_from_redis};
 use crate::mqtt::broker::Broker;
 use crate::mqtt::{MqttConfig, MqttError, run_bridge};
 use crate::queue::Queue;
+use crate::quota::QuotaConfig;
 use crate::retention::{RetentionConfig, run_retention};
 use crate::revocation::{Holds, RevocationConfig, Revoker};
 use crate::telemetry::Telemetry;
@@ -50,6 +51,7 @@ pub struct RuntimeBuilder {
     store: Store,
     queue: Queue,
     limits: Limits,
+    quotas: QuotaConfig,
     http: HttpConfig,
     live: LiveConfig,
     workers: WorkerConfig,
@@ -70,6 +72,12 @@ impl RuntimeBuilder {
     /// Limits on what one request or message may carry.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Per-tenant quotas: the defaults and how often tenants' own settings are re-read.
+    pub fn quotas(mut self, quotas: QuotaConfig) -> Self {
+        self.quotas = quotas;
         self
     }
 
@@ -117,7 +125,8 @@ impl RuntimeBuilder {
     /// Assemble the runtime. Nothing runs yet.
     pub fn build(self) -> Runtime {
         let telemetry = Arc::new(Telemetry::new());
-        let ingestor = Ingestor::new(self.queue.clone(), self.limits, telemetry.clone());
+        let ingestor =
+            Ingestor::new(self.queue.clone(), self.limits, self.store.clone(), self.quotas, telemetry.clone());
         let live = Arc::new(LiveHub::new(self.live));
         let holds = Holds::new(self.store.clone(), &self.queue, self.revocation);
         #[allow(unused_mut)]
@@ -147,6 +156,7 @@ impl Runtime {
             store,
             queue,
             limits: Limits::default(),
+            quotas: QuotaConfig::default(),
             http: HttpConfig::default(),
             live: LiveConfig::default(),
             workers: WorkerConfig::default(),

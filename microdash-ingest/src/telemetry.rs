@@ -33,6 +33,8 @@ pub enum RejectReason {
     QueueUnavailable,
     /// The publisher may not write there (an MQTT publish into another tenant's topics).
     Forbidden,
+    /// Over the tenant's ingest rate or series limit.
+    OverQuota,
 }
 
 impl Source {
@@ -53,6 +55,7 @@ impl RejectReason {
             RejectReason::TooLarge => "too_large",
             RejectReason::QueueUnavailable => "queue_unavailable",
             RejectReason::Forbidden => "forbidden",
+            RejectReason::OverQuota => "over_quota",
         }
     }
 }
@@ -78,6 +81,12 @@ struct SourceLabels {
 struct RejectLabels {
     source: Source,
     reason: RejectReason,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabels {
+    tenant: String,
+    limit: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,6 +122,7 @@ pub struct Telemetry {
     received: Family<SourceLabels, Counter>,
     accepted: Family<SourceLabels, Counter>,
     rejected: Family<RejectLabels, Counter>,
+    quota_rejected: Family<QuotaLabels, Counter>,
     persisted: Counter,
     duplicates: Counter,
     dead_lettered: Counter,
@@ -153,6 +163,7 @@ impl Telemetry {
         let received = Family::<SourceLabels, Counter>::default();
         let accepted = Family::<SourceLabels, Counter>::default();
         let rejected = Family::<RejectLabels, Counter>::default();
+        let quota_rejected = Family::<QuotaLabels, Counter>::default();
         let persisted = Counter::default();
         let duplicates = Counter::default();
         let dead_lettered = Counter::default();
@@ -184,6 +195,11 @@ impl Telemetry {
             "metrics_rejected",
             "Metrics turned away, by reason (a whole request is rejected together; an unreadable body counts as one)",
             rejected.clone(),
+        );
+        registry.register(
+            "quota_rejected_metrics",
+            "Metrics refused for a tenant's quota, by tenant and limit (max_ingest_metrics_per_s, max_series)",
+            quota_rejected.clone(),
         );
         registry.register("metrics_persisted", "Metrics written to storage", persisted.clone());
         registry.register(
@@ -273,6 +289,7 @@ impl Telemetry {
             received,
             accepted,
             rejected,
+            quota_rejected,
             persisted,
             duplicates,
             dead_lettered,
@@ -344,6 +361,11 @@ impl Telemetry {
     /// Count metrics turned away.
     pub fn record_rejected(&self, source: Source, reason: RejectReason, count: usize) {
         self.rejected.get_or_create(&RejectLabels { source, reason }).inc_by(count as u64);
+    }
+
+    /// Count metrics of `tenant` (its slug) refused for its quota `limit`.
+    pub fn record_quota_rejected(&self, tenant: &str, limit: &'static str, count: usize) {
+        self.quota_rejected.get_or_create(&QuotaLabels { tenant: tenant.to_owned(), limit }).inc_by(count as u64);
     }
 
     /// Record one successful storage insert.

@@ -2,12 +2,14 @@
 
 use microdash_core::api::{TenantOut, TokenOut};
 use microdash_core::metric::format_millis;
+use microdash_core::quota::Quota;
 use microdash_core::rollup::Retention;
 use microdash_store::{Tenant, TokenInfo};
 
-/// A tenant for the API, with the retention in force (its own, or `defaults`).
-pub fn tenant(t: &Tenant, defaults: Retention) -> TenantOut {
+/// A tenant for the API, with the retention and quotas in force (its own, or the defaults).
+pub fn tenant(t: &Tenant, defaults: Retention, quota_defaults: Quota) -> TenantOut {
     let retention = t.retention.over(defaults);
+    let quota = t.quota.over(quota_defaults);
     TenantOut {
         id: t.id,
         slug: t.slug.clone(),
@@ -16,6 +18,8 @@ pub fn tenant(t: &Tenant, defaults: Retention) -> TenantOut {
         retention_raw_hours: retention.raw_hours,
         retention_1m_days: retention.rollup_1m_days,
         retention_5m_days: retention.rollup_5m_days,
+        max_ingest_metrics_per_s: quota.max_ingest_metrics_per_s,
+        max_series: quota.max_series,
     }
 }
 

@@ -51,6 +51,24 @@ async fn publish(client: &mqtt::AsyncClient, topic: &str, payload: &str) {
     client.publish(mqtt::Message::new(topic, payload, mqtt::QOS_1)).await.unwrap();
 }
 
+/// A bridge for `root` running until the token is cancelled, and a publisher it has been
+/// seen to take messages from (as `tenant`'s probe).
+async fn bridge_for(
+    app: &App,
+    root: &str,
+    tenant: &common::Tenant,
+) -> (CancellationToken, tokio::task::JoinHandle<Result<(), microdash_ingest::mqtt::MqttError>>, mqtt::AsyncClient) {
+    let shutdown = CancellationToken::new();
+    let bridge = {
+        let (runtime, shutdown, config) = (app.runtime.clone(), shutdown.clone(), bridge_config(root, None));
+        tokio::spawn(async move { runtime.run_bridge(config, shutdown).await })
+    };
+    let client = publisher().await;
+    let slug = app.store.tenant(tenant.id).await.unwrap().unwrap().slug;
+    until_subscribed(app, &client, &tenant.token, &format!("{root}/{slug}/probe/ready")).await;
+    (shutdown, bridge, client)
+}
+
 /// Publish `payload` until the bridge has stored it (it subscribes in the background).
 async fn until_subscribed(app: &App, client: &mqtt::AsyncClient, token: &str, topic: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -70,13 +88,7 @@ async fn messages_become_metrics_and_bad_ones_are_counted_without_stopping_the_b
     let app = App::start().await;
     let acme = app.tenant("acme", "ingest,read").await;
     let root = format!("{}/metrics", unique_name("md"));
-    let shutdown = CancellationToken::new();
-    let bridge = {
-        let (runtime, shutdown, config) = (app.runtime.clone(), shutdown.clone(), bridge_config(&root, None));
-        tokio::spawn(async move { runtime.run_bridge(config, shutdown).await })
-    };
-    let client = publisher().await;
-    until_subscribed(&app, &client, &acme.token, &format!("{root}/acme/probe/ready")).await;
+    let (shutdown, bridge, client) = bridge_for(&app, &root, &acme).await;
 
     publish(&client, &format!("{root}/acme/web-1/cpu.usage_percent"), "42.5").await;
     publish(
@@ -140,6 +152,59 @@ async fn bridges_in_one_shared_group_split_the_messages_without_doubles() {
     for bridge in bridges {
         bridge.await.unwrap().unwrap();
     }
+    close(client).await;
+    app.stop().await;
+}
+
+/// The broker has acknowledged what the bridge receives, so a tenant over its rate is held,
+/// never dropped: the other tenants' messages flow meanwhile, and at shutdown what is held
+/// is queued at once. A message of a new series beyond a tenant's limit is refused and
+/// counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bridge_holds_a_tenant_over_its_rate_and_refuses_series_beyond_the_limit() {
+    let limits = microdash_core::Limits { max_metrics_per_request: 50, ..Default::default() };
+    let app = App::start_with_quotas(limits, Default::default()).await;
+    let admin = app.admin_token().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    let beta = app.tenant("beta", "ingest,read").await;
+    let gamma = app.tenant("gamma", "ingest,read").await;
+    for (slug, patch) in [("acme", r#"{"max_ingest_metrics_per_s": 1}"#), ("gamma", r#"{"max_series": 2}"#)] {
+        let reply = app.call("PATCH", &format!("/api/v1/tenants/{slug}"), Some(&admin), Some(patch)).await;
+        assert_eq!(reply.status, axum::http::StatusCode::OK, "{}", reply.text);
+    }
+    let root = format!("{}/metrics", unique_name("md"));
+    // The probe is gamma's first series.
+    let (shutdown, bridge, client) = bridge_for(&app, &root, &gamma).await;
+
+    // acme's bucket holds 50 and refills at 1 a second: 60 at once do not all fit for 10 s.
+    for i in 0..60 {
+        publish(&client, &format!("{root}/acme/h/n"), &format!(r#"{{"value":{i},"dedupe_id":"{i}"}}"#)).await;
+    }
+    for i in 0..50 {
+        publish(&client, &format!("{root}/beta/h/n"), &i.to_string()).await;
+    }
+    app.wait_for_points(&beta.token, "metric_name=n", 50).await;
+    let acme_stored =
+        app.call("GET", "/api/v1/metrics?metric_name=n", Some(&acme.token), None).await.json["count"].clone();
+    assert!(acme_stored.as_u64().unwrap() < 60, "acme is held to its rate: {acme_stored}");
+
+    // gamma has the probe's series; one more fits, a third does not.
+    publish(&client, &format!("{root}/gamma/h/a"), "1").await;
+    publish(&client, &format!("{root}/gamma/h/b"), "1").await;
+    publish(&client, &format!("{root}/gamma/h/a"), "2").await;
+    app.wait_for_points(&gamma.token, "metric_name=a", 2).await;
+    app.wait_for_points(&gamma.token, "metric_name=b", 0).await;
+    let refused = r#"microdash_quota_rejected_metrics_total{tenant="gamma",limit="max_series"}"#;
+    assert_eq!(app.counter(refused).await, 1.0);
+
+    // At shutdown the bridge queues what it holds rather than wait out acme's rate.
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), bridge)
+        .await
+        .expect("the bridge waited for the rate")
+        .unwrap()
+        .unwrap();
+    app.wait_for_points(&acme.token, "metric_name=n", 60).await;
     close(client).await;
     app.stop().await;
 }

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::RunQueryDsl;
+use microdash_core::quota::{MAX_INGEST_METRICS_PER_S, MAX_SERIES, QuotaOverrides, check_quota};
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, RetentionOverrides, check_retention};
 use microdash_core::token::{self, Scope, Scopes};
 
@@ -22,6 +23,8 @@ pub struct Tenant {
     pub created_at_ms: i64,
     /// The tenant's own retention; what it leaves out is the server's default.
     pub retention: RetentionOverrides,
+    /// The tenant's own quotas; what it leaves out is the server's default.
+    pub quota: QuotaOverrides,
 }
 
 #[derive(Queryable, Selectable)]
@@ -34,6 +37,8 @@ struct TenantRow {
     retention_raw_hours: Option<i32>,
     retention_1m_days: Option<i32>,
     retention_5m_days: Option<i32>,
+    max_ingest_metrics_per_s: Option<i64>,
+    max_series: Option<i64>,
 }
 
 impl From<TenantRow> for Tenant {
@@ -50,6 +55,11 @@ impl From<TenantRow> for Tenant {
                 rollup_1m_days: setting(row.retention_1m_days),
                 rollup_5m_days: setting(row.retention_5m_days),
             },
+            // Checked to be from 0 to `MAX_QUOTA` on the way in.
+            quota: QuotaOverrides {
+                max_ingest_metrics_per_s: row.max_ingest_metrics_per_s.and_then(|v| u64::try_from(v).ok()),
+                max_series: row.max_series.and_then(|v| u64::try_from(v).ok()),
+            },
         }
     }
 }
@@ -64,6 +74,17 @@ pub struct RetentionChange {
     pub rollup_1m_days: Option<Option<i64>>,
     /// Days of 5-minute rollups.
     pub rollup_5m_days: Option<Option<i64>>,
+}
+
+/// A change to a tenant's quotas ([`Store::update_tenant`]), as [`RetentionChange`] is to its
+/// retention: `None` keeps a setting, `Some(None)` returns it to the default, `Some(Some(n))`
+/// sets it (`0`: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaChange {
+    /// Metrics a second.
+    pub max_ingest_metrics_per_s: Option<Option<i64>>,
+    /// Distinct series.
+    pub max_series: Option<Option<i64>>,
 }
 
 /// A stored token, without its secret.
@@ -215,6 +236,18 @@ impl Store {
     /// it to the server's default), each `None` keeps it. Values are checked first (1 to ten
     /// years); an invalid one changes nothing.
     pub async fn set_tenant_retention(&self, tenant_id: i64, change: &RetentionChange) -> Result<Tenant, StoreError> {
+        self.update_tenant(tenant_id, change, &QuotaChange::default()).await
+    }
+
+    /// Change a tenant's own retention and quotas in one statement, as
+    /// [`Store::set_tenant_retention`] does its retention. Every value is checked first
+    /// (quotas: 0 to `MAX_QUOTA`); an invalid one changes nothing.
+    pub async fn update_tenant(
+        &self,
+        tenant_id: i64,
+        change: &RetentionChange,
+        quota: &QuotaChange,
+    ) -> Result<Tenant, StoreError> {
         let check = |field: &str, value: Option<Option<i64>>, max: i64| -> Result<Option<Option<i32>>, StoreError> {
             value
                 .map(|v| {
@@ -225,13 +258,24 @@ impl Store {
         let raw = check("retention_raw_hours", change.raw_hours, MAX_RETENTION_RAW_HOURS)?;
         let one = check("retention_1m_days", change.rollup_1m_days, MAX_RETENTION_DAYS)?;
         let five = check("retention_5m_days", change.rollup_5m_days, MAX_RETENTION_DAYS)?;
+        let quota_check = |field: &str, value: Option<Option<i64>>| -> Result<Option<Option<i64>>, StoreError> {
+            value
+                .map(|v| v.map(|v| check_quota(field, v).map(|_| v).map_err(StoreError::Invalid)).transpose())
+                .transpose()
+        };
+        let rate = quota_check(MAX_INGEST_METRICS_PER_S, quota.max_ingest_metrics_per_s)?;
+        let series = quota_check(MAX_SERIES, quota.max_series)?;
         let current =
             self.tenant(tenant_id).await?.ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
         let keep = |v: Option<u32>| v.map(|v| v as i32);
+        // Stored quotas are at most `MAX_QUOTA`, so they fit.
+        let keep_quota = |v: Option<u64>| v.map(|v| v as i64);
         let row = (
             tenants::retention_raw_hours.eq(raw.unwrap_or(keep(current.retention.raw_hours))),
             tenants::retention_1m_days.eq(one.unwrap_or(keep(current.retention.rollup_1m_days))),
             tenants::retention_5m_days.eq(five.unwrap_or(keep(current.retention.rollup_5m_days))),
+            tenants::max_ingest_metrics_per_s.eq(rate.unwrap_or(keep_quota(current.quota.max_ingest_metrics_per_s))),
+            tenants::max_series.eq(series.unwrap_or(keep_quota(current.quota.max_series))),
         );
         let target = tenants::table.filter(tenants::id.eq(tenant_id));
         with_conn!(self, |conn| diesel::update(target).set(row).execute(&mut conn).await?);

@@ -521,6 +521,29 @@ impl Store {
         Ok(rows.into_iter().map(|(metric_name, agent, tags)| SeriesInfo::from_row(metric_name, agent, &tags)).collect())
     }
 
+    /// Up to `limit` series of a tenant with an id above `after_id`, by id: read page by page
+    /// (and later only what is new), it tells the ingest processes which series exist.
+    pub async fn series_after(
+        &self,
+        tenant_id: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, SeriesInfo)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, String, String)> = with_conn!(self, |conn| series::table
+            .filter(series::tenant_id.eq(tenant_id))
+            .filter(series::id.gt(after_id))
+            .select((series::id, series::metric_name, series::agent_id, series::tags))
+            .order(series::id)
+            .limit(limit)
+            .load(&mut conn)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(id, metric_name, agent, tags)| (id, SeriesInfo::from_row(metric_name, agent, &tags)))
+            .collect())
+    }
+
     /// Keep a batch that could not be persisted.
     pub async fn add_dead_letter(
         &self,

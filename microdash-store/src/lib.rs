@@ -49,7 +49,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use microdash_core::SeriesKey;
 
-pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, RetentionChange, Tenant, TokenInfo};
+pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, QuotaChange, RetentionChange, Tenant, TokenInfo};
 pub use alerts::{
     AlertStep, AttemptOutcome, EventFilter, EventRow, Fence, InstanceRef, InstanceRow, MAX_LEASE_HOLDER_CHARS,
     MAX_LEASE_NAME_CHARS, MAX_NOTIFICATION_ERROR_CHARS, NewEvent, NewNotification, NotificationRow, StoredChannel,

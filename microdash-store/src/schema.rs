@@ -10,6 +10,8 @@ diesel::table! {
         retention_raw_hours -> Nullable<Integer>,
         retention_1m_days -> Nullable<Integer>,
         retention_5m_days -> Nullable<Integer>,
+        max_ingest_metrics_per_s -> Nullable<BigInt>,
+        max_series -> Nullable<BigInt>,
     }
 }
 

@@ -358,7 +358,59 @@ async fn migrate_twice_and_ping(store: Store) {
     store.ping().await.unwrap();
 }
 
+/// A tenant's own quotas are stored beside its retention, `null` returns one to the default,
+/// `0` is kept (unlimited, not the default), and a bad value changes nothing at all.
+async fn tenant_quotas(store: Store) {
+    use microdash_store::{QuotaChange, RetentionChange};
+    let t = store.create_tenant("q", "", NOW).await.unwrap();
+    assert_eq!(t.quota, Default::default());
+    let quota = QuotaChange { max_ingest_metrics_per_s: Some(Some(500)), max_series: Some(Some(0)) };
+    let retention = RetentionChange { raw_hours: Some(Some(48)), ..Default::default() };
+    let t = store.update_tenant(t.id, &retention, &quota).await.unwrap();
+    assert_eq!((t.quota.max_ingest_metrics_per_s, t.quota.max_series), (Some(500), Some(0)));
+    assert_eq!(t.retention.raw_hours, Some(48));
+
+    let bad = QuotaChange { max_ingest_metrics_per_s: Some(Some(10)), max_series: Some(Some(-3)) };
+    let raw = RetentionChange { raw_hours: Some(Some(12)), ..Default::default() };
+    let err = store.update_tenant(t.id, &raw, &bad).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("max_series")), "{err}");
+    let unchanged = store.tenant(t.id).await.unwrap().unwrap();
+    assert_eq!((unchanged.quota, unchanged.retention), (t.quota, t.retention), "nothing of a refused change");
+
+    let reset = QuotaChange { max_ingest_metrics_per_s: Some(None), ..Default::default() };
+    let t = store.update_tenant(t.id, &RetentionChange::default(), &reset).await.unwrap();
+    assert_eq!((t.quota.max_ingest_metrics_per_s, t.quota.max_series), (None, Some(0)));
+    assert_eq!(store.list_tenants().await.unwrap()[0].quota, t.quota);
+}
+
+/// `series_after` pages through one tenant's series in id order, never another's.
+async fn series_pages_by_id(store: Store) {
+    let a = store.create_tenant("a", "", NOW).await.unwrap();
+    let b = store.create_tenant("b", "", NOW).await.unwrap();
+    let json = |n: usize| {
+        let metrics: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"metric_name":"m{i}","value":1,"agent_id":"h","tags":{{"k":"{i}"}}}}"#))
+            .collect();
+        format!("[{}]", metrics.join(","))
+    };
+    store.insert_batches(&[batch(a.id, &json(5)), batch(b.id, &json(3))], NOW).await.unwrap();
+    let first = store.series_after(a.id, 0, 3).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let rest = store.series_after(a.id, first[2].0, 3).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    let ids: Vec<i64> = first.iter().chain(&rest).map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let mut names: Vec<String> = first.iter().chain(&rest).map(|(_, s)| s.metric_name.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["m0", "m1", "m2", "m3", "m4"]);
+    assert_eq!(first[0].1.agent_id.as_deref(), Some("h"));
+    assert!(store.series_after(a.id, ids[4], 10).await.unwrap().is_empty());
+    assert_eq!(store.series_after(b.id, 0, 10).await.unwrap().len(), 3);
+}
+
 on_every_backend!(
+    tenant_quotas,
+    series_pages_by_id,
     tenants_and_tokens,
     points_round_trip_and_isolation,
     dedupe_is_idempotent_across_racing_writers,

@@ -9,9 +9,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant, WhoAmI};
+use microdash_core::quota::{MAX_INGEST_METRICS_PER_S, MAX_SERIES, check_quota};
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, check_retention};
 use microdash_core::token::{Scope, Scopes};
-use microdash_store::{Credential, RetentionChange};
+use microdash_store::{Credential, QuotaChange, RetentionChange};
 
 use super::auth::Auth;
 use super::{ApiError, AppState};
@@ -84,7 +85,7 @@ pub(crate) async fn tenants_visible(state: &AppState, auth: &Auth) -> Result<Vec
     let reach = auth.visible_tenants()?;
     let tenants = state.store.list_tenants().await?;
     let visible = tenants.iter().filter(|t| reach == Reach::Every || reach == Reach::Tenant(t.id));
-    Ok(visible.map(|t| views::tenant(t, state.config.retention)).collect())
+    Ok(visible.map(|t| views::tenant(t, state.config.retention, state.ingestor.quota_defaults())).collect())
 }
 
 pub(super) async fn create_tenant(
@@ -95,10 +96,11 @@ pub(super) async fn create_tenant(
     auth.require(Scope::Admin)?;
     let body = json_body(body)?;
     let tenant = state.store.create_tenant(&body.slug, body.name.as_deref().unwrap_or(""), now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(views::tenant(&tenant, state.config.retention))))
+    let view = views::tenant(&tenant, state.config.retention, state.ingestor.quota_defaults());
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// `PATCH /api/v1/tenants/{slug}` (admins): a tenant's own retention.
+/// `PATCH /api/v1/tenants/{slug}` (admins): a tenant's own retention and quotas.
 pub(super) async fn update_tenant(
     State(state): State<AppState>,
     auth: Auth,
@@ -122,13 +124,21 @@ pub(super) async fn update_tenant(
             check_retention(field, value, max).map_err(|m| ApiError::invalid_field(field, m))?;
         }
     }
+    let quota = QuotaChange { max_ingest_metrics_per_s: body.max_ingest_metrics_per_s, max_series: body.max_series };
+    for (field, value) in [(MAX_INGEST_METRICS_PER_S, quota.max_ingest_metrics_per_s), (MAX_SERIES, quota.max_series)] {
+        if let Some(Some(value)) = value {
+            check_quota(field, value).map_err(|m| ApiError::invalid_field(field, m))?;
+        }
+    }
     let tenant = state
         .store
         .tenant_by_slug(&slug)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no tenant {slug:?}")))?;
-    let tenant = state.store.set_tenant_retention(tenant.id, &change).await?;
-    Ok(Json(views::tenant(&tenant, state.config.retention)))
+    let tenant = state.store.update_tenant(tenant.id, &change, &quota).await?;
+    // This process holds the tenant to its new quotas at once; others at their next refresh.
+    state.ingestor.reload_quotas(tenant.id).await;
+    Ok(Json(views::tenant(&tenant, state.config.retention, state.ingestor.quota_defaults())))
 }
 
 pub(super) async fn list_tokens(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TokenOut>>, ApiError> {

@@ -10,6 +10,7 @@ use microdash_store::StoreError;
 
 use crate::ingestor::IngestError;
 use crate::queue::QueueError;
+use crate::quota::QuotaError;
 
 /// Seconds a client should wait before retrying when the queue or database is unavailable.
 const RETRY_AFTER_SECS: u64 = 1;
@@ -26,7 +27,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        let body = ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new() };
+        let body = ErrorBody { error: code.to_owned(), message: message.into(), details: Vec::new(), limit: None };
         Self { status, body, retry_after_s: None }
     }
 
@@ -44,12 +45,14 @@ impl ApiError {
         )
     }
 
-    /// `429`: the caller holds as much as the setting `limit` allows (named in `details`);
+    /// `429`: the caller holds as much as the setting `limit` allows (named in `limit` and in
+    /// `details`);
     /// worth trying again after `retry_after_s`.
     pub fn limit_reached(code: &str, limit: &str, message: impl Into<String>, retry_after_s: u64) -> Self {
         let message = message.into();
         let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message.clone());
         err.body.details.push(FieldError::new(None, Some(limit.to_owned()), message));
+        err.body.limit = Some(limit.to_owned());
         err.retry_after_s = Some(retry_after_s);
         err
     }
@@ -216,6 +219,15 @@ impl From<IngestError> for ApiError {
         match err {
             IngestError::Payload(e) => e.into(),
             IngestError::Queue(e) => e.into(),
+            IngestError::Quota(e) => e.into(),
         }
+    }
+}
+
+impl From<QuotaError> for ApiError {
+    /// `429` naming the limit, with `Retry-After` in whole seconds (rounded up, at least 1).
+    fn from(err: QuotaError) -> Self {
+        let retry_after_s = err.retry_after().as_secs() + u64::from(err.retry_after().subsec_nanos() > 0);
+        Self::limit_reached("quota_exceeded", err.limit(), err.to_string(), retry_after_s.max(1))
     }
 }

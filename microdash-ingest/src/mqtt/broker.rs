@@ -19,6 +19,15 @@
 //! so an acknowledged metric is never lost. While the queue refuses, the connection is not
 //! read, and the client's in-flight window holds the rest. Everything that arrived together
 //! is enqueued as one batch.
+//!
+//! Quotas (see [`crate::quota`]): over its tenant's rate, a connection is held the same way
+//! (not read, nothing acknowledged) until the bucket has room, so the tenant is slowed to its
+//! rate and loses nothing. A publish that would add a series beyond the tenant's
+//! `max_series` is refused on its own while the others are stored and acknowledged: MQTT 5
+//! clients get a `PUBACK`/`PUBREC` with reason "quota exceeded"; 3.1.1 has no negative
+//! acknowledgement, so that publish is left unacknowledged and the connection is closed once
+//! the others are answered (the client sends it again when it reconnects, and is refused
+//! again until the limit is raised).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -37,7 +46,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{MqttError, describe, reject, submit_retrying};
+use super::{MqttError, Outcome, OverRate, describe, reject, sleep_until, submit_retrying};
 use crate::clock::now_ms;
 use crate::http::auth::TokenUsage;
 use crate::ingestor::Ingestor;
@@ -166,6 +175,8 @@ enum End {
     WriteTimeout,
     #[error("the queue refused its metrics")]
     Queue,
+    #[error("a publish over its tenant's series limit (MQTT 3.1.1 cannot refuse it)")]
+    OverQuota,
     #[error("unsupported: {0}")]
     Unsupported(String),
 }
@@ -239,7 +250,7 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
     };
     loop {
         let received_at = now_ms();
-        let burst = packets.take_burst(&mut input, &publisher, received_at);
+        let mut burst = packets.take_burst(&mut input, &publisher, received_at);
         if burst.any {
             last_packet = tokio::time::Instant::now();
         }
@@ -247,16 +258,31 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
             // Revoked while these were on their way: nothing more of this client is stored.
             return revoked(stream, version, &publisher, &mut output).await;
         }
-        if !burst.metrics.is_empty()
-            && !submit_retrying(&context.ingestor, publisher.tenant_id, burst.metrics, received_at, shutdown).await
-        {
-            // Nothing of this burst is acknowledged: the client sends it again.
-            return Err(End::Queue);
+        let mut over_quota = None;
+        if !burst.metrics.is_empty() {
+            let metrics = std::mem::take(&mut burst.metrics);
+            let outcome = submit_retrying(
+                &context.ingestor,
+                publisher.tenant_id,
+                &metrics,
+                received_at,
+                OverRate::Wait,
+                shutdown,
+            )
+            .await;
+            let Outcome::Queued(refused) = outcome else {
+                // Nothing of this burst is acknowledged: the client sends it again.
+                return Err(End::Queue);
+            };
+            over_quota = packets.refuse_over_quota(&mut burst, &refused);
         }
-        for reply in burst.replies {
+        for reply in burst.replies.into_iter().flatten() {
             version.write(reply, &mut output);
         }
         flush(stream, &mut output).await?;
+        if let Some(end) = over_quota {
+            return Err(end);
+        }
         if let Some(end) = burst.end {
             return end;
         }
@@ -298,8 +324,11 @@ async fn revoked(
 struct Burst {
     /// Metrics to enqueue, as one batch.
     metrics: Vec<Metric>,
-    /// Answers, sent once the metrics are queued.
-    replies: Vec<Reply>,
+    /// For each metric, the position in `replies` of its publish's acknowledgement (none
+    /// for QoS 0).
+    acks: Vec<Option<usize>>,
+    /// Answers, sent once the metrics are queued (`None`: taken back, not sent).
+    replies: Vec<Option<Reply>>,
     /// How the connection ends once this burst is answered: cleanly after a DISCONNECT, with
     /// an error after a broken packet (what came before it is still stored and answered).
     end: Option<Result<(), End>>,
@@ -341,12 +370,14 @@ impl Packets<'_> {
             match packet {
                 Inbound::Publish { topic, payload, qos, pkid } => {
                     let repeat = qos == 2 && !self.unreleased.insert(pkid);
+                    let mut accepted = false;
                     let refusal = if repeat {
                         None
                     } else {
                         match accept(self.context, publisher, &topic, &payload, received_at) {
                             Ok(metric) => {
                                 burst.metrics.push(metric);
+                                accepted = true;
                                 None
                             }
                             Err(refusal) => Some(refusal),
@@ -357,22 +388,26 @@ impl Packets<'_> {
                         // the id is free for the next message.
                         self.unreleased.remove(&pkid);
                     }
-                    match qos {
-                        1 => burst.replies.push(Reply::PubAck(pkid, refusal)),
-                        2 => burst.replies.push(Reply::PubRec(pkid, refusal)),
-                        _ => {}
+                    let ack = match qos {
+                        1 => Some(Reply::PubAck(pkid, refusal)),
+                        2 => Some(Reply::PubRec(pkid, refusal)),
+                        _ => None,
+                    };
+                    if accepted {
+                        burst.acks.push(ack.is_some().then_some(burst.replies.len()));
                     }
+                    burst.replies.extend(ack.map(Some));
                 }
                 Inbound::PubRel(pkid) => {
                     self.unreleased.remove(&pkid);
-                    burst.replies.push(Reply::PubComp(pkid));
+                    burst.replies.push(Some(Reply::PubComp(pkid)));
                 }
                 Inbound::Subscribe { pkid, filters } => {
                     tracing::debug!(tenant = %publisher.tenant, "refused a subscription: the embedded endpoint only takes publishes");
-                    burst.replies.push(Reply::SubAck(pkid, filters));
+                    burst.replies.push(Some(Reply::SubAck(pkid, filters)));
                 }
-                Inbound::Unsubscribe { pkid, filters } => burst.replies.push(Reply::UnsubAck(pkid, filters)),
-                Inbound::PingReq => burst.replies.push(Reply::PingResp),
+                Inbound::Unsubscribe { pkid, filters } => burst.replies.push(Some(Reply::UnsubAck(pkid, filters))),
+                Inbound::PingReq => burst.replies.push(Some(Reply::PingResp)),
                 Inbound::Disconnect => burst.end = Some(Ok(())),
                 Inbound::Connect { .. } => burst.end = Some(Err(End::Protocol("a second CONNECT".into()))),
                 Inbound::Other => {}
@@ -380,13 +415,35 @@ impl Packets<'_> {
         }
         burst
     }
-}
 
-/// Sleep until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+    /// Answer the publishes whose metrics the ingestor refused for the tenant's series limit
+    /// (`refused`: positions in the burst's metrics): MQTT 5 with a negative acknowledgement;
+    /// 3.1.1 with none, and the connection ends once the rest is answered.
+    fn refuse_over_quota(&mut self, burst: &mut Burst, refused: &[usize]) -> Option<End> {
+        let mut end = None;
+        for slot in refused.iter().filter_map(|i| burst.acks.get(*i).copied().flatten()) {
+            let Some(reply) = burst.replies.get_mut(slot) else { continue };
+            let pkid = match reply {
+                Some(Reply::PubAck(pkid, _) | Reply::PubRec(pkid, _)) => *pkid,
+                _ => continue,
+            };
+            if self.version == Version::V4 {
+                // Unacknowledged: the message stays the client's to send again.
+                *reply = None;
+                self.unreleased.remove(&pkid);
+                end = Some(End::OverQuota);
+                continue;
+            }
+            *reply = match reply.take() {
+                Some(Reply::PubRec(..)) => {
+                    // A refused exchange ends at the PUBREC, as other refusals do.
+                    self.unreleased.remove(&pkid);
+                    Some(Reply::PubRec(pkid, Some(Refusal::QuotaExceeded)))
+                }
+                _ => Some(Reply::PubAck(pkid, Some(Refusal::QuotaExceeded))),
+            };
+        }
+        end
     }
 }
 
@@ -528,6 +585,7 @@ enum Refusal {
     UnsupportedProtocol,
     TopicInvalid,
     PayloadInvalid,
+    QuotaExceeded,
     ShuttingDown,
 }
 
@@ -558,9 +616,14 @@ impl Version {
     /// The next complete packet in `input`, if one has arrived.
     fn read(self, input: &mut BytesMut, max_packet: usize) -> Result<Option<Inbound>, End> {
         let protocol = |err: &dyn std::fmt::Display| End::Protocol(err.to_string());
+        // "Insufficient bytes" means "wait for more" only while the packet is incomplete. The
+        // codec also says it of a complete packet whose fields run past its end, after taking
+        // the packet off `input`: that packet is malformed, and waiting would leave the
+        // packets behind it unanswered.
+        let before = input.len();
         Ok(Some(match self {
             Version::V4 => match v4::Packet::read(input, max_packet) {
-                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) if input.len() == before => return Ok(None),
                 Err(err) => return Err(protocol(&err)),
                 Ok(v4::Packet::Connect(connect)) => Inbound::Connect {
                     client_id: connect.client_id,
@@ -583,7 +646,7 @@ impl Version {
                 Inbound::Disconnect
             }
             Version::V5 => match v5::Packet::read(input, Some(max_packet as u32)) {
-                Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
+                Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) if input.len() == before => return Ok(None),
                 Err(err) => return Err(protocol(&err)),
                 Ok(v5::Packet::Connect(connect, _will, login)) => Inbound::Connect {
                     client_id: connect.client_id,
@@ -689,6 +752,7 @@ fn v5_packet(reply: Reply) -> Option<v5::Packet> {
                 None => PubAckReason::Success,
                 Some(Refusal::TopicInvalid) => PubAckReason::TopicNameInvalid,
                 Some(Refusal::PayloadInvalid) => PubAckReason::PayloadFormatInvalid,
+                Some(Refusal::QuotaExceeded) => PubAckReason::QuotaExceeded,
                 Some(_) => PubAckReason::NotAuthorized,
             },
             properties: None,
@@ -699,6 +763,7 @@ fn v5_packet(reply: Reply) -> Option<v5::Packet> {
                 None => PubRecReason::Success,
                 Some(Refusal::TopicInvalid) => PubRecReason::TopicNameInvalid,
                 Some(Refusal::PayloadInvalid) => PubRecReason::PayloadFormatInvalid,
+                Some(Refusal::QuotaExceeded) => PubRecReason::QuotaExceeded,
                 Some(_) => PubRecReason::NotAuthorized,
             },
             properties: None,
@@ -768,5 +833,154 @@ mod tests {
         let mut nothing = BytesMut::new();
         Version::V4.write(Reply::Disconnect(Refusal::ShuttingDown), &mut nothing);
         assert!(nothing.is_empty(), "3.1.1 has no server DISCONNECT");
+    }
+
+    mod codec {
+        //! The packet codec under arbitrary input: it answers every buffer (a packet, "wait
+        //! for more", or an error), never panics, and waits for more only for a packet it
+        //! would take, so a declared huge remaining length is refused from its header alone.
+        //! `PROPTEST_CASES` sets the cases (default 512).
+
+        use proptest::prelude::*;
+        use rumqttc::mqttbytes::QoS as QoS4;
+        use rumqttc::v5::mqttbytes::QoS as QoS5;
+
+        use super::*;
+
+        const MAX_PACKET: usize = 1024;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512);
+            ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+        }
+
+        /// The remaining length a fixed header at the start of `input` declares, if complete.
+        fn declared(input: &[u8]) -> Option<usize> {
+            let mut len = 0usize;
+            for (i, byte) in input.iter().skip(1).take(4).enumerate() {
+                len += usize::from(byte & 0x7f) << (7 * i);
+                if byte & 0x80 == 0 {
+                    return Some(len);
+                }
+            }
+            None
+        }
+
+        /// Read packets until the codec waits or refuses, checking each step.
+        fn read_all(version: Version, bytes: &[u8]) -> Result<(), TestCaseError> {
+            let mut input = BytesMut::from(bytes);
+            loop {
+                let before = input.len();
+                match version.read(&mut input, MAX_PACKET) {
+                    Ok(Some(_)) => prop_assert!(input.len() < before, "a packet consumes its bytes"),
+                    Ok(None) => {
+                        prop_assert_eq!(input.len(), before, "waiting consumes nothing");
+                        if let Some(len) = declared(&input) {
+                            prop_assert!(len <= MAX_PACKET, "waits for a declared {} bytes", len);
+                        }
+                        return Ok(());
+                    }
+                    Err(_) => return Ok(()),
+                }
+            }
+        }
+
+        /// Valid packets a client sends, encoded for `version`.
+        fn packets(v5: bool) -> impl Strategy<Value = Vec<u8>> {
+            let one = (0u8..6, "[a-z/]{0,40}", proptest::collection::vec(any::<u8>(), 0..64), 1u16..=u16::MAX);
+            proptest::collection::vec(one, 1..6).prop_map(move |list| {
+                let mut out = BytesMut::new();
+                for (kind, topic, payload, pkid) in list {
+                    if v5 {
+                        let packet = match kind {
+                            0 => v5::Packet::Connect(
+                                v5::Connect { keep_alive: pkid, client_id: topic, clean_start: true, properties: None },
+                                None,
+                                Some(v5::Login::new("u", "p")),
+                            ),
+                            1 | 2 => {
+                                let mut p = v5::Publish::new(topic, QoS5::AtLeastOnce, payload, None);
+                                p.pkid = pkid;
+                                v5::Packet::Publish(p)
+                            }
+                            3 => v5::Packet::PubRel(v5::PubRel::new(pkid, None)),
+                            4 => v5::Packet::Subscribe(v5::Subscribe::new(
+                                v5::Filter::new(topic, QoS5::AtLeastOnce),
+                                None,
+                            )),
+                            _ => v5::Packet::PingReq(v5::PingReq),
+                        };
+                        let _ = packet.write(&mut out, None);
+                    } else {
+                        let packet = match kind {
+                            0 => {
+                                let mut connect = v4::Connect::new(topic);
+                                connect.set_login("u", "p");
+                                v4::Packet::Connect(connect)
+                            }
+                            1 | 2 => {
+                                let mut p = v4::Publish::new(topic, QoS4::AtLeastOnce, payload);
+                                p.pkid = pkid;
+                                v4::Packet::Publish(p)
+                            }
+                            3 => v4::Packet::PubRel(v4::PubRel::new(pkid)),
+                            4 => v4::Packet::Subscribe(v4::Subscribe::new(topic, QoS4::AtLeastOnce)),
+                            _ => v4::Packet::PingReq,
+                        };
+                        let _ = packet.write(&mut out, usize::MAX);
+                    }
+                }
+                out.to_vec()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_bytes_are_answered(bytes in proptest::collection::vec(any::<u8>(), 0..2048), v5 in any::<bool>()) {
+                read_all(if v5 { Version::V5 } else { Version::V4 }, &bytes)?;
+            }
+
+            #[test]
+            fn mutated_packets_are_answered(
+                (v5, bytes) in any::<bool>().prop_flat_map(|v5| (Just(v5), packets(v5))),
+                edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6),
+            ) {
+                let mut bytes = bytes;
+                for (at, byte, how) in edits {
+                    let at = at % (bytes.len() + 1);
+                    match how {
+                        0 if at < bytes.len() => bytes[at] = byte,
+                        1 => bytes.insert(at, byte),
+                        _ => bytes.truncate(at),
+                    }
+                }
+                read_all(if v5 { Version::V5 } else { Version::V4 }, &bytes)?;
+            }
+
+            /// A header declaring more than a packet may hold is refused at once, however
+            /// little of the packet has arrived.
+            #[test]
+            fn a_declared_length_over_the_limit_is_refused_from_the_header(
+                kind in 1u8..16,
+                flags in 0u8..16,
+                len in (MAX_PACKET + 1)..268_435_456,
+                v5 in any::<bool>(),
+            ) {
+                let mut header = vec![kind << 4 | flags];
+                let mut rest = len;
+                loop {
+                    let byte = (rest & 0x7f) as u8;
+                    rest >>= 7;
+                    header.push(if rest > 0 { byte | 0x80 } else { byte });
+                    if rest == 0 {
+                        break;
+                    }
+                }
+                let version = if v5 { Version::V5 } else { Version::V4 };
+                prop_assert!(version.read(&mut BytesMut::from(&header[..]), MAX_PACKET).is_err());
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ use microdash_ingest::alerting::AlertingConfig;
 use microdash_ingest::http::HttpConfig;
 use microdash_ingest::mqtt::broker::{Broker, BrokerConfig};
 use microdash_ingest::queue::{MemoryQueue, Queue};
+use microdash_ingest::quota::QuotaConfig;
 use microdash_ingest::revocation::RevocationConfig;
 use microdash_ingest::worker::WorkerConfig;
 use microdash_ingest::{Runtime, Workers};
@@ -96,7 +97,17 @@ impl App {
         with_workers: bool,
         http: HttpConfig,
     ) -> App {
-        Self::assemble_full(db, store, queue, limits, with_workers, http, None, RevocationConfig::default())
+        Self::assemble_full(
+            db,
+            store,
+            queue,
+            limits,
+            with_workers,
+            http,
+            None,
+            RevocationConfig::default(),
+            QuotaConfig::default(),
+        )
     }
 
     /// On `backend`, with these HTTP and revocation settings (in-process queue, workers).
@@ -104,13 +115,37 @@ impl App {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
         let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
-        Self::assemble_full(db, store, queue, Limits::default(), true, http, None, revocation)
+        Self::assemble_full(db, store, queue, Limits::default(), true, http, None, revocation, QuotaConfig::default())
     }
 
     /// On `store` and `queue` (Redis, say), with these settings: another process of a
     /// deployment. `db` is kept only to be dropped with the app.
     pub fn on(db: TestDb, store: Store, queue: Queue, with_workers: bool, revocation: RevocationConfig) -> App {
-        Self::assemble_full(db, store, queue, Limits::default(), with_workers, test_http(), None, revocation)
+        Self::assemble_full(
+            db,
+            store,
+            queue,
+            Limits::default(),
+            with_workers,
+            test_http(),
+            None,
+            revocation,
+            QuotaConfig::default(),
+        )
+    }
+
+    /// SQLite store, in-process queue, workers, and these limits and quotas.
+    pub async fn start_with_quotas(limits: Limits, quotas: QuotaConfig) -> App {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let store = db.store().await;
+        Self::with_quotas(db, store, limits, quotas)
+    }
+
+    /// An in-process queue and workers on `store`, with these limits and quotas: one
+    /// process of a deployment whose processes share the database.
+    pub fn with_quotas(db: TestDb, store: Store, limits: Limits, quotas: QuotaConfig) -> App {
+        let queue = Queue::Memory(MemoryQueue::new(100_000, Duration::from_secs(1)));
+        Self::assemble_full(db, store, queue, limits, true, test_http(), None, RevocationConfig::default(), quotas)
     }
 
     /// SQLite store, in-process queue, workers and alerting with a fast tick.
@@ -142,6 +177,7 @@ impl App {
             test_http(),
             Some(alerting),
             RevocationConfig::default(),
+            QuotaConfig::default(),
         )
     }
 
@@ -166,9 +202,11 @@ impl App {
         http: HttpConfig,
         alerting: Option<AlertingConfig>,
         revocation: RevocationConfig,
+        quotas: QuotaConfig,
     ) -> App {
         let runtime = Runtime::builder(store.clone(), queue.clone())
             .limits(limits)
+            .quotas(quotas)
             .http(http)
             .workers(test_workers())
             .retention(None)
@@ -280,6 +318,15 @@ impl App {
     /// Open a live stream with a request of the caller's making (a cookie, say).
     pub async fn open_stream_request(&self, req: Request<Body>) -> (StatusCode, Option<SseReader>) {
         open_stream_on(&self.router, req).await
+    }
+
+    /// The value of the `/metrics` line that starts with `series` (a name and its labels),
+    /// 0 when there is none yet.
+    pub async fn counter(&self, series: &str) -> f64 {
+        let text = self.call("GET", "/metrics", None, None).await.text;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
     /// The current value of one unlabelled series in `/metrics`.

@@ -1,0 +1,3 @@
+DROP INDEX series_by_tenant ON series;
+ALTER TABLE tenants DROP COLUMN max_series;
+ALTER TABLE tenants DROP COLUMN max_ingest_metrics_per_s;
