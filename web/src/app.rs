@@ -599,10 +599,8 @@ fn TenantPage(props: &TenantProps) -> Html {
                     drop(loads);
                     // Metrics without points in the range still get their (empty) chart.
                     board.dispatch(BoardAction::Finish { view, metrics, failed });
-                    if !shown {
-                        if let Ok(list) = agent_list {
-                            agents.set(list);
-                        }
+                    if !shown && let Ok(list) = agent_list {
+                        agents.set(list);
                     }
                     error.set(failure);
                 });

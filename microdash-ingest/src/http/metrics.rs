@@ -192,10 +192,10 @@ fn plan(state: &AppState, params: MetricsQuery) -> Result<Plan, ApiError> {
     check_filters(state, params.metric_name.as_deref(), params.agent_id.as_deref())?;
     let start_ms = time_param("start_time", params.start_time.as_deref())?;
     let end_ms = time_param("end_time", params.end_time.as_deref())?;
-    if let (Some(start), Some(end)) = (start_ms, end_ms) {
-        if end <= start {
-            return Err(ApiError::invalid_field("end_time", "must be after start_time"));
-        }
+    if let (Some(start), Some(end)) = (start_ms, end_ms)
+        && end <= start
+    {
+        return Err(ApiError::invalid_field("end_time", "must be after start_time"));
     }
     let resolution = match params.resolution.as_deref() {
         None => ResolutionRequest::Exact(Resolution::Raw),

@@ -504,10 +504,10 @@ pub async fn query_metrics(
     type Key = (Option<String>, BTreeMap<String, String>);
     let mut series: BTreeMap<Key, Vec<PointOut>> = BTreeMap::new();
     for point in answers.into_iter().flat_map(|a| a.data) {
-        if let Some(tags) = &args.tags {
-            if !tags.iter().all(|(k, v)| point.tags.get(k) == Some(v)) {
-                continue;
-            }
+        if let Some(tags) = &args.tags
+            && !tags.iter().all(|(k, v)| point.tags.get(k) == Some(v))
+        {
+            continue;
         }
         series.entry((point.agent_id.clone(), point.tags.clone())).or_default().push(point);
     }
@@ -752,18 +752,17 @@ impl ServerHandler for McpServer {
             Ok(CallToolResponse::Complete(mut result)) => {
                 // rmcp reports arguments that do not fit the schema in serde's words; name
                 // the tool and what it takes.
-                if result.is_error == Some(true) {
-                    if let Some(ContentBlock::Text(text)) = result.content.first_mut() {
-                        if let Some(why) = text.text.strip_prefix("failed to deserialize parameters: ") {
-                            let takes = self
-                                .tools
-                                .get(&name)
-                                .and_then(|t| t.input_schema.get("properties").and_then(|p| p.as_object()).cloned())
-                                .map(|p| p.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
-                                .unwrap_or_default();
-                            text.text = format!("invalid arguments for `{name}`: {why}; it takes {takes}");
-                        }
-                    }
+                if result.is_error == Some(true)
+                    && let Some(ContentBlock::Text(text)) = result.content.first_mut()
+                    && let Some(why) = text.text.strip_prefix("failed to deserialize parameters: ")
+                {
+                    let takes = self
+                        .tools
+                        .get(&name)
+                        .and_then(|t| t.input_schema.get("properties").and_then(|p| p.as_object()).cloned())
+                        .map(|p| p.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default();
+                    text.text = format!("invalid arguments for `{name}`: {why}; it takes {takes}");
                 }
                 let size = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(0);
                 if size > MAX_RESULT_BYTES {
