@@ -4,6 +4,10 @@
 //!
 //! - [`collect`]: what is measured, as [`collect::Sample`]s.
 //! - [`publish`]: the transports and the outage buffer.
+//! - [`error`]: [`AgentError`], what either can fail with.
 
 pub mod collect;
+pub mod error;
 pub mod publish;
+
+pub use error::AgentError;
