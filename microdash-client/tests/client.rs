@@ -88,8 +88,10 @@ async fn push_and_query() {
 
     // Refusals are typed, with every bad field.
     let refused = client.push(&[MetricIn::new("ok", 1.0), MetricIn::new("bad name", f64::NAN)]).await;
-    let Err(Error::Api { status: 422, code, details, .. }) = refused else { panic!("{refused:?}") };
+    let Err(Error::Api { status: 422, code, details, request_id, .. }) = refused else { panic!("{refused:?}") };
     assert_eq!(code, "invalid_metrics");
+    // The server's id for the request, as its log names it.
+    assert!(request_id.is_some_and(|id| !id.is_empty()));
     assert!(details.iter().all(|d| d.index == Some(1)) && details.len() >= 2, "{details:?}");
 
     // An admin reads a tenant by naming it.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use microdash_core::metric::{PayloadError, parse_metrics};
 use microdash_core::{Batch, Limits, Metric};
+use tracing::Instrument;
 
 use crate::clock::now_ms;
 use crate::queue::{Queue, QueueError};
@@ -76,7 +77,8 @@ impl Ingestor {
         let count = metrics.len();
         self.telemetry.record_received(source, count);
         let batch = Batch { tenant_id, received_at_ms, metrics };
-        match self.queue.enqueue(batch).await {
+        let span = tracing::debug_span!("enqueue", source = source.name(), tenant_id, metrics = count);
+        match self.queue.enqueue(batch).instrument(span).await {
             Ok(()) => {
                 self.telemetry.record_accepted(source, count);
                 Ok(count)
