@@ -11,3 +11,8 @@ pub mod error;
 pub mod publish;
 
 pub use error::AgentError;
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

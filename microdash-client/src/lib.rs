@@ -65,3 +65,8 @@ pub use stream::{LiveEvent, LiveStream};
 pub mod alert {
     pub use microdash_core::api::alert::*;
 }
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -39,3 +39,8 @@ pub mod worker;
 
 pub use ingestor::{IngestError, Ingestor};
 pub use runtime::{Runtime, RuntimeBuilder, Workers};
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -660,3 +660,8 @@ mod tests {
         upgrade_rolls_up_existing_points(Backend::Mysql).await;
     }
 }
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
