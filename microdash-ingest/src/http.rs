@@ -12,6 +12,7 @@ pub(crate) mod alerts;
 pub mod auth;
 pub(crate) mod catalog;
 mod error;
+mod extract;
 pub(crate) mod metrics;
 pub(crate) mod ops;
 mod session;
@@ -39,6 +40,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use self::error::ApiError;
+pub(crate) use self::extract::{ApiJson, ApiQuery};
 use crate::ingestor::Ingestor;
 use crate::live::LiveHub;
 use crate::queue::Queue;

@@ -5,7 +5,6 @@
 //! nothing, so a leaked ingest token cannot mint others.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant, WhoAmI};
@@ -14,13 +13,9 @@ use microdash_core::token::{Scope, Scopes};
 use microdash_store::{Credential, RetentionChange};
 
 use super::auth::Auth;
-use super::{ApiError, AppState};
+use super::{ApiError, ApiJson, AppState};
 use crate::clock::now_ms;
 use crate::views;
-
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(t)| t).map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))
-}
 
 /// Whose tenants and tokens the caller may manage.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -90,10 +85,9 @@ pub(crate) async fn tenants_visible(state: &AppState, auth: &Auth) -> Result<Vec
 pub(super) async fn create_tenant(
     State(state): State<AppState>,
     auth: Auth,
-    body: Result<Json<CreateTenant>, JsonRejection>,
+    ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantOut>), ApiError> {
     auth.require(Scope::Admin)?;
-    let body = json_body(body)?;
     let tenant = state.store.create_tenant(&body.slug, body.name.as_deref().unwrap_or(""), now_ms()).await?;
     Ok((StatusCode::CREATED, Json(views::tenant(&tenant, state.config.retention))))
 }
@@ -103,10 +97,9 @@ pub(super) async fn update_tenant(
     State(state): State<AppState>,
     auth: Auth,
     Path(slug): Path<String>,
-    body: Result<Json<UpdateTenant>, JsonRejection>,
+    ApiJson(body): ApiJson<UpdateTenant>,
 ) -> Result<Json<TenantOut>, ApiError> {
     auth.require(Scope::Admin)?;
-    let body = json_body(body)?;
     let change = RetentionChange {
         raw_hours: body.retention_raw_hours,
         rollup_1m_days: body.retention_1m_days,
@@ -122,11 +115,8 @@ pub(super) async fn update_tenant(
             check_retention(field, value, max).map_err(|m| ApiError::invalid_field(field, m))?;
         }
     }
-    let tenant = state
-        .store
-        .tenant_by_slug(&slug)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no tenant {slug:?}")))?;
+    let tenant =
+        state.store.tenant_by_slug(&slug).await?.ok_or_else(|| ApiError::not_found(format!("no tenant {slug:?}")))?;
     let tenant = state.store.set_tenant_retention(tenant.id, &change).await?;
     Ok(Json(views::tenant(&tenant, state.config.retention)))
 }
@@ -142,10 +132,9 @@ pub(super) async fn list_tokens(State(state): State<AppState>, auth: Auth) -> Re
 pub(super) async fn create_token(
     State(state): State<AppState>,
     auth: Auth,
-    body: Result<Json<CreateToken>, JsonRejection>,
+    ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let reach = auth.token_reach()?;
-    let body = json_body(body)?;
     let scopes: Scopes = body
         .scopes
         .parse()
@@ -178,7 +167,7 @@ pub(super) async fn revoke_token(
     if let Reach::Tenant(own) = auth.token_reach()? {
         // Someone else's token is reported as missing, like one that does not exist.
         if !state.store.list_tokens(Some(own)).await?.iter().any(|t| t.id == id) {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("token {id} not found")));
+            return Err(ApiError::not_found(format!("token {id} not found")));
         }
     }
     Ok(Json(views::token(&state.revoker().revoke_token(id, now_ms()).await?)))

@@ -52,13 +52,13 @@ pub(super) async fn prometheus(State(state): State<AppState>) -> impl IntoRespon
 }
 
 pub(super) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::not_found("no such endpoint")
 }
 
 /// Paths outside the API when the server has no dashboard build to serve.
 pub(super) async fn dashboard_missing(uri: axum::http::Uri) -> ApiError {
     if uri.path() != "/" && uri.path() != "/index.html" {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        return ApiError::not_found("no such endpoint");
     }
     ApiError::new(
         StatusCode::NOT_FOUND,
