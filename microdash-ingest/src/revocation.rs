@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use microdash_store::{Credential, Store, StoreError, TokenInfo, User};
+use microdash_store::{Credential, Reach, Store, StoreError, TokenInfo, User};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::clock::now_ms;
@@ -281,9 +281,9 @@ impl Revoker {
         Self { store: holds.store.clone(), redis: holds.redis.clone(), holds: Some(holds) }
     }
 
-    /// Revoke an API token ([`Store::revoke_token`]) and end its connections.
-    pub async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<TokenInfo, StoreError> {
-        let info = self.store.revoke_token(id, now_ms).await?;
+    /// Revoke an API token within `reach` ([`Store::revoke_token`]) and end its connections.
+    pub async fn revoke_token(&self, reach: Reach, id: i64, now_ms: i64) -> Result<TokenInfo, StoreError> {
+        let info = self.store.revoke_token(reach, id, now_ms).await?;
         self.announce(Revoked::Token(id)).await;
         Ok(info)
     }

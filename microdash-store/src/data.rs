@@ -355,7 +355,7 @@ impl Store {
             }
         }
         if found < hashes.len() {
-            return Err(StoreError::NotFound(format!("{} series after creating them", hashes.len() - found)));
+            return Err(StoreError::not_found(format!("{} series after creating them", hashes.len() - found)));
         }
         Ok(ids)
     }
