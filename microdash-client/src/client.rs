@@ -505,7 +505,7 @@ impl Client {
     ///
     /// ```no_run
     /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
-    /// assert_eq!(client.health().await?.status, "ok");
+    /// assert_eq!(client.health().await?.status, microdash_client::HealthStatus::Ok);
     /// # Ok(()) }
     /// ```
     pub async fn health(&self) -> Result<HealthResponse, Error> {

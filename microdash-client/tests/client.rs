@@ -54,7 +54,7 @@ async fn push_and_query() {
     let server = Server::start().await;
     let tenant = server.tenant("acme").await;
     let client = server.client(&tenant.token);
-    assert_eq!(client.health().await.unwrap().status, "ok");
+    assert_eq!(client.health().await.unwrap().status, microdash_client::HealthStatus::Ok);
 
     let now = now_ms();
     let batch: Vec<MetricIn> = (0..3)
@@ -151,10 +151,16 @@ async fn agents_and_series() {
     wait_for_count(&client, &metric("cpu"), 2).await;
     wait_for_count(&client, &metric("mem"), 1).await;
 
-    let mut agents: Vec<(String, String)> =
+    let mut agents: Vec<(String, microdash_client::AgentStatus)> =
         client.agents().await.unwrap().into_iter().map(|a| (a.agent_id, a.status)).collect();
-    agents.sort();
-    assert_eq!(agents, [("web-1".into(), "online".into()), ("web-2".into(), "online".into())]);
+    agents.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        agents,
+        [
+            ("web-1".into(), microdash_client::AgentStatus::Online),
+            ("web-2".into(), microdash_client::AgentStatus::Online)
+        ]
+    );
 
     let mut series: Vec<String> = client
         .series()

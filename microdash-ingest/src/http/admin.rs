@@ -60,7 +60,7 @@ pub(crate) async fn who(state: &AppState, auth: &Auth) -> Result<WhoAmI, ApiErro
         ),
         None => None,
     };
-    Ok(WhoAmI { tenant, scopes: auth.0.scopes.to_string(), admin: auth.is_admin() })
+    Ok(WhoAmI { tenant, scopes: auth.0.scopes, admin: auth.is_admin() })
 }
 
 pub(super) async fn list_tenants(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TenantOut>>, ApiError> {

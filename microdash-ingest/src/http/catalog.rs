@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use microdash_core::api::{AgentOut, SeriesOut, TenantQuery};
+use microdash_core::api::{AgentOut, AgentStatus, SeriesOut, TenantQuery};
 use microdash_core::metric::format_millis;
 
 use super::auth::Auth;
@@ -37,7 +37,11 @@ pub(crate) async fn agents_of(state: &AppState, tenant_id: i64) -> Result<Vec<Ag
             let interval_s = intervals.get(&a.agent_id).copied().filter(|s| s.is_finite() && *s > 0.0);
             let interval_ms = interval_s.map_or(DEFAULT_AGENT_INTERVAL_MS, |s| (s * 1000.0) as i64);
             AgentOut {
-                status: if now - a.last_seen_ms <= 2 * interval_ms { "online" } else { "offline" }.to_owned(),
+                status: if now - a.last_seen_ms <= 2 * interval_ms {
+                    AgentStatus::Online
+                } else {
+                    AgentStatus::Offline
+                },
                 last_seen: format_millis(a.last_seen_ms),
                 interval_s,
                 agent_id: a.agent_id,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use microdash_core::api::alert::{AlertHistoryQuery, AlertRuleIn, AlertState};
-use microdash_core::api::{MetricsQuery, PointOut, QueryResponse, WhoAmI};
+use microdash_core::api::{AgentStatus, MetricsQuery, PointOut, QueryResponse, WhoAmI};
 use microdash_core::metric::format_millis;
 use microdash_core::rollup::{DAY_MS, HOUR_MS};
 use rmcp::handler::server::tool::{ToolCallContext, ToolRouter};
@@ -72,10 +72,6 @@ async fn query_with_limit(source: &dyn Source, mut query: MetricsQuery) -> Resul
         }
         answer => answer.map_err(failed),
     }
-}
-
-fn scopes_include(who: &WhoAmI, scope: &str) -> bool {
-    who.scopes.split(',').any(|s| s.trim() == scope)
 }
 
 impl McpServer {
@@ -157,7 +153,7 @@ impl McpServer {
                         `mcp_allow_writes = true` (MICRODASH_MCP_ALLOW_WRITES=true)"
                 .into());
         }
-        if !scopes_include(who, "alerts") {
+        if !who.scopes.contains(microdash_core::token::Scope::Alerts) {
             return Err(format!(
                 "this token (scopes: {}) cannot change alert rules: that needs a token with the `alerts` scope",
                 who.scopes
@@ -198,15 +194,18 @@ impl McpServer {
         Parameters(args): Parameters<ListAgentsArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<AgentsOut>, String> {
-        if let Some(status) = args.status.as_deref().filter(|s| !["online", "offline"].contains(s)) {
-            return Err(format!("status `{status}` is neither `online` nor `offline`"));
-        }
+        let wanted: Option<AgentStatus> = match args.status.as_deref() {
+            Some(status) => {
+                Some(status.parse().map_err(|_| format!("status `{status}` is neither `online` nor `offline`"))?)
+            }
+            None => None,
+        };
         let (source, who) = self.caller(&ctx).await?;
         let tenant = self.tenant(source.as_ref(), &who, args.tenant).await?;
         let mut agents = source.agents(tenant.as_deref()).await.map_err(failed)?;
         let total = agents.len();
-        if let Some(status) = &args.status {
-            agents.retain(|a| &a.status == status);
+        if let Some(status) = wanted {
+            agents.retain(|a| a.status == status);
         }
         agents.truncate(MAX_LIST);
         Ok(Json(AgentsOut { tenant, agents, total }))
@@ -649,9 +648,9 @@ impl McpServer {
     ) -> Result<GetPromptResult, McpError> {
         let tenant = self.tenant(source, who, args.get("tenant").cloned()).await.map_err(prompt_error)?;
         let agents = source.agents(tenant.as_deref()).await.map_err(|e| prompt_error(e.describe()))?;
-        let online = agents.iter().filter(|a| a.status == "online").count();
+        let online = agents.iter().filter(|a| a.status == AgentStatus::Online).count();
         let offline: Vec<&str> =
-            agents.iter().filter(|a| a.status != "online").map(|a| a.agent_id.as_str()).take(20).collect();
+            agents.iter().filter(|a| a.status != AgentStatus::Online).map(|a| a.agent_id.as_str()).take(20).collect();
         let firing = source.alerts(tenant.as_deref(), Some(AlertState::Firing)).await.unwrap_or_default();
         let now = now_ms();
         let history = AlertHistoryQuery {
