@@ -27,8 +27,12 @@ ensure_service Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --p
   --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 ensure_service Mosquitto 1883 mosquitto -d -c /etc/mosquitto/mosquitto.conf
 
+# --all-targets also builds the examples, which bins/tests/examples.rs runs against the real
+# server (and the embedded one by itself).
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc
+# The API docs, with every rustdoc warning (a broken or private link, say) an error.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 
 # The dashboard, built for the browser (which also proves the architecture invariant that
 # microdash-core has no IO and compiles to wasm32), then its Gherkin scenarios in Debian's

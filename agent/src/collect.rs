@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use sysinfo::{Disks, Networks, System};
 
+use crate::AgentError;
+
 /// One measurement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -69,12 +71,13 @@ pub struct Collector {
 
 impl Collector {
     /// A collector for an agent reporting every `interval_s` seconds.
-    pub fn new(interval_s: f64) -> anyhow::Result<Self> {
-        let mut system = System::new().map_err(|e| anyhow::anyhow!("reading the system: {e:?}"))?;
+    pub fn new(interval_s: f64) -> Result<Self, AgentError> {
+        let host = |what| move |source| AgentError::Host { what, source };
+        let mut system = System::new().map_err(host("system"))?;
         // CPU usage is a difference between two readings: take the first now.
         system.refresh_cpu_usage();
-        let disks = Disks::new_with_refreshed_list().map_err(|e| anyhow::anyhow!("listing disks: {e:?}"))?;
-        let networks = Networks::new_with_refreshed_list().map_err(|e| anyhow::anyhow!("listing networks: {e:?}"))?;
+        let disks = Disks::new_with_refreshed_list().map_err(host("disks"))?;
+        let networks = Networks::new_with_refreshed_list().map_err(host("network interfaces"))?;
         Ok(Self { system, disks, networks, last_network: Some(Instant::now()), interval_s })
     }
 

@@ -9,6 +9,7 @@ use microdash_client::{Client, MetricIn};
 use paho_mqtt as mqtt;
 use serde_json::json;
 
+use crate::AgentError;
 use crate::collect::Sample;
 
 /// Who the samples are from.
@@ -81,7 +82,7 @@ impl Outbox {
 
     /// Send what waits, oldest first; whatever was sent leaves the outbox even if a later
     /// send fails.
-    pub async fn flush(&mut self, transport: &mut Transport, origin: &Origin) -> anyhow::Result<()> {
+    pub async fn flush(&mut self, transport: &mut Transport, origin: &Origin) -> Result<(), AgentError> {
         while !self.samples.is_empty() {
             let chunk: Vec<Sample> = self.samples.iter().take(500).cloned().collect();
             transport.send(&chunk, origin).await?;
@@ -110,7 +111,12 @@ pub struct MqttTransport {
 
 impl MqttTransport {
     /// A client for the broker at `url`; it connects on first send.
-    pub fn new(url: &str, client_id: &str, username: Option<String>, password: Option<String>) -> anyhow::Result<Self> {
+    pub fn new(
+        url: &str,
+        client_id: &str,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Result<Self, AgentError> {
         let client = mqtt::CreateOptionsBuilder::new()
             .server_uri(url)
             .client_id(client_id)
@@ -121,7 +127,7 @@ impl MqttTransport {
         Ok(Self { client, username, password })
     }
 
-    async fn ensure_connected(&self) -> anyhow::Result<()> {
+    async fn ensure_connected(&self) -> Result<(), AgentError> {
         if self.client.is_connected() {
             return Ok(());
         }
@@ -139,7 +145,7 @@ impl MqttTransport {
         Ok(())
     }
 
-    async fn send(&self, samples: &[Sample], origin: &Origin) -> anyhow::Result<()> {
+    async fn send(&self, samples: &[Sample], origin: &Origin) -> Result<(), AgentError> {
         self.ensure_connected().await?;
         // All of a chunk in flight at once, then wait for every acknowledgement.
         let tokens: Vec<mqtt::DeliveryToken> = samples
@@ -167,7 +173,7 @@ impl MqttTransport {
 
 impl Transport {
     /// Send samples; an error leaves them for the next attempt.
-    pub async fn send(&mut self, samples: &[Sample], origin: &Origin) -> anyhow::Result<()> {
+    pub async fn send(&mut self, samples: &[Sample], origin: &Origin) -> Result<(), AgentError> {
         match self {
             Transport::Mqtt(mqtt) => mqtt.send(samples, origin).await,
             Transport::Http(client) => {

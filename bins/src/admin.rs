@@ -269,13 +269,13 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             eprintln!("This is the only time the token is shown; store it now.");
         }
         TokenCommand::List { tenant, json } => {
-            let tenant_id = match tenant {
-                Some(slug) => Some(
+            let reach = match tenant {
+                Some(slug) => microdash_store::Reach::Tenant(
                     store.tenant_by_slug(&slug).await?.with_context(|| format!("tenant {slug:?} does not exist"))?.id,
                 ),
-                None => None,
+                None => microdash_store::Reach::Every,
             };
-            let tokens: Vec<_> = store.list_tokens(tenant_id).await?.iter().map(views::token).collect();
+            let tokens: Vec<_> = store.list_tokens(reach).await?.iter().map(views::token).collect();
             if json {
                 return print_json(&tokens);
             }
@@ -288,7 +288,7 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let info = revoker(config, store).await.revoke_token(id, now_ms()).await?;
+            let info = revoker(config, store).await.revoke_token(microdash_store::Reach::Every, id, now_ms()).await?;
             println!("revoked token {} (id {})", info.prefix, info.id);
         }
     }

@@ -129,7 +129,7 @@ async fn http_load(url: String, token: String, tally: Arc<Tally>, stop: Arc<Atom
         pushers.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let first = tally.next.fetch_add(PER_REQUEST, Ordering::Relaxed);
-                let keyed = (first / PER_REQUEST) % 2 == 0;
+                let keyed = (first / PER_REQUEST).is_multiple_of(2);
                 let items: Vec<String> = (first..first + PER_REQUEST)
                     .map(|id| match keyed {
                         true => format!(

@@ -18,7 +18,7 @@ async fn all_in_one_serves_the_demo_tenant_and_stops_gracefully() {
     let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
 
     let client = Client::new(&url, &token).unwrap();
-    assert_eq!(client.health().await.unwrap().status, "ok");
+    assert_eq!(client.health().await.unwrap().status, microdash_client::HealthStatus::Ok);
     let metrics: Vec<MetricIn> =
         (0..100).map(|i| MetricIn::new("temp", f64::from(i)).agent("sensor-1").tag("room", "lab")).collect();
     assert_eq!(client.push(&metrics).await.unwrap().accepted, 100);
@@ -315,4 +315,50 @@ async fn the_server_expires_old_raw_points_by_itself() {
     let history = RangeQuery::new(two_days_ago - 60_000, two_days_ago + 60_000).metric("old");
     let buckets = client.query_range(&history).await.unwrap();
     assert_eq!(buckets.data.iter().map(|b| b.count.unwrap()).sum::<u64>(), 10, "{buckets:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_id_is_answered_and_names_the_requests_log_lines() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    // tower_http logs every response at debug, inside the request's span, which is an info
+    // span: under `warn` it is off, and lines carry no id (README, "log_filter").
+    let filter = "info,tower_http=debug";
+    let server = common::microdash_logging(
+        &["serve", "--demo", "--listen-addr", "127.0.0.1:0"],
+        &[("MICRODASH_DATABASE_URL", db.url.as_str()), ("MICRODASH_LOG_FILTER", filter), ("RUST_LOG", filter)],
+    );
+    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let http = Client::default_http().unwrap();
+
+    // An id the server chose, on an authenticated push: the span names the tenant too.
+    let pushed = http
+        .post(format!("{url}/api/v1/metrics"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"metric_name": "up", "value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 202);
+    let id = pushed.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(!id.is_empty());
+    // The answer's line: the tenant is known by then (the request's first line precedes
+    // authentication).
+    let line = eventually(5, "the push's log line", || async {
+        server.log().lines().find(|l| l.contains(&format!("id={id} ")) && l.contains("status=")).map(str::to_owned)
+    })
+    .await;
+    assert!(line.contains("method=POST") && line.contains("path=/api/v1/metrics"), "{line}");
+    assert!(line.contains("tenant_id=") && line.contains("status=202"), "{line}");
+
+    // An id the client sent is kept, so a caller can follow its own id into the log.
+    let health =
+        http.get(format!("{url}/api/v1/health")).header("x-request-id", "client-chosen-42").send().await.unwrap();
+    assert_eq!(health.headers()["x-request-id"], "client-chosen-42");
+    let line = eventually(5, "the health check's log line", || async {
+        server.log().lines().find(|l| l.contains("id=client-chosen-42 ") && l.contains("status=")).map(str::to_owned)
+    })
+    .await;
+    assert!(line.contains("path=/api/v1/health") && line.contains("status=200"), "{line}");
+    assert!(server.terminate().success());
 }

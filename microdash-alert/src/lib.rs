@@ -69,3 +69,8 @@ pub use matcher::{InstanceKey, SeriesRef, matches};
 pub use payload::Message;
 pub use state::{InstanceState, Notify, Observation, Step, Transition, step};
 pub use window::SeriesWindow;
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

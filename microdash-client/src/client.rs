@@ -505,7 +505,7 @@ impl Client {
     ///
     /// ```no_run
     /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
-    /// assert_eq!(client.health().await?.status, "ok");
+    /// assert_eq!(client.health().await?.status, microdash_client::HealthStatus::Ok);
     /// # Ok(()) }
     /// ```
     pub async fn health(&self) -> Result<HealthResponse, Error> {
@@ -513,6 +513,7 @@ impl Client {
         // error to retry.
         let response = self.inner.http.execute(self.request(Method::GET, &["health"]).build()?).await?;
         if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            let request_id = request_id(&response);
             let text = response.text().await?;
             if let Ok(health) = serde_json::from_str::<HealthResponse>(&text) {
                 return Ok(health);
@@ -523,6 +524,7 @@ impl Client {
                 message: text,
                 details: Vec::new(),
                 retry_after: None,
+                request_id,
             });
         }
         Ok(check(response).await?.json().await?)
@@ -626,6 +628,7 @@ pub(crate) async fn check(response: reqwest::Response) -> Result<reqwest::Respon
         return Ok(response);
     }
     let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| parse_retry_after(v.to_str().ok()?));
+    let request_id = request_id(&response);
     let text = response.text().await.unwrap_or_default();
     let body: ErrorBody = serde_json::from_str(&text).unwrap_or_else(|_| ErrorBody {
         error: status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
@@ -639,7 +642,13 @@ pub(crate) async fn check(response: reqwest::Response) -> Result<reqwest::Respon
         message: body.message,
         details: body.details,
         retry_after,
+        request_id,
     })
+}
+
+/// The `x-request-id` a response carries.
+fn request_id(response: &reqwest::Response) -> Option<String> {
+    response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// `Retry-After` as the server sends it: whole seconds. (The HTTP-date form is not used by
@@ -706,7 +715,14 @@ mod tests {
     #[test]
     fn only_safe_requests_repeat_after_the_server_saw_them() {
         fn api(status: u16) -> Error {
-            Error::Api { status, code: "x".into(), message: String::new(), details: Vec::new(), retry_after: None }
+            Error::Api {
+                status,
+                code: "x".into(),
+                message: String::new(),
+                details: Vec::new(),
+                retry_after: None,
+                request_id: None,
+            }
         }
         assert!(Replay::Safe.allows(&api(503)) && Replay::Safe.allows(&api(429)));
         assert!(!Replay::Unsafe.allows(&api(503)));

@@ -10,7 +10,7 @@ use microdash_core::api::FieldError;
 pub enum Error {
     /// The server answered with an error: its status and the JSON error body every error
     /// answer carries (`{"error": code, "message": ..., "details": [...]}`).
-    #[error("{status}: {code}: {message}")]
+    #[error("{status}: {code}: {message}{}", .request_id.as_deref().map(|id| format!(" (request {id})")).unwrap_or_default())]
     Api {
         /// HTTP status.
         status: u16,
@@ -23,6 +23,9 @@ pub enum Error {
         /// How long the server asked to wait before retrying (`Retry-After`, on `503` and
         /// `429`).
         retry_after: Option<Duration>,
+        /// The `x-request-id` the server answered with: every line it logged about the
+        /// request names it, so quote it when reporting the failure.
+        request_id: Option<String>,
     },
     /// The request could not be sent or the answer not read (connection refused, timeout,
     /// a body that is not the JSON expected).
@@ -69,6 +72,14 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The server's id for the request that failed ([`Error::Api`]), as its log names it.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }

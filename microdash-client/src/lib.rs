@@ -53,10 +53,12 @@ pub mod stream;
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
 pub use error::Error;
 pub use microdash_core::api::{
-    Accepted, AgentOut, CreateTenant, CreateToken, CreatedToken, ErrorBody, FieldError, HealthResponse, LatestResponse,
-    MetricIn, MetricsQuery, PointOut, QueryResponse, Resolution, ResolutionRequest, SeriesOut, StreamQuery, TenantOut,
-    TimestampIn, TokenOut, UpdateTenant,
+    Accepted, AgentOut, AgentStatus, CreateTenant, CreateToken, CreatedToken, DependencyHealth, DependencyStatus,
+    ErrorBody, FieldError, HealthResponse, HealthStatus, LatestResponse, MetricIn, MetricsQuery, PointOut,
+    QueryResponse, Resolution, ResolutionRequest, SeriesOut, StreamQuery, TenantOut, TimestampIn, TokenOut,
+    UpdateTenant,
 };
+pub use microdash_core::token::{Scope, Scopes};
 pub use query::RangeQuery;
 pub use stream::{LiveEvent, LiveStream};
 
@@ -65,3 +67,8 @@ pub use stream::{LiveEvent, LiveStream};
 pub mod alert {
     pub use microdash_core::api::alert::*;
 }
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -54,7 +54,7 @@ async fn push_and_query() {
     let server = Server::start().await;
     let tenant = server.tenant("acme").await;
     let client = server.client(&tenant.token);
-    assert_eq!(client.health().await.unwrap().status, "ok");
+    assert_eq!(client.health().await.unwrap().status, microdash_client::HealthStatus::Ok);
 
     let now = now_ms();
     let batch: Vec<MetricIn> = (0..3)
@@ -88,8 +88,10 @@ async fn push_and_query() {
 
     // Refusals are typed, with every bad field.
     let refused = client.push(&[MetricIn::new("ok", 1.0), MetricIn::new("bad name", f64::NAN)]).await;
-    let Err(Error::Api { status: 422, code, details, .. }) = refused else { panic!("{refused:?}") };
+    let Err(Error::Api { status: 422, code, details, request_id, .. }) = refused else { panic!("{refused:?}") };
     assert_eq!(code, "invalid_metrics");
+    // The server's id for the request, as its log names it.
+    assert!(request_id.is_some_and(|id| !id.is_empty()));
     assert!(details.iter().all(|d| d.index == Some(1)) && details.len() >= 2, "{details:?}");
 
     // An admin reads a tenant by naming it.
@@ -149,10 +151,16 @@ async fn agents_and_series() {
     wait_for_count(&client, &metric("cpu"), 2).await;
     wait_for_count(&client, &metric("mem"), 1).await;
 
-    let mut agents: Vec<(String, String)> =
+    let mut agents: Vec<(String, microdash_client::AgentStatus)> =
         client.agents().await.unwrap().into_iter().map(|a| (a.agent_id, a.status)).collect();
-    agents.sort();
-    assert_eq!(agents, [("web-1".into(), "online".into()), ("web-2".into(), "online".into())]);
+    agents.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        agents,
+        [
+            ("web-1".into(), microdash_client::AgentStatus::Online),
+            ("web-2".into(), microdash_client::AgentStatus::Online)
+        ]
+    );
 
     let mut series: Vec<String> = client
         .series()

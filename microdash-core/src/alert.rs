@@ -551,10 +551,10 @@ pub fn check_http_url(url: &str) -> Result<(), String> {
     {
         return Err(format!("has {c:?} in its host"));
     }
-    if let Some(port) = port {
-        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
-            return Err(format!("has port {port:?}; a port is 1 to 65535"));
-        }
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(format!("has port {port:?}; a port is 1 to 65535"));
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::token::Scopes;
+
 pub mod alert;
 
 /// One metric as a client sends it. Unknown fields are ignored.
@@ -329,12 +331,80 @@ pub struct QueryResponse {
     pub data: Vec<PointOut>,
 }
 
+/// Whether one dependency of the server answers, in `GET /api/v1/health`.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DependencyStatus {
+    /// It answered the check.
+    Up,
+    /// It did not; `DependencyHealth::error` says why.
+    Down,
+}
+
+/// The server's overall health in `GET /api/v1/health` (answered `200` when `ok`, `503`
+/// when `degraded`).
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Every dependency is up.
+    Ok,
+    /// At least one dependency is down.
+    Degraded,
+}
+
+impl HealthStatus {
+    /// `Ok` when every dependency in `checks` is up, else `Degraded`.
+    pub fn of<'a>(checks: impl IntoIterator<Item = &'a DependencyHealth>) -> Self {
+        if checks.into_iter().all(|c| c.status == DependencyStatus::Up) { Self::Ok } else { Self::Degraded }
+    }
+}
+
+/// Whether an agent is reporting, in `GET /api/v1/agents`.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentStatus {
+    /// Its latest metric arrived within two of its announced intervals.
+    Online,
+    /// It has been silent longer than that.
+    Offline,
+}
+
+impl AgentStatus {
+    /// The status as written on the wire: `online` or `offline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Online => "online",
+            AgentStatus::Offline => "offline",
+        }
+    }
+}
+
+impl fmt::Display for AgentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AgentStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "online" => Ok(AgentStatus::Online),
+            "offline" => Ok(AgentStatus::Offline),
+            _ => Err(format!("{s:?} is not an agent status (online, offline)")),
+        }
+    }
+}
+
 /// Status of one dependency in `GET /api/v1/health`.
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DependencyHealth {
-    /// `up` or `down`.
-    pub status: String,
+    /// Whether it answered.
+    pub status: DependencyStatus,
     /// Which backend (for example `sqlite`, `mysql`, `redis`, `in-process`).
     pub backend: String,
     /// Why it is down.
@@ -347,7 +417,7 @@ pub struct DependencyHealth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthResponse {
     /// `ok` when every dependency is up, else `degraded`.
-    pub status: String,
+    pub status: HealthStatus,
     /// Each dependency by name (`database`, `queue`).
     pub checks: BTreeMap<String, DependencyHealth>,
 }
@@ -439,8 +509,8 @@ pub struct TokenOut {
     pub name: String,
     /// The first characters of the token, to recognise it.
     pub prefix: String,
-    /// Comma-separated scopes.
-    pub scopes: String,
+    /// Its scopes, written comma-separated on the wire (`ingest,read`).
+    pub scopes: Scopes,
     /// Creation time, RFC 3339.
     pub created_at: String,
     /// Last authenticated use, RFC 3339, with minute precision.
@@ -455,7 +525,9 @@ pub struct CreateToken {
     /// Tenant slug; absent for an admin token.
     #[serde(default)]
     pub tenant: Option<String>,
-    /// Comma-separated scopes, e.g. `ingest,read`.
+    /// Comma-separated scopes, e.g. `ingest,read`. Text rather than [`Scopes`] so that an
+    /// unknown scope is answered `422` naming this field, like every other invalid field,
+    /// instead of a body that fails to decode.
     pub scopes: String,
     /// Label.
     #[serde(default)]
@@ -553,8 +625,9 @@ pub struct SessionOut {
 pub struct WhoAmI {
     /// The credential's tenant (slug); `null` for admins, who name a tenant per request.
     pub tenant: Option<String>,
-    /// Its scopes, comma-separated (`ingest,read,alerts`, `admin`).
-    pub scopes: String,
+    /// Its scopes, written comma-separated on the wire (`ingest,read,alerts`, `admin`).
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub scopes: Scopes,
     /// Whether it sees and manages every tenant.
     pub admin: bool,
 }
@@ -573,8 +646,8 @@ pub struct TenantQuery {
 pub struct AgentOut {
     /// The agent id.
     pub agent_id: String,
-    /// `online` or `offline`.
-    pub status: String,
+    /// Whether it is reporting.
+    pub status: AgentStatus,
     /// When its latest metric was stored (RFC 3339).
     pub last_seen: String,
     /// The reporting interval the agent announced (its `agent.interval_s` metric), if any.
@@ -613,6 +686,29 @@ mod tests {
         assert_eq!("5m".parse::<ResolutionRequest>(), Ok(ResolutionRequest::Exact(Resolution::FIVE_MINUTES)));
         let err = "10m".parse::<ResolutionRequest>().unwrap_err();
         assert!(err.contains("raw, 1m, 5m, auto"), "{err}");
+    }
+
+    #[test]
+    fn statuses_are_enums_written_as_the_api_always_spelled_them() {
+        fn check<T: Serialize + for<'de> Deserialize<'de> + PartialEq + fmt::Debug>(value: T, text: &str) {
+            let json = format!("\"{text}\"");
+            assert_eq!(serde_json::to_string(&value).unwrap_or_default(), json);
+            assert_eq!(serde_json::from_str::<T>(&json).ok(), Some(value), "{text}");
+        }
+        check(AgentStatus::Online, "online");
+        check(AgentStatus::Offline, "offline");
+        check(HealthStatus::Ok, "ok");
+        check(HealthStatus::Degraded, "degraded");
+        check(DependencyStatus::Up, "up");
+        check(DependencyStatus::Down, "down");
+        assert!(serde_json::from_str::<AgentStatus>("\"stale\"").is_err());
+        assert_eq!("offline".parse(), Ok(AgentStatus::Offline));
+        assert!("Online".parse::<AgentStatus>().unwrap_err().contains("online, offline"));
+
+        let dependency = |status| DependencyHealth { status, backend: "sqlite".into(), error: None };
+        let (up, down) = (dependency(DependencyStatus::Up), dependency(DependencyStatus::Down));
+        assert_eq!(HealthStatus::of([&up, &up]), HealthStatus::Ok);
+        assert_eq!(HealthStatus::of([&up, &down]), HealthStatus::Degraded);
     }
 
     #[test]

@@ -29,3 +29,8 @@ pub mod token;
 
 pub use error::ErrorKind;
 pub use metric::{Batch, Limits, Metric, SeriesKey};
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

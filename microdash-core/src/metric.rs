@@ -286,20 +286,20 @@ pub fn validate(input: MetricIn, limits: &Limits, now_ms: i64) -> Result<Metric,
             }
         },
     };
-    if let Some(agent) = &input.agent_id {
-        if let Err(msg) = check_identifier(agent, limits.max_agent_id_bytes) {
-            fail("agent_id", msg);
-        }
+    if let Some(agent) = &input.agent_id
+        && let Err(msg) = check_identifier(agent, limits.max_agent_id_bytes)
+    {
+        fail("agent_id", msg);
     }
     if let Some(tags) = &input.tags {
         for (field, msg) in check_tags("tags", tags, limits) {
             fail(&field, msg);
         }
     }
-    if let Some(id) = &input.dedupe_id {
-        if id.is_empty() || id.len() > limits.max_dedupe_id_bytes {
-            fail("dedupe_id", format!("must be 1 to {} bytes", limits.max_dedupe_id_bytes));
-        }
+    if let Some(id) = &input.dedupe_id
+        && (id.is_empty() || id.len() > limits.max_dedupe_id_bytes)
+    {
+        fail("dedupe_id", format!("must be 1 to {} bytes", limits.max_dedupe_id_bytes));
     }
 
     match (input.metric_name, input.value, timestamp_ms) {

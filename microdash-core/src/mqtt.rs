@@ -74,14 +74,14 @@ pub fn parse_payload(topic: &Topic<'_>, payload: &[u8], limits: &Limits, now_ms:
         serde_json::Value::Object(mut object) => {
             // Repeats of the topic must agree with it.
             for (field, expected) in [("tenant_id", topic.tenant), ("tenant", topic.tenant)] {
-                if let Some(given) = object.remove(field) {
-                    if given.as_str() != Some(expected) {
-                        errors.push(FieldError::new(
-                            None,
-                            Some(field.into()),
-                            format!("must equal the topic's {expected:?}"),
-                        ));
-                    }
+                if let Some(given) = object.remove(field)
+                    && given.as_str() != Some(expected)
+                {
+                    errors.push(FieldError::new(
+                        None,
+                        Some(field.into()),
+                        format!("must equal the topic's {expected:?}"),
+                    ));
                 }
             }
             serde_json::from_value::<MetricIn>(serde_json::Value::Object(object))

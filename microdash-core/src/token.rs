@@ -108,7 +108,7 @@ impl FromIterator<Scope> for Scopes {
 
 /// A scope list that names an unknown scope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?}; known scopes are ingest, read and admin")]
+#[error("unknown scope {0:?}; known scopes are ingest, read, admin and alerts")]
 pub struct UnknownScope(pub String);
 
 impl FromStr for Scopes {
@@ -126,7 +126,23 @@ impl FromStr for Scopes {
 impl fmt::Display for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<_> = Scope::ALL.into_iter().filter(|s| self.contains(*s)).map(Scope::name).collect();
-        f.write_str(&names.join(","))
+        // `pad`, so that a width (`{:<14}` in the admin CLI's table) applies.
+        f.pad(&names.join(","))
+    }
+}
+
+/// Written as on the wire and in the CLI: the comma-separated list (`ingest,read`).
+impl serde::Serialize for Scopes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read from the comma-separated list; an unknown scope is an error naming it.
+impl<'de> serde::Deserialize<'de> for Scopes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -173,6 +189,17 @@ mod tests {
         check("write", Err(()));
         let s: Scopes = "read".parse().unwrap();
         assert!(s.contains(Scope::Read) && !s.contains(Scope::Ingest));
+    }
+
+    #[test]
+    fn scopes_travel_as_the_comma_separated_list() {
+        let scopes: Scopes = "read,ingest".parse().unwrap();
+        assert_eq!(serde_json::to_string(&scopes).unwrap(), r#""ingest,read""#);
+        assert_eq!(serde_json::from_str::<Scopes>(r#""read, ingest""#).unwrap(), scopes);
+        let err = serde_json::from_str::<Scopes>(r#""read,write""#).unwrap_err().to_string();
+        assert!(err.contains("\"write\"") && err.contains("alerts"), "{err}");
+        // A width pads it, as the admin CLI's table needs.
+        assert_eq!(format!("[{scopes:<13}]"), "[ingest,read  ]");
     }
 
     #[test]

@@ -258,7 +258,7 @@ impl Lease {
 
     /// After a store error: a refused fence means another process leads now.
     fn check(&self, err: &StoreError) {
-        if matches!(err, StoreError::LeaseLost(_)) {
+        if err.is_lease_lost() {
             tracing::warn!("the alert lease was taken over; no longer evaluating");
             self.lost.cancel();
         }

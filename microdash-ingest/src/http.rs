@@ -3,7 +3,9 @@
 //!
 //! Layers, outermost first: status counting, request id, tracing, panic catcher, timeout,
 //! and on the API a body limit that refuses a declared `Content-Length` over it before
-//! reading anything. Under the router, [`conn`] owns the connections: their deadlines, their
+//! reading anything. Each request is handled in a `request` span holding its id (answered as
+//! `x-request-id`), method, path and, once authenticated, tenant id, so its log lines can be
+//! found by the id. Under the router, [`conn`] owns the connections: their deadlines, their
 //! caps and the graceful shutdown. Authentication is the [`auth::Auth`] extractor, so a
 //! handler that takes it cannot forget it; handlers then check the scope they need.
 
@@ -13,6 +15,7 @@ pub mod auth;
 pub(crate) mod catalog;
 mod conn;
 mod error;
+mod extract;
 pub(crate) mod metrics;
 pub(crate) mod ops;
 mod session;
@@ -39,6 +42,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use self::error::ApiError;
+pub(crate) use self::extract::{ApiJson, ApiQuery};
 use crate::ingestor::Ingestor;
 use crate::live::LiveHub;
 use crate::queue::Queue;
@@ -277,7 +281,7 @@ pub(crate) fn router(state: AppState) -> Router {
             ))
             .layer(SetRequestIdLayer::x_request_id(CountingRequestId::default()))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(TraceLayer::new_for_http())
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(CatchPanicLayer::new())
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout)),
     )
@@ -371,6 +375,21 @@ async fn count_status(State(state): State<AppState>, request: Request, next: Nex
     let response = next.run(request).await;
     state.telemetry.record_http(response.status().as_u16());
     response
+}
+
+/// The span a request is handled in: its id (the `x-request-id` it is answered with, set
+/// by the layer outside this one), method and path (not the query string, which is not ours
+/// to log), and the tenant once [`auth::Auth`] knows it. Every line logged while handling the
+/// request carries these, so the id a client reports finds them.
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("");
+    tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        tenant_id = tracing::field::Empty,
+    )
 }
 
 /// Request ids unique within the process: the process id plus a counter, cheaper

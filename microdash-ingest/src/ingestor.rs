@@ -7,6 +7,7 @@ use microdash_core::metric::{PayloadError, parse_metrics};
 use microdash_core::quota::{MAX_SERIES, Quota};
 use microdash_core::{Batch, Limits, Metric};
 use microdash_store::Store;
+use tracing::Instrument;
 
 use crate::clock::now_ms;
 use crate::queue::{Queue, QueueError};
@@ -173,7 +174,8 @@ impl Ingestor {
         }
         let accepted = metrics.len();
         let batch = Batch { tenant_id, received_at_ms, metrics };
-        match self.queue.enqueue(batch).await {
+        let span = tracing::debug_span!("enqueue", source = source.name(), tenant_id, metrics = count);
+        match self.queue.enqueue(batch).instrument(span).await {
             Ok(()) => {
                 self.telemetry.record_accepted(source, accepted);
                 let over_series_quota = std::mem::take(&mut admission.refused);

@@ -41,3 +41,8 @@ pub mod worker;
 
 pub use ingestor::{IngestError, Ingestor, Submitted};
 pub use runtime::{Runtime, RuntimeBuilder, Workers};
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

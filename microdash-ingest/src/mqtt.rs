@@ -251,11 +251,10 @@ async fn deliver_due(ingestor: &Ingestor, held: &mut BTreeMap<i64, Held>, shutdo
     let now = tokio::time::Instant::now();
     let due: Vec<i64> = held.iter().filter(|(_, h)| h.retry_at <= now).map(|(id, _)| *id).collect();
     for tenant_id in due {
-        if let Some(h) = held.remove(&tenant_id) {
-            if let Some(h) = deliver(ingestor, tenant_id, h.metrics, h.received_at, OverRate::GiveBack, shutdown).await
-            {
-                held.insert(tenant_id, h);
-            }
+        if let Some(h) = held.remove(&tenant_id)
+            && let Some(h) = deliver(ingestor, tenant_id, h.metrics, h.received_at, OverRate::GiveBack, shutdown).await
+        {
+            held.insert(tenant_id, h);
         }
     }
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use microdash_store::{Credential, Store, StoreError, TokenInfo, User};
+use microdash_store::{Credential, Reach, Store, StoreError, TokenInfo, User};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::clock::now_ms;
@@ -213,24 +213,24 @@ async fn watch(holds: Weak<Holds>) {
     let mut resubscribe_at = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        if let (Some(redis), None) = (&redis, &bus) {
-            if tokio::time::Instant::now() >= resubscribe_at {
-                // Bounded, so a Redis that does not answer never holds up the recheck.
-                match tokio::time::timeout(Duration::from_secs(1), redis.subscribe_revocations()).await {
-                    Ok(Ok(messages)) => {
-                        tracing::debug!("following revocations on Redis");
-                        bus = Some(messages);
-                        delay = Duration::from_millis(100);
-                    }
-                    failed => {
-                        let error = match failed {
-                            Ok(Err(err)) => err.to_string(),
-                            _ => "timed out".to_owned(),
-                        };
-                        tracing::warn!(%error, "cannot follow revocations on Redis; rechecking the store meanwhile");
-                        resubscribe_at = tokio::time::Instant::now() + delay;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
+        if let (Some(redis), None) = (&redis, &bus)
+            && tokio::time::Instant::now() >= resubscribe_at
+        {
+            // Bounded, so a Redis that does not answer never holds up the recheck.
+            match tokio::time::timeout(Duration::from_secs(1), redis.subscribe_revocations()).await {
+                Ok(Ok(messages)) => {
+                    tracing::debug!("following revocations on Redis");
+                    bus = Some(messages);
+                    delay = Duration::from_millis(100);
+                }
+                failed => {
+                    let error = match failed {
+                        Ok(Err(err)) => err.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
+                    tracing::warn!(%error, "cannot follow revocations on Redis; rechecking the store meanwhile");
+                    resubscribe_at = tokio::time::Instant::now() + delay;
+                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }
@@ -261,7 +261,7 @@ async fn watch(holds: Weak<Holds>) {
 }
 
 /// Revokes credentials and announces it: the store first, then this process's holds (with
-/// [`Revoker::with_holds`]) and, with Redis, every other process's. Cheap to clone.
+/// `Revoker::with_holds`) and, with Redis, every other process's. Cheap to clone.
 #[derive(Clone)]
 pub struct Revoker {
     store: Store,
@@ -281,9 +281,9 @@ impl Revoker {
         Self { store: holds.store.clone(), redis: holds.redis.clone(), holds: Some(holds) }
     }
 
-    /// Revoke an API token ([`Store::revoke_token`]) and end its connections.
-    pub async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<TokenInfo, StoreError> {
-        let info = self.store.revoke_token(id, now_ms).await?;
+    /// Revoke an API token within `reach` ([`Store::revoke_token`]) and end its connections.
+    pub async fn revoke_token(&self, reach: Reach, id: i64, now_ms: i64) -> Result<TokenInfo, StoreError> {
+        let info = self.store.revoke_token(reach, id, now_ms).await?;
         self.announce(Revoked::Token(id)).await;
         Ok(info)
     }
@@ -319,10 +319,10 @@ impl Revoker {
         if let Some(holds) = &self.holds {
             holds.end(revoked);
         }
-        if let Some(redis) = &self.redis {
-            if let Err(err) = redis.publish_revocation(&revoked).await {
-                tracing::warn!(?revoked, error = %err, "announcing a revocation on Redis failed; other processes notice at their next recheck");
-            }
+        if let Some(redis) = &self.redis
+            && let Err(err) = redis.publish_revocation(&revoked).await
+        {
+            tracing::warn!(?revoked, error = %err, "announcing a revocation on Redis failed; other processes notice at their next recheck");
         }
     }
 }

@@ -9,16 +9,17 @@
 //! | all-in-one  | [`Runtime::serve`], [`Runtime::spawn_workers`], MQTT if set        |
 //! | API only    | [`Runtime::serve`] (with Redis it relays the live bus itself)     |
 //! | worker only | [`Runtime::spawn_workers`], [`Runtime::serve_ops`]                |
+//! | bridge only | [`Runtime::run_bridge`], [`Runtime::serve_ops`]                   |
 //!
 //! [`Runtime::spawn_workers`] also starts retention and, when configured, alert evaluation
 //! (one process of a deployment at a time, by a lease).
-//! | bridge only | [`Runtime::run_bridge`], [`Runtime::serve_ops`]                   |
 //!
 //! A service that embeds ingestion beside its own routes merges [`Runtime::router`] into
 //! its axum app (served with `into_make_service_with_connect_info::<SocketAddr>()`, so that
 //! sign-ins are also counted per client address), calls [`Runtime::spawn_live_relay`] (a
 //! no-op without Redis) and [`Runtime::spawn_workers`], revokes credentials through
-//! [`Runtime::revoker`], and on shutdown [`Runtime::close_streams`] then [`Workers::drain`].
+//! [`Runtime::revoker`], and on shutdown [`Runtime::close_streams`] then [`Workers::drain`]
+//! (`examples/embedded_axum.rs` is such a service).
 //!
 //! Shutdown order matters and is the same everywhere: first every source stops taking
 //! metrics (HTTP, bridge, endpoint), then [`Workers::drain`] closes the in-process queue and

@@ -30,7 +30,7 @@ pub fn token(t: &TokenInfo) -> TokenOut {
         tenant: t.tenant_slug.clone(),
         name: t.name.clone(),
         prefix: t.prefix.clone(),
-        scopes: t.scopes.to_string(),
+        scopes: t.scopes,
         created_at: format_millis(t.created_at_ms),
         last_used_at: t.last_used_at_ms.map(format_millis),
         revoked_at: t.revoked_at_ms.map(format_millis),

@@ -14,6 +14,7 @@ use backon::{ExponentialBuilder, Retryable};
 use microdash_core::{Batch, ErrorKind};
 use microdash_store::{InsertStats, Store, StoreError};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::clock::now_ms;
 use crate::live::LivePublisher;
@@ -113,6 +114,22 @@ pub(crate) async fn run_workers(
     }
 }
 
+/// The span one received set of batches is stored, acknowledged and published in: which
+/// worker, how many batches and metrics, and the tenant when they are all one tenant's.
+/// Per receive (up to `max_batch_metrics` metrics), not per metric, so it costs nothing
+/// measurable; the stages inside (`insert`, `ack`, `publish`) are debug spans.
+fn batch_span(worker: usize, deliveries: &[Delivery]) -> tracing::Span {
+    let metrics: usize = deliveries.iter().map(|d| d.batch.metrics.len()).sum();
+    let span =
+        tracing::info_span!("batch", worker, batches = deliveries.len(), metrics, tenant_id = tracing::field::Empty);
+    if let Some(first) = deliveries.first().map(|d| d.batch.tenant_id)
+        && deliveries.iter().all(|d| d.batch.tenant_id == first)
+    {
+        span.record("tenant_id", first);
+    }
+    span
+}
+
 /// A worker's number as the journal's marks name it: its own rows, so workers never wait
 /// for each other's.
 fn writer(n: usize) -> i32 {
@@ -162,7 +179,10 @@ impl Worker {
             };
             match received {
                 Ok(deliveries) if deliveries.is_empty() => {}
-                Ok(deliveries) => self.process(writer(n), deliveries, &consumer, &shutdown).await,
+                Ok(deliveries) => {
+                    let span = batch_span(n, &deliveries);
+                    self.process(writer(n), deliveries, &consumer, &shutdown).instrument(span).await;
+                }
                 Err(crate::queue::QueueError::Closed) => break,
                 Err(err) => {
                     tracing::warn!(worker = %name, error = %err, "receive failed");
@@ -197,7 +217,8 @@ impl Worker {
         match self.store_with_retries(writer, &deliveries, consumer, shutdown).await {
             Ok(()) => {
                 self.ack(&deliveries).await;
-                self.live.publish(deliveries.into_iter().map(|d| d.batch).collect()).await;
+                let batches = deliveries.into_iter().map(|d| d.batch).collect();
+                self.live.publish(batches).instrument(tracing::debug_span!("publish")).await;
             }
             Err(err) if err.kind() == ErrorKind::Unavailable => {
                 // Only reached on shutdown: the database never came back. Redis keeps the
@@ -281,7 +302,13 @@ impl Worker {
                 }
                 // The insert alone is timed: backoff between attempts is not insert latency.
                 let started = Instant::now();
-                let stats = self.store.insert_batches_marked(&batches, now_ms(), mark.as_ref()).await?;
+                let span = tracing::debug_span!("insert", inserted = tracing::field::Empty);
+                let stats = self
+                    .store
+                    .insert_batches_marked(&batches, now_ms(), mark.as_ref())
+                    .instrument(span.clone())
+                    .await?;
+                span.record("inserted", stats.inserted);
                 Ok::<_, StoreError>((stats, started.elapsed()))
             };
             let result = attempt
@@ -317,7 +344,7 @@ impl Worker {
     }
 
     async fn ack(&self, deliveries: &[Delivery]) {
-        if let Err(err) = self.queue.ack(deliveries).await {
+        if let Err(err) = self.queue.ack(deliveries).instrument(tracing::debug_span!("ack")).await {
             // Harmless beyond a redelivery: dedupe_id makes the second store a no-op.
             tracing::warn!(error = %err, "acknowledging batches failed; they may be delivered again");
         }

@@ -195,6 +195,47 @@ async fn a_declared_body_over_the_limit_is_refused_before_it_is_read() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn unreadable_json_bodies_and_query_strings_are_answered_with_json_errors() {
+    let app = App::build(Limits::default(), MemoryQueue::new(16, Duration::from_millis(10)), false).await;
+    let admin = app.admin_token().await;
+    let t = app.tenant("t", "ingest,read").await;
+    let error = |reply: &common::Reply| (reply.status, reply.json["error"].as_str().map(str::to_owned));
+
+    // A JSON body: malformed, of the wrong shape, or not said to be JSON.
+    let malformed = app.call("POST", "/api/v1/tenants", Some(&admin), Some("{\"slug\": ")).await;
+    assert_eq!(error(&malformed), (StatusCode::BAD_REQUEST, Some("bad_body".into())));
+    let wrong_shape = app.call("POST", "/api/v1/tenants", Some(&admin), Some(r#"{"slug": 7}"#)).await;
+    assert_eq!(error(&wrong_shape), (StatusCode::UNPROCESSABLE_ENTITY, Some("bad_body".into())));
+    let text = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/tenants")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("content-type", "text/plain")
+        .body(axum::body::Body::from(r#"{"slug": "x", "name": "X"}"#))
+        .unwrap();
+    let text = app.send(text).await;
+    assert_eq!(error(&text), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type".into())));
+    assert!(text.json["message"].as_str().is_some_and(|m| m.contains("application/json")), "{:?}", text.json);
+
+    // A query string of the wrong type, on each kind of endpoint that reads one.
+    for uri in [
+        "/api/v1/metrics?metric_name=a&metric_name=b",
+        "/api/v1/agents?tenant=t&tenant=u",
+        "/api/v1/alerts/history?rule_id=first",
+        "/api/v1/notifications?channel_id=x",
+        "/api/v1/stream/t/latest?wait_ms=soon",
+    ] {
+        let reply = app.call("GET", uri, Some(&t.token), None).await;
+        assert_eq!(error(&reply), (StatusCode::BAD_REQUEST, Some("bad_query".into())), "{uri}: {:?}", reply.json);
+        assert!(reply.json["message"].as_str().is_some_and(|m| !m.is_empty()), "{uri}");
+    }
+    // Nothing was created by the refused bodies.
+    let tenants = app.call("GET", "/api/v1/tenants", Some(&admin), None).await;
+    assert_eq!(tenants.json.as_array().map(Vec::len), Some(1), "{:?}", tenants.json);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_full_queue_answers_503_with_retry_after() {
     let app = App::build(Limits::default(), MemoryQueue::new(1, Duration::from_millis(10)), false).await;
     let t = app.tenant("t", "ingest").await;

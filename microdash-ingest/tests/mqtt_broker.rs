@@ -123,8 +123,8 @@ async fn a_revoked_token_is_disconnected() {
     let client = signed_in(&url, true, &acme).await;
     publish(&client, "metrics/acme/box/m", "1", mqtt::QOS_1).await.unwrap();
 
-    let token = app.store.list_tokens(Some(acme.id)).await.unwrap().remove(0);
-    app.store.revoke_token(token.id, 0).await.unwrap();
+    let token = app.store.list_tokens(microdash_store::Reach::Tenant(acme.id)).await.unwrap().remove(0);
+    app.store.revoke_token(microdash_store::Reach::Every, token.id, 0).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while client.is_connected() {
         assert!(Instant::now() < deadline, "still connected with a revoked token");

@@ -126,7 +126,7 @@ async fn revoking_a_token_ends_its_stream_poll_and_mqtt_connection_within_a_seco
     let client = mqtt_client(&url, &acme.token).await;
     let poll = app.call("GET", "/api/v1/stream/acme/latest?wait_ms=20000", Some(&acme.token), None);
 
-    let id = token_id(&app.store.list_tokens(Some(acme.id)).await.unwrap(), "test");
+    let id = token_id(&app.store.list_tokens(microdash_store::Reach::Tenant(acme.id)).await.unwrap(), "test");
     let revoke = async {
         // The stream, the MQTT connection and the waiting poll hold it; the other stream its own.
         until("the poll to wait", SETUP, || app.runtime.holds().len() == 4).await;
@@ -200,9 +200,9 @@ async fn the_recheck_ends_what_was_revoked_unannounced() {
     let client = mqtt_client(&url, &acme.token).await;
     until("three holds", SETUP, || app.runtime.holds().len() == 3).await;
 
-    let id = app.store.list_tokens(Some(acme.id)).await.unwrap()[0].id;
+    let id = app.store.list_tokens(microdash_store::Reach::Tenant(acme.id)).await.unwrap()[0].id;
     let started = Instant::now();
-    app.store.revoke_token(id, 1).await.unwrap();
+    app.store.revoke_token(microdash_store::Reach::Every, id, 1).await.unwrap();
     app.store.delete_user("alice").await.unwrap();
     ended_by(stream, started + WITHIN).await;
     ended_by(by_cookie, started + WITHIN).await;
@@ -250,7 +250,7 @@ async fn a_revocation_on_one_process_ends_what_another_holds_within_a_second() {
     let client = mqtt_client(&url, &acme.token).await;
     let poll = holder.call("GET", "/api/v1/stream/acme/latest?wait_ms=20000", Some(&acme.token), None);
 
-    let tokens = store.list_tokens(Some(acme.id)).await.unwrap();
+    let tokens = store.list_tokens(microdash_store::Reach::Tenant(acme.id)).await.unwrap();
     let revoke = async {
         until("the poll to wait", SETUP, || holder.runtime.holds().len() == 4).await;
         // Both follow the bus once their watchers have subscribed.
@@ -287,8 +287,8 @@ async fn an_mcp_source_stops_answering_once_its_token_is_revoked() {
     let acme = app.tenant("acme", "read").await;
     let source = app.runtime.mcp_source(&acme.token).await.unwrap().unwrap();
     assert_eq!(source.whoami().await.unwrap().tenant.as_deref(), Some("acme"));
-    let id = app.store.list_tokens(Some(acme.id)).await.unwrap()[0].id;
-    app.store.revoke_token(id, 1).await.unwrap();
+    let id = app.store.list_tokens(microdash_store::Reach::Tenant(acme.id)).await.unwrap()[0].id;
+    app.store.revoke_token(microdash_store::Reach::Every, id, 1).await.unwrap();
     for refused in [source.whoami().await.unwrap_err(), source.tenants().await.unwrap_err()] {
         assert_eq!(refused.status, 401, "{refused:?}");
     }

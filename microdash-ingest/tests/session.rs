@@ -106,7 +106,7 @@ async fn tenant_users_manage_their_own_tokens_only() {
     assert_eq!(with_cookie(&app, "POST", "/api/v1/tokens", &cookie, Some(foreign)).await.status, StatusCode::FORBIDDEN);
     let admin_scope = with_cookie(&app, "POST", "/api/v1/tokens", &cookie, Some(r#"{"scopes":"admin"}"#)).await;
     assert_eq!(admin_scope.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let others_token = app.store.list_tokens(Some(other.id)).await.unwrap()[0].id;
+    let others_token = app.store.list_tokens(microdash_store::Reach::Tenant(other.id)).await.unwrap()[0].id;
     let revoke_other = with_cookie(&app, "DELETE", &format!("/api/v1/tokens/{others_token}"), &cookie, None).await;
     assert_eq!(revoke_other.status, StatusCode::NOT_FOUND);
     let id = created.json["id"].as_i64().unwrap();

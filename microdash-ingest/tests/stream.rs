@@ -204,8 +204,8 @@ async fn revoking_the_token_or_signing_out_ends_open_streams() {
     let (_, stream) = app.open_stream("/api/v1/stream/t", Some(&t.token), None).await;
     let mut stream = stream.unwrap();
     stream.next_event(WAIT).await;
-    let id = app.store.list_tokens(Some(t.id)).await.unwrap()[0].id;
-    app.store.revoke_token(id, 1).await.unwrap();
+    let id = app.store.list_tokens(microdash_store::Reach::Tenant(t.id)).await.unwrap()[0].id;
+    app.store.revoke_token(microdash_store::Reach::Every, id, 1).await.unwrap();
     // The test router rechecks every 200 ms.
     stream.ended(Duration::from_secs(3)).await;
     assert_eq!(app.gauge("microdash_streams_open").await, 0.0);

@@ -27,6 +27,26 @@ pub struct Tenant {
     pub quota: QuotaOverrides,
 }
 
+/// Whose tokens an operation may see or touch. The store applies it itself, so a caller
+/// cannot list or revoke another tenant's tokens by forgetting a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every token, the admin tokens included: for admins and the operator's CLI.
+    Every,
+    /// The tokens of this tenant only: for its signed-in users.
+    Tenant(i64),
+}
+
+impl Reach {
+    /// Whether a token of `tenant_id` (`None`: an admin token) is within reach.
+    pub fn covers(self, tenant_id: Option<i64>) -> bool {
+        match self {
+            Reach::Every => true,
+            Reach::Tenant(own) => tenant_id == Some(own),
+        }
+    }
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = tenants)]
 struct TenantRow {
@@ -181,15 +201,15 @@ struct NewToken {
 
 pub(crate) fn conflict_as(err: DieselError, what: impl FnOnce() -> String) -> StoreError {
     match err {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict(what()),
-        other => StoreError::Query(other),
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::conflict(what()),
+        other => StoreError::from(other),
     }
 }
 
 impl Store {
-    /// Create a tenant. Fails with [`StoreError::Conflict`] if the slug is taken.
+    /// Create a tenant. Fails with [`ErrorKind::Conflict`](microdash_core::ErrorKind::Conflict) if the slug is taken.
     pub async fn create_tenant(&self, slug: &str, name: &str, now_ms: i64) -> Result<Tenant, StoreError> {
-        token::check_slug(slug).map_err(StoreError::Invalid)?;
+        token::check_slug(slug).map_err(StoreError::invalid)?;
         check_label("tenant name", name)?;
         let row = NewTenant { slug, name: if name.is_empty() { slug } else { name }, created_at_ms: now_ms };
         with_conn!(self, |conn| diesel::insert_into(tenants::table)
@@ -197,7 +217,7 @@ impl Store {
             .execute(&mut conn)
             .await
             .map_err(|e| conflict_as(e, || format!("tenant {slug:?}")))?);
-        self.tenant_by_slug(slug).await?.ok_or_else(|| StoreError::NotFound(format!("tenant {slug:?}")))
+        self.tenant_by_slug(slug).await?.ok_or_else(|| StoreError::not_found(format!("tenant {slug:?}")))
     }
 
     /// All tenants, oldest first.
@@ -251,7 +271,7 @@ impl Store {
         let check = |field: &str, value: Option<Option<i64>>, max: i64| -> Result<Option<Option<i32>>, StoreError> {
             value
                 .map(|v| {
-                    v.map(|v| check_retention(field, v, max).map(|v| v as i32).map_err(StoreError::Invalid)).transpose()
+                    v.map(|v| check_retention(field, v, max).map(|v| v as i32).map_err(StoreError::invalid)).transpose()
                 })
                 .transpose()
         };
@@ -260,13 +280,13 @@ impl Store {
         let five = check("retention_5m_days", change.rollup_5m_days, MAX_RETENTION_DAYS)?;
         let quota_check = |field: &str, value: Option<Option<i64>>| -> Result<Option<Option<i64>>, StoreError> {
             value
-                .map(|v| v.map(|v| check_quota(field, v).map(|_| v).map_err(StoreError::Invalid)).transpose())
+                .map(|v| v.map(|v| check_quota(field, v).map(|_| v).map_err(StoreError::invalid)).transpose())
                 .transpose()
         };
         let rate = quota_check(MAX_INGEST_METRICS_PER_S, quota.max_ingest_metrics_per_s)?;
         let series = quota_check(MAX_SERIES, quota.max_series)?;
         let current =
-            self.tenant(tenant_id).await?.ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))?;
+            self.tenant(tenant_id).await?.ok_or_else(|| StoreError::not_found(format!("tenant {tenant_id}")))?;
         let keep = |v: Option<u32>| v.map(|v| v as i32);
         // Stored quotas are at most `MAX_QUOTA`, so they fit.
         let keep_quota = |v: Option<u64>| v.map(|v| v as i64);
@@ -279,7 +299,7 @@ impl Store {
         );
         let target = tenants::table.filter(tenants::id.eq(tenant_id));
         with_conn!(self, |conn| diesel::update(target).set(row).execute(&mut conn).await?);
-        self.tenant(tenant_id).await?.ok_or_else(|| StoreError::NotFound(format!("tenant {tenant_id}")))
+        self.tenant(tenant_id).await?.ok_or_else(|| StoreError::not_found(format!("tenant {tenant_id}")))
     }
 
     /// Create a token and return it with its secret, which is never stored nor shown again.
@@ -294,10 +314,10 @@ impl Store {
     ) -> Result<(TokenInfo, String), StoreError> {
         check_label("token name", name)?;
         if scopes.is_empty() {
-            return Err(StoreError::Invalid("a token needs at least one scope".into()));
+            return Err(StoreError::invalid("a token needs at least one scope".into()));
         }
         if tenant_id.is_some() == scopes.contains(Scope::Admin) {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::invalid(
                 "the admin scope is for tokens without a tenant, and only those tokens may have it".into(),
             ));
         }
@@ -305,7 +325,7 @@ impl Store {
         // Only now is the secret known: keep a broker-compatible hash for tokens that push.
         let mqtt_password_hash = if tenant_id.is_some() && scopes.contains(Scope::Ingest) {
             let mut salt = [0u8; 12];
-            getrandom::fill(&mut salt).map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
+            getrandom::fill(&mut salt).map_err(|e| StoreError::unavailable(format!("no randomness: {e}")))?;
             Some(microdash_core::mqtt::mosquitto_password_hash(&secret, &salt))
         } else {
             None
@@ -329,34 +349,43 @@ impl Store {
         Ok((info, secret))
     }
 
-    /// All tokens, newest first; pass a tenant id to see only that tenant's.
-    pub async fn list_tokens(&self, tenant_id: Option<i64>) -> Result<Vec<TokenInfo>, StoreError> {
+    /// The tokens within `reach`, newest first: every token for [`Reach::Every`], a tenant's
+    /// own for [`Reach::Tenant`] (never the admin tokens, which belong to no tenant).
+    pub async fn list_tokens(&self, reach: Reach) -> Result<Vec<TokenInfo>, StoreError> {
         // Token tables are small: filtering in memory keeps one query shape for both backends.
         let mut rows: Vec<TokenRow> = with_conn!(self, |conn| api_tokens::table
             .select(TokenRow::as_select())
             .order(api_tokens::id.desc())
             .load(&mut conn)
             .await?);
-        if let Some(tenant_id) = tenant_id {
-            rows.retain(|row| row.tenant_id == Some(tenant_id));
-        }
+        rows.retain(|row| reach.covers(row.tenant_id));
         self.describe_tokens(rows).await
     }
 
-    /// Revoke a token; it stops authenticating at once. Revoking twice keeps the first time.
-    pub async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<TokenInfo, StoreError> {
+    /// Revoke a token within `reach`; it stops authenticating at once. Revoking twice keeps
+    /// the first time. A token outside `reach` is [`ErrorKind::NotFound`](microdash_core::ErrorKind::NotFound),
+    /// like one that does not exist, so a tenant learns nothing about others' tokens.
+    pub async fn revoke_token(&self, reach: Reach, id: i64, now_ms: i64) -> Result<TokenInfo, StoreError> {
+        let owner: Option<Option<i64>> = with_conn!(self, |conn| api_tokens::table
+            .filter(api_tokens::id.eq(id))
+            .select(api_tokens::tenant_id)
+            .first(&mut conn)
+            .await
+            .optional()?);
+        // A token's tenant never changes, so checking it before the update cannot race.
+        if !owner.is_some_and(|tenant_id| reach.covers(tenant_id)) {
+            return Err(StoreError::not_found(format!("token {id}")));
+        }
         let target = api_tokens::table.filter(api_tokens::id.eq(id)).filter(api_tokens::revoked_at_ms.is_null());
         with_conn!(self, |conn| diesel::update(target)
             .set(api_tokens::revoked_at_ms.eq(now_ms))
             .execute(&mut conn)
             .await?);
-        let row: Option<TokenRow> = with_conn!(self, |conn| api_tokens::table
+        let row: TokenRow = with_conn!(self, |conn| api_tokens::table
             .filter(api_tokens::id.eq(id))
             .select(TokenRow::as_select())
             .first(&mut conn)
-            .await
-            .optional()?);
-        let row = row.ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+            .await?);
         Ok(self.describe_tokens(vec![row]).await?.remove(0))
     }
 
@@ -446,14 +475,14 @@ pub const MAX_LABEL_BYTES: usize = 200;
 
 pub(crate) fn check_label(what: &str, label: &str) -> Result<(), StoreError> {
     if label.len() > MAX_LABEL_BYTES {
-        return Err(StoreError::Invalid(format!("{what} is longer than {MAX_LABEL_BYTES} bytes")));
+        return Err(StoreError::invalid(format!("{what} is longer than {MAX_LABEL_BYTES} bytes")));
     }
     Ok(())
 }
 
 pub(crate) fn new_secret() -> Result<String, StoreError> {
     let mut random = [0u8; 128];
-    getrandom::fill(&mut random).map_err(|e| StoreError::Unavailable(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut random).map_err(|e| StoreError::unavailable(format!("no randomness: {e}")))?;
     // 128 bytes yield 40 accepted characters with overwhelming probability (each byte is
     // kept with probability 62/64); draw again in the astronomically rare other case.
     match token::token_from_random(&random) {

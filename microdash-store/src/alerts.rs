@@ -571,7 +571,7 @@ fn fence_sql(backend: Backend) -> String {
     )
 }
 
-/// Check a [`Fence`] inside a write's transaction: [`StoreError::LeaseLost`] (and the
+/// Check a [`Fence`] inside a write's transaction: [`StoreError::is_lease_lost`] (and the
 /// transaction rolls back) when its holder no longer holds the lease.
 macro_rules! check_fence {
     ($conn:expr, $sql:expr, $fence:expr) => {{
@@ -581,7 +581,7 @@ macro_rules! check_fence {
             .get_result($conn)
             .await?;
         if held.n == 0 {
-            return Err(StoreError::LeaseLost(format!("{} is not held by {}", $fence.lease, $fence.holder)));
+            return Err(StoreError::lease_lost(format!("{} is not held by {}", $fence.lease, $fence.holder)));
         }
     }};
 }
@@ -644,7 +644,7 @@ fn check_lease_names(name: &str, holder: &str) -> Result<(), StoreError> {
         [("lease name", name, MAX_LEASE_NAME_CHARS), ("lease holder", holder, MAX_LEASE_HOLDER_CHARS)]
     {
         if value.is_empty() || value.chars().count() > max {
-            return Err(StoreError::Invalid(format!("a {what} needs 1 to {max} characters")));
+            return Err(StoreError::invalid(format!("a {what} needs 1 to {max} characters")));
         }
     }
     Ok(())
@@ -693,14 +693,14 @@ macro_rules! check_rule_channels {
         let rule: &AlertRule = $rule;
         let found = tenant_channels!($conn, $tenant_id, &rule.channels);
         if let Some(missing) = rule.channels.iter().find(|id| found.binary_search(id).is_err()) {
-            return Err(StoreError::Invalid(format!("channel {missing} does not exist")));
+            return Err(StoreError::invalid(format!("channel {missing} does not exist")));
         }
     }};
 }
 
 impl Store {
     /// Store a new rule of a tenant. Every channel it lists must be one of the tenant's
-    /// ([`StoreError::Invalid`] otherwise). Bumps the rules' revision.
+    /// ([`ErrorKind::Invalid`](microdash_core::ErrorKind::Invalid) otherwise). Bumps the rules' revision.
     pub async fn create_alert_rule(
         &self,
         tenant_id: i64,
@@ -842,7 +842,7 @@ impl Store {
             .first(&mut conn)
             .await
             .optional()?);
-        revision.ok_or_else(|| StoreError::NotFound("alert rules revision".into()))
+        revision.ok_or_else(|| StoreError::not_found("alert rules revision".into()))
     }
 
     /// Store a new channel of a tenant.
@@ -1021,12 +1021,12 @@ impl Store {
     }
 
     /// Record one evaluation step of one instance ([`Store::record_alert_steps`] with one
-    /// step). Returns the ids of the notifications queued; [`StoreError::NotFound`] if the
+    /// step). Returns the ids of the notifications queued; [`ErrorKind::NotFound`](microdash_core::ErrorKind::NotFound) if the
     /// tenant has no such rule (any more), and then nothing was stored.
     pub async fn record_alert_step(&self, fence: Fence<'_>, step: &AlertStep<'_>) -> Result<Vec<i64>, StoreError> {
         match self.record_alert_steps(fence, std::slice::from_ref(step)).await?.pop().flatten() {
             Some(ids) => Ok(ids),
-            None => Err(StoreError::NotFound(format!("alert rule {}", step.rule_id))),
+            None => Err(StoreError::not_found(format!("alert rule {}", step.rule_id))),
         }
     }
 
@@ -1039,8 +1039,8 @@ impl Store {
     /// Per step, in order: the ids of the notifications queued, or `None` when the step's
     /// tenant has no such rule (deleted meanwhile), and nothing of that step was stored.
     /// Notifications for channels the tenant no longer has are left out; one naming a rule
-    /// other than its step's is refused ([`StoreError::Invalid`], nothing stored), and so is
-    /// everything when `fence`'s holder no longer holds its lease ([`StoreError::LeaseLost`]).
+    /// other than its step's is refused ([`ErrorKind::Invalid`](microdash_core::ErrorKind::Invalid), nothing stored), and so is
+    /// everything when `fence`'s holder no longer holds its lease ([`StoreError::is_lease_lost`]).
     pub async fn record_alert_steps(
         &self,
         fence: Fence<'_>,
@@ -1049,7 +1049,7 @@ impl Store {
         if let Some(bad) =
             steps.iter().find(|s| s.notifications.iter().any(|n| n.rule_id.is_some_and(|r| r != s.rule_id)))
         {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "a notification of rule {}'s step names another rule",
                 bad.rule_id
             )));
@@ -1136,7 +1136,7 @@ impl Store {
     }
 
     /// Queue one notification outside any evaluation (a "send test notification"), pending
-    /// and due at `now_ms`; returns its id. [`StoreError::NotFound`] if the channel (or the
+    /// and due at `now_ms`; returns its id. [`ErrorKind::NotFound`](microdash_core::ErrorKind::NotFound) if the channel (or the
     /// rule it names) is not the tenant's.
     pub async fn enqueue_notification(
         &self,
@@ -1155,7 +1155,7 @@ impl Store {
                 .await
                 .optional()?;
             if channel.is_none() {
-                return Err(StoreError::NotFound(format!("channel {}", notification.channel_id)));
+                return Err(StoreError::not_found(format!("channel {}", notification.channel_id)));
             }
             if let Some(rule_id) = notification.rule_id {
                 let rule: Option<i64> = alert_rules::table
@@ -1166,7 +1166,7 @@ impl Store {
                     .await
                     .optional()?;
                 if rule.is_none() {
-                    return Err(StoreError::NotFound(format!("alert rule {rule_id}")));
+                    return Err(StoreError::not_found(format!("alert rule {rule_id}")));
                 }
             }
             diesel::insert_into(alert_notifications::table).values(&row).execute(conn).await?;
@@ -1197,7 +1197,7 @@ impl Store {
     /// sender dies before recording the attempt it is sent again once the claim runs out.
     /// The returned rows carry that time as `next_attempt_ms`: the claim, which
     /// [`Store::record_attempt`] must name. Fenced by the sender's lease: a sender that lost
-    /// it claims nothing ([`StoreError::LeaseLost`]).
+    /// it claims nothing ([`StoreError::is_lease_lost`]).
     pub async fn claim_due_notifications(
         &self,
         fence: Fence<'_>,
@@ -1382,7 +1382,7 @@ impl Store {
     pub async fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
         check_lease_names(name, holder)?;
         if ttl_ms <= 0 {
-            return Err(StoreError::Invalid(format!("a lease needs a positive ttl, not {ttl_ms} ms")));
+            return Err(StoreError::invalid(format!("a lease needs a positive ttl, not {ttl_ms} ms")));
         }
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
         // Autocommit on MariaDB: in one transaction, two processes finding no row would each

@@ -186,7 +186,7 @@ impl Store {
     /// [`Store::insert_batches`] for batches of the embedded queue's journal: `mark` (their
     /// sequence numbers) is recorded in the same transaction as their rows, and if it is
     /// recorded already (a retry of a commit whose answer was lost) nothing is written and
-    /// `inserted` is 0. See [`JournalMark`](crate::JournalMark).
+    /// `inserted` is 0. See [`JournalMark`].
     pub async fn insert_batches_marked<B: Borrow<Batch>>(
         &self,
         batches: &[B],
@@ -250,10 +250,10 @@ impl Store {
                 // One transaction, so a failure halfway leaves nothing behind to duplicate
                 // on retry, and the rollups always match the points.
                 conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                    if let Some(mark) = &mark {
-                        if journal::already_stored_mysql(conn, mark).await? {
-                            return Ok(0);
-                        }
+                    if let Some(mark) = &mark
+                        && journal::already_stored_mysql(conn, mark).await?
+                    {
+                        return Ok(0);
                     }
                     // Rows without a dedupe_id cannot conflict: they go in as plain text-protocol
                     // statements, which MariaDB parses far faster than a prepared statement
@@ -355,7 +355,7 @@ impl Store {
             }
         }
         if found < hashes.len() {
-            return Err(StoreError::NotFound(format!("{} series after creating them", hashes.len() - found)));
+            return Err(StoreError::not_found(format!("{} series after creating them", hashes.len() - found)));
         }
         Ok(ids)
     }
@@ -663,10 +663,10 @@ fn write_points_sqlite(
     rows: &[NewPoint],
     mark: Option<&JournalMark>,
 ) -> QueryResult<usize> {
-    if let Some(mark) = mark {
-        if journal::already_stored_sqlite(c, mark)? {
-            return Ok(0);
-        }
+    if let Some(mark) = mark
+        && journal::already_stored_sqlite(c, mark)?
+    {
+        return Ok(0);
     }
     for agent in agents {
         diesel::RunQueryDsl::execute(diesel::replace_into(agents::table).values(agent), c)?;

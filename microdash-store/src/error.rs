@@ -1,10 +1,21 @@
 //! Errors of the storage layer.
+//!
+//! [`StoreError`] is opaque on purpose: callers branch on [`StoreError::kind`] (and
+//! [`StoreError::is_lease_lost`]) and show its `Display`, so which database library failed
+//! and how stays inside this crate, and upgrading it never breaks an embedder. The cause is
+//! still reachable for logs through `std::error::Error::source`.
 
 use microdash_core::ErrorKind;
 
-/// Everything that can go wrong in [`crate::Store`].
+/// Everything that can go wrong in [`crate::Store`]: classify it with [`StoreError::kind`].
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+#[error(transparent)]
+pub struct StoreError(Repr);
+
+/// The failures behind a [`StoreError`], one variant per cause; private so that no
+/// variant (and no diesel type) is part of the public API.
+#[derive(Debug, thiserror::Error)]
+enum Repr {
     /// The database URL is not one this build understands.
     #[error("unsupported database url {0:?}: use a file path, sqlite://PATH or mysql://...")]
     UnsupportedUrl(String),
@@ -16,7 +27,7 @@ pub enum StoreError {
     Migration(String),
     /// A query failed.
     #[error("query failed: {0}")]
-    Query(#[from] diesel::result::Error),
+    Query(#[source] diesel::result::Error),
     /// A row to create collides with an existing one (for example a tenant slug).
     #[error("{0} already exists")]
     Conflict(String),
@@ -30,22 +41,76 @@ pub enum StoreError {
     /// Input rejected before touching the database.
     #[error("{0}")]
     Invalid(String),
-    /// A stored payload (dead letter) could not be decoded.
+    /// A stored payload (a rule, a channel, tags) could not be decoded or encoded.
     #[error("corrupt stored payload: {0}")]
-    Corrupt(#[from] serde_json::Error),
+    Corrupt(#[source] serde_json::Error),
 }
 
 impl StoreError {
-    /// The shared error classification.
+    /// The shared error classification: what an HTTP layer answers, and whether retrying
+    /// later may succeed ([`ErrorKind::Unavailable`]: a lost connection, a deadlock, a busy
+    /// or full database).
     pub fn kind(&self) -> ErrorKind {
-        match self {
-            StoreError::Unavailable(_) => ErrorKind::Unavailable,
-            StoreError::Conflict(_) | StoreError::LeaseLost(_) => ErrorKind::Conflict,
-            StoreError::NotFound(_) => ErrorKind::NotFound,
-            StoreError::Invalid(_) | StoreError::UnsupportedUrl(_) => ErrorKind::Invalid,
-            StoreError::Query(err) if is_transient(err) => ErrorKind::Unavailable,
-            StoreError::Migration(_) | StoreError::Query(_) | StoreError::Corrupt(_) => ErrorKind::Internal,
+        match &self.0 {
+            Repr::Unavailable(_) => ErrorKind::Unavailable,
+            Repr::Conflict(_) | Repr::LeaseLost(_) => ErrorKind::Conflict,
+            Repr::NotFound(_) => ErrorKind::NotFound,
+            Repr::Invalid(_) | Repr::UnsupportedUrl(_) => ErrorKind::Invalid,
+            Repr::Query(err) if is_transient(err) => ErrorKind::Unavailable,
+            Repr::Migration(_) | Repr::Query(_) | Repr::Corrupt(_) => ErrorKind::Internal,
         }
+    }
+
+    /// Whether a write fenced by a lease ([`crate::Fence`]) was refused because its holder
+    /// no longer holds the lease (another process leads now); nothing was stored.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self.0, Repr::LeaseLost(_))
+    }
+
+    pub(crate) fn unsupported_url(url: String) -> Self {
+        Self(Repr::UnsupportedUrl(url))
+    }
+
+    pub(crate) fn unavailable(why: String) -> Self {
+        Self(Repr::Unavailable(why))
+    }
+
+    pub(crate) fn migration(why: String) -> Self {
+        Self(Repr::Migration(why))
+    }
+
+    pub(crate) fn conflict(what: String) -> Self {
+        Self(Repr::Conflict(what))
+    }
+
+    pub(crate) fn not_found(what: String) -> Self {
+        Self(Repr::NotFound(what))
+    }
+
+    pub(crate) fn lease_lost(why: String) -> Self {
+        Self(Repr::LeaseLost(why))
+    }
+
+    pub(crate) fn invalid(why: String) -> Self {
+        Self(Repr::Invalid(why))
+    }
+}
+
+/// Lets `?` and diesel's transactions (whose error type must be built from diesel's) turn a
+/// failed query into a `StoreError` inside this crate. Hidden: callers cannot see or match
+/// the diesel error, only [`StoreError::kind`].
+#[doc(hidden)]
+impl From<diesel::result::Error> for StoreError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self(Repr::Query(err))
+    }
+}
+
+/// Lets `?` report a stored payload that does not decode. Hidden like the diesel one.
+#[doc(hidden)]
+impl From<serde_json::Error> for StoreError {
+    fn from(err: serde_json::Error) -> Self {
+        Self(Repr::Corrupt(err))
     }
 }
 
@@ -95,7 +160,7 @@ pub(crate) fn ends_connection(err: &diesel::result::Error) -> bool {
 
 impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for StoreError {
     fn from(err: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
-        StoreError::Unavailable(err.to_string())
+        StoreError::unavailable(err.to_string())
     }
 }
 

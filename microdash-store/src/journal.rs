@@ -189,7 +189,7 @@ impl Store {
     /// call it before the journal's workers start.
     pub async fn journal_progress(&self, journal_id: &str) -> Result<JournalProgress, StoreError> {
         if journal_id.is_empty() || journal_id.chars().count() > MAX_JOURNAL_ID_CHARS {
-            return Err(StoreError::Invalid(format!("a journal id has 1 to {MAX_JOURNAL_ID_CHARS} characters")));
+            return Err(StoreError::invalid(format!("a journal id has 1 to {MAX_JOURNAL_ID_CHARS} characters")));
         }
         let id = journal_id.to_owned();
         let low: Count = with_conn!(self, |conn| diesel::sql_query(

@@ -14,7 +14,8 @@
 //!   and their history ([`InstanceRow`], [`EventRow`]), each evaluation step stored in one
 //!   transaction ([`AlertStep`]), the notification queue and log ([`NotificationRow`]), and
 //!   named leases ([`Store::try_lease`]).
-//! - [`testing`]: per-test databases, for this crate's tests and its dependents'.
+//! - `testing` (cargo feature `testing`, off by default): per-test databases, for this crate's
+//!   tests and its dependents' (their dev-dependencies enable it).
 //!
 //! API boundary: no diesel type appears in a public signature, so the backends can change
 //! without touching callers. Each query is written once and compiled per backend by the
@@ -32,6 +33,7 @@ mod retention;
 mod rollups;
 mod schema;
 mod sign_in;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod users;
 
@@ -49,7 +51,9 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use microdash_core::SeriesKey;
 
-pub use admin::{Credential, MAX_LABEL_BYTES, MqttAccount, Principal, QuotaChange, RetentionChange, Tenant, TokenInfo};
+pub use admin::{
+    Credential, MAX_LABEL_BYTES, MqttAccount, Principal, QuotaChange, Reach, RetentionChange, Tenant, TokenInfo,
+};
 pub use alerts::{
     AlertStep, AttemptOutcome, EventFilter, EventRow, Fence, InstanceRef, InstanceRow, MAX_LEASE_HOLDER_CHARS,
     MAX_LEASE_NAME_CHARS, MAX_NOTIFICATION_ERROR_CHARS, NewEvent, NewNotification, NotificationRow, StoredChannel,
@@ -79,7 +83,7 @@ pub fn check_limits(limits: &microdash_core::Limits) -> Result<(), StoreError> {
     let configured = [limits.max_name_bytes, limits.max_agent_id_bytes, limits.max_dedupe_id_bytes];
     for ((key, width), value) in STORED_WIDTHS.iter().zip(configured) {
         if value > *width {
-            return Err(StoreError::Invalid(format!("{key} = {value} exceeds what storage holds ({width})")));
+            return Err(StoreError::invalid(format!("{key} = {value} exceeds what storage holds ({width})")));
         }
     }
     Ok(())
@@ -184,7 +188,7 @@ impl SqliteWriter {
             empty => Ok(empty.insert(
                 establish_sqlite(sqlite_path(url).to_owned())
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                    .map_err(|e| StoreError::unavailable(e.to_string()))?,
             )),
         }
     }
@@ -225,7 +229,7 @@ impl Store {
             Some(conn) => conn,
             None => establish_sqlite(sqlite_path(&self.inner.url).to_owned())
                 .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                .map_err(|e| StoreError::unavailable(e.to_string()))?,
         };
         Ok(LentWriter { writer, conn, checkpoint_wanted: self.inner.checkpoint_wanted.as_ref() })
     }
@@ -318,11 +322,11 @@ impl Store {
         } else {
             let path = sqlite_path(url);
             if path.is_empty() || path.contains("://") {
-                return Err(StoreError::UnsupportedUrl(url.to_owned()));
+                return Err(StoreError::unsupported_url(url.to_owned()));
             }
             if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+                    .map_err(|e| StoreError::unavailable(format!("creating {}: {e}", dir.display())))?;
             }
             let mut config = fast_recycling::<SqliteConn>();
             config.custom_setup = Box::new(|url| Box::pin(establish_sqlite(url.to_owned())));
@@ -355,13 +359,13 @@ impl Store {
             Backend::Sqlite => {
                 let conn = establish_sqlite(sqlite_path(&url).to_owned())
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    .map_err(|e| StoreError::unavailable(e.to_string()))?;
                 run_migrations(conn, SQLITE_MIGRATIONS).await?
             }
             Backend::Mysql => {
                 let url = url.replacen("mariadb://", "mysql://", 1);
                 let mut conn =
-                    AsyncMysqlConnection::establish(&url).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    AsyncMysqlConnection::establish(&url).await.map_err(|e| StoreError::unavailable(e.to_string()))?;
                 lock_mysql_migrations(&mut conn).await?;
                 // The lock belongs to this session: it ends with the connection, after the
                 // migrations, or with the process if it dies halfway.
@@ -457,7 +461,7 @@ where
         .connection_timeout(options.connect_timeout)
         .build(manager)
         .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        .map_err(|e| StoreError::unavailable(e.to_string()))?;
     // bb8 connects lazily; fail at start-up rather than on the first request.
     drop(pool.get().await?);
     Ok(pool)
@@ -558,8 +562,8 @@ async fn lock_mysql_migrations(conn: &mut AsyncMysqlConnection) -> Result<(), St
     let answer: Locked = diesel_async::RunQueryDsl::get_result(diesel::sql_query(query), conn).await?;
     match answer.locked {
         Some(1) => Ok(()),
-        Some(_) => Err(StoreError::Migration("another process held the migration lock for a minute".into())),
-        None => Err(StoreError::Migration("the database URL names no database".into())),
+        Some(_) => Err(StoreError::migration("another process held the migration lock for a minute".into())),
+        None => Err(StoreError::migration("the database URL names no database".into())),
     }
 }
 
@@ -575,10 +579,10 @@ where
         harness
             .run_pending_migrations(migrations)
             .map(|done| done.len())
-            .map_err(|e| StoreError::Migration(e.to_string()))
+            .map_err(|e| StoreError::migration(e.to_string()))
     })
     .await
-    .map_err(|e| StoreError::Migration(e.to_string()))?
+    .map_err(|e| StoreError::migration(e.to_string()))?
 }
 
 #[cfg(test)]
@@ -682,3 +686,8 @@ mod tests {
         upgrade_rolls_up_existing_points(Backend::Mysql).await;
     }
 }
+
+// The README's examples are compiled (and the runnable ones run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

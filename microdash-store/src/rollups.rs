@@ -289,10 +289,10 @@ impl Store {
     /// holds the 5-minute one merged six at a time; that level takes no imports of its own.
     pub async fn import_rollups(&self, level: RollupLevel, buckets: &[ImportedBucket]) -> Result<(), StoreError> {
         if level == RollupLevel::ThirtyMinutes {
-            return Err(StoreError::Invalid("30-minute buckets come from the 5-minute ones: import those".into()));
+            return Err(StoreError::invalid("30-minute buckets come from the 5-minute ones: import those".into()));
         }
         if let Some(bad) = buckets.iter().find(|b| b.bucket_ms != bucket_start(b.bucket_ms, level.bucket_ms())) {
-            return Err(StoreError::Invalid(format!("bucket {} does not start a {:?} bucket", bad.bucket_ms, level)));
+            return Err(StoreError::invalid(format!("bucket {} does not start a {:?} bucket", bad.bucket_ms, level)));
         }
         // Series resolve once each (`resolve_series` takes distinct keys).
         let mut slots: HashMap<&microdash_core::SeriesKey, usize> = HashMap::new();
@@ -362,7 +362,7 @@ impl Store {
         query: &crate::PointQuery,
     ) -> Result<Vec<StoredBucket>, StoreError> {
         if width_ms <= 0 || width_ms % level.bucket_ms() != 0 {
-            return Err(StoreError::Invalid(format!("{width_ms} ms is not a multiple of {level:?} buckets")));
+            return Err(StoreError::invalid(format!("{width_ms} ms is not a multiple of {level:?} buckets")));
         }
         if query.limit == 0 {
             return Ok(Vec::new());

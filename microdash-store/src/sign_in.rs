@@ -151,7 +151,7 @@ impl Store {
                     .await?;
                 if counted == 0 {
                     // Swept since it was created; an error rolls back what was counted.
-                    return Err(StoreError::Unavailable("a sign-in counter was swept while counting".into()));
+                    return Err(StoreError::unavailable("a sign-in counter was swept while counting".into()));
                 }
                 let (attempts, window_start): (i32, i64) =
                     target.select((sign_in_attempts::attempts, sign_in_attempts::window_start_ms)).first(conn).await?;
@@ -217,7 +217,7 @@ fn check_subject(key: &AttemptKey) -> Result<(), StoreError> {
     let subject = key.subject();
     let printable = subject.bytes().all(|b| b.is_ascii_graphic());
     if subject.is_empty() || subject.len() > MAX_ATTEMPT_SUBJECT_BYTES || !printable {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::invalid(format!(
             "a sign-in attempt's {} must be 1 to {MAX_ATTEMPT_SUBJECT_BYTES} printable ASCII characters",
             key.kind()
         )));

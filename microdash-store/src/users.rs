@@ -62,7 +62,7 @@ pub fn generate_password() -> Result<String, StoreError> {
 
 fn check_password(password: &str) -> Result<(), StoreError> {
     if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::invalid(format!(
             "a password needs at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
         )));
     }
@@ -78,7 +78,7 @@ fn hashing_slots() -> &'static tokio::sync::Semaphore {
 }
 
 async fn hashing_slot() -> Result<tokio::sync::SemaphorePermit<'static>, StoreError> {
-    hashing_slots().acquire().await.map_err(|e| StoreError::Unavailable(format!("password hashing stopped: {e}")))
+    hashing_slots().acquire().await.map_err(|e| StoreError::unavailable(format!("password hashing stopped: {e}")))
 }
 
 async fn hash_password(password: &str) -> Result<String, StoreError> {
@@ -88,8 +88,8 @@ async fn hash_password(password: &str) -> Result<String, StoreError> {
         Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
     })
     .await
-    .map_err(|e| StoreError::Unavailable(format!("password hashing stopped: {e}")))?
-    .map_err(|e| StoreError::Invalid(format!("password cannot be hashed: {e}")))
+    .map_err(|e| StoreError::unavailable(format!("password hashing stopped: {e}")))?
+    .map_err(|e| StoreError::invalid(format!("password cannot be hashed: {e}")))
 }
 
 /// The hash of a random password nobody knows: unknown usernames are verified against it,
@@ -158,7 +158,7 @@ impl Store {
         tenant_id: Option<i64>,
         now_ms: i64,
     ) -> Result<User, StoreError> {
-        check_username(username).map_err(|m| StoreError::Invalid(format!("username {m}")))?;
+        check_username(username).map_err(|m| StoreError::invalid(format!("username {m}")))?;
         check_password(password)?;
         let password_hash = hash_password(password).await?;
         let row = NewUser { username, password_hash: &password_hash, tenant_id, created_at_ms: now_ms };
@@ -167,14 +167,14 @@ impl Store {
             .execute(&mut conn)
             .await
             .map_err(|e| conflict_as(e, || format!("user {username:?}")))?);
-        self.user_by_name(username).await?.ok_or_else(|| StoreError::NotFound(format!("user {username:?}")))
+        self.user_by_name(username).await?.ok_or_else(|| StoreError::not_found(format!("user {username:?}")))
     }
 
     /// Replace a user's password and end their sessions.
     pub async fn set_password(&self, username: &str, password: &str) -> Result<User, StoreError> {
         check_password(password)?;
         let user =
-            self.user_by_name(username).await?.ok_or_else(|| StoreError::NotFound(format!("user {username:?}")))?;
+            self.user_by_name(username).await?.ok_or_else(|| StoreError::not_found(format!("user {username:?}")))?;
         let password_hash = hash_password(password).await?;
         with_conn!(self, |conn| diesel::update(users::table.filter(users::id.eq(user.id)))
             .set(users::password_hash.eq(&password_hash))

@@ -6,10 +6,10 @@ mod common;
 
 use microdash_core::metric::parse_metrics;
 use microdash_core::token::Scopes;
-use microdash_core::{Batch, Limits};
+use microdash_core::{Batch, ErrorKind, Limits};
 use microdash_store::testing::TestDb;
 use microdash_store::{
-    Admission, AttemptKey, AttemptLimit, Backend, Credential, MAX_ATTEMPT_SUBJECT_BYTES, PointQuery, Store, StoreError,
+    Admission, AttemptKey, AttemptLimit, Backend, Credential, MAX_ATTEMPT_SUBJECT_BYTES, PointQuery, Reach, Store,
 };
 use std::time::Duration;
 
@@ -26,8 +26,8 @@ fn all(metric: &str) -> PointQuery {
 async fn tenants_and_tokens(store: Store) {
     let acme = store.create_tenant("acme", "Acme", NOW).await.unwrap();
     assert_eq!(acme.slug, "acme");
-    assert!(matches!(store.create_tenant("acme", "", NOW).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.create_tenant("Bad Slug", "", NOW).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.create_tenant("acme", "", NOW).await, Err(e) if e.kind() == ErrorKind::Conflict));
+    assert!(matches!(store.create_tenant("Bad Slug", "", NOW).await, Err(e) if e.kind() == ErrorKind::Invalid));
     assert_eq!(store.list_tenants().await.unwrap().len(), 1);
 
     assert!(!store.has_admin_token().await.unwrap());
@@ -43,15 +43,30 @@ async fn tenants_and_tokens(store: Store) {
     assert!(store.has_admin_token().await.unwrap());
 
     store.touch_tokens(&[info.id], NOW + 5).await.unwrap();
-    let listed = store.list_tokens(Some(acme.id)).await.unwrap();
+    let listed = store.list_tokens(Reach::Tenant(acme.id)).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].last_used_at_ms, Some(NOW + 5));
-    assert_eq!(store.list_tokens(None).await.unwrap().len(), 2);
+    assert_eq!(store.list_tokens(Reach::Every).await.unwrap().len(), 2);
 
-    let revoked = store.revoke_token(info.id, NOW + 9).await.unwrap();
+    // Another tenant's user reaches neither acme's tokens nor the admin's: both are missing
+    // to it, whether listed or revoked, and stay valid.
+    let other = store.create_tenant("other", "", NOW).await.unwrap();
+    assert!(store.list_tokens(Reach::Tenant(other.id)).await.unwrap().is_empty());
+    let root = store.list_tokens(Reach::Every).await.unwrap().into_iter().find(|t| t.tenant_id.is_none()).unwrap();
+    for id in [info.id, root.id] {
+        let refused = store.revoke_token(Reach::Tenant(other.id), id, NOW + 7).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::NotFound, "{refused}");
+        assert!(!refused.to_string().contains("acme"), "{refused}");
+    }
+    let refused = store.revoke_token(Reach::Tenant(acme.id), root.id, NOW + 7).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::NotFound);
+    assert!(store.authenticate(&secret).await.unwrap().is_some(), "a refused revocation revoked nothing");
+    assert!(store.list_tokens(Reach::Every).await.unwrap().iter().all(|t| t.revoked_at_ms.is_none()));
+
+    let revoked = store.revoke_token(Reach::Tenant(acme.id), info.id, NOW + 9).await.unwrap();
     assert_eq!(revoked.revoked_at_ms, Some(NOW + 9));
     assert_eq!(store.authenticate(&secret).await.unwrap(), None);
-    assert!(matches!(store.revoke_token(9999, NOW).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.revoke_token(Reach::Every, 9999, NOW).await, Err(e) if e.kind() == ErrorKind::NotFound));
     assert_eq!(store.authenticate("mdk_not-a-token").await.unwrap(), None);
 }
 
@@ -151,10 +166,10 @@ async fn dedupe_ids_and_names_are_case_sensitive(store: Store) {
     assert_eq!(store.query_points(t.id, &all("m")).await.unwrap().len(), 2);
     assert_eq!(store.query_points(t.id, &all("M")).await.unwrap().len(), 1);
     let long = "x".repeat(201);
-    assert!(matches!(store.create_tenant("long", &long, NOW).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.create_tenant("long", &long, NOW).await, Err(e) if e.kind() == ErrorKind::Invalid));
     assert!(matches!(
         store.create_token(Some(t.id), "read".parse().unwrap(), &long, NOW).await,
-        Err(StoreError::Invalid(_))
+        Err(e) if e.kind() == ErrorKind::Invalid
     ));
 }
 
@@ -236,9 +251,13 @@ async fn users_sign_in_and_sessions(store: Store) {
     let acme = store.create_tenant("acme", "", NOW).await.unwrap();
     let alice = store.create_user("alice", "correct horse battery", Some(acme.id), NOW).await.unwrap();
     assert_eq!(alice.tenant_slug.as_deref(), Some("acme"));
-    assert!(matches!(store.create_user("alice", "another password", None, NOW).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.create_user("Bob Smith", "long enough pw", None, NOW).await, Err(StoreError::Invalid(_))));
-    assert!(matches!(store.create_user("bob", "short", None, NOW).await, Err(StoreError::Invalid(_))));
+    assert!(
+        matches!(store.create_user("alice", "another password", None, NOW).await, Err(e) if e.kind() == ErrorKind::Conflict)
+    );
+    assert!(
+        matches!(store.create_user("Bob Smith", "long enough pw", None, NOW).await, Err(e) if e.kind() == ErrorKind::Invalid)
+    );
+    assert!(matches!(store.create_user("bob", "short", None, NOW).await, Err(e) if e.kind() == ErrorKind::Invalid));
     let root = store.create_user("root", "admin password!", None, NOW).await.unwrap();
     assert_eq!(store.list_users().await.unwrap().len(), 2);
 
@@ -317,7 +336,9 @@ async fn sign_in_attempts_are_counted_per_window(store: Store) {
     // Keys are checked before anything is written.
     let long = "x".repeat(MAX_ATTEMPT_SUBJECT_BYTES + 1);
     for bad in [user("", 1), user(&long, 1), user("sp ace", 1), user("é", 1)] {
-        assert!(matches!(store.count_sign_in_attempt(&[bad], window, NOW).await, Err(StoreError::Invalid(_))));
+        assert!(
+            matches!(store.count_sign_in_attempt(&[bad], window, NOW).await, Err(e) if e.kind() == ErrorKind::Invalid)
+        );
     }
 
     // Windows that ended are swept; the rest stay.
@@ -340,7 +361,7 @@ async fn credentials_are_rechecked_in_bulk(store: Store) {
     let ended_credential = store.authenticate_session(&ended, NOW).await.unwrap().unwrap().credential;
     assert!(store.sign_out(&ended).await.unwrap().is_some());
     assert_eq!(store.sign_out(&ended).await.unwrap(), None, "already signed out");
-    store.revoke_token(tokens[1], NOW).await.unwrap();
+    store.revoke_token(Reach::Every, tokens[1], NOW).await.unwrap();
 
     let mut asked: Vec<Credential> = tokens.iter().map(|id| Credential::Token(*id)).collect();
     asked.extend([kept, ended_credential, Credential::Token(999_999)]);
@@ -373,7 +394,7 @@ async fn tenant_quotas(store: Store) {
     let bad = QuotaChange { max_ingest_metrics_per_s: Some(Some(10)), max_series: Some(Some(-3)) };
     let raw = RetentionChange { raw_hours: Some(Some(12)), ..Default::default() };
     let err = store.update_tenant(t.id, &raw, &bad).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("max_series")), "{err}");
+    assert!(err.kind() == ErrorKind::Invalid && err.to_string().contains("max_series"), "{err}");
     let unchanged = store.tenant(t.id).await.unwrap().unwrap();
     assert_eq!((unchanged.quota, unchanged.retention), (t.quota, t.retention), "nothing of a refused change");
 

@@ -11,7 +11,8 @@ use std::rc::Rc;
 use gloo_timers::callback::Interval;
 use microdash_core::api::alert::{AlertEventOut, AlertRuleOut};
 use microdash_core::api::{
-    AgentOut, CreateToken, CreatedToken, PointOut, QueryResponse, Resolution, SessionOut, TenantOut, TokenOut,
+    AgentOut, AgentStatus, CreateToken, CreatedToken, PointOut, QueryResponse, Resolution, SessionOut, TenantOut,
+    TokenOut,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -380,7 +381,7 @@ fn Overview() -> Html {
         Some(Ok(list)) => html! {
             <ul class="grid gap-4 md:grid-cols-2 xl:grid-cols-3">
                 { for list.iter().map(|(tenant, agents)| {
-                    let online = agents.iter().filter(|a| a.status == "online").count();
+                    let online = agents.iter().filter(|a| a.status == AgentStatus::Online).count();
                     html! {
                         <li key={tenant.slug.clone()} class="rounded-2xl bg-slate-900/70 p-5 ring-1 ring-white/5">
                             <a href={tenant_href(&tenant.slug, None, TimeRange::Live)} class="text-lg font-medium text-slate-50 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &tenant.name }</a>
@@ -390,7 +391,7 @@ fn Overview() -> Html {
                                     let seen = model::parse_millis(&agent.last_seen).map(|ms| relative(ms, now)).unwrap_or_default();
                                     html! {
                                         <li key={agent.agent_id.clone()} class="flex items-center gap-2">
-                                            { status_dot(agent.status == "online") }
+                                            { status_dot(agent.status == AgentStatus::Online) }
                                             <a href={tenant_href(&tenant.slug, Some(&agent.agent_id), TimeRange::Live)} class="font-mono text-slate-200 hover:text-sky-300 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">{ &agent.agent_id }</a>
                                             <span class="ml-auto text-slate-400" title={agent.interval_s.map(|s| format!("reports every {} s", model::format_value(s))).unwrap_or_default()}>{ seen }</span>
                                         </li>
@@ -599,10 +600,8 @@ fn TenantPage(props: &TenantProps) -> Html {
                     drop(loads);
                     // Metrics without points in the range still get their (empty) chart.
                     board.dispatch(BoardAction::Finish { view, metrics, failed });
-                    if !shown {
-                        if let Ok(list) = agent_list {
-                            agents.set(list);
-                        }
+                    if !shown && let Ok(list) = agent_list {
+                        agents.set(list);
                     }
                     error.set(failure);
                 });
@@ -1064,7 +1063,7 @@ fn TokensPage(props: &TokensProps) -> Html {
                         <td class="py-2 pr-4 font-mono">{ &t.prefix }{ "…" }</td>
                         <td class="py-2 pr-4">{ if t.name.is_empty() { "–" } else { &t.name } }</td>
                         <td class="py-2 pr-4">{ t.tenant.as_deref().unwrap_or("(admin)") }</td>
-                        <td class="py-2 pr-4 font-mono">{ &t.scopes }</td>
+                        <td class="py-2 pr-4 font-mono">{ t.scopes.to_string() }</td>
                         <td class="py-2 pr-4 text-slate-400">{ t.last_used_at.as_deref().unwrap_or("never") }</td>
                         <td class="py-2 text-right">
                             if active {

@@ -36,16 +36,25 @@ pub fn microdash_with_open_files(open_files: u64, args: &[&str], env: &[(&str, &
     spawn(cmd, args, env, false)
 }
 
+/// Another program than `microdash` (an example, say), run as [`microdash_logging`] runs
+/// the server: stdout lines on a channel, stderr kept.
+pub fn program(path: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    spawn_command(Command::new(path), args, env, true)
+}
+
+/// `cmd` as the server: a warning-level log and the embedded MQTT endpoint on a free port,
+/// unless `env` says otherwise.
 fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)], keep_log: bool) -> Proc {
-    cmd.args(args)
-        .stdout(Stdio::piped())
-        .stderr(if keep_log { Stdio::piped() } else { Stdio::inherit() })
-        .env("MICRODASH_LOG_FILTER", "warn")
-        .env("MICRODASH_MQTT_LISTEN_ADDR", "127.0.0.1:0");
+    cmd.env("MICRODASH_LOG_FILTER", "warn").env("MICRODASH_MQTT_LISTEN_ADDR", "127.0.0.1:0");
+    spawn_command(cmd, args, env, keep_log)
+}
+
+fn spawn_command(mut cmd: Command, args: &[&str], env: &[(&str, &str)], keep_log: bool) -> Proc {
+    cmd.args(args).stdout(Stdio::piped()).stderr(if keep_log { Stdio::piped() } else { Stdio::inherit() });
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("starting microdash");
+    let mut child = cmd.spawn().unwrap_or_else(|err| panic!("starting {:?}: {err}", cmd.get_program()));
     let log = child.stderr.take().map(|stderr| {
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = log.clone();
@@ -103,14 +112,20 @@ impl Proc {
 
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop("TERM")
+    }
+
+    /// Send `signal` (`TERM`, `INT`) and wait for the exit status; what it printed stays
+    /// readable with [`Proc::line_with`].
+    pub fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "microdash did not stop within 15 s of SIGTERM");
+            assert!(Instant::now() < deadline, "the process did not stop within 15 s of SIG{signal}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -5,30 +5,18 @@
 //! nothing, so a leaked ingest token cannot mint others.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant, WhoAmI};
 use microdash_core::quota::{MAX_INGEST_METRICS_PER_S, MAX_SERIES, check_quota};
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, check_retention};
 use microdash_core::token::{Scope, Scopes};
-use microdash_store::{Credential, QuotaChange, RetentionChange};
+use microdash_store::{Credential, QuotaChange, Reach, RetentionChange};
 
 use super::auth::Auth;
-use super::{ApiError, AppState};
+use super::{ApiError, ApiJson, AppState};
 use crate::clock::now_ms;
 use crate::views;
-
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(t)| t).map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))
-}
-
-/// Whose tenants and tokens the caller may manage.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reach {
-    Every,
-    Tenant(i64),
-}
 
 impl Auth {
     fn is_admin(&self) -> bool {
@@ -73,7 +61,7 @@ pub(crate) async fn who(state: &AppState, auth: &Auth) -> Result<WhoAmI, ApiErro
         ),
         None => None,
     };
-    Ok(WhoAmI { tenant, scopes: auth.0.scopes.to_string(), admin: auth.is_admin() })
+    Ok(WhoAmI { tenant, scopes: auth.0.scopes, admin: auth.is_admin() })
 }
 
 pub(super) async fn list_tenants(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TenantOut>>, ApiError> {
@@ -91,10 +79,9 @@ pub(crate) async fn tenants_visible(state: &AppState, auth: &Auth) -> Result<Vec
 pub(super) async fn create_tenant(
     State(state): State<AppState>,
     auth: Auth,
-    body: Result<Json<CreateTenant>, JsonRejection>,
+    ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantOut>), ApiError> {
     auth.require(Scope::Admin)?;
-    let body = json_body(body)?;
     let tenant = state.store.create_tenant(&body.slug, body.name.as_deref().unwrap_or(""), now_ms()).await?;
     let view = views::tenant(&tenant, state.config.retention, state.ingestor.quota_defaults());
     Ok((StatusCode::CREATED, Json(view)))
@@ -105,10 +92,9 @@ pub(super) async fn update_tenant(
     State(state): State<AppState>,
     auth: Auth,
     Path(slug): Path<String>,
-    body: Result<Json<UpdateTenant>, JsonRejection>,
+    ApiJson(body): ApiJson<UpdateTenant>,
 ) -> Result<Json<TenantOut>, ApiError> {
     auth.require(Scope::Admin)?;
-    let body = json_body(body)?;
     let change = RetentionChange {
         raw_hours: body.retention_raw_hours,
         rollup_1m_days: body.retention_1m_days,
@@ -130,11 +116,8 @@ pub(super) async fn update_tenant(
             check_quota(field, value).map_err(|m| ApiError::invalid_field(field, m))?;
         }
     }
-    let tenant = state
-        .store
-        .tenant_by_slug(&slug)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no tenant {slug:?}")))?;
+    let tenant =
+        state.store.tenant_by_slug(&slug).await?.ok_or_else(|| ApiError::not_found(format!("no tenant {slug:?}")))?;
     let tenant = state.store.update_tenant(tenant.id, &change, &quota).await?;
     // This process holds the tenant to its new quotas at once; others at their next refresh.
     state.ingestor.reload_quotas(tenant.id).await;
@@ -142,20 +125,15 @@ pub(super) async fn update_tenant(
 }
 
 pub(super) async fn list_tokens(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<TokenOut>>, ApiError> {
-    let tenant = match auth.token_reach()? {
-        Reach::Every => None,
-        Reach::Tenant(id) => Some(id),
-    };
-    Ok(Json(state.store.list_tokens(tenant).await?.iter().map(views::token).collect()))
+    Ok(Json(state.store.list_tokens(auth.token_reach()?).await?.iter().map(views::token).collect()))
 }
 
 pub(super) async fn create_token(
     State(state): State<AppState>,
     auth: Auth,
-    body: Result<Json<CreateToken>, JsonRejection>,
+    ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let reach = auth.token_reach()?;
-    let body = json_body(body)?;
     let scopes: Scopes = body
         .scopes
         .parse()
@@ -185,11 +163,6 @@ pub(super) async fn revoke_token(
     auth: Auth,
     Path(id): Path<i64>,
 ) -> Result<Json<TokenOut>, ApiError> {
-    if let Reach::Tenant(own) = auth.token_reach()? {
-        // Someone else's token is reported as missing, like one that does not exist.
-        if !state.store.list_tokens(Some(own)).await?.iter().any(|t| t.id == id) {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("token {id} not found")));
-        }
-    }
-    Ok(Json(views::token(&state.revoker().revoke_token(id, now_ms()).await?)))
+    // The store refuses someone else's token as missing, like one that does not exist.
+    Ok(Json(views::token(&state.revoker().revoke_token(auth.token_reach()?, id, now_ms()).await?)))
 }

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use microdash_alert::deliver::Message;
 use microdash_alert::matcher::InstanceKey;
@@ -29,15 +29,11 @@ use serde::Deserialize;
 
 use super::auth::Auth;
 use super::metrics::time_param;
-use super::{ApiError, AppState};
+use super::{ApiError, ApiQuery, AppState};
 use crate::clock::now_ms;
 
 /// Most history entries or log lines one request returns.
 const MAX_LIST: usize = 1_000;
-
-fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    params.map(|Query(p)| p).map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))
-}
 
 impl Auth {
     /// The tenant whose alerts the caller may change: its own with the `alerts` scope, or
@@ -70,20 +66,12 @@ impl Auth {
 }
 
 /// `?tenant=` on the endpoints that take nothing else.
-async fn readable(
-    state: &AppState,
-    auth: &Auth,
-    params: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<i64, ApiError> {
-    auth.tenant_to_read(state, query(params)?.tenant.as_deref()).await
+async fn readable(state: &AppState, auth: &Auth, params: TenantQuery) -> Result<i64, ApiError> {
+    auth.tenant_to_read(state, params.tenant.as_deref()).await
 }
 
-async fn manageable(
-    state: &AppState,
-    auth: &Auth,
-    params: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<i64, ApiError> {
-    auth.tenant_to_manage(state, query(params)?.tenant.as_deref()).await
+async fn manageable(state: &AppState, auth: &Auth, params: TenantQuery) -> Result<i64, ApiError> {
+    auth.tenant_to_manage(state, params.tenant.as_deref()).await
 }
 
 /// A rule's channels must be the tenant's own.
@@ -107,7 +95,7 @@ async fn check_channels(state: &AppState, tenant_id: i64, channels: &[i64]) -> R
 pub(super) async fn list_rules(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
 ) -> Result<Json<Vec<AlertRuleOut>>, ApiError> {
     let tenant_id = readable(&state, &auth, params).await?;
     Ok(Json(rules_of(&state, tenant_id).await?))
@@ -129,7 +117,7 @@ pub(super) async fn get_rule(
     State(state): State<AppState>,
     auth: Auth,
     id: Result<Path<i64>, PathRejection>,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
 ) -> Result<Json<AlertRuleOut>, ApiError> {
     let id = path_id(id)?;
     let tenant_id = readable(&state, &auth, params).await?;
@@ -152,7 +140,7 @@ fn no_channel(id: i64) -> ApiError {
 pub(super) async fn create_rule(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<AlertRuleOut>), ApiError> {
     let tenant_id = manageable(&state, &auth, params).await?;
@@ -172,7 +160,7 @@ pub(super) async fn update_rule(
     State(state): State<AppState>,
     auth: Auth,
     id: Result<Path<i64>, PathRejection>,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
     body: Bytes,
 ) -> Result<Json<AlertRuleOut>, ApiError> {
     let id = path_id(id)?;
@@ -198,7 +186,7 @@ pub(super) async fn delete_rule(
     State(state): State<AppState>,
     auth: Auth,
     id: Result<Path<i64>, PathRejection>,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
@@ -213,9 +201,8 @@ async fn rule_names(state: &AppState, tenant_id: i64) -> Result<HashMap<i64, Str
 pub(super) async fn list_alerts(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<AlertsQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<AlertsQuery>,
 ) -> Result<Json<Vec<AlertOut>>, ApiError> {
-    let params = query(params)?;
     let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
     Ok(Json(alerts_of(&state, tenant_id, params.state).await?))
 }
@@ -246,9 +233,8 @@ pub(crate) async fn alerts_of(
 pub(super) async fn history(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<AlertHistoryQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<AlertHistoryQuery>,
 ) -> Result<Json<Vec<AlertEventOut>>, ApiError> {
-    let params = query(params)?;
     let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
     Ok(Json(history_of(&state, tenant_id, &params).await?))
 }
@@ -292,7 +278,7 @@ pub(crate) async fn history_of(
 pub(super) async fn list_channels(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
 ) -> Result<Json<Vec<ChannelOut>>, ApiError> {
     let tenant_id = readable(&state, &auth, params).await?;
     let channels = state.store.channels(tenant_id).await?;
@@ -302,7 +288,7 @@ pub(super) async fn list_channels(
 pub(super) async fn create_channel(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ChannelOut>), ApiError> {
     let tenant_id = manageable(&state, &auth, params).await?;
@@ -325,7 +311,7 @@ pub(super) async fn update_channel(
     State(state): State<AppState>,
     auth: Auth,
     id: Result<Path<i64>, PathRejection>,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
     body: Bytes,
 ) -> Result<Json<ChannelOut>, ApiError> {
     let id = path_id(id)?;
@@ -351,7 +337,7 @@ pub(super) async fn delete_channel(
     State(state): State<AppState>,
     auth: Auth,
     id: Result<Path<i64>, PathRejection>,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
@@ -371,7 +357,7 @@ pub(super) async fn test_channel(
     State(state): State<AppState>,
     auth: Auth,
     id: Result<Path<i64>, PathRejection>,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
 ) -> Result<(StatusCode, Json<TestQueued>), ApiError> {
     let id = path_id(id)?;
     let tenant_id = manageable(&state, &auth, params).await?;
@@ -435,9 +421,8 @@ pub(super) struct NotificationsQuery {
 pub(super) async fn notifications(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<NotificationsQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<NotificationsQuery>,
 ) -> Result<Json<Vec<NotificationOut>>, ApiError> {
-    let params = query(params)?;
     let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
     let limit = params.limit.unwrap_or(100).min(MAX_LIST);
     let rows = state.store.notifications(tenant_id, params.channel_id, limit).await?;

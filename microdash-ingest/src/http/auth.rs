@@ -4,7 +4,7 @@
 //! Cookie-authenticated requests are kept safe from cross-site forgery twice: the cookie is
 //! `SameSite=Strict` (never sent on requests started by another site) and `HttpOnly`, and
 //! a request that changes something must also come from this server's own origin
-//! ([`check_origin`]), which covers same-site neighbours and browsers that ignore SameSite.
+//! (`check_origin`), which covers same-site neighbours and browsers that ignore SameSite.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -65,19 +65,32 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(header) = parts.headers.get(AUTHORIZATION) else {
-            let session = cookie(&parts.headers, SESSION_COOKIE)
-                .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header or session"))?;
-            check_origin(&parts.method, &parts.headers, &state.config.allowed_origins)?;
-            let principal = state
-                .store
-                .authenticate_session(session, now_ms())
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("session expired or signed out; sign in again"))?;
-            return Ok(Auth(principal));
-        };
-        bearer(state, header).await
+        authenticate(parts, state).await
     }
+}
+
+/// The caller, named from here on in the request's span (`http::request_span`).
+fn named(principal: Principal) -> Auth {
+    if let Some(tenant_id) = principal.tenant_id {
+        tracing::Span::current().record("tenant_id", tenant_id);
+    }
+    Auth(principal)
+}
+
+/// The caller a request's bearer token or session cookie names.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Auth, ApiError> {
+    let Some(header) = parts.headers.get(AUTHORIZATION) else {
+        let session = cookie(&parts.headers, SESSION_COOKIE)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header or session"))?;
+        check_origin(&parts.method, &parts.headers, &state.config.allowed_origins)?;
+        let principal = state
+            .store
+            .authenticate_session(session, now_ms())
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("session expired or signed out; sign in again"))?;
+        return Ok(named(principal));
+    };
+    bearer(state, header).await
 }
 
 /// Refuse a state-changing browser request from another origin (`403`): its `Origin` must
@@ -129,7 +142,7 @@ pub(crate) async fn bearer(state: &AppState, header: &axum::http::HeaderValue) -
     if let Credential::Token(token_id) = principal.credential {
         state.token_usage.touch(&state.store, token_id);
     }
-    Ok(Auth(principal))
+    Ok(named(principal))
 }
 
 /// Throttles `last_used_at` writes to one per token per `TOUCH_INTERVAL_MS`.

@@ -2,14 +2,12 @@
 //! its overview and its widgets from these.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use microdash_core::api::{AgentOut, SeriesOut, TenantQuery};
+use axum::extract::State;
+use microdash_core::api::{AgentOut, AgentStatus, SeriesOut, TenantQuery};
 use microdash_core::metric::format_millis;
 
 use super::auth::Auth;
-use super::{ApiError, AppState};
+use super::{ApiError, ApiQuery, AppState};
 use crate::clock::now_ms;
 
 /// How often an agent is assumed to report when it has not announced an interval (the
@@ -19,16 +17,12 @@ pub const DEFAULT_AGENT_INTERVAL_MS: i64 = 30_000;
 /// The metric in which agents announce their interval.
 pub const INTERVAL_METRIC: &str = "agent.interval_s";
 
-fn tenant_param(params: Result<Query<TenantQuery>, QueryRejection>) -> Result<TenantQuery, ApiError> {
-    params.map(|Query(p)| p).map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))
-}
-
 pub(super) async fn agents(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
 ) -> Result<Json<Vec<AgentOut>>, ApiError> {
-    let tenant_id = auth.tenant_to_read(&state, tenant_param(params)?.tenant.as_deref()).await?;
+    let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
     Ok(Json(agents_of(&state, tenant_id).await?))
 }
 
@@ -43,7 +37,11 @@ pub(crate) async fn agents_of(state: &AppState, tenant_id: i64) -> Result<Vec<Ag
             let interval_s = intervals.get(&a.agent_id).copied().filter(|s| s.is_finite() && *s > 0.0);
             let interval_ms = interval_s.map_or(DEFAULT_AGENT_INTERVAL_MS, |s| (s * 1000.0) as i64);
             AgentOut {
-                status: if now - a.last_seen_ms <= 2 * interval_ms { "online" } else { "offline" }.to_owned(),
+                status: if now - a.last_seen_ms <= 2 * interval_ms {
+                    AgentStatus::Online
+                } else {
+                    AgentStatus::Offline
+                },
                 last_seen: format_millis(a.last_seen_ms),
                 interval_s,
                 agent_id: a.agent_id,
@@ -55,9 +53,9 @@ pub(crate) async fn agents_of(state: &AppState, tenant_id: i64) -> Result<Vec<Ag
 pub(super) async fn series(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<TenantQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<TenantQuery>,
 ) -> Result<Json<Vec<SeriesOut>>, ApiError> {
-    let tenant_id = auth.tenant_to_read(&state, tenant_param(params)?.tenant.as_deref()).await?;
+    let tenant_id = auth.tenant_to_read(&state, params.tenant.as_deref()).await?;
     Ok(Json(series_of(&state, tenant_id).await?))
 }
 

@@ -1,6 +1,7 @@
 //! The one place where errors become HTTP responses.
 
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use microdash_core::ErrorKind;
@@ -127,6 +128,27 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// `500`: a failure of ours; `cause` is logged (inside the request's span), not shown.
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::from_kind(ErrorKind::Internal, cause.to_string())
+    }
+
+    /// `415`: a body that is not JSON, or says it is not.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+    }
+
+    /// A raw body that could not be read: `413` naming `max_body_bytes` when it is larger,
+    /// else the status axum gives the failure.
+    pub(crate) fn unreadable_body(rejection: BytesRejection, max_body_bytes: usize) -> Self {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::payload_too_large(max_body_bytes)
+        } else {
+            Self::new(status, "bad_body", rejection.body_text())
+        }
+    }
+
     /// The status answered.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -135,11 +157,6 @@ impl ApiError {
     /// The body answered: code, message and per-field details.
     pub fn body(&self) -> &ErrorBody {
         &self.body
-    }
-
-    /// `500`: a failure of ours, logged with `cause` and shown as a generic message.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self::from_kind(ErrorKind::Internal, cause.to_string())
     }
 
     /// Map a shared error kind to a status; internal causes are logged, not shown.
@@ -179,6 +196,28 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+/// A body that `ApiJson` could not read: not JSON (`415`), too large (`413`), or JSON that is
+/// malformed (`400`) or of the wrong shape (`422`), as axum classifies it.
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::unsupported_media_type(rejection.body_text()),
+            _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(status, "payload_too_large", rejection.body_text())
+            }
+            _ => Self::new(status, "bad_body", rejection.body_text()),
+        }
+    }
+}
+
+/// A query string that `ApiQuery` could not read: `400`.
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
     }
 }
 

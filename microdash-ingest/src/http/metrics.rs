@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use microdash_core::api::{
     Accepted, MetricsQuery, PointOut, QueryResponse, Resolution, ResolutionRequest, TimestampIn,
@@ -14,7 +14,7 @@ use microdash_core::token::Scope;
 use microdash_store::{Credential, PointQuery, RollupLevel};
 
 use super::auth::Auth;
-use super::{ApiError, AppState};
+use super::{ApiError, ApiQuery, AppState};
 use crate::clock::now_ms;
 use crate::telemetry::Source;
 
@@ -29,21 +29,11 @@ pub(super) async fn ingest(
     // A browser sends a body without Content-Type cross-origin without asking first; with a
     // session cookie that would let another page push into the user's tenant.
     if matches!(auth.0.credential, Credential::Session { .. }) && !headers.contains_key(header::CONTENT_TYPE) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "with a session, send Content-Type: application/json",
-        ));
+        return Err(ApiError::unsupported_media_type("with a session, send Content-Type: application/json"));
     }
     check_json_content_type(&headers)?;
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large(state.ingestor.limits().max_body_bytes)
-        } else {
-            ApiError::new(status, "bad_body", rejection.body_text())
-        }
-    })?;
+    let body =
+        body.map_err(|rejection| ApiError::unreadable_body(rejection, state.ingestor.limits().max_body_bytes))?;
     let accepted = state.ingestor.submit_json(Source::Http, tenant_id, &body).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
 }
@@ -57,11 +47,7 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if mime == "application/json" || mime.ends_with("+json") {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("Content-Type {mime:?} is not JSON; send application/json"),
-        ))
+        Err(ApiError::unsupported_media_type(format!("Content-Type {mime:?} is not JSON; send application/json")))
     }
 }
 
@@ -69,9 +55,8 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 pub(super) async fn query(
     State(state): State<AppState>,
     auth: Auth,
-    params: Result<Query<MetricsQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<MetricsQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    let Query(params) = params.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))?;
     Ok(answer_json(&query_metrics(&state, &auth, params).await?))
 }
 
@@ -209,10 +194,10 @@ fn plan(state: &AppState, params: MetricsQuery) -> Result<Plan, ApiError> {
     check_filters(state, params.metric_name.as_deref(), params.agent_id.as_deref())?;
     let start_ms = time_param("start_time", params.start_time.as_deref())?;
     let end_ms = time_param("end_time", params.end_time.as_deref())?;
-    if let (Some(start), Some(end)) = (start_ms, end_ms) {
-        if end <= start {
-            return Err(ApiError::invalid_field("end_time", "must be after start_time"));
-        }
+    if let (Some(start), Some(end)) = (start_ms, end_ms)
+        && end <= start
+    {
+        return Err(ApiError::invalid_field("end_time", "must be after start_time"));
     }
     let resolution = match params.resolution.as_deref() {
         None => ResolutionRequest::Exact(Resolution::Raw),

@@ -9,14 +9,17 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use microdash_core::api::{DependencyHealth, HealthResponse};
+use microdash_core::api::{DependencyHealth, DependencyStatus, HealthResponse, HealthStatus};
 
 use super::{ApiError, AppState};
 
 /// Each dependency's status; `503` when any is down.
 pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
     let health = health_of(&state).await;
-    let status = if health.status == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = match health.status {
+        HealthStatus::Ok => StatusCode::OK,
+        HealthStatus::Degraded => StatusCode::SERVICE_UNAVAILABLE,
+    };
     (status, Json(health))
 }
 
@@ -24,7 +27,7 @@ pub(super) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
 pub(crate) async fn health_of(state: &AppState) -> HealthResponse {
     let (db, queue) = tokio::join!(state.store.ping(), state.queue.ping());
     let check = |backend: &str, result: Result<(), String>| DependencyHealth {
-        status: if result.is_ok() { "up" } else { "down" }.to_owned(),
+        status: if result.is_ok() { DependencyStatus::Up } else { DependencyStatus::Down },
         backend: backend.to_owned(),
         error: result.err(),
     };
@@ -32,8 +35,7 @@ pub(crate) async fn health_of(state: &AppState) -> HealthResponse {
         ("database".to_owned(), check(state.store.backend().name(), db.map_err(|e| e.to_string()))),
         ("queue".to_owned(), check(state.queue.backend_name(), queue.map_err(|e| e.to_string()))),
     ]);
-    let healthy = checks.values().all(|c| c.status == "up");
-    HealthResponse { status: if healthy { "ok" } else { "degraded" }.to_owned(), checks }
+    HealthResponse { status: HealthStatus::of(checks.values()), checks }
 }
 
 /// The process is up and serving.
@@ -52,13 +54,13 @@ pub(super) async fn prometheus(State(state): State<AppState>) -> impl IntoRespon
 }
 
 pub(super) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::not_found("no such endpoint")
 }
 
 /// Paths outside the API when the server has no dashboard build to serve.
 pub(super) async fn dashboard_missing(uri: axum::http::Uri) -> ApiError {
     if uri.path() != "/" && uri.path() != "/index.html" {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+        return ApiError::not_found("no such endpoint");
     }
     ApiError::new(
         StatusCode::NOT_FOUND,

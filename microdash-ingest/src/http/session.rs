@@ -9,7 +9,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use microdash_core::text::for_log;
 use microdash_store::{Admission, AttemptKey, AttemptLimit, Credential, User, check_username};
 
 use super::auth::{Auth, SESSION_COOKIE, check_origin, cookie};
-use super::{ApiError, AppState};
+use super::{ApiError, ApiJson, AppState};
 use crate::clock::now_ms;
 
 fn session_out(user: &User) -> SessionOut {
@@ -32,7 +31,7 @@ fn session_cookie(state: &AppState, value: &str, max_age_s: u64) -> Result<Heade
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
     ))
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    .map_err(ApiError::internal)
 }
 
 pub(super) async fn sign_in(
@@ -40,11 +39,10 @@ pub(super) async fn sign_in(
     method: axum::http::Method,
     headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    body: Result<Json<SignIn>, JsonRejection>,
+    ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
     // Signing in from another site would sign the victim in as the attacker (login CSRF).
     check_origin(&method, &headers, &state.config.allowed_origins)?;
-    let Json(body) = body.map_err(|r| ApiError::new(r.status(), "bad_body", r.body_text()))?;
     let now = now_ms();
     let client =
         peer.map(|Extension(ConnectInfo(peer))| client_address(peer.ip(), &headers, &state.config.trusted_proxies));

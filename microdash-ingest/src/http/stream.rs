@@ -20,9 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use microdash_core::api::{LatestResponse, LiveFrame, StreamMarker, StreamQuery};
@@ -30,7 +29,7 @@ use microdash_core::token::Scope;
 use microdash_store::Credential;
 
 use super::auth::Auth;
-use super::{ApiError, AppState};
+use super::{ApiError, ApiQuery, AppState};
 use crate::live::{AlertNotice, Cursor, Lagged, LiveFilter, Subscription};
 use crate::revocation::Hold;
 use crate::telemetry::Telemetry;
@@ -44,10 +43,9 @@ pub(super) async fn stream(
     auth: Auth,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    params: Result<Query<StreamQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let tenant_id = auth.tenant_readable(&state, &slug).await?;
-    let params = query_params(params)?;
     // Where to resume: the browser's Last-Event-ID on its own reconnects, else `after` (a
     // client opening a new stream where its polling stopped). A malformed one is treated like
     // a stale one: the client is told to reset.
@@ -66,7 +64,7 @@ pub(super) async fn stream(
         .id(marker.cursor.clone())
         .retry(RECONNECT_MS)
         .json_data(&marker)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(ApiError::internal)?;
     // Revoking the credential ends the stream (see `crate::revocation`).
     let hold = state.holds.hold(auth.0.credential);
     let open = OpenStream::new(subscription, &state, hold, tenant_id, permit);
@@ -87,10 +85,9 @@ pub(super) async fn latest(
     State(state): State<AppState>,
     auth: Auth,
     Path(slug): Path<String>,
-    params: Result<Query<StreamQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<StreamQuery>,
 ) -> Result<Json<LatestResponse>, ApiError> {
     let tenant_id = auth.tenant_readable(&state, &slug).await?;
-    let params = query_params(params)?;
     let after = params
         .after
         .as_deref()
@@ -131,17 +128,12 @@ pub(super) async fn latest(
     };
     let (cursor, points) = match frame {
         Some(frame) => {
-            let parsed: LiveFrame = serde_json::from_str(&frame.json)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+            let parsed: LiveFrame = serde_json::from_str(&frame.json).map_err(ApiError::internal)?;
             (frame.cursor, parsed.points)
         }
         None => (subscription.cursor(), Vec::new()),
     };
     Ok(Json(LatestResponse { cursor: cursor.to_string(), reset: false, points }))
-}
-
-fn query_params(params: Result<Query<StreamQuery>, QueryRejection>) -> Result<StreamQuery, ApiError> {
-    params.map(|Query(p)| p).map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text()))
 }
 
 fn filter(state: &AppState, params: &StreamQuery) -> Result<LiveFilter, ApiError> {
@@ -171,7 +163,7 @@ impl Auth {
         let tenant = state.store.tenant_by_slug(slug).await?;
         match tenant {
             Some(t) if admin || self.0.tenant_id == Some(t.id) => Ok(t.id),
-            None if admin => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no tenant {slug:?}"))),
+            None if admin => Err(ApiError::not_found(format!("no tenant {slug:?}"))),
             _ => Err(denied()),
         }
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use microdash_core::api::alert::{AlertHistoryQuery, AlertRuleIn, AlertState};
-use microdash_core::api::{MetricsQuery, PointOut, QueryResponse, WhoAmI};
+use microdash_core::api::{AgentStatus, MetricsQuery, PointOut, QueryResponse, WhoAmI};
 use microdash_core::metric::format_millis;
 use microdash_core::rollup::{DAY_MS, HOUR_MS};
 use rmcp::handler::server::tool::{ToolCallContext, ToolRouter};
@@ -72,10 +72,6 @@ async fn query_with_limit(source: &dyn Source, mut query: MetricsQuery) -> Resul
         }
         answer => answer.map_err(failed),
     }
-}
-
-fn scopes_include(who: &WhoAmI, scope: &str) -> bool {
-    who.scopes.split(',').any(|s| s.trim() == scope)
 }
 
 impl McpServer {
@@ -157,7 +153,7 @@ impl McpServer {
                         `mcp_allow_writes = true` (MICRODASH_MCP_ALLOW_WRITES=true)"
                 .into());
         }
-        if !scopes_include(who, "alerts") {
+        if !who.scopes.contains(microdash_core::token::Scope::Alerts) {
             return Err(format!(
                 "this token (scopes: {}) cannot change alert rules: that needs a token with the `alerts` scope",
                 who.scopes
@@ -198,15 +194,18 @@ impl McpServer {
         Parameters(args): Parameters<ListAgentsArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<AgentsOut>, String> {
-        if let Some(status) = args.status.as_deref().filter(|s| !["online", "offline"].contains(s)) {
-            return Err(format!("status `{status}` is neither `online` nor `offline`"));
-        }
+        let wanted: Option<AgentStatus> = match args.status.as_deref() {
+            Some(status) => {
+                Some(status.parse().map_err(|_| format!("status `{status}` is neither `online` nor `offline`"))?)
+            }
+            None => None,
+        };
         let (source, who) = self.caller(&ctx).await?;
         let tenant = self.tenant(source.as_ref(), &who, args.tenant).await?;
         let mut agents = source.agents(tenant.as_deref()).await.map_err(failed)?;
         let total = agents.len();
-        if let Some(status) = &args.status {
-            agents.retain(|a| &a.status == status);
+        if let Some(status) = wanted {
+            agents.retain(|a| a.status == status);
         }
         agents.truncate(MAX_LIST);
         Ok(Json(AgentsOut { tenant, agents, total }))
@@ -504,10 +503,10 @@ pub async fn query_metrics(
     type Key = (Option<String>, BTreeMap<String, String>);
     let mut series: BTreeMap<Key, Vec<PointOut>> = BTreeMap::new();
     for point in answers.into_iter().flat_map(|a| a.data) {
-        if let Some(tags) = &args.tags {
-            if !tags.iter().all(|(k, v)| point.tags.get(k) == Some(v)) {
-                continue;
-            }
+        if let Some(tags) = &args.tags
+            && !tags.iter().all(|(k, v)| point.tags.get(k) == Some(v))
+        {
+            continue;
         }
         series.entry((point.agent_id.clone(), point.tags.clone())).or_default().push(point);
     }
@@ -649,9 +648,9 @@ impl McpServer {
     ) -> Result<GetPromptResult, McpError> {
         let tenant = self.tenant(source, who, args.get("tenant").cloned()).await.map_err(prompt_error)?;
         let agents = source.agents(tenant.as_deref()).await.map_err(|e| prompt_error(e.describe()))?;
-        let online = agents.iter().filter(|a| a.status == "online").count();
+        let online = agents.iter().filter(|a| a.status == AgentStatus::Online).count();
         let offline: Vec<&str> =
-            agents.iter().filter(|a| a.status != "online").map(|a| a.agent_id.as_str()).take(20).collect();
+            agents.iter().filter(|a| a.status != AgentStatus::Online).map(|a| a.agent_id.as_str()).take(20).collect();
         let firing = source.alerts(tenant.as_deref(), Some(AlertState::Firing)).await.unwrap_or_default();
         let now = now_ms();
         let history = AlertHistoryQuery {
@@ -752,18 +751,17 @@ impl ServerHandler for McpServer {
             Ok(CallToolResponse::Complete(mut result)) => {
                 // rmcp reports arguments that do not fit the schema in serde's words; name
                 // the tool and what it takes.
-                if result.is_error == Some(true) {
-                    if let Some(ContentBlock::Text(text)) = result.content.first_mut() {
-                        if let Some(why) = text.text.strip_prefix("failed to deserialize parameters: ") {
-                            let takes = self
-                                .tools
-                                .get(&name)
-                                .and_then(|t| t.input_schema.get("properties").and_then(|p| p.as_object()).cloned())
-                                .map(|p| p.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
-                                .unwrap_or_default();
-                            text.text = format!("invalid arguments for `{name}`: {why}; it takes {takes}");
-                        }
-                    }
+                if result.is_error == Some(true)
+                    && let Some(ContentBlock::Text(text)) = result.content.first_mut()
+                    && let Some(why) = text.text.strip_prefix("failed to deserialize parameters: ")
+                {
+                    let takes = self
+                        .tools
+                        .get(&name)
+                        .and_then(|t| t.input_schema.get("properties").and_then(|p| p.as_object()).cloned())
+                        .map(|p| p.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default();
+                    text.text = format!("invalid arguments for `{name}`: {why}; it takes {takes}");
                 }
                 let size = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(0);
                 if size > MAX_RESULT_BYTES {

@@ -529,10 +529,10 @@ async fn read_connect(stream: &mut TcpStream, input: &mut BytesMut) -> Result<(V
                 }
             }
         }
-        if let Some(version) = version {
-            if let Some(packet) = version.read(input, MAX_CONNECT_BYTES)? {
-                return Ok((version, packet));
-            }
+        if let Some(version) = version
+            && let Some(packet) = version.read(input, MAX_CONNECT_BYTES)?
+        {
+            return Ok((version, packet));
         }
         if stream.read_buf(input).await? == 0 {
             return Err(End::Protocol("closed before CONNECT".into()));

@@ -581,11 +581,11 @@ mod tests {
     fn batch(n: usize, tag: &str) -> Batch {
         let metric = |i: usize| Metric {
             name: "m.x".into(),
-            agent_id: (i % 2 == 0).then(|| format!("agent-{i}")),
+            agent_id: i.is_multiple_of(2).then(|| format!("agent-{i}")),
             tags: [("k".to_owned(), tag.to_owned()), ("é".to_owned(), String::new())].into(),
             timestamp_ms: -5 + i as i64,
             value: i as f64 * 0.5,
-            dedupe_id: (i % 3 == 0).then(|| format!("d-{i}")),
+            dedupe_id: i.is_multiple_of(3).then(|| format!("d-{i}")),
         };
         Batch { tenant_id: 7, received_at_ms: 1_700_000_000_000, metrics: (0..n).map(metric).collect() }
     }

@@ -119,14 +119,14 @@ impl MemoryQueue {
                         return Err(err);
                     }
                 };
-                if journal.fsyncs() {
-                    if let Err(err) = journal.sync_through(seq).await {
-                        // Written but perhaps not on the disk: refused, yet still queued, for
-                        // the journal would replay it anyway (a client retry may store it
-                        // twice, as an answer lost on the way would).
-                        self.queue_entry(Some(seq), batch);
-                        return Err(err);
-                    }
+                if journal.fsyncs()
+                    && let Err(err) = journal.sync_through(seq).await
+                {
+                    // Written but perhaps not on the disk: refused, yet still queued, for
+                    // the journal would replay it anyway (a client retry may store it
+                    // twice, as an answer lost on the way would).
+                    self.queue_entry(Some(seq), batch);
+                    return Err(err);
                 }
                 (Some(seq), batch)
             }

@@ -907,10 +907,10 @@ pub fn overlay(metric: &str, agent: Option<&str>, rules: &[AlertRuleOut], events
         rules.iter().filter(|r| r.metric_name == metric).map(|r| (r.id, r)).collect();
     let mut thresholds: Vec<Threshold> = Vec::new();
     for rule in on_metric.values().filter(|r| r.enabled) {
-        if let (Some(page), Some(own)) = (agent, rule.agent_id.as_deref()) {
-            if page != own {
-                continue;
-            }
+        if let (Some(page), Some(own)) = (agent, rule.agent_id.as_deref())
+            && page != own
+        {
+            continue;
         }
         let levels = [
             (Some(rule.critical), Severity::Critical, CRITICAL_COLOR),

@@ -132,12 +132,12 @@ pub fn frame(widget: &Widget, window: (i64, i64)) -> (Layout, Frame) {
         let mut previous: Option<i64> = None;
         for sample in samples.range(lo..hi) {
             let inside = (window.0..=window.1).contains(&sample.ts);
-            if let (Some(before), Some(threshold)) = (previous, threshold) {
-                if sample.ts - before > threshold {
-                    let middle = before + (sample.ts - before) / 2;
-                    column.push((middle, Cell::Gap));
-                    gaps += usize::from((window.0..=window.1).contains(&middle));
-                }
+            if let (Some(before), Some(threshold)) = (previous, threshold)
+                && sample.ts - before > threshold
+            {
+                let middle = before + (sample.ts - before) / 2;
+                column.push((middle, Cell::Gap));
+                gaps += usize::from((window.0..=window.1).contains(&middle));
             }
             if inside {
                 points += 1;

@@ -181,11 +181,11 @@ async fn receiver(pending: Pending, latencies_us: Arc<Mutex<Histogram<u64>>>) ->
                 let arrived = Instant::now();
                 let Ok(body) = serde_json::from_slice::<Value>(&body) else { return "unreadable" };
                 let index = body["agent_id"].as_str().and_then(|a| a.strip_prefix("mttd-")?.parse::<usize>().ok());
-                if let (Some("firing"), Some(index)) = (body["status"].as_str(), index) {
-                    if let Some(sent) = pending.lock().await.remove(&index) {
-                        let us = arrived.duration_since(sent).as_micros() as u64;
-                        let _ = latencies_us.lock().await.record(us.max(1));
-                    }
+                if let (Some("firing"), Some(index)) = (body["status"].as_str(), index)
+                    && let Some(sent) = pending.lock().await.remove(&index)
+                {
+                    let us = arrived.duration_since(sent).as_micros() as u64;
+                    let _ = latencies_us.lock().await.record(us.max(1));
                 }
                 "ok"
             }

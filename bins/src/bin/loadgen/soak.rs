@@ -353,7 +353,7 @@ async fn follow(client: Client, tenant: String, run: String, stop: CancellationT
                 seen.points += 1;
                 // One point in 50 is timed: parsing every timestamp would load the
                 // generator more than the streams load the server.
-                if seen.points % 50 == 0
+                if seen.points.is_multiple_of(50)
                     && let Ok(at) = chrono::DateTime::parse_from_rfc3339(&point.timestamp)
                 {
                     let lag_ms = (now - at.timestamp_millis() as f64).max(0.001);
