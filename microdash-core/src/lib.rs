@@ -9,6 +9,8 @@
 //! - [`rollup`]: rollup buckets and their exact aggregates, retention, and how `auto`
 //!   chooses a resolution.
 //! - [`token`]: API token format, scopes and hashing.
+//! - [`fleet`]: which metrics describe a host and when it counts as online, stale or offline.
+//! - [`layout`]: a tenant's dashboard layout (widgets hidden, pinned, sized, drawn), validated.
 //! - [`error`]: the [`error::ErrorKind`] every crate's errors map to, so the HTTP layer can
 //!   choose a status in one place.
 //!
@@ -19,6 +21,8 @@
 pub mod alert;
 pub mod api;
 pub mod error;
+pub mod fleet;
+pub mod layout;
 pub mod metric;
 pub mod mqtt;
 pub mod rollup;

@@ -10,6 +10,8 @@ pub(crate) mod alerts;
 pub mod auth;
 pub(crate) mod catalog;
 mod error;
+pub(crate) mod fleet;
+mod layout;
 pub(crate) mod metrics;
 pub(crate) mod ops;
 mod session;
@@ -74,6 +76,9 @@ pub struct HttpConfig {
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client;
     /// the address of any other peer is the client's own.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where programs send metrics besides the HTTP API (`GET /api/v1/connect`), for the
+    /// dashboard's ready-to-run snippets.
+    pub connect: microdash_core::api::ConnectInfo,
 }
 
 /// Sign-in attempts allowed per window, counted in the database before the password is
@@ -125,6 +130,7 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             sign_in: SignInLimits::default(),
             trusted_proxies: Vec::new(),
+            connect: Default::default(),
         }
     }
 }
@@ -210,6 +216,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
         .route("/api/v1/agents", get(catalog::agents))
         .route("/api/v1/series", get(catalog::series))
+        .route("/api/v1/fleet", get(fleet::fleet))
+        .route("/api/v1/layout", get(layout::get_layout).put(layout::put_layout))
+        .route("/api/v1/users", get(admin::list_users).post(admin::create_user))
+        .route("/api/v1/users/{username}", delete(admin::delete_user))
+        .route("/api/v1/connect", get(admin::connect))
         .route("/api/v1/stream/{tenant}", get(stream::stream))
         .route("/api/v1/stream/{tenant}/latest", get(stream::latest))
         .route("/api/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))
