@@ -37,6 +37,8 @@ Feature: Live dashboard
     When I click the agent "e2e-list-agent"
     Then the "cpu.usage_percent" chart shows only agent "e2e-list-agent" within 10000 ms
 
+  # Seven screens, each checked at two sizes.
+  @timeout:90000
   Scenario: The dashboard meets WCAG 2.2 A and AA on every screen, at desktop and phone sizes
     Given a tenant exists and I am signed in to its dashboard
     When I POST the metric "e2e.a11y" with value 3
