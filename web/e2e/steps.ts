@@ -151,6 +151,11 @@ When('it publishes', async () => {
 });
 
 // The agent stops when the page closes, at the end of the scenario.
+Then('the {string} chart draws its one point as a dot', async ({ page }, metric: string) => {
+  // Set by chart-bridge.js each time uPlot draws: the series shown as a lone dot.
+  await expect(page.locator(`[data-metric="${metric}"] [data-drawn]`)).toHaveAttribute('data-dots', '1', { timeout: 5000 });
+});
+
 Then('the {string} chart shows agent {string} within {int} ms', async ({ page }, metric: string, agentId: string, ms: number) => {
   const legend = page.locator(`[data-metric="${metric}"]`).getByText(agentId, { exact: true });
   await expect(legend).toBeVisible({ timeout: ms });

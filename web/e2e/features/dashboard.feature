@@ -14,6 +14,12 @@ Feature: Live dashboard
     When I POST the metric "e2e.fallback" with value 7.25
     Then the value 7.25 is on the "e2e.fallback" chart within 1500 ms
 
+  Scenario: A metric with a single point draws that point beside its value
+    Given a tenant exists and I am signed in to its dashboard
+    When I POST the metric "e2e.single_point" with value 7
+    Then the value 7 is on the "e2e.single_point" chart within 2000 ms
+    And the "e2e.single_point" chart draws its one point as a dot
+
   Scenario: A tenant user cannot see another tenant's page or stream
     Given I am signed in as the user of tenant "other"
     When I open the dashboard of tenant "demo"
