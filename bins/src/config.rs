@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use microdash_alert::deliver::destination::Destinations;
 use microdash_alert::deliver::{Deliverer, DeliveryConfig, SmtpConfig};
 use microdash_core::Limits;
+use microdash_core::api::{ConnectInfo, MqttConnect};
 use microdash_core::quota::{Quota, check_quota};
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, Retention, check_retention};
 use microdash_ingest::alerting::AlertingConfig;
@@ -489,7 +490,30 @@ impl Config {
             max_connections_per_ip: self.http_max_connections_per_ip,
             max_streams_per_token: self.max_streams_per_token,
             max_streams_per_tenant: self.max_streams_per_tenant,
+            connect: self.connect_info(),
         }
+    }
+
+    /// Where programs publish metrics over MQTT, for the dashboard's snippets: the external
+    /// broker the bridge reads, or the embedded endpoint (an endpoint listening on every
+    /// address is reached at the dashboard's own host).
+    pub fn connect_info(&self) -> ConnectInfo {
+        let topic_root = self.mqtt_topic_root.clone();
+        let mqtt = if let Some(url) = &self.mqtt_url {
+            let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+            let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host).trim_end_matches('/');
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse().unwrap_or(1883)),
+                None => (authority, 1883),
+            };
+            Some(MqttConnect { host: Some(host.trim_matches(['[', ']']).to_owned()), port, topic_root })
+        } else {
+            self.mqtt_broker().and_then(|broker| broker.listen_addr.parse::<std::net::SocketAddr>().ok()).map(|addr| {
+                let host = (!addr.ip().is_unspecified()).then(|| addr.ip().to_string());
+                MqttConnect { host, port: addr.port(), topic_root }
+            })
+        };
+        ConnectInfo { mqtt }
     }
 
     /// Revocation settings.

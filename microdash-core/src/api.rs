@@ -666,6 +666,159 @@ pub struct SeriesOut {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Answer to `GET /api/v1/fleet?tenant=SLUG`: a row per host of the tenant with the latest
+/// values of the host agent's metrics ([`crate::fleet::FLEET_METRICS`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetOut {
+    /// The tenant (slug).
+    pub tenant: String,
+    /// The server's clock when it answered (RFC 3339): clients age `last_seen` by it, so a
+    /// browser whose clock is off still tells online from offline.
+    pub server_time: String,
+    /// Every agent of the tenant, by id.
+    pub hosts: Vec<HostOut>,
+}
+
+/// One host in [`FleetOut`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostOut {
+    /// The agent id.
+    pub agent_id: String,
+    /// Online, stale or offline, by the interval it announced ([`crate::fleet::HostStatus::of`]).
+    pub status: crate::fleet::HostStatus,
+    /// When its latest metric was stored (RFC 3339).
+    pub last_seen: String,
+    /// The reporting interval it announced (`agent.interval_s`), if any.
+    pub interval_s: Option<f64>,
+    /// The latest point of each of its series among the fleet metrics (disk: one per mount).
+    pub latest: Vec<LatestOut>,
+    /// How many of the tenant's alerts fire on it.
+    pub firing_alerts: usize,
+}
+
+/// The latest point of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestOut {
+    /// Metric name.
+    pub metric_name: String,
+    /// Tags of the series.
+    pub tags: BTreeMap<String, String>,
+    /// When it was measured (RFC 3339).
+    pub timestamp: String,
+    /// The value.
+    pub value: f64,
+}
+
+/// Body of `PUT /api/v1/layout?tenant=SLUG`: the tenant's widgets in order (see
+/// [`crate::layout`]). Every field is optional here so that validation can name each one
+/// that is wrong.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayoutIn {
+    /// The widgets, in the order they go on the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widgets: Option<Vec<WidgetIn>>,
+}
+
+/// One widget in [`LayoutIn`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WidgetIn {
+    /// The metric it shows (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    /// Left off the page; default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<bool>,
+    /// Kept at the top; default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+    /// `small` (default), `medium` or `large`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// `line` (default), `stat` or `gauge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// Answer to `GET` and `PUT /api/v1/layout`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutOut {
+    /// The widgets the tenant arranged, in order; empty when it arranged none.
+    pub widgets: Vec<WidgetOut>,
+    /// When it was last saved (RFC 3339); `null` when never.
+    pub updated_at: Option<String>,
+}
+
+/// One widget in [`LayoutOut`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WidgetOut {
+    /// The metric it shows.
+    pub metric_name: String,
+    /// Left off the page.
+    pub hidden: bool,
+    /// Kept at the top.
+    pub pinned: bool,
+    /// How much room it takes.
+    pub size: crate::layout::WidgetSize,
+    /// How it draws.
+    pub kind: crate::layout::WidgetKind,
+}
+
+/// A dashboard user as `GET /api/v1/users` lists them (never the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserOut {
+    /// Sign-in name.
+    pub username: String,
+    /// The tenant whose dashboard they see; `null` for admins.
+    pub tenant: Option<String>,
+    /// Whether they see and manage every tenant.
+    pub admin: bool,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+}
+
+/// Body of `POST /api/v1/users` (admins). Every field is optional here so that validation can
+/// name each one that is missing or wrong.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateUser {
+    /// Sign-in name: 1 to 64 of lowercase letters, digits, `.`, `_`, `-`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// At least 10 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The tenant (slug) whose dashboard the user sees; absent for an admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("username", &self.username)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answer to `GET /api/v1/connect`: where programs send metrics, for the dashboard's
+/// ready-to-run snippets (the HTTP API is the page's own origin).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectInfo {
+    /// The MQTT broker that takes metrics, if this server reads MQTT at all.
+    pub mqtt: Option<MqttConnect>,
+}
+
+/// How to publish metrics over MQTT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttConnect {
+    /// Broker host as clients reach it; `null` when it is the dashboard's own host.
+    pub host: Option<String>,
+    /// Broker port.
+    pub port: u16,
+    /// Topics are `{topic_root}/{tenant}/{agent_id}/{metric_name}`.
+    pub topic_root: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

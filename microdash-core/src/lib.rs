@@ -10,6 +10,8 @@
 //!   chooses a resolution.
 //! - [`quota`]: per-tenant ingest rate and series limits, and which values they accept.
 //! - [`token`]: API token format, scopes and hashing.
+//! - [`fleet`]: which metrics describe a host and when it counts as online, stale or offline.
+//! - [`layout`]: a tenant's dashboard layout (widgets hidden, pinned, sized, drawn), validated.
 //! - [`error`]: the [`error::ErrorKind`] every crate's errors map to, so the HTTP layer can
 //!   choose a status in one place.
 //!
@@ -20,6 +22,8 @@
 pub mod alert;
 pub mod api;
 pub mod error;
+pub mod fleet;
+pub mod layout;
 pub mod metric;
 pub mod mqtt;
 pub mod quota;

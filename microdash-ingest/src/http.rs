@@ -16,6 +16,8 @@ pub(crate) mod catalog;
 mod conn;
 mod error;
 mod extract;
+pub(crate) mod fleet;
+mod layout;
 pub(crate) mod metrics;
 pub(crate) mod ops;
 mod session;
@@ -99,6 +101,9 @@ pub struct HttpConfig {
     pub max_streams_per_token: usize,
     /// Most live streams and waiting long polls on one tenant in this process; more get `429`.
     pub max_streams_per_tenant: usize,
+    /// Where programs send metrics besides the HTTP API (`GET /api/v1/connect`), for the
+    /// dashboard's ready-to-run snippets.
+    pub connect: microdash_core::api::ConnectInfo,
 }
 
 /// Sign-in attempts allowed per window, counted in the database before the password is
@@ -156,6 +161,7 @@ impl Default for HttpConfig {
             max_connections_per_ip: 1_024,
             max_streams_per_token: 16,
             max_streams_per_tenant: 256,
+            connect: Default::default(),
         }
     }
 }
@@ -244,6 +250,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/metrics", get(metrics::query).post(metrics::ingest))
         .route("/api/v1/agents", get(catalog::agents))
         .route("/api/v1/series", get(catalog::series))
+        .route("/api/v1/fleet", get(fleet::fleet))
+        .route("/api/v1/layout", get(layout::get_layout).put(layout::put_layout))
+        .route("/api/v1/users", get(admin::list_users).post(admin::create_user))
+        .route("/api/v1/users/{username}", delete(admin::delete_user))
+        .route("/api/v1/connect", get(admin::connect))
         .route("/api/v1/stream/{tenant}", get(stream::stream))
         .route("/api/v1/stream/{tenant}/latest", get(stream::latest))
         .route("/api/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))

@@ -1,10 +1,10 @@
 //! Stored records as the API shows them (shared by the HTTP handlers and the admin CLI).
 
-use microdash_core::api::{TenantOut, TokenOut};
+use microdash_core::api::{TenantOut, TokenOut, UserOut};
 use microdash_core::metric::format_millis;
 use microdash_core::quota::Quota;
 use microdash_core::rollup::Retention;
-use microdash_store::{Tenant, TokenInfo};
+use microdash_store::{Tenant, TokenInfo, User};
 
 /// A tenant for the API, with the retention and quotas in force (its own, or the defaults).
 pub fn tenant(t: &Tenant, defaults: Retention, quota_defaults: Quota) -> TenantOut {
@@ -34,5 +34,15 @@ pub fn token(t: &TokenInfo) -> TokenOut {
         created_at: format_millis(t.created_at_ms),
         last_used_at: t.last_used_at_ms.map(format_millis),
         revoked_at: t.revoked_at_ms.map(format_millis),
+    }
+}
+
+/// A dashboard user (never the password) for the API.
+pub fn user(u: &User) -> UserOut {
+    UserOut {
+        username: u.username.clone(),
+        tenant: u.tenant_slug.clone(),
+        admin: u.tenant_id.is_none(),
+        created_at: format_millis(u.created_at_ms),
     }
 }

@@ -427,20 +427,31 @@ async fn agents_and_series_of_a_tenant_are_listed() {
     assert_eq!(agents.json[0]["agent_id"], "web-1");
     assert_eq!(agents.json[0]["status"], "online");
     assert_eq!(agents.json[0]["interval_s"], serde_json::Value::Null);
-    // An agent that announces a tiny interval and then goes quiet is offline after twice it.
+    // Agents announce their interval; one whose last report is long past is offline (the
+    // rule is core's `fleet::HostStatus::of`, tested there).
     let announce = r#"{"metric_name":"agent.interval_s","value":0.2,"agent_id":"web-1"}"#;
     app.call("POST", "/api/v1/metrics", Some(&t.token), Some(announce)).await;
     app.wait_for_points(&t.token, "metric_name=agent.interval_s", 1).await;
+    let quiet = microdash_core::metric::parse_metrics(
+        br#"{"metric_name":"agent.interval_s","value":1,"agent_id":"old-1","timestamp":1000}"#,
+        &microdash_core::Limits::default(),
+        0,
+    )
+    .unwrap();
+    let long_ago = microdash_core::Batch { tenant_id: t.id, received_at_ms: 1_000_000, metrics: quiet };
+    app.store.insert_batches(&[long_ago], 1_000_000).await.unwrap();
     let agents = app.call("GET", "/api/v1/agents", Some(&t.token), None).await;
-    assert_eq!(agents.json[0]["interval_s"], 0.2);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let agents = app.call("GET", "/api/v1/agents", Some(&t.token), None).await;
+    assert_eq!(agents.json[0]["agent_id"], "old-1");
     assert_eq!(agents.json[0]["status"], "offline", "{}", agents.text);
+    assert_eq!(
+        (agents.json[1]["interval_s"].clone(), agents.json[1]["status"].clone()),
+        (serde_json::json!(0.2), serde_json::json!("online"))
+    );
     let series = app.call("GET", "/api/v1/series?tenant=t", Some(&t.token), None).await;
     let names: Vec<&str> = series.json.as_array().unwrap().iter().map(|s| s["metric_name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["agent.interval_s", "cpu", "disk", "queue"]);
-    assert_eq!(series.json[2]["tags"]["mount"], "/");
-    assert_eq!(series.json[3]["agent_id"], serde_json::Value::Null);
+    assert_eq!(names, ["agent.interval_s", "agent.interval_s", "cpu", "disk", "queue"]);
+    assert_eq!(series.json[3]["tags"]["mount"], "/");
+    assert_eq!(series.json[4]["agent_id"], serde_json::Value::Null);
     let foreign = app.call("GET", "/api/v1/series?tenant=o", Some(&t.token), None).await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
     app.stop().await;

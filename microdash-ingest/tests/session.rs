@@ -7,32 +7,10 @@ mod common;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use common::{App, Reply};
+use common::{App, Reply, session_cookie, sign_in, with_cookie};
 use microdash_ingest::http::{HttpConfig, SignInLimits};
 use microdash_ingest::revocation::RevocationConfig;
 use microdash_store::Backend;
-
-async fn sign_in(app: &App, username: &str, password: &str) -> Reply {
-    let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
-    app.call("POST", "/api/v1/session", None, Some(&body)).await
-}
-
-/// The `name=value` part of the Set-Cookie header.
-fn session_cookie(reply: &Reply) -> String {
-    let set = reply.headers["set-cookie"].to_str().unwrap();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(set.contains(attribute), "{set}");
-    }
-    set.split(';').next().unwrap().to_owned()
-}
-
-async fn with_cookie(app: &App, method: &str, uri: &str, cookie: &str, body: Option<&str>) -> Reply {
-    let mut req = Request::builder().method(method).uri(uri).header("cookie", format!("theme=dark; {cookie}"));
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    app.send(req.body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty)).unwrap()).await
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_user_signs_in_and_sees_only_their_tenant() {

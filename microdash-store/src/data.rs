@@ -117,6 +117,34 @@ impl SeriesInfo {
     }
 }
 
+/// Series per statement of [`Store::latest_values`].
+const LATEST_SERIES_PER_QUERY: usize = 500;
+
+#[derive(diesel::QueryableByName)]
+struct LatestRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    series_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    last_ms: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    last_value: Option<f64>,
+}
+
+/// The latest point of one series ([`Store::latest_values`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestValue {
+    /// Metric name.
+    pub metric_name: String,
+    /// Agent, if any.
+    pub agent_id: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// When the point was measured, Unix milliseconds.
+    pub ts_ms: i64,
+    /// Its value.
+    pub value: f64,
+}
+
 /// A batch that kept failing to persist, kept for an operator to inspect and replay.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
@@ -508,6 +536,57 @@ impl Store {
             }
         }
         Ok(latest)
+    }
+
+    /// The latest point of every series of the tenant whose metric is one of `metric_names`
+    /// (the fleet overview's per-host values), from the 1-minute rollups (the latest bucket's
+    /// latest point), so it outlives the raw points' retention. A series whose rollups have all
+    /// expired is left out. One index seek per series, a few statements in all.
+    pub async fn latest_values(&self, tenant_id: i64, metric_names: &[&str]) -> Result<Vec<LatestValue>, StoreError> {
+        let names: Vec<String> = metric_names.iter().map(|n| (*n).to_owned()).collect();
+        let rows: Vec<(i64, String, String, String)> = with_conn!(self, |conn| series::table
+            .filter(series::tenant_id.eq(tenant_id))
+            .filter(series::metric_name.eq_any(names.clone()))
+            .select((series::id, series::metric_name, series::agent_id, series::tags))
+            .order(series::id)
+            .load(&mut conn)
+            .await?);
+        let mut latest: HashMap<i64, (i64, f64)> = HashMap::with_capacity(rows.len());
+        for chunk in rows.chunks(LATEST_SERIES_PER_QUERY) {
+            // The ids are integers read from the database a moment ago, written into the
+            // statement (a list of bind parameters cannot vary in length per call).
+            let ids: Vec<String> = chunk.iter().map(|(id, ..)| id.to_string()).collect();
+            let sql = format!(
+                "SELECT s.id AS series_id, \
+                 (SELECT r.last_ms FROM rollups_1m r WHERE r.series_id = s.id ORDER BY r.bucket_ms DESC LIMIT 1) AS last_ms, \
+                 (SELECT r.last_value FROM rollups_1m r WHERE r.series_id = s.id ORDER BY r.bucket_ms DESC LIMIT 1) AS last_value \
+                 FROM series s WHERE s.tenant_id = ? AND s.id IN ({})",
+                ids.join(",")
+            );
+            let found: Vec<LatestRow> = with_conn!(self, |conn| diesel::sql_query(sql.clone())
+                .bind::<diesel::sql_types::BigInt, _>(tenant_id)
+                .load(&mut conn)
+                .await?);
+            for row in found {
+                if let (Some(ts_ms), Some(value)) = (row.last_ms, row.last_value) {
+                    latest.insert(row.series_id, (ts_ms, value));
+                }
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, metric_name, agent, tags)| {
+                let (ts_ms, value) = latest.get(&id).copied()?;
+                let info = SeriesInfo::from_row(metric_name, agent, &tags);
+                Some(LatestValue {
+                    metric_name: info.metric_name,
+                    agent_id: info.agent_id,
+                    tags: info.tags,
+                    ts_ms,
+                    value,
+                })
+            })
+            .collect())
     }
 
     /// The series of a tenant: which metrics exist, from which agents, with which tags.

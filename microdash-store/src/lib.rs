@@ -6,8 +6,9 @@
 //! - `users`: dashboard users (Argon2id password hashes) and sessions ([`User`]).
 //! - `sign_in`: sign-in attempts counted per username and client address before the password
 //!   is checked ([`Store::count_sign_in_attempt`], [`Admission`]).
-//! - `data`: series, raw points, agents and the dead-letter store ([`InsertStats`],
-//!   [`PointQuery`], [`StoredPoint`], [`DeadLetter`]).
+//! - `data`: series, raw points, agents, the latest value per series and the dead-letter
+//!   store ([`InsertStats`], [`PointQuery`], [`StoredPoint`], [`LatestValue`], [`DeadLetter`]).
+//! - `layouts`: each tenant's dashboard layout ([`StoredLayout`]).
 //! - `journal`: how far the embedded queue's journal is stored ([`JournalMark`],
 //!   [`JournalProgress`]), recorded in the transaction that stores its batches.
 //! - `alerts`: alert rules and channels ([`StoredRule`], [`StoredChannel`]), instance states
@@ -29,6 +30,7 @@ mod alerts;
 mod data;
 mod error;
 mod journal;
+mod layouts;
 mod retention;
 mod rollups;
 mod schema;
@@ -59,13 +61,14 @@ pub use alerts::{
     MAX_LEASE_NAME_CHARS, MAX_NOTIFICATION_ERROR_CHARS, NewEvent, NewNotification, NotificationRow, StoredChannel,
     StoredRule,
 };
-pub use data::{Agent, DeadLetter, InsertStats, PointQuery, SeriesInfo, StoredPoint};
+pub use data::{Agent, DeadLetter, InsertStats, LatestValue, PointQuery, SeriesInfo, StoredPoint};
 pub use error::StoreError;
 pub use journal::{JournalMark, JournalProgress, MAX_JOURNAL_ID_CHARS};
+pub use layouts::StoredLayout;
 pub use retention::DataKind;
 pub use rollups::{ImportedBucket, RollupLevel, StoredBucket};
 pub use sign_in::{Admission, AttemptKey, AttemptLimit, CountedAttempt, MAX_ATTEMPT_SUBJECT_BYTES};
-pub use users::{User, check_username, generate_password};
+pub use users::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, User, check_password, check_username, generate_password};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 

@@ -231,6 +231,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dashboard_layouts (tenant_id) {
+        tenant_id -> BigInt,
+        layout -> Text,
+        updated_at_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(points -> series (series_id));
 diesel::joinable!(rollups_1m -> series (series_id));
 diesel::joinable!(rollups_5m -> series (series_id));
@@ -256,5 +264,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     alert_events,
     alert_notifications,
     alert_rules_revision,
-    leases
+    leases,
+    dashboard_layouts
 );

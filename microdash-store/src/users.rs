@@ -60,13 +60,16 @@ pub fn generate_password() -> Result<String, StoreError> {
     Ok(secret[token::TOKEN_PREFIX.len()..][..20].to_owned())
 }
 
-fn check_password(password: &str) -> Result<(), StoreError> {
+/// Passwords: at least [`MIN_PASSWORD_CHARS`] characters, at most [`MAX_PASSWORD_BYTES`] bytes.
+pub fn check_password(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
-        return Err(StoreError::invalid(format!(
-            "a password needs at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
-        )));
+        return Err(format!("needs at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"));
     }
     Ok(())
+}
+
+fn password_allowed(password: &str) -> Result<(), StoreError> {
+    check_password(password).map_err(|m| StoreError::invalid(format!("a password {m}")))
 }
 
 /// Argon2 work running at once, bounded by the cores: each costs ~19 MiB and tens of
@@ -159,7 +162,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<User, StoreError> {
         check_username(username).map_err(|m| StoreError::invalid(format!("username {m}")))?;
-        check_password(password)?;
+        password_allowed(password)?;
         let password_hash = hash_password(password).await?;
         let row = NewUser { username, password_hash: &password_hash, tenant_id, created_at_ms: now_ms };
         with_conn!(self, |conn| diesel::insert_into(users::table)
@@ -172,7 +175,7 @@ impl Store {
 
     /// Replace a user's password and end their sessions.
     pub async fn set_password(&self, username: &str, password: &str) -> Result<User, StoreError> {
-        check_password(password)?;
+        password_allowed(password)?;
         let user =
             self.user_by_name(username).await?.ok_or_else(|| StoreError::not_found(format!("user {username:?}")))?;
         let password_hash = hash_password(password).await?;

@@ -429,6 +429,90 @@ async fn series_pages_by_id(store: Store) {
     assert_eq!(store.series_after(b.id, 0, 10).await.unwrap().len(), 3);
 }
 
+/// The latest point of each series of the named metrics, per tenant only, whichever order
+/// the points came in.
+async fn latest_values_per_series(store: Store) {
+    let a = store.create_tenant("a", "", NOW).await.unwrap();
+    let b = store.create_tenant("b", "", NOW).await.unwrap();
+    let body = r#"[
+        {"metric_name":"cpu","value":10,"timestamp":1700000000,"agent_id":"h1"},
+        {"metric_name":"cpu","value":30,"timestamp":1700000120,"agent_id":"h1"},
+        {"metric_name":"cpu","value":20,"timestamp":1700000060,"agent_id":"h1"},
+        {"metric_name":"cpu","value":5,"timestamp":1700000001,"agent_id":"h2"},
+        {"metric_name":"disk","value":40,"timestamp":1700000000,"agent_id":"h1","tags":{"mount":"/"}},
+        {"metric_name":"disk","value":70,"timestamp":1700000000,"agent_id":"h1","tags":{"mount":"/data"}},
+        {"metric_name":"other","value":1,"timestamp":1700000000,"agent_id":"h1"}
+    ]"#;
+    store
+        .insert_batches(&[batch(a.id, body), batch(b.id, r#"{"metric_name":"cpu","value":99,"agent_id":"h1"}"#)], NOW)
+        .await
+        .unwrap();
+    let mut latest = store.latest_values(a.id, &["cpu", "disk", "absent"]).await.unwrap();
+    latest.sort_by(|x, y| (&x.metric_name, &x.agent_id, &x.tags).cmp(&(&y.metric_name, &y.agent_id, &y.tags)));
+    /// Metric, agent, mount tag, time and value of one latest point.
+    type Seen = (String, Option<String>, Option<String>, i64, f64);
+    let seen: Vec<Seen> = latest
+        .into_iter()
+        .map(|l| (l.metric_name, l.agent_id, l.tags.get("mount").cloned(), l.ts_ms, l.value))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("cpu".into(), Some("h1".into()), None, 1_700_000_120_000, 30.0),
+            ("cpu".into(), Some("h2".into()), None, 1_700_000_001_000, 5.0),
+            ("disk".into(), Some("h1".into()), Some("/".into()), 1_700_000_000_000, 40.0),
+            ("disk".into(), Some("h1".into()), Some("/data".into()), 1_700_000_000_000, 70.0),
+        ]
+    );
+    let other = store.latest_values(b.id, &["cpu"]).await.unwrap();
+    assert_eq!(other.iter().map(|l| l.value).collect::<Vec<_>>(), [99.0], "only tenant b's own series");
+    assert!(store.latest_values(a.id, &[]).await.unwrap().is_empty());
+    // More series than one statement takes.
+    let many: Vec<String> = (0..1_200)
+        .map(|i| format!(r#"{{"metric_name":"cpu","value":{i},"timestamp":1700000000,"agent_id":"bulk-{i}"}}"#))
+        .collect();
+    store.insert_batches(&[batch(b.id, &format!("[{}]", many.join(",")))], NOW).await.unwrap();
+    assert_eq!(store.latest_values(b.id, &["cpu"]).await.unwrap().len(), 1_201);
+}
+
+/// A tenant's layout is saved and replaced as a whole, and no other tenant sees it.
+async fn layouts_are_saved_per_tenant(store: Store) {
+    use microdash_core::api::{LayoutIn, WidgetIn};
+    use microdash_core::layout::Layout;
+    let a = store.create_tenant("a", "", NOW).await.unwrap();
+    let b = store.create_tenant("b", "", NOW).await.unwrap();
+    assert_eq!(store.layout(a.id).await.unwrap(), None);
+    let widget = |name: &str, hidden: bool| WidgetIn {
+        metric_name: Some(name.into()),
+        hidden: Some(hidden),
+        kind: Some("stat".into()),
+        ..WidgetIn::default()
+    };
+    let first =
+        Layout::from_input(LayoutIn { widgets: Some(vec![widget("cpu", false), widget("mem", true)]) }).unwrap();
+    let saved = store.save_layout(a.id, &first, NOW).await.unwrap();
+    assert_eq!((saved.layout.clone(), saved.updated_at_ms), (first.clone(), NOW));
+    assert_eq!(store.layout(a.id).await.unwrap(), Some(saved));
+    assert_eq!(store.layout(b.id).await.unwrap(), None);
+    let second = Layout::from_input(LayoutIn { widgets: Some(vec![widget("mem", false)]) }).unwrap();
+    store.save_layout(a.id, &second, NOW + 1).await.unwrap();
+    // The same layout again in the same millisecond (an update that changes no row).
+    store.save_layout(a.id, &second, NOW + 1).await.unwrap();
+    let stored = store.layout(a.id).await.unwrap().unwrap();
+    assert_eq!((stored.layout, stored.updated_at_ms), (second, NOW + 1));
+    // Saves racing for a tenant's first layout all succeed; one of them is kept.
+    let racing: Vec<_> = (0..4)
+        .map(|i| {
+            let (store, layout) = (store.clone(), first.clone());
+            tokio::spawn(async move { store.save_layout(b.id, &layout, NOW + i).await })
+        })
+        .collect();
+    for save in racing {
+        save.await.unwrap().unwrap();
+    }
+    assert_eq!(store.layout(b.id).await.unwrap().unwrap().layout, first);
+}
+
 on_every_backend!(
     tenant_quotas,
     series_pages_by_id,
@@ -443,6 +527,8 @@ on_every_backend!(
     users_sign_in_and_sessions,
     sign_in_attempts_are_counted_per_window,
     credentials_are_rechecked_in_bulk,
+    latest_values_per_series,
+    layouts_are_saved_per_tenant,
 );
 
 /// Processes that start together on an empty MariaDB database (compose starts the server,

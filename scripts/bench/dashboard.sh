@@ -29,3 +29,5 @@ echo "under $RATE metrics/s:"
 LOAD=$!
 (cd web && node bench/dashboard.mjs "$URL" "$TOKEN" "$PASSWORD" "$SECONDS_")
 kill $LOAD 2>/dev/null || true
+echo "the fleet overview: ${HOSTS:-200} hosts, cold first draw, then input delay while $RATE fleet metrics/s arrive:"
+(cd web && RATE="$RATE" node bench/overview.mjs "$URL" "$TOKEN" "$PASSWORD" 20)

@@ -1,5 +1,5 @@
 // Starts the real `microdash serve --demo` on a free port with a fresh SQLite database and
-// the built dashboard, adds a second tenant with its own user, and hands the scenarios what
+// the built dashboard, adds a second tenant with its own user and an admin user, and hands the scenarios what
 // they need through e2e/.server.json. Returns the teardown that stops the server.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,6 +57,7 @@ export default async function globalSetup() {
   const cli = (args: string[], input?: string) => execFileSync(bin, args, { env, input, encoding: 'utf8' });
   cli(['tenant', 'create', 'other']);
   cli(['user', 'create', 'otheruser', '--tenant', 'other', '--password-stdin'], 'other tenant password\n');
+  cli(['user', 'create', 'e2e-admin', '--admin', '--password-stdin'], 'e2e admin password\n');
   writeFileSync(
     join(__dirname, '.server.json'),
     JSON.stringify({
@@ -64,6 +65,7 @@ export default async function globalSetup() {
       token: last('demo token'),
       password: last('sign in as demo'),
       other: { username: 'otheruser', password: 'other tenant password' },
+      admin: { username: 'e2e-admin', password: 'e2e admin password' },
       agent: { bin: agentBin, broker, topicRoot },
     }),
   );

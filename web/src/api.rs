@@ -5,8 +5,8 @@ use microdash_core::api::alert::{
     AlertEventOut, AlertOut, AlertRuleIn, AlertRuleOut, AlertState, ChannelIn, ChannelOut, NotificationOut,
 };
 use microdash_core::api::{
-    AgentOut, CreateToken, CreatedToken, ErrorBody, FieldError, QueryResponse, SeriesOut, SessionOut, SignIn,
-    TenantOut, TokenOut,
+    AgentOut, ConnectInfo, CreateTenant, CreateToken, CreateUser, CreatedToken, ErrorBody, FieldError, FleetOut,
+    LayoutIn, LayoutOut, QueryResponse, SeriesOut, SessionOut, SignIn, TenantOut, TokenOut, UserOut,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -127,6 +127,46 @@ pub async fn history(
     }
     params.extend(plan.params());
     get(Request::get("/api/v1/metrics").query(params.iter().map(|(k, v)| (*k, v.as_str())))).await
+}
+
+/// A tenant's hosts with their latest values (the overview).
+pub async fn fleet(tenant: &str) -> Result<FleetOut, ApiError> {
+    get(Request::get("/api/v1/fleet").query([("tenant", tenant)])).await
+}
+
+/// A tenant's saved layout (empty when it never saved one).
+pub async fn layout(tenant: &str) -> Result<LayoutOut, ApiError> {
+    get(Request::get("/api/v1/layout").query([("tenant", tenant)])).await
+}
+
+/// Save a tenant's layout in place of the one it had.
+pub async fn save_layout(tenant: &str, layout: &LayoutIn) -> Result<LayoutOut, ApiError> {
+    send_json(Request::put("/api/v1/layout").query([("tenant", tenant)]), layout).await
+}
+
+/// Create a tenant (admins); a 422 names each field that is wrong.
+pub async fn create_tenant(body: &CreateTenant) -> Result<TenantOut, ApiError> {
+    send_json(Request::post("/api/v1/tenants"), body).await
+}
+
+/// Every dashboard user (admins).
+pub async fn users() -> Result<Vec<UserOut>, ApiError> {
+    get(Request::get("/api/v1/users")).await
+}
+
+/// Create a dashboard user (admins); a 422 names each field that is wrong.
+pub async fn create_user(body: &CreateUser) -> Result<UserOut, ApiError> {
+    send_json(Request::post("/api/v1/users"), body).await
+}
+
+/// Delete a dashboard user (admins).
+pub async fn delete_user(username: &str) -> Result<(), ApiError> {
+    no_content(Request::delete(&format!("/api/v1/users/{}", js_sys::encode_uri_component(username)))).await
+}
+
+/// Where programs send metrics besides the HTTP API.
+pub async fn connect() -> Result<ConnectInfo, ApiError> {
+    get(Request::get("/api/v1/connect")).await
 }
 
 /// Tokens the user may manage.

@@ -2,23 +2,26 @@
 //! server binary from `web/dist` (built by `scripts/build-web.sh`).
 //!
 //! - [`model`]: the state (series per widget, the page's time range and what to query for
-//!   it, the live link's transport decisions, what a chart draws: aligned series, gaps,
-//!   bands, units, colours), with no browser API, so it is unit-tested natively.
+//!   it, the live link's transport decisions, what a chart draws, the fleet, the tenant's
+//!   layout, the onboarding snippets), with no browser API, so it is unit-tested natively.
+//! - `app`: the routes and the page each one shows.
+//! - `pages`: the screens (sign-in, overview, tenant, tokens, admin, alerting).
+//! - `components`: pieces of screens (the shell, charts, widgets, dialogs, badges).
+//! - `hooks`: where data comes from (loads, the live link, the clock, the route).
 //! - `api`: typed calls to the server's JSON API (same-origin, session cookie).
 //! - `live`: the live link: Server-Sent Events, falling back to long-polling the cursor
 //!   endpoint when the stream keeps failing, and back again.
 //! - `uplot`: the typed surface over uPlot, the chart library, and its JavaScript bridge.
-//! - `chart`, `app`: the components and screens; `alerts`: the alerting screens (inbox, rules,
-//!   channels) and the header's count of firing alerts.
 //!
 //! It shares its wire types with the server through `microdash_core::api`.
 
-mod alerts;
 mod api;
 mod app;
-mod chart;
+mod components;
+mod hooks;
 mod live;
 pub mod model;
+mod pages;
 mod uplot;
 
 /// Entry point of the wasm module.

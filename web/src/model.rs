@@ -8,11 +8,19 @@
 //!   stable colours.
 //! - [`alerts`]: the alerting screens' forms, errors, previews and inbox order, and what a
 //!   chart overlays (alert transitions, rule thresholds).
+//! - [`fleet`]: the overview's hosts, their latest values and status, searched and sorted.
+//! - [`layout`]: how a tenant arranged its widgets (hidden, pinned, order, size, kind).
+//! - [`snippets`]: ready-to-run ways to send a first metric.
+//! - [`widget`]: what a stat or gauge widget draws (its value, a sparkline, an arc).
 
 pub mod alerts;
+pub mod fleet;
+pub mod layout;
 pub mod plot;
 pub mod range;
+pub mod snippets;
 pub mod units;
+pub mod widget;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;

@@ -16,6 +16,15 @@ const GRID = 'rgba(71, 85, 105, 0.45)';
 const FONT = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
 const STAMP = () => uPlot.fmtDate('{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}');
 
+/** Whether `values` holds exactly one point (null is no point). */
+function single(values) {
+  let seen = 0;
+  for (const v of values) {
+    if (v != null && ++seen > 1) return false;
+  }
+  return seen === 1;
+}
+
 function withAlpha(hex, alpha) {
   const n = parseInt(hex.slice(1), 16);
   return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
@@ -43,7 +52,9 @@ class MicrodashChart {
         stroke: line.band_edge ? 'transparent' : line.color,
         width: line.band_edge ? 0 : 1.75,
         dash: line.dash.length ? line.dash : undefined,
-        points: { show: false },
+        // A series with a single point has no line to draw: its point is drawn as a dot, so the
+        // chart beside the value is not empty.
+        points: { show: line.band_edge ? false : (u, si) => single(u.data[si]), size: 7, width: 0, fill: line.color },
         spanGaps: false,
       });
     }
@@ -109,6 +120,8 @@ class MicrodashChart {
         draw: [
           (u) => {
             this.drawOverlay(u);
+            // Series drawn as a lone dot (for the browser tests, like the markers' count).
+            target.dataset.dots = String(layout.lines.filter((l, i) => !l.band_edge && single(u.data[i + 1])).length);
             target.dataset.drawn = String(++this.draws);
           },
         ],

@@ -1,17 +1,22 @@
-//! Tenants and tokens.
+//! Tenants, dashboard users, tokens, and where programs send metrics (`GET /api/v1/connect`).
 //!
-//! Admins (admin tokens and admin users) see and manage every tenant. A tenant's signed-in
-//! dashboard users see their own tenant and manage its tokens; tenant API tokens manage
-//! nothing, so a leaked ingest token cannot mint others.
+//! Admins (admin tokens and admin users) see and manage every tenant and every user. A
+//! tenant's signed-in dashboard users see their own tenant and manage its tokens; tenant API
+//! tokens manage nothing, so a leaked ingest token cannot mint others.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use microdash_core::api::{CreateTenant, CreateToken, CreatedToken, TenantOut, TokenOut, UpdateTenant, WhoAmI};
+use microdash_core::api::{
+    ConnectInfo, CreateTenant, CreateToken, CreateUser, CreatedToken, FieldError, TenantOut, TokenOut, UpdateTenant,
+    UserOut, WhoAmI,
+};
 use microdash_core::quota::{MAX_INGEST_METRICS_PER_S, MAX_SERIES, check_quota};
 use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, check_retention};
 use microdash_core::token::{Scope, Scopes};
-use microdash_store::{Credential, QuotaChange, Reach, RetentionChange};
+use microdash_store::{
+    Credential, MAX_LABEL_BYTES, QuotaChange, Reach, RetentionChange, check_password, check_username,
+};
 
 use super::auth::Auth;
 use super::{ApiError, ApiJson, AppState};
@@ -82,6 +87,17 @@ pub(super) async fn create_tenant(
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantOut>), ApiError> {
     auth.require(Scope::Admin)?;
+    // Checked here too, so the answer names the field.
+    let mut problems = Vec::new();
+    if let Err(message) = microdash_core::token::check_slug(&body.slug) {
+        problems.push(FieldError::new(None, Some("slug".into()), message));
+    }
+    if body.name.as_deref().is_some_and(|n| n.len() > MAX_LABEL_BYTES) {
+        problems.push(FieldError::new(None, Some("name".into()), format!("is longer than {MAX_LABEL_BYTES} bytes")));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_fields(problems));
+    }
     let tenant = state.store.create_tenant(&body.slug, body.name.as_deref().unwrap_or(""), now_ms()).await?;
     let view = views::tenant(&tenant, state.config.retention, state.ingestor.quota_defaults());
     Ok((StatusCode::CREATED, Json(view)))
@@ -165,4 +181,78 @@ pub(super) async fn revoke_token(
 ) -> Result<Json<TokenOut>, ApiError> {
     // The store refuses someone else's token as missing, like one that does not exist.
     Ok(Json(views::token(&state.revoker().revoke_token(auth.token_reach()?, id, now_ms()).await?)))
+}
+
+/// Admins only: admin tokens and signed-in admins.
+fn require_admin(auth: &Auth) -> Result<(), ApiError> {
+    if auth.is_admin() { Ok(()) } else { Err(ApiError::forbidden("managing users needs an admin")) }
+}
+
+/// `GET /api/v1/users` (admins): every dashboard user, oldest first.
+pub(super) async fn list_users(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<UserOut>>, ApiError> {
+    require_admin(&auth)?;
+    Ok(Json(state.store.list_users().await?.iter().map(views::user).collect()))
+}
+
+/// `POST /api/v1/users` (admins): a user of a tenant, or an admin without one. A `422` names
+/// every field that is wrong; a taken username is `409`.
+pub(super) async fn create_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<(StatusCode, Json<UserOut>), ApiError> {
+    require_admin(&auth)?;
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, message: String| problems.push(FieldError::new(None, Some(field.into()), message));
+    let username = body.username.unwrap_or_default();
+    if username.is_empty() {
+        problem("username", "is required".into());
+    } else if let Err(message) = check_username(&username) {
+        problem("username", message);
+    }
+    let password = body.password.unwrap_or_default();
+    if let Err(message) = check_password(&password) {
+        problem("password", message);
+    }
+    let tenant_id = match body.tenant.as_deref().filter(|t| !t.is_empty()) {
+        Some(slug) => match state.store.tenant_by_slug(slug).await? {
+            Some(tenant) => Some(tenant.id),
+            None => {
+                problem("tenant", format!("{slug:?} does not exist"));
+                None
+            }
+        },
+        None => None,
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_fields(problems));
+    }
+    let user = state.store.create_user(&username, &password, tenant_id, now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(views::user(&user))))
+}
+
+/// `DELETE /api/v1/users/{username}` (admins): the user and their sessions (their open streams
+/// end within a second). Signed-in admins cannot delete themselves.
+pub(super) async fn delete_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&auth)?;
+    if let Credential::Session { user_id, .. } = auth.0.credential
+        && state.store.user_by_name(&username).await?.is_some_and(|u| u.id == user_id)
+    {
+        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "you cannot delete the user you are signed in as"));
+    }
+    if state.revoker().delete_user(&username).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no user {username:?}")))
+    }
+}
+
+/// `GET /api/v1/connect`: where programs send metrics besides this API (the MQTT broker and
+/// its topic root), for the dashboard's snippets. Any authenticated caller.
+pub(super) async fn connect(State(state): State<AppState>, _auth: Auth) -> Json<ConnectInfo> {
+    Json(state.config.connect.clone())
 }

@@ -4,18 +4,12 @@
 use axum::Json;
 use axum::extract::State;
 use microdash_core::api::{AgentOut, AgentStatus, SeriesOut, TenantQuery};
+use microdash_core::fleet::{HostStatus, INTERVAL_METRIC};
 use microdash_core::metric::format_millis;
 
 use super::auth::Auth;
 use super::{ApiError, ApiQuery, AppState};
 use crate::clock::now_ms;
-
-/// How often an agent is assumed to report when it has not announced an interval (the
-/// `agent.interval_s` metric the host agent sends): it is offline once nothing arrived for
-/// twice its interval.
-pub const DEFAULT_AGENT_INTERVAL_MS: i64 = 30_000;
-/// The metric in which agents announce their interval.
-pub const INTERVAL_METRIC: &str = "agent.interval_s";
 
 pub(super) async fn agents(
     State(state): State<AppState>,
@@ -35,13 +29,10 @@ pub(crate) async fn agents_of(state: &AppState, tenant_id: i64) -> Result<Vec<Ag
         .into_iter()
         .map(|a| {
             let interval_s = intervals.get(&a.agent_id).copied().filter(|s| s.is_finite() && *s > 0.0);
-            let interval_ms = interval_s.map_or(DEFAULT_AGENT_INTERVAL_MS, |s| (s * 1000.0) as i64);
+            // Online as the fleet overview says; stale counts as offline here.
+            let online = HostStatus::of(now - a.last_seen_ms, interval_s) == HostStatus::Online;
             AgentOut {
-                status: if now - a.last_seen_ms <= 2 * interval_ms {
-                    AgentStatus::Online
-                } else {
-                    AgentStatus::Offline
-                },
+                status: if online { AgentStatus::Online } else { AgentStatus::Offline },
                 last_seen: format_millis(a.last_seen_ms),
                 interval_s,
                 agent_id: a.agent_id,

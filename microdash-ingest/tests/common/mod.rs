@@ -443,3 +443,27 @@ impl SseReader {
         (values, id)
     }
 }
+
+/// Sign in through the API.
+pub async fn sign_in(app: &App, username: &str, password: &str) -> Reply {
+    let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
+    app.call("POST", "/api/v1/session", None, Some(&body)).await
+}
+
+/// The `name=value` part of the Set-Cookie header.
+pub fn session_cookie(reply: &Reply) -> String {
+    let set = reply.headers["set-cookie"].to_str().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// A request carrying the session cookie `cookie` (beside another cookie).
+pub async fn with_cookie(app: &App, method: &str, uri: &str, cookie: &str, body: Option<&str>) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri).header("cookie", format!("theme=dark; {cookie}"));
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    app.send(req.body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty)).unwrap()).await
+}

@@ -10,7 +10,8 @@ use yew::prelude::*;
 
 use super::{INBOX_REFRESH_MS, INPUT, Screen, load_failure, server_time, tabs, tone_badge};
 use crate::api::{self, ApiError};
-use crate::app::{tenant_href, use_clock};
+use crate::app::tenant_href;
+use crate::hooks::use_clock;
 use crate::model::alerts::{self, HistoryFilter, Tone};
 use crate::model::range::{Preset, TimeRange};
 use crate::model::units::Unit;
@@ -74,7 +75,7 @@ pub fn Inbox(props: &InboxProps) -> Html {
     {
         let history = history.clone();
         use_effect_with((props.slug.clone(), (*filter).clone(), now / HISTORY_REFRESH_MS), move |(slug, filter, _)| {
-            let (slug, params) = (slug.clone(), filter.params(crate::app::now_ms()));
+            let (slug, params) = (slug.clone(), filter.params(crate::hooks::now_ms()));
             wasm_bindgen_futures::spawn_local(async move {
                 history.set(Some(api::alert_history(&slug, &params).await));
             });
@@ -95,7 +96,7 @@ pub fn Inbox(props: &InboxProps) -> Html {
         let chart = alert.agent_id.as_deref().map(|agent| {
             html! {
                 <a href={tenant_href(&slug, Some(agent), TimeRange::Live)} aria-label={format!("Charts of {agent}")}
-                    class="rounded text-sm text-sky-300 underline-offset-4 hover:underline focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                    class="inline-flex items-center rounded text-sm text-sky-300 underline-offset-4 hover:underline max-sm:min-h-11 max-sm:min-w-11 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
                     { "Charts" }
                 </a>
             }
@@ -182,16 +183,16 @@ pub fn Inbox(props: &InboxProps) -> Html {
                 let tone = alerts::transition_tone(event);
                 html! {
                     <tr key={event.id} class="border-t border-white/5" data-testid="history-row" data-to={event.to.as_str()}>
-                        <td class="py-2 pr-4 font-mono tabular-nums text-slate-300">{ server_time(&event.at) }</td>
-                        <td class="py-2 pr-4">{ &event.rule_name }</td>
-                        <td class="py-2 pr-4 font-mono">{ alerts::series_label(event.agent_id.as_deref(), &event.tags) }</td>
-                        <td class="py-2 pr-4">
+                        <td data-label="When" class="py-2 pr-4 font-mono tabular-nums text-slate-300">{ server_time(&event.at) }</td>
+                        <td data-label="Rule" class="py-2 pr-4">{ &event.rule_name }</td>
+                        <td data-label="Series" class="py-2 pr-4 font-mono">{ alerts::series_label(event.agent_id.as_deref(), &event.tags) }</td>
+                        <td data-label="Change" class="py-2 pr-4">
                             <span class="inline-flex items-center gap-2">
                                 { for tone.map(tone_badge) }
                                 { alerts::transition_text(event) }
                             </span>
                         </td>
-                        <td class="py-2 font-mono tabular-nums">{ value_text(event.value, metric(event.rule_id)) }</td>
+                        <td data-label="Value" class="py-2 font-mono tabular-nums">{ value_text(event.value, metric(event.rule_id)) }</td>
                     </tr>
                 }
             }) }
@@ -234,7 +235,7 @@ pub fn Inbox(props: &InboxProps) -> Html {
                     </div>
                 </form>
                 <div class="overflow-x-auto">
-                    <table class="w-full text-left text-sm">
+                    <table class="md-stack w-full text-left text-sm">
                         <thead class="text-slate-400">
                             <tr>
                                 <th scope="col" class="py-2 pr-4 font-normal">{ "When" }</th>

@@ -9,7 +9,8 @@ use yew::prelude::*;
 
 use super::{DANGER, INPUT, PRIMARY, SECONDARY, Screen, confirm, focus, load_failure, server_time, tabs};
 use crate::api::{self, ApiError};
-use crate::app::{navigate, use_clock};
+use crate::app::navigate;
+use crate::hooks::use_clock;
 use crate::model::alerts::{self, ChannelForm, FieldErrors, delivery_done, format_key, kind_key, status_key};
 
 /// How often the delivery log reloads while a test message is on its way...
@@ -135,7 +136,7 @@ pub fn ChannelList(props: &ChannelListProps) -> Html {
         },
         Some(Ok(list)) => html! {
             <div class="overflow-x-auto">
-                <table class="w-full text-left text-sm">
+                <table class="md-stack w-full text-left text-sm">
                     <thead class="text-slate-400">
                         <tr>
                             <th scope="col" class="py-2 pr-4 font-normal">{ "Channel" }</th>
@@ -148,10 +149,10 @@ pub fn ChannelList(props: &ChannelListProps) -> Html {
                     <tbody>
                         { for list.iter().map(|channel| html! {
                             <tr key={channel.id} class="border-t border-white/5" data-testid="channel-row" data-channel={channel.name.clone()}>
-                                <td class="py-2 pr-4 font-medium text-slate-100">{ &channel.name }</td>
-                                <td class="py-2 pr-4">{ kind_key(channel.kind) }</td>
-                                <td class="py-2 pr-4 break-all font-mono">{ alerts::channel_target(channel) }</td>
-                                <td class="py-2 pr-4">{ match channel.kind {
+                                <td data-label="Channel" class="py-2 pr-4 font-medium text-slate-100">{ &channel.name }</td>
+                                <td data-label="Kind" class="py-2 pr-4">{ kind_key(channel.kind) }</td>
+                                <td data-label="Delivers to" class="py-2 pr-4 break-all font-mono">{ alerts::channel_target(channel) }</td>
+                                <td data-label="Secret" class="py-2 pr-4">{ match channel.kind {
                                     ChannelKind::Webhook if channel.has_secret => "set",
                                     ChannelKind::Webhook => "none",
                                     ChannelKind::Email => "–",
@@ -197,13 +198,13 @@ pub fn ChannelList(props: &ChannelListProps) -> Html {
                 let channel = names.get(&n.channel_id).cloned().unwrap_or_else(|| n.channel_id.to_string());
                 html! {
                     <tr key={n.id} class="border-t border-white/5" data-testid="delivery-row" data-kind={n.kind.as_str()} data-status={status_key(n.status)}>
-                        <td class="py-2 pr-4 font-mono tabular-nums text-slate-300">{ server_time(&n.created_at) }</td>
-                        <td class="py-2 pr-4">{ channel }</td>
-                        <td class="py-2 pr-4">{ n.kind.as_str() }{ n.agent_id.as_deref().map(|a| format!(" · {a}")).unwrap_or_default() }</td>
-                        <td class={classes!("py-2", "pr-4", "font-medium", status)}>{ status_key(n.status) }</td>
-                        <td class="py-2 pr-4 tabular-nums">{ n.attempts }</td>
-                        <td class="py-2 pr-4 tabular-nums">{ n.http_status.map(|s| s.to_string()).unwrap_or_else(|| "–".into()) }</td>
-                        <td class="py-2 break-all text-slate-300">{ n.last_error.clone().unwrap_or_default() }</td>
+                        <td data-label="Queued" class="py-2 pr-4 font-mono tabular-nums text-slate-300">{ server_time(&n.created_at) }</td>
+                        <td data-label="Channel" class="py-2 pr-4">{ channel }</td>
+                        <td data-label="Why" class="py-2 pr-4">{ n.kind.as_str() }{ n.agent_id.as_deref().map(|a| format!(" · {a}")).unwrap_or_default() }</td>
+                        <td data-label="Status" class={classes!("py-2", "pr-4", "font-medium", status)}>{ status_key(n.status) }</td>
+                        <td data-label="Attempts" class="py-2 pr-4 tabular-nums">{ n.attempts }</td>
+                        <td data-label="HTTP" class="py-2 pr-4 tabular-nums">{ n.http_status.map(|s| s.to_string()).unwrap_or_else(|| "–".into()) }</td>
+                        <td data-label="Error" class="py-2 break-all text-slate-300">{ n.last_error.clone().unwrap_or_default() }</td>
                     </tr>
                 }
             }) }
@@ -238,7 +239,7 @@ pub fn ChannelList(props: &ChannelListProps) -> Html {
                     </div>
                 </div>
                 <div class="overflow-x-auto">
-                    <table class="w-full text-left text-sm">
+                    <table class="md-stack w-full text-left text-sm">
                         <thead class="text-slate-400">
                             <tr>
                                 <th scope="col" class="py-2 pr-4 font-normal">{ "Queued" }</th>

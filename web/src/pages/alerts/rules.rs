@@ -11,7 +11,8 @@ use yew::prelude::*;
 
 use super::{DANGER, INPUT, PRIMARY, SECONDARY, Screen, confirm, focus, load_failure, tabs};
 use crate::api::{self, ApiError};
-use crate::app::{navigate, now_ms, use_clock};
+use crate::app::navigate;
+use crate::hooks::{now_ms, use_clock};
 use crate::model::alerts::{
     self, AGGREGATES, FieldErrors, NO_DATA_STATES, OPERATORS, RuleField, RuleForm, Verdict, describe_duration_s,
     no_data_key,
@@ -83,7 +84,7 @@ pub fn RuleList(props: &RuleListProps) -> Html {
         },
         Some(Ok(list)) => html! {
             <div class="overflow-x-auto">
-                <table class="w-full text-left text-sm">
+                <table class="md-stack w-full text-left text-sm">
                     <thead class="text-slate-400">
                         <tr>
                             <th scope="col" class="py-2 pr-4 font-normal">{ "Rule" }</th>
@@ -101,12 +102,12 @@ pub fn RuleList(props: &RuleListProps) -> Html {
                             let agent = rule.agent_id.as_deref().map(|a| format!(" on {a}")).unwrap_or_default();
                             html! {
                                 <tr key={rule.id} class="border-t border-white/5" data-testid="rule-row" data-rule={rule.name.clone()}>
-                                    <td class="py-2 pr-4 font-medium text-slate-100">{ &rule.name }</td>
-                                    <td class="py-2 pr-4 font-mono">{ format!("{}{agent}", rule.metric_name) }</td>
-                                    <td class="py-2 pr-4 font-mono">{ alerts::describe_condition(rule) }</td>
-                                    <td class="py-2 pr-4">{ describe_duration_s(rule.for_s) }</td>
-                                    <td class="py-2 pr-4">{ if names.is_empty() { "none".to_owned() } else { names.join(", ") } }</td>
-                                    <td class="py-2 pr-4">{ if rule.enabled { "enabled" } else { "disabled" } }</td>
+                                    <td data-label="Rule" class="py-2 pr-4 font-medium text-slate-100">{ &rule.name }</td>
+                                    <td data-label="Metric" class="py-2 pr-4 font-mono">{ format!("{}{agent}", rule.metric_name) }</td>
+                                    <td data-label="Condition" class="py-2 pr-4 font-mono">{ alerts::describe_condition(rule) }</td>
+                                    <td data-label="Pending for" class="py-2 pr-4">{ describe_duration_s(rule.for_s) }</td>
+                                    <td data-label="Channels" class="py-2 pr-4">{ if names.is_empty() { "none".to_owned() } else { names.join(", ") } }</td>
+                                    <td data-label="State" class="py-2 pr-4">{ if rule.enabled { "enabled" } else { "disabled" } }</td>
                                     <td class="py-2 text-right whitespace-nowrap">
                                         <a href={Screen::Rule(Some(rule.id)).href(&props.slug)} aria-label={format!("Edit rule {}", rule.name)} class={SECONDARY}>{ "Edit" }</a>
                                         { " " }
@@ -432,7 +433,7 @@ pub fn RuleEdit(props: &RuleEditProps) -> Html {
                         let state = state.clone();
                         let onchange = Callback::from(move |_: Event| state.dispatch(FormAction::ToggleChannel(id)));
                         html! {
-                            <label key={id} class="flex items-center gap-2 text-slate-200">
+                            <label key={id} class="flex items-center gap-2 text-slate-200 max-sm:min-h-11">
                                 <input type="checkbox" checked={form.channels.contains(&id)} {onchange}
                                     class="h-4 w-4 accent-sky-400 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-sky-400" />
                                 { format!("{} ({})", channel.name, alerts::kind_key(channel.kind)) }
@@ -461,7 +462,7 @@ pub fn RuleEdit(props: &RuleEditProps) -> Html {
             state.dispatch(FormAction::Enabled(e.target_unchecked_into::<HtmlInputElement>().checked()))
         });
         html! {
-            <label for={input_id(RuleField::Enabled)} class="flex items-center gap-2 self-end text-sm text-slate-200">
+            <label for={input_id(RuleField::Enabled)} class="flex items-center gap-2 self-end text-sm text-slate-200 max-sm:min-h-11">
                 <input id={input_id(RuleField::Enabled)} type="checkbox" checked={form.enabled} {onchange}
                     class="h-4 w-4 accent-sky-400 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-sky-400" />
                 { "Enabled: evaluate this rule" }

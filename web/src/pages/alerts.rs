@@ -1,7 +1,7 @@
 //! The alerting screens of a tenant, under `#/t/{tenant}/alerts`: the inbox (what fires now,
 //! what is pending, the history), the rules (list, and a form with a live preview) and the
-//! notification channels (list, form, test message and delivery log). Also the count of
-//! firing alerts the header shows on every page ([`use_firing`]).
+//! notification channels (list, form, test message and delivery log). The header's count of
+//! firing alerts is [`crate::hooks::use_firing`].
 //!
 //! - `inbox`: [`inbox::Inbox`].
 //! - `rules`: [`rules::RuleList`], [`rules::RuleEdit`].
@@ -15,30 +15,15 @@ mod channels;
 mod inbox;
 mod rules;
 
-use std::cell::Cell;
-use std::rc::Rc;
-
-use gloo_timers::callback::Interval;
-use microdash_core::api::alert::AlertState;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-use crate::api::{self, ApiError};
+use crate::api::ApiError;
+use crate::components::style::{DANGER, INPUT, PRIMARY, SECONDARY};
 use crate::model::alerts::Tone;
 
-/// How often the header's count of firing alerts is asked for.
-pub const FIRING_POLL_MS: u32 = 5_000;
 /// How often the inbox reloads what fires and is pending.
 pub const INBOX_REFRESH_MS: i64 = 5_000;
-
-/// Text inputs and selects of the alerting forms.
-const INPUT: &str = "w-full rounded-lg bg-slate-800 px-3 py-2 text-slate-100 ring-1 ring-slate-700 placeholder:text-slate-400 [color-scheme:dark] focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400 aria-[invalid=true]:ring-2 aria-[invalid=true]:ring-rose-400";
-/// The main action of a form.
-const PRIMARY: &str = "rounded-lg bg-sky-500 px-4 py-2 font-medium text-slate-950 hover:bg-sky-400 focus-visible:outline focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-sky-300 disabled:opacity-60";
-/// Other actions (buttons and links that look like them).
-const SECONDARY: &str = "inline-block rounded-lg px-3 py-1.5 text-sm text-slate-200 ring-1 ring-slate-700 hover:ring-slate-500 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400 disabled:opacity-60";
-/// Destructive actions.
-const DANGER: &str = "rounded-lg px-3 py-1.5 text-sm text-rose-300 ring-1 ring-rose-900 hover:bg-rose-950 focus-visible:outline focus-visible:outline-2 focus-visible:outline-rose-300";
 
 /// Which alerting screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,60 +83,6 @@ pub fn page(tenant: &str, screen: Screen) -> Html {
     }
 }
 
-/// The header's count of firing alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Firing {
-    /// Not asked yet, or no tenant to ask about.
-    Unknown,
-    /// The server has no alerting API, or refused.
-    Unavailable,
-    /// This many instances fire.
-    Count(usize),
-}
-
-/// The number of `tenant`'s firing alerts, asked for every [`FIRING_POLL_MS`] and whenever
-/// `page` changes (so opening the inbox does not show a count older than its list).
-#[hook]
-pub fn use_firing(tenant: Option<String>, page: String) -> Firing {
-    let firing = use_state_eq(|| Firing::Unknown);
-    let asked_about = use_mut_ref(|| None::<String>);
-    {
-        let firing = firing.clone();
-        use_effect_with((tenant, page), move |(tenant, _)| {
-            // Another tenant's count is not this one's; another page of the same tenant keeps
-            // showing the count until the new answer.
-            if *asked_about.borrow() != *tenant {
-                firing.set(Firing::Unknown);
-                *asked_about.borrow_mut() = tenant.clone();
-            }
-            // Answers that arrive after the tenant changed are dropped.
-            let current = Rc::new(Cell::new(true));
-            let interval = tenant.clone().map(|tenant| {
-                let (firing, current) = (firing.clone(), current.clone());
-                let poll = move || {
-                    let (tenant, firing, current) = (tenant.clone(), firing.clone(), current.clone());
-                    wasm_bindgen_futures::spawn_local(async move {
-                        let answer = api::alerts(&tenant, Some(AlertState::Firing)).await;
-                        if current.get() {
-                            firing.set(match answer {
-                                Ok(list) => Firing::Count(list.len()),
-                                Err(_) => Firing::Unavailable,
-                            });
-                        }
-                    });
-                };
-                poll();
-                Interval::new(FIRING_POLL_MS, poll)
-            });
-            move || {
-                current.set(false);
-                drop(interval);
-            }
-        });
-    }
-    *firing
-}
-
 /// The tabs of the alerting screens.
 fn tabs(tenant: &str, current: Screen) -> Html {
     let tab = |screen: Screen, label: &str| {
@@ -166,7 +97,7 @@ fn tabs(tenant: &str, current: Screen) -> Html {
         };
         html! {
             <a href={screen.href(tenant)} aria-current={selected.then_some("page")}
-                class={classes!("rounded-lg", "px-3", "py-1.5", "text-sm", "focus-visible:outline", "focus-visible:outline-2", "focus-visible:outline-sky-400", class)}>
+                class={classes!("inline-flex", "items-center", "rounded-lg", "px-3", "py-1.5", "text-sm", "max-sm:min-h-11", "focus-visible:outline", "focus-visible:outline-2", "focus-visible:outline-sky-400", class)}>
                 { label }
             </a>
         }
@@ -177,7 +108,7 @@ fn tabs(tenant: &str, current: Screen) -> Html {
             { tab(Screen::Rules, "Rules") }
             { tab(Screen::Channels, "Channels") }
             <a href={crate::app::tenant_href(tenant, None, crate::model::range::TimeRange::Live)}
-                class="ml-auto rounded text-sm text-slate-300 hover:text-slate-100 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
+                class="ml-auto inline-flex items-center rounded text-sm text-slate-300 hover:text-slate-100 max-sm:min-h-11 focus-visible:outline focus-visible:outline-2 focus-visible:outline-sky-400">
                 { format!("Charts of {tenant}") }
             </a>
         </nav>
