@@ -161,6 +161,11 @@ pub struct Config {
     /// Off whenever `mqtt_url` names an external broker. Not 1883, which a system Mosquitto
     /// often holds already.
     pub mqtt_listen_addr: String,
+    /// Most connections to the embedded MQTT endpoint (at most an eighth of the open-file
+    /// limit); over it a newcomer takes the place of the oldest one not signed in yet.
+    pub mqtt_max_connections: usize,
+    /// Most connections to the embedded MQTT endpoint from one client address (IPv6: /64).
+    pub mqtt_max_connections_per_ip: usize,
     /// Directory of the built dashboard, served at `/` (`scripts/build-web.sh` writes it).
     pub web_dir: String,
     /// Hours of raw points a tenant keeps unless it sets its own.
@@ -215,6 +220,7 @@ impl Default for Config {
         let live = LiveConfig::default();
         let retention = RetentionConfig::default();
         let quotas = QuotaConfig::default();
+        let broker = BrokerConfig::new("");
         Self {
             listen_addr: "127.0.0.1:8080".into(),
             database_url: "sqlite://data/microdash.db".into(),
@@ -273,6 +279,8 @@ impl Default for Config {
             mqtt_username: None,
             mqtt_password: None,
             mqtt_listen_addr: "127.0.0.1:1884".into(),
+            mqtt_max_connections: broker.max_connections,
+            mqtt_max_connections_per_ip: broker.max_connections_per_ip,
             web_dir: "web/dist".into(),
             retention_raw_hours: retention.defaults.raw_hours,
             retention_1m_days: retention.defaults.rollup_1m_days,
@@ -387,6 +395,8 @@ impl Config {
             ("http_header_read_timeout_ms", self.http_header_read_timeout_ms),
             ("http_idle_timeout_ms", self.http_idle_timeout_ms),
             ("http_max_connections_per_ip", self.http_max_connections_per_ip as u64),
+            ("mqtt_max_connections", self.mqtt_max_connections as u64),
+            ("mqtt_max_connections_per_ip", self.mqtt_max_connections_per_ip as u64),
             ("max_streams_per_token", self.max_streams_per_token as u64),
             ("max_streams_per_tenant", self.max_streams_per_tenant as u64),
         ] {
@@ -593,7 +603,12 @@ impl Config {
         if self.mqtt_url.is_some() || addr.is_empty() || addr.eq_ignore_ascii_case("off") {
             return None;
         }
-        Some(BrokerConfig { topic_root: self.mqtt_topic_root.clone(), ..BrokerConfig::new(addr) })
+        Some(BrokerConfig {
+            topic_root: self.mqtt_topic_root.clone(),
+            max_connections: self.mqtt_max_connections,
+            max_connections_per_ip: self.mqtt_max_connections_per_ip,
+            ..BrokerConfig::new(addr)
+        })
     }
 
     /// The MCP endpoint's settings, when it is on.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use microdash_core::text::redact_url_password;
 use microdash_core::token::Scopes;
 use microdash_ingest::Runtime;
 use microdash_ingest::clock::now_ms;
@@ -17,7 +18,7 @@ use crate::config::Config;
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url, &config.store())
         .await
-        .with_context(|| format!("opening database {}", config.database_url))?;
+        .with_context(|| format!("opening database {}", redact_url_password(&config.database_url)))?;
     store.migrate().await.context("migrating the database")?;
     Ok(store)
 }
@@ -27,7 +28,9 @@ async fn open_queue(config: &Config, store: &Store) -> anyhow::Result<Queue> {
     let enqueue_timeout = Duration::from_millis(config.enqueue_timeout_ms);
     Ok(match (config.redis(), config.journal()) {
         (Some(redis), _) => Queue::Redis(
-            RedisQueue::connect(&redis).await.with_context(|| format!("connecting to Redis at {}", redis.url))?,
+            RedisQueue::connect(&redis)
+                .await
+                .with_context(|| format!("connecting to Redis at {}", redact_url_password(&redis.url)))?,
         ),
         (None, Some(journal)) => Queue::Memory(
             MemoryQueue::with_journal(capacity, enqueue_timeout, &journal, store)
@@ -142,7 +145,7 @@ pub async fn bridge(config: &Config) -> anyhow::Result<()> {
     let mqtt = config.mqtt().context("a bridge needs a broker: set --mqtt-url (or MICRODASH_MQTT_URL)")?;
     let runtime = assemble(config).await?;
     let listener = bind(config).await?;
-    tracing::info!(addr = %listener.local_addr()?, broker = %microdash_core::text::redact_url_password(&mqtt.url), "MQTT bridge started");
+    tracing::info!(addr = %listener.local_addr()?, broker = %redact_url_password(&mqtt.url), "MQTT bridge started");
     let shutdown = shutdown_signal();
     let ops = {
         let (runtime, shutdown) = (runtime.clone(), shutdown.clone());

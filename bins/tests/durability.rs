@@ -233,6 +233,13 @@ impl Drop for SmallDisk {
     }
 }
 
+/// `GET /api/v1/health`: its status and body.
+async fn health(url: &str) -> (u16, serde_json::Value) {
+    let http = microdash_client::Client::default_http().unwrap();
+    let answer = http.get(format!("{url}/api/v1/health")).send().await.unwrap();
+    (answer.status().as_u16(), answer.json::<serde_json::Value>().await.unwrap())
+}
+
 /// The journal's disk fills up during ingest: requests are answered `503` with
 /// `Retry-After` and the cause, `/api/v1/health` names it, ingest resumes by itself once
 /// there is room again, and nothing acknowledged is lost.
@@ -258,11 +265,7 @@ async fn a_full_disk_is_refused_clearly_and_ingest_resumes_when_it_has_room() {
         }
         pushed
     };
-    let health = async || {
-        let http = microdash_client::Client::default_http().unwrap();
-        let answer = http.get(format!("{url}/api/v1/health")).send().await.unwrap();
-        (answer.status().as_u16(), answer.json::<serde_json::Value>().await.unwrap())
-    };
+    let health = async || health(&url).await;
     push().await.unwrap();
     assert_eq!(health().await.0, 200);
 
@@ -331,12 +334,18 @@ async fn a_full_database_disk_holds_batches_in_the_journal_until_there_is_room()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(common::scrape(&url, "microdash_dead_lettered_batches_total").await, 0.0, "a batch was dead-lettered");
+    // The database still answers a ping, but health says its writes fail, and why.
+    let (status, body) = health(&url).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["database"]["status"], "down", "{body}");
+    assert!(body["checks"]["database"]["error"].as_str().unwrap().contains("full"), "{body}");
     std::fs::remove_file(&filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while missing(&acked, &stored_at(&db_url).await) > 0 {
         assert!(Instant::now() < deadline, "ingest did not resume once the disk had room");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(health(&url).await.0, 200, "health recovers once writes go through");
     let retries = common::scrape(&url, "microdash_store_retries_total").await;
     assert!(server.terminate().success());
     let stored = stored_at(&db_url).await;

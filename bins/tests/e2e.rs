@@ -113,8 +113,9 @@ async fn tenant_quotas_from_the_cli_hold_in_the_running_server() {
     assert_eq!(refused.0, "quota_exceeded");
     assert!(refused.1.contains("max_series"), "{}", refused.1);
     assert!(refused.2.is_some(), "Retry-After");
-    let counted =
-        common::scrape(&url, r#"microdash_quota_rejected_metrics_total{tenant="demo",limit="max_series"}"#).await;
+    let demo = db.store().await.tenant_by_slug("demo").await.unwrap().unwrap();
+    let series = format!(r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_series"}}"#, demo.id);
+    let counted = common::scrape(&url, &series).await;
     assert!(counted >= 2.0, "{counted}");
 
     let cmd = std::process::Command::new(env!("CARGO_BIN_EXE_microdash"))

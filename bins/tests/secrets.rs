@@ -112,3 +112,42 @@ fn the_configuration_dump_hides_passwords() {
     assert_eq!(config["mqtt_password"], "***");
     assert_eq!(config["smtp_url"], "smtp://mailer:***@mail:587?tls=required");
 }
+
+/// A server that cannot reach its database or Redis says which URL it tried, without the
+/// password in it.
+#[test]
+fn start_up_errors_name_the_url_without_its_password() {
+    let db = tempfile::tempdir().unwrap();
+    let sqlite = db.path().join("md.db");
+    let sqlite = sqlite.to_str().unwrap();
+    let cases = [
+        ("MICRODASH_DATABASE_URL", "mysql://alice:db-pass-41@127.0.0.1:1/microdash", "alice:***@127.0.0.1:1"),
+        ("MICRODASH_DATABASE_URL", "postgres://bob:db-pass-42@127.0.0.1:1/microdash", "bob:***@127.0.0.1:1"),
+        ("MICRODASH_REDIS_URL", "redis://:redis-pass-43@127.0.0.1:1/", "redis://:***@127.0.0.1:1"),
+    ];
+    for (var, url, shown) in cases {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_microdash"));
+        cmd.args(["serve", "--listen-addr", "127.0.0.1:0"])
+            .env("MICRODASH_LOG_FILTER", "debug")
+            .env("MICRODASH_MQTT_LISTEN_ADDR", "off")
+            .env("MICRODASH_DATABASE_URL", sqlite)
+            .env(var, url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{var}={url}: the server neither started nor gave up within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{var}={url}: started");
+        let log = String::from_utf8_lossy(&out.stderr);
+        let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
+        assert!(!log.contains(password), "{var}: {password} in\n{log}");
+        assert!(log.contains(shown), "{var}: the error does not name {shown}:\n{log}");
+    }
+}

@@ -61,6 +61,11 @@ impl Ingestor {
         Self { queue, limits: Arc::new(limits), quotas, telemetry }
     }
 
+    /// Where what passes through is counted.
+    pub(crate) fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
     /// The limits applied to every submission.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -153,14 +158,14 @@ impl Ingestor {
             Err(err) => {
                 tracing::debug!(tenant_id, count, error = %err, "over quota");
                 self.telemetry.record_rejected(source, RejectReason::OverQuota, count);
-                self.telemetry.record_quota_rejected(err.tenant(), err.limit(), count);
+                self.telemetry.record_quota_rejected(tenant_id, err.limit(), count);
                 return Err(err.into());
             }
         };
         if !admission.refused.is_empty() {
             let refused = admission.refused.len();
             self.telemetry.record_rejected(source, RejectReason::OverQuota, refused);
-            self.telemetry.record_quota_rejected(&admission.tenant, MAX_SERIES, refused);
+            self.telemetry.record_quota_rejected(tenant_id, MAX_SERIES, refused);
             let mut position = 0;
             let mut skip = admission.refused.iter().peekable();
             metrics.retain(|_| {

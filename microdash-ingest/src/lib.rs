@@ -30,6 +30,7 @@ pub mod live;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod mqtt;
+mod net;
 pub mod queue;
 pub mod quota;
 pub mod retention;

@@ -38,6 +38,7 @@ use crate::ingestor::{IngestError, Ingestor};
 use crate::quota::Mode;
 use crate::telemetry::{RejectReason, Source};
 
+mod admission;
 pub mod broker;
 
 /// Most messages taken off the connection before they are enqueued.
@@ -342,7 +343,7 @@ async fn connect(client: &mqtt::AsyncClient, config: &MqttConfig, shutdown: &Can
         match outcome {
             Ok(()) => return true,
             Err(err) => {
-                tracing::warn!(url = %config.url, error = %err, retry_in_ms = delay.as_millis() as u64, "MQTT connect failed")
+                tracing::warn!(url = %microdash_core::text::redact_url_password(&config.url), error = %err, retry_in_ms = delay.as_millis() as u64, "MQTT connect failed")
             }
         }
         tokio::select! {

@@ -147,8 +147,6 @@ pub(crate) struct Admission {
     reservation: Option<Reservation>,
     /// Indices of the metrics refused for the series limit (only in `each` mode).
     pub(crate) refused: Vec<usize>,
-    /// The tenant's slug, for counting refusals.
-    pub(crate) tenant: String,
 }
 
 impl Admission {
@@ -404,7 +402,7 @@ impl Quotas {
                 retry_after,
             })?;
         }
-        Ok(Admission { reservation, refused, tenant: limits.slug.clone() })
+        Ok(Admission { reservation, refused })
     }
 
     /// Count the new series `metrics` name against `limit`, reserving those that fit.

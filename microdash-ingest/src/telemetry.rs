@@ -85,7 +85,8 @@ struct RejectLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QuotaLabels {
-    tenant: String,
+    /// The tenant's id, not its slug: `/metrics` is unauthenticated and names no tenant.
+    tenant_id: i64,
     limit: &'static str,
 }
 
@@ -127,6 +128,9 @@ pub struct Telemetry {
     duplicates: Counter,
     dead_lettered: Counter,
     store_retries: Counter,
+    /// Why the workers' last write failed for an outage, until one succeeds: a database
+    /// that answers a ping may still refuse every write (a full disk, a read-only file).
+    write_failure: std::sync::Mutex<Option<String>>,
     queue_depth: Gauge,
     journal_bytes: Gauge,
     journal_segments: Gauge,
@@ -140,6 +144,7 @@ pub struct Telemetry {
     streams_rejected: Family<LimitLabels, Counter>,
     connections_open: Gauge,
     connections_refused: Family<ReasonLabels, Counter>,
+    mqtt_connections_refused: Family<ReasonLabels, Counter>,
     connections_closed: Family<ReasonLabels, Counter>,
     accept_errors: Counter,
     retention_deleted: Family<TableLabels, Counter>,
@@ -181,6 +186,7 @@ impl Telemetry {
         let streams_rejected = Family::<LimitLabels, Counter>::default();
         let connections_open = Gauge::default();
         let connections_refused = Family::<ReasonLabels, Counter>::default();
+        let mqtt_connections_refused = Family::<ReasonLabels, Counter>::default();
         let connections_closed = Family::<ReasonLabels, Counter>::default();
         let accept_errors = Counter::default();
         let retention_deleted = Family::<TableLabels, Counter>::default();
@@ -198,7 +204,7 @@ impl Telemetry {
         );
         registry.register(
             "quota_rejected_metrics",
-            "Metrics refused for a tenant's quota, by tenant and limit (max_ingest_metrics_per_s, max_series)",
+            "Metrics refused for a tenant's quota, by tenant id and limit (max_ingest_metrics_per_s, max_series)",
             quota_rejected.clone(),
         );
         registry.register("metrics_persisted", "Metrics written to storage", persisted.clone());
@@ -256,6 +262,11 @@ impl Telemetry {
             connections_refused.clone(),
         );
         registry.register(
+            "mqtt_connections_refused",
+            "Connections the embedded MQTT endpoint closed on arrival, every one at the cap having signed in, by cap",
+            mqtt_connections_refused.clone(),
+        );
+        registry.register(
             "http_connections_closed",
             "HTTP connections the server closed: header_timeout, idle_timeout, write_timeout, \
              evicted (for a newcomer at a cap)",
@@ -294,6 +305,7 @@ impl Telemetry {
             duplicates,
             dead_lettered,
             store_retries,
+            write_failure: std::sync::Mutex::new(None),
             queue_depth,
             journal_bytes,
             journal_segments,
@@ -307,6 +319,7 @@ impl Telemetry {
             streams_rejected,
             connections_open,
             connections_refused,
+            mqtt_connections_refused,
             connections_closed,
             accept_errors,
             retention_deleted,
@@ -363,9 +376,9 @@ impl Telemetry {
         self.rejected.get_or_create(&RejectLabels { source, reason }).inc_by(count as u64);
     }
 
-    /// Count metrics of `tenant` (its slug) refused for its quota `limit`.
-    pub fn record_quota_rejected(&self, tenant: &str, limit: &'static str, count: usize) {
-        self.quota_rejected.get_or_create(&QuotaLabels { tenant: tenant.to_owned(), limit }).inc_by(count as u64);
+    /// Count metrics of tenant `tenant_id` refused for its quota `limit`.
+    pub fn record_quota_rejected(&self, tenant_id: i64, limit: &'static str, count: usize) {
+        self.quota_rejected.get_or_create(&QuotaLabels { tenant_id, limit }).inc_by(count as u64);
     }
 
     /// Record one successful storage insert.
@@ -385,6 +398,17 @@ impl Telemetry {
     /// Count a retried storage failure.
     pub fn record_retry(&self) {
         self.store_retries.inc();
+    }
+
+    /// Note that the workers' writes fail for an outage (`Some(why)`) or succeed again
+    /// (`None`); `/api/v1/health` reports the database down meanwhile.
+    pub fn record_write_failure(&self, failure: Option<String>) {
+        *self.write_failure.lock().unwrap_or_else(|p| p.into_inner()) = failure;
+    }
+
+    /// Why the workers' writes are failing, if they are.
+    pub fn write_failure(&self) -> Option<String> {
+        self.write_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The number of open live streams, kept by the stream handler.
@@ -415,6 +439,11 @@ impl Telemetry {
     /// Count an HTTP connection refused at the cap named `reason`.
     pub fn record_connection_refused(&self, reason: &'static str) {
         self.connections_refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Count a connection the embedded MQTT endpoint refused at the cap named `reason`.
+    pub fn record_mqtt_connection_refused(&self, reason: &'static str) {
+        self.mqtt_connections_refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Count an HTTP connection the server closed, and why.

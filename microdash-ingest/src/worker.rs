@@ -321,15 +321,20 @@ impl Worker {
                 })
                 .notify(|err, delay| {
                     self.telemetry.record_retry();
+                    if err.kind() == ErrorKind::Unavailable {
+                        self.telemetry.record_write_failure(Some(err.to_string()));
+                    }
                     tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "storing a batch failed");
                 })
                 .await;
             match result {
                 Ok((stats, took)) => {
+                    self.telemetry.record_write_failure(None);
                     self.record(&batches, stats, took.as_secs_f64());
                     return Ok(());
                 }
                 Err(err) if err.kind() == ErrorKind::Unavailable && !shutdown.is_cancelled() => {
+                    self.telemetry.record_write_failure(Some(err.to_string()));
                     tracing::error!(error = %err, "database unavailable; holding the batch and retrying");
                 }
                 Err(err) => return Err(err),

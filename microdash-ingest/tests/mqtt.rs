@@ -194,8 +194,8 @@ async fn the_bridge_holds_a_tenant_over_its_rate_and_refuses_series_beyond_the_l
     publish(&client, &format!("{root}/gamma/h/a"), "2").await;
     app.wait_for_points(&gamma.token, "metric_name=a", 2).await;
     app.wait_for_points(&gamma.token, "metric_name=b", 0).await;
-    let refused = r#"microdash_quota_rejected_metrics_total{tenant="gamma",limit="max_series"}"#;
-    assert_eq!(app.counter(refused).await, 1.0);
+    let refused = format!(r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_series"}}"#, gamma.id);
+    assert_eq!(app.counter(&refused).await, 1.0);
 
     // At shutdown the bridge queues what it holds rather than wait out acme's rate.
     shutdown.cancel();

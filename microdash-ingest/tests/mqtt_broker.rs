@@ -277,3 +277,51 @@ async fn silent_clients_and_other_protocols_are_turned_away() {
     assert_eq!(answer, [0x20, 0x02, 0x00, 0x01]);
     app.stop().await;
 }
+
+/// Connections that never sign in cannot lock publishers out: at the cap a newcomer takes
+/// the place of the oldest one not signed in yet; once every connection has signed in, a
+/// newcomer is closed on arrival and counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_make_room_for_publishers_and_signed_in_ones_keep_theirs() {
+    let app = App::start().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    let config = microdash_ingest::mqtt::broker::BrokerConfig {
+        max_connections: 3,
+        max_connections_per_ip: 3,
+        ..microdash_ingest::mqtt::broker::BrokerConfig::new("127.0.0.1:0")
+    };
+    let url = app.mqtt_endpoint_with(config).await;
+    let addr = url.trim_start_matches("tcp://").to_owned();
+    // Three connections that say nothing hold every slot.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut publishers = Vec::new();
+    for i in 0..3 {
+        let client = signed_in(&url, true, &acme).await;
+        publish(&client, "metrics/acme/h/cpu", &i.to_string(), 1).await.unwrap();
+        publishers.push(client);
+    }
+    app.wait_for_points(&acme.token, "metric_name=cpu", 3).await;
+    // The idle ones were closed to make room.
+    for mut stream in idle {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut stream, &mut buf));
+        assert!(matches!(read.await, Ok(Ok(0) | Err(_))), "an idle connection kept its slot");
+    }
+    // Every slot is a signed-in publisher's now: a newcomer is turned away, they stay.
+    assert!(connect(&url, true, Some(token_username(&acme.token)), Some(&acme.token)).await.is_err());
+    assert_eq!(
+        app.counter(r#"microdash_mqtt_connections_refused_total{reason="mqtt_max_connections_per_ip"}"#).await,
+        1.0
+    );
+    for client in &publishers {
+        assert!(client.is_connected());
+    }
+    for client in publishers {
+        close(client).await;
+    }
+    app.stop().await;
+}

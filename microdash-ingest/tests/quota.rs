@@ -81,11 +81,16 @@ async fn a_tenant_over_its_rate_is_refused_whole_with_retry_after_and_others_are
     drained(&app, 200.0).await;
     assert_eq!(values(&app, &acme, "cpu").await.len(), 100, "nothing of the refused batch");
     assert_eq!(
-        app.counter(r#"microdash_quota_rejected_metrics_total{tenant="acme",limit="max_ingest_metrics_per_s"}"#).await,
+        app.counter(&format!(
+            r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_ingest_metrics_per_s"}}"#,
+            acme.id
+        ))
+        .await,
         40.0
     );
     assert_eq!(app.counter(r#"microdash_metrics_rejected_total{source="http",reason="over_quota"}"#).await, 40.0);
-    assert_eq!(app.counter(r#"microdash_quota_rejected_metrics_total{tenant="beta""#).await, 0.0);
+    let beta_label = format!(r#"microdash_quota_rejected_metrics_total{{tenant_id="{}","#, beta.id);
+    assert!(!app.call("GET", "/metrics", None, None).await.text.contains(&beta_label), "beta was refused nothing");
 
     // Sent again once the bucket refilled, it is taken.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -126,7 +131,14 @@ async fn new_series_beyond_the_limit_are_refused_while_existing_ones_flow() {
     drained(&app, 8.0).await;
     assert_eq!(values(&app, &acme, "a").await, [1.0, 2.0, 4.0, 5.0]);
     assert!(values(&app, &acme, "d").await.is_empty());
-    assert_eq!(app.counter(r#"microdash_quota_rejected_metrics_total{tenant="acme",limit="max_series"}"#).await, 4.0);
+    assert_eq!(
+        app.counter(&format!(
+            r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_series"}}"#,
+            acme.id
+        ))
+        .await,
+        4.0
+    );
 
     // Back to the server's default (100,000): d is welcome.
     let reply = set_quota(&app, &admin, "acme", r#"{"max_series": null}"#).await;
@@ -351,7 +363,14 @@ async fn the_embedded_endpoint_refuses_publishes_of_new_series_beyond_the_limit_
     assert_eq!(v4.next().await, None, "no PUBACK, and closed");
 
     app.wait_for_points(&acme.token, "metric_name=a", 3).await;
-    assert_eq!(app.counter(r#"microdash_quota_rejected_metrics_total{tenant="acme",limit="max_series"}"#).await, 2.0);
+    assert_eq!(
+        app.counter(&format!(
+            r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_series"}}"#,
+            acme.id
+        ))
+        .await,
+        2.0
+    );
     assert_eq!(app.counter(r#"microdash_metrics_rejected_total{source="mqtt",reason="over_quota"}"#).await, 2.0);
     drained(&app, 3.0).await;
     assert!(values(&app, &acme, "b").await.is_empty() && values(&app, &acme, "c").await.is_empty());
@@ -385,7 +404,11 @@ async fn the_embedded_endpoint_holds_a_tenant_to_its_rate_without_losing_a_publi
     assert_eq!(acked, (1..=60).collect::<Vec<_>>());
     app.wait_for_points(&acme.token, "metric_name=n", 60).await;
     assert!(
-        app.counter(r#"microdash_quota_rejected_metrics_total{tenant="acme",limit="max_ingest_metrics_per_s"}"#).await
+        app.counter(&format!(
+            r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_ingest_metrics_per_s"}}"#,
+            acme.id
+        ))
+        .await
             > 0.0,
         "the connection was held at least once"
     );

@@ -295,3 +295,33 @@ async fn an_mcp_source_stops_answering_once_its_token_is_revoked() {
     assert_eq!(source.health().await.unwrap_err().status, 401);
     app.stop().await;
 }
+
+/// An MQTT connection whose publishes wait for its tenant's rate (seconds at a time) is
+/// still ended within a second of its token's revocation, and what waited is not stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mqtt_connection_held_for_its_tenants_rate_is_ended_within_a_second() {
+    let limits = microdash_core::Limits { max_metrics_per_request: 5, ..microdash_core::Limits::default() };
+    let quotas = microdash_ingest::quota::QuotaConfig {
+        defaults: microdash_core::quota::Quota { max_ingest_metrics_per_s: 1, max_series: 1_000 },
+        ..Default::default()
+    };
+    let app = App::start_with_quotas(limits, quotas).await;
+    let admin = app.admin_token().await;
+    let acme = app.tenant("acme", "ingest,read").await;
+    let url = app.mqtt_endpoint().await;
+    let client = mqtt_client(&url, &acme.token).await;
+    // Five fit the tenant's burst; each burst after them waits five seconds for the rate.
+    for i in 0..10 {
+        drop(client.publish(mqtt::Message::new("metrics/acme/h/cpu", i.to_string(), 1)));
+    }
+    app.wait_for_points(&acme.token, "metric_name=cpu", 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id = token_id(&app.store.list_tokens(microdash_store::Reach::Tenant(acme.id)).await.unwrap(), "test");
+    let started = revoke_over_http(&app, id, &admin).await;
+    disconnected_by(client, started + WITHIN).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, kept) = app.store.create_token(Some(acme.id), "read".parse().unwrap(), "reader", 0).await.unwrap();
+    app.wait_for_points(&kept, "metric_name=cpu", 5).await;
+    app.stop().await;
+}

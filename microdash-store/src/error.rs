@@ -16,7 +16,7 @@ pub struct StoreError(Repr);
 /// variant (and no diesel type) is part of the public API.
 #[derive(Debug, thiserror::Error)]
 enum Repr {
-    /// The database URL is not one this build understands.
+    /// The database URL is not one this build understands (shown without its password).
     #[error("unsupported database url {0:?}: use a file path, sqlite://PATH or mysql://...")]
     UnsupportedUrl(String),
     /// No connection could be had from the pool (database down, pool exhausted).
@@ -115,19 +115,25 @@ impl From<serde_json::Error> for StoreError {
 }
 
 /// Whether a query failed for a reason that goes away by itself: a lost connection, a
-/// deadlock, a lock wait, a busy SQLite file, a full or failing disk (an operator frees
-/// space; until then workers hold their batches rather than dead-letter them). diesel-async
+/// deadlock, a lock wait, a busy SQLite file, a full or failing disk or a database made
+/// read-only (an operator frees space or lifts it; until then workers hold their batches
+/// rather than dead-letter them). MariaDB says so as 1114 "The table ... is full", 1021 "Disk
+/// full", 1030 "Got error 28 "No space left on device"" and 1290/1836 "read-only". diesel-async
 /// reports MySQL I/O and driver failures, and SQLite reports `SQLITE_BUSY`, `SQLITE_FULL`
 /// and `SQLITE_IOERR`, only as `Unknown` with a message, so the message decides.
 fn is_transient(err: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    const TRANSIENT: [&str; 6] = [
+    const TRANSIENT: [&str; 10] = [
         "deadlock",
         "lock wait timeout",
         "database is locked",
         "database or disk is full",
         "readonly database",
         "unable to open database file",
+        "is full",
+        "disk full",
+        "no space left on device",
+        "read-only",
     ];
     ends_connection(err)
         || matches!(err, Error::DatabaseError(DatabaseErrorKind::Unknown, info)
@@ -182,6 +188,15 @@ mod tests {
         check(ClosedConnection, "closed", true, true);
         check(Unknown, "Deadlock found when trying to get lock; try restarting transaction", false, true);
         check(Unknown, "database or disk is full", false, true);
+        check(Unknown, "The table 'points' is full", false, true);
+        check(Unknown, "Got error 28 \"No space left on device\" from storage engine InnoDB", false, true);
+        check(Unknown, "Disk full (/tmp/#sql_1.MAI); waiting for someone to free some space...", false, true);
+        check(
+            Unknown,
+            "The MariaDB server is running with the --read-only option so it cannot execute this statement",
+            false,
+            true,
+        );
         check(Unknown, "Unknown column 'x' in 'field list'", false, false);
         check(UniqueViolation, "Duplicate entry", false, false);
     }

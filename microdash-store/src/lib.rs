@@ -325,7 +325,7 @@ impl Store {
         } else {
             let path = sqlite_path(url);
             if path.is_empty() || path.contains("://") {
-                return Err(StoreError::unsupported_url(url.to_owned()));
+                return Err(StoreError::unsupported_url(microdash_core::text::redact_url_password(url)));
             }
             if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)

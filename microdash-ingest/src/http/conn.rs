@@ -1,6 +1,8 @@
-//! The connections under the router: an accept loop of our own on hyper (HTTP/1.1, and
-//! HTTP/2 with prior knowledge, as `axum::serve` had), so that idle or slow clients cannot
-//! hold the server.
+//! The connections under the router: an accept loop of our own on hyper, so that idle or
+//! slow clients cannot hold the server. HTTP/1.1 only: browsers speak HTTP/2 only over TLS
+//! (a proxy in front of us ends it), and cleartext HTTP/2 lets a client that opens no flow
+//! control window keep a request in flight, and so its connection exempt from every
+//! deadline, forever.
 //!
 //! - Deadlines ([`ConnIo`]): a request's head (request line and headers) must be complete
 //!   within `header_read_timeout` of its first byte, or of the connection's opening for its
@@ -49,6 +51,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::{ApiError, HttpConfig};
+use crate::net::client_network;
 use crate::telemetry::Telemetry;
 
 /// How long shutdown waits for in-flight requests and open connections to finish.
@@ -511,7 +514,7 @@ fn is_connection_error(err: &io::Error) -> bool {
 
 impl Server {
     fn new(router: Router, limits: Limits, telemetry: Arc<Telemetry>) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
         // Our deadlines instead of hyper's: its header timer also runs while a keep-alive
         // connection waits for its next request, which is the idle timeout's business.
         builder.http1().header_read_timeout(None);
@@ -526,7 +529,7 @@ impl Server {
     }
 
     fn admit(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr, tracker: &TaskTracker) {
-        match self.table.admit(peer.ip().to_canonical()) {
+        match self.table.admit(client_network(peer.ip())) {
             Ok(admitted) => {
                 tracker.spawn(self.clone().connection(stream, admitted, peer));
             }
@@ -943,6 +946,21 @@ mod tests {
         about(start.elapsed(), HEADER);
         assert_eq!(closed(&server, "header_timeout"), 1.0);
         assert_eq!(counted(&server, "microdash_http_connections_open"), 0.0);
+    }
+
+    /// HTTP/2 with prior knowledge is not spoken: its preface is a bad HTTP/1 request,
+    /// answered and closed at once, so no h2 stream can hold the connection.
+    #[tokio::test(start_paused = true)]
+    async fn cleartext_http2_is_refused_at_once() {
+        let (server, _) = server(limits(8, 1, 8));
+        let (mut client, _) = connect(&server, ip(1));
+        client.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        let start = Instant::now();
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer).await;
+        assert!(start.elapsed() < HEADER, "held {:?}", start.elapsed());
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{answer}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,8 +31,13 @@ pub(crate) async fn health_of(state: &AppState) -> HealthResponse {
         backend: backend.to_owned(),
         error: result.err(),
     };
+    // Reachable is not enough: the workers say whether writes go through.
+    let db = db.map_err(|e| e.to_string()).and_then(|()| match state.telemetry.write_failure() {
+        Some(why) => Err(format!("writes failing: {why}")),
+        None => Ok(()),
+    });
     let checks = BTreeMap::from([
-        ("database".to_owned(), check(state.store.backend().name(), db.map_err(|e| e.to_string()))),
+        ("database".to_owned(), check(state.store.backend().name(), db)),
         ("queue".to_owned(), check(state.queue.backend_name(), queue.map_err(|e| e.to_string()))),
     ]);
     HealthResponse { status: HealthStatus::of(checks.values()), checks }

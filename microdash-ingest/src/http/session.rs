@@ -20,6 +20,7 @@ use microdash_store::{Admission, AttemptKey, AttemptLimit, Credential, User, che
 use super::auth::{Auth, SESSION_COOKIE, check_origin, cookie};
 use super::{ApiError, ApiJson, AppState};
 use crate::clock::now_ms;
+use crate::net::client_network;
 
 fn session_out(user: &User) -> SessionOut {
     SessionOut { username: user.username.clone(), tenant: user.tenant_slug.clone(), admin: user.tenant_id.is_none() }
@@ -143,12 +144,9 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -
             }
         }
     }
-    match client {
+    match client_network(client) {
         IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let network = ipnet::Ipv6Net::new(v6, 64).map(|n| n.trunc()).unwrap_or_else(|_| v6.into());
-            network.to_string()
-        }
+        IpAddr::V6(network) => format!("{network}/64"),
     }
 }
 

@@ -46,6 +46,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::admission::{Admission, Caps, Slot};
 use super::{MqttError, Outcome, OverRate, describe, reject, sleep_until, submit_retrying};
 use crate::clock::now_ms;
 use crate::http::auth::TokenUsage;
@@ -70,8 +71,12 @@ pub struct BrokerConfig {
     pub topic_root: String,
     /// How long a new connection may take to send its `CONNECT`.
     pub connect_timeout: Duration,
-    /// Connections served at once; more are closed on arrival.
+    /// Connections served at once (never more than an eighth of the open-file limit). At
+    /// the cap a newcomer takes the place of the oldest connection not signed in yet, or,
+    /// when all are, is closed on arrival.
     pub max_connections: usize,
+    /// Connections from one address (IPv6: one /64) at once, the same way.
+    pub max_connections_per_ip: usize,
     /// Largest packet a client may send (announced to MQTT 5 clients); one metric per
     /// publish needs little.
     pub max_packet_bytes: usize,
@@ -85,6 +90,7 @@ impl BrokerConfig {
             topic_root: microdash_core::mqtt::DEFAULT_TOPIC_ROOT.into(),
             connect_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_ip: 1_024,
             max_packet_bytes: 256 * 1024,
         }
     }
@@ -113,7 +119,9 @@ impl Broker {
     /// Accept publishers until `shutdown`; then let every connection finish what it holds
     /// (enqueue and acknowledge) and close, cutting those that take longer than 10 s.
     pub(crate) async fn run(self, store: Store, ingestor: Ingestor, holds: Arc<Holds>, shutdown: CancellationToken) {
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
+        let open_files = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        let admission =
+            Admission::new(Caps::new(self.config.max_connections, self.config.max_connections_per_ip, open_files));
         let context =
             Arc::new(Context { store, ingestor, config: self.config, token_usage: TokenUsage::default(), holds });
         let mut connections = JoinSet::new();
@@ -122,16 +130,17 @@ impl Broker {
                 () = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let Ok(slot) = slots.clone().try_acquire_owned() else {
-                            tracing::warn!(%peer, max = context.config.max_connections, "too many MQTT connections; closing a new one");
-                            continue;
+                        let slot = match admission.admit(peer.ip()) {
+                            Ok(slot) => slot,
+                            Err(refused) => {
+                                tracing::debug!(%peer, limit = refused.setting(), "MQTT connection refused");
+                                context.ingestor.telemetry().record_mqtt_connection_refused(refused.setting());
+                                continue;
+                            }
                         };
                         let _ = stream.set_nodelay(true);
                         let (context, shutdown) = (context.clone(), shutdown.clone());
-                        connections.spawn(async move {
-                            serve(stream, peer, &context, &shutdown).await;
-                            drop(slot);
-                        });
+                        connections.spawn(async move { serve(stream, peer, &slot, &context, &shutdown).await });
                     }
                     Err(err) => {
                         // Out of file descriptors, say: back off rather than spin.
@@ -169,6 +178,8 @@ enum End {
     Protocol(String),
     #[error("no CONNECT within the connect timeout")]
     ConnectTimeout,
+    #[error("a newcomer took its place before it signed in")]
+    Evicted,
     #[error("silent for longer than 1.5 times its keep-alive")]
     KeepAlive,
     #[error("not reading what it is sent")]
@@ -181,8 +192,8 @@ enum End {
     Unsupported(String),
 }
 
-async fn serve(mut stream: TcpStream, peer: SocketAddr, context: &Context, shutdown: &CancellationToken) {
-    match session(&mut stream, context, shutdown).await {
+async fn serve(mut stream: TcpStream, peer: SocketAddr, slot: &Slot, context: &Context, shutdown: &CancellationToken) {
+    match session(&mut stream, slot, context, shutdown).await {
         Ok(()) => tracing::debug!(%peer, "MQTT client disconnected"),
         Err(err) => tracing::debug!(%peer, error = %err, "MQTT connection closed"),
     }
@@ -204,14 +215,22 @@ async fn flush(stream: &mut TcpStream, output: &mut BytesMut) -> Result<(), End>
     Ok(())
 }
 
-async fn session(stream: &mut TcpStream, context: &Context, shutdown: &CancellationToken) -> Result<(), End> {
+async fn session(
+    stream: &mut TcpStream,
+    slot: &Slot,
+    context: &Context,
+    shutdown: &CancellationToken,
+) -> Result<(), End> {
     let config = &context.config;
     let mut input = BytesMut::with_capacity(4 * 1024);
     let mut output = BytesMut::with_capacity(4 * 1024);
 
-    let connected = tokio::time::timeout(config.connect_timeout, read_connect(stream, &mut input))
-        .await
-        .map_err(|_| End::ConnectTimeout)?;
+    let connected = tokio::select! {
+        connected = tokio::time::timeout(config.connect_timeout, read_connect(stream, &mut input)) => {
+            connected.map_err(|_| End::ConnectTimeout)?
+        }
+        () = slot.evicted() => return Err(End::Evicted),
+    };
     let (version, connect) = match connected {
         Ok(connected) => connected,
         Err(err) => {
@@ -227,7 +246,10 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
         return Err(End::Protocol("the first packet must be CONNECT".into()));
     };
     let publisher = match sign_in(&context.store, &context.token_usage, login).await {
-        Ok(publisher) => publisher,
+        Ok(publisher) => {
+            slot.signed_in();
+            publisher
+        }
         Err(refusal) => {
             version.write(Reply::ConnAck(Some(refusal), None), &mut output);
             return flush(stream, &mut output).await;
@@ -261,15 +283,20 @@ async fn session(stream: &mut TcpStream, context: &Context, shutdown: &Cancellat
         let mut over_quota = None;
         if !burst.metrics.is_empty() {
             let metrics = std::mem::take(&mut burst.metrics);
-            let outcome = submit_retrying(
+            let submitting = submit_retrying(
                 &context.ingestor,
                 publisher.tenant_id,
                 &metrics,
                 received_at,
                 OverRate::Wait,
                 shutdown,
-            )
-            .await;
+            );
+            let outcome = tokio::select! {
+                // Revoked while the burst waits for the tenant's rate or for room in the
+                // queue (which may take long): it is not acknowledged, the client goes now.
+                () = hold.ended() => return revoked(stream, version, &publisher, &mut output).await,
+                outcome = submitting => outcome,
+            };
             let Outcome::Queued(refused) = outcome else {
                 // Nothing of this burst is acknowledged: the client sends it again.
                 return Err(End::Queue);

@@ -253,11 +253,17 @@ impl Journal {
         }
         let file = create_segment(&path, self.fsync)?;
         if self.fsync {
-            if !replaces_active {
+            let synced = if replaces_active {
+                Ok(())
+            } else {
                 // Records synced by nobody yet are in the old file: sync them before leaving it.
-                state.active.file.sync_data().map_err(|e| io_error("syncing", &state.active.path, e))?;
+                state.active.file.sync_data().map_err(|e| io_error("syncing", &state.active.path, e))
+            };
+            if let Err(err) = synced.and_then(|()| sync_dir(&self.dir).map_err(|e| io_error("syncing", &self.dir, e))) {
+                // Not begun after all: the next try creates it again.
+                remove_segment(&path);
+                return Err(err);
             }
-            sync_dir(&self.dir).map_err(|e| io_error("syncing", &self.dir, e))?;
         }
         let old = std::mem::replace(
             &mut state.active,
@@ -351,8 +357,10 @@ fn segment_name(first_seq: u64) -> String {
 fn create_segment(path: &Path, fsync: bool) -> Result<File, QueueError> {
     let file =
         OpenOptions::new().create_new(true).append(true).open(path).map_err(|e| io_error("creating", path, e))?;
-    if fsync {
-        file.sync_all().map_err(|e| io_error("syncing", path, e))?;
+    if fsync && let Err(err) = file.sync_all() {
+        // Left behind, the file's name would refuse every later try to begin this segment.
+        remove_segment(path);
+        return Err(io_error("syncing", path, err));
     }
     Ok(file)
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use microdash_core::Batch;
 use microdash_store::{JournalMark, Store};
 use tokio::sync::{Mutex, Semaphore, mpsc};
+use tracing::Instrument;
 
 use super::journal::{Journal, JournalConfig, JournalUsage};
 use super::{Delivery, QueueError, Receipt};
@@ -108,30 +109,41 @@ impl MemoryQueue {
             // Handed back by the worker that receives the batch.
             Ok(Ok(permit)) => permit.forget(),
         }
-        let (seq, batch) = match &self.journal {
-            None => (None, batch),
-            Some(journal) => {
-                let permits = self.permits(&batch) as usize;
-                let (seq, batch) = match self.write_ahead(journal, batch).await {
-                    Ok(written) => written,
-                    Err(err) => {
-                        self.give_back(permits);
-                        return Err(err);
-                    }
-                };
-                if journal.fsyncs()
-                    && let Err(err) = journal.sync_through(seq).await
-                {
-                    // Written but perhaps not on the disk: refused, yet still queued, for
-                    // the journal would replay it anyway (a client retry may store it
-                    // twice, as an answer lost on the way would).
-                    self.queue_entry(Some(seq), batch);
-                    return Err(err);
-                }
-                (Some(seq), batch)
+        let Some(journal) = self.journal.clone() else {
+            return if self.queue_entry(None, batch) { Ok(()) } else { Err(QueueError::Closed) };
+        };
+        // From here the batch holds room it must either give back or hand to a worker, and
+        // once appended it is in the journal whatever the caller does. So the rest runs as a
+        // task of its own: a caller that is cancelled (a client gone, a request timeout)
+        // stops waiting for it, but cannot leave the room taken and the journal pinned by a
+        // batch no worker will ever receive.
+        let queue = self.clone();
+        tokio::spawn(async move { queue.journal_and_queue(&journal, batch).await }.in_current_span())
+            .await
+            .unwrap_or_else(|e| Err(QueueError::Journal(std::io::Error::other(e.to_string()))))
+    }
+
+    /// Write `batch`, whose room is taken, to the journal (and sync it if so configured),
+    /// then queue it.
+    async fn journal_and_queue(&self, journal: &Arc<Journal>, batch: Batch) -> Result<(), QueueError> {
+        let permits = self.permits(&batch) as usize;
+        let (seq, batch) = match self.write_ahead(journal, batch).await {
+            Ok(written) => written,
+            Err(err) => {
+                self.give_back(permits);
+                return Err(err);
             }
         };
-        if self.queue_entry(seq, batch) { Ok(()) } else { Err(QueueError::Closed) }
+        if journal.fsyncs()
+            && let Err(err) = journal.sync_through(seq).await
+        {
+            // Written but perhaps not on the disk: refused, yet still queued, for the
+            // journal would replay it anyway (a client retry may store it twice, as an
+            // answer lost on the way would).
+            self.queue_entry(Some(seq), batch);
+            return Err(err);
+        }
+        if self.queue_entry(Some(seq), batch) { Ok(()) } else { Err(QueueError::Closed) }
     }
 
     /// Append `batch` to the journal on a blocking thread (an encode and a file write).
@@ -332,5 +344,32 @@ mod tests {
         assert!(matches!(waiting.await.unwrap(), Err(QueueError::Closed)), "a waiting enqueue ends at close");
         assert_eq!(queue.receive(100, Duration::from_millis(10)).await.unwrap().len(), 1);
         assert!(matches!(queue.receive(100, Duration::from_millis(10)).await, Err(QueueError::Closed)));
+    }
+
+    /// A caller cancelled while its batch is being journalled (a client gone, a request
+    /// timeout) still leaves the batch queued, so its room comes back once a worker takes it
+    /// and the journal can let go of it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cancelled_enqueue_still_queues_what_it_journalled() {
+        let db = microdash_store::testing::TestDb::new(microdash_store::Backend::Sqlite).await;
+        let store = db.store().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = JournalConfig::new(dir.path());
+        config.fsync = true;
+        let queue = MemoryQueue::with_journal(150_000, Duration::from_millis(200), &config, &store).await.unwrap();
+        // Writing and syncing 100,000 metrics takes far longer than the 1 ms the caller waits.
+        let cancelled = tokio::time::timeout(Duration::from_millis(1), queue.enqueue(batch(100_000))).await;
+        assert!(cancelled.is_err(), "the enqueue finished before it could be cancelled");
+        let mut received = Vec::new();
+        for _ in 0..100 {
+            received = queue.receive(usize::MAX, Duration::from_millis(100)).await.unwrap();
+            if !received.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(received.iter().map(|d| d.batch.metrics.len()).collect::<Vec<_>>(), [100_000]);
+        queue.ack(&received).await;
+        // The room came back: a batch that fits the empty queue is taken.
+        queue.enqueue(batch(100_000)).await.unwrap();
     }
 }

@@ -227,7 +227,12 @@ impl App {
 
     /// Serve the embedded MQTT endpoint on a free port until the app stops; its `tcp://` URL.
     pub async fn mqtt_endpoint(&self) -> String {
-        let broker = Broker::bind(BrokerConfig::new("127.0.0.1:0")).await.unwrap();
+        self.mqtt_endpoint_with(BrokerConfig::new("127.0.0.1:0")).await
+    }
+
+    /// As [`App::mqtt_endpoint`], with these settings (listening where they say).
+    pub async fn mqtt_endpoint_with(&self, config: BrokerConfig) -> String {
+        let broker = Broker::bind(config).await.unwrap();
         let url = format!("tcp://{}", broker.local_addr().unwrap());
         let (runtime, shutdown) = (self.runtime.clone(), self.shutdown.clone());
         tokio::spawn(async move { runtime.run_endpoint(broker, shutdown).await });
