@@ -27,8 +27,10 @@ ensure_service Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --p
   --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 ensure_service Mosquitto 1883 mosquitto -d -c /etc/mosquitto/mosquitto.conf
 
-# --all-targets also builds the examples, which bins/tests/examples.rs runs against the real
-# server (and the embedded one by itself).
+# The example programs, which bins/tests/examples.rs runs against the real server (and the
+# embedded one by itself): `cargo test --all-targets` compiles them too, but only `cargo build`
+# puts them at target/debug/examples/NAME, where the test finds them.
+cargo build -p microdash-client -p microdash-ingest --examples --all-features
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc
 # The API docs, with every rustdoc warning (a broken or private link, say) an error.

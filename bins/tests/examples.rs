@@ -2,8 +2,8 @@
 //! `microdash` binary, the embedded service by itself, probed over HTTP.
 //!
 //! The example programs are other packages' targets, built beside the server binary by
-//! `cargo test --workspace --all-targets` (what `scripts/test.sh` runs). Run alone, this
-//! file needs `cargo build -p microdash-client -p microdash-ingest --examples` first.
+//! `scripts/test.sh` before the tests. Run alone, this file needs
+//! `cargo build -p microdash-client -p microdash-ingest --examples --all-features` first.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -22,7 +22,7 @@ fn example(name: &str) -> PathBuf {
     let path = server.parent().unwrap().join("examples").join(name);
     assert!(
         path.is_file(),
-        "{} is not built; run `cargo build -p microdash-client -p microdash-ingest --examples`",
+        "{} is not built; run `cargo build -p microdash-client -p microdash-ingest --examples --all-features`",
         path.display()
     );
     path

@@ -180,18 +180,28 @@ impl Ingestor {
         let accepted = metrics.len();
         let batch = Batch { tenant_id, received_at_ms, metrics };
         let span = tracing::debug_span!("enqueue", source = source.name(), tenant_id, metrics = count);
-        match self.queue.enqueue(batch).instrument(span).await {
-            Ok(()) => {
-                self.telemetry.record_accepted(source, accepted);
-                let over_series_quota = std::mem::take(&mut admission.refused);
-                admission.confirm();
-                Ok(Submitted { accepted, over_series_quota })
+        // Queueing, and then counting the batch and confirming its series, run as a task of
+        // their own: a caller cancelled meanwhile (a client gone, a request timeout, a revoked
+        // MQTT connection) stops waiting, but a batch that reaches the queue is still counted
+        // and its new series still held against the tenant's limit.
+        let (queue, telemetry) = (self.queue.clone(), self.telemetry.clone());
+        let queueing = async move {
+            match queue.enqueue(batch).await {
+                Ok(()) => {
+                    telemetry.record_accepted(source, accepted);
+                    let over_series_quota = std::mem::take(&mut admission.refused);
+                    admission.confirm();
+                    Ok(Submitted { accepted, over_series_quota })
+                }
+                Err(err) => {
+                    tracing::warn!(tenant_id, count = accepted, error = %err, "queue refused a batch");
+                    telemetry.record_rejected(source, RejectReason::QueueUnavailable, accepted);
+                    Err(err.into())
+                }
             }
-            Err(err) => {
-                tracing::warn!(tenant_id, count = accepted, error = %err, "queue refused a batch");
-                self.telemetry.record_rejected(source, RejectReason::QueueUnavailable, accepted);
-                Err(err.into())
-            }
-        }
+        };
+        tokio::spawn(queueing.instrument(span))
+            .await
+            .unwrap_or_else(|e| Err(QueueError::Journal(std::io::Error::other(e.to_string())).into()))
     }
 }

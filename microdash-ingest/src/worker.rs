@@ -337,7 +337,12 @@ impl Worker {
                     self.telemetry.record_write_failure(Some(err.to_string()));
                     tracing::error!(error = %err, "database unavailable; holding the batch and retrying");
                 }
-                Err(err) => return Err(err),
+                Err(err) => {
+                    // Not an outage (or shutting down): the batch goes to the dead letters,
+                    // and the database is no longer reported down for it.
+                    self.telemetry.record_write_failure(None);
+                    return Err(err);
+                }
             }
         }
     }

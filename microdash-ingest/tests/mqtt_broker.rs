@@ -278,9 +278,10 @@ async fn silent_clients_and_other_protocols_are_turned_away() {
     app.stop().await;
 }
 
-/// Connections that never sign in cannot lock publishers out: at the cap a newcomer takes
-/// the place of the oldest one not signed in yet; once every connection has signed in, a
-/// newcomer is closed on arrival and counted.
+/// Connections that never sign in cannot lock publishers out: at the cap (here one address's,
+/// all tests connecting from loopback; the total cap works the same way, see the unit tests
+/// of `mqtt::admission`) a newcomer takes the place of the oldest one not signed in yet; once
+/// every connection has signed in, a newcomer is closed on arrival and counted.
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_make_room_for_publishers_and_signed_in_ones_keep_theirs() {
     let app = App::start().await;

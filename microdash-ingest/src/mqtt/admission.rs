@@ -138,9 +138,17 @@ impl Slot {
         self.evict.cancelled()
     }
 
-    /// The client signed in: no newcomer takes its place from now on.
-    pub fn signed_in(&self) {
-        self.admission.state().waiting.remove(&self.id);
+    /// The client signed in: no newcomer takes its place from now on. False if one took it
+    /// meanwhile (while its credentials were being checked): the connection must end, as it
+    /// is no longer counted.
+    #[must_use]
+    pub fn signed_in(&self) -> bool {
+        let mut state = self.admission.state();
+        if self.evict.is_cancelled() {
+            return false;
+        }
+        state.waiting.remove(&self.id);
+        true
     }
 }
 
@@ -175,14 +183,14 @@ mod tests {
     fn a_newcomer_takes_the_place_of_the_oldest_connection_not_signed_in() {
         let admission = Admission::new(Caps { total: 3, per_ip: 3 });
         let first = admission.admit(ip(1)).unwrap();
-        first.signed_in();
+        assert!(first.signed_in());
         let second = admission.admit(ip(2)).unwrap();
         let third = admission.admit(ip(3)).unwrap();
         let fourth = admission.admit(ip(4)).unwrap();
         assert!(second.evict.is_cancelled(), "the oldest waiting one went");
         assert!(!first.evict.is_cancelled() && !third.evict.is_cancelled());
-        third.signed_in();
-        fourth.signed_in();
+        assert!(third.signed_in() && fourth.signed_in());
+        assert!(!second.signed_in(), "evicted before it signed in");
         assert_eq!(admission.admit(ip(5)).err(), Some(Refused::MaxConnections), "all signed in");
         drop(second);
         assert_eq!(admission.admit(ip(5)).err(), Some(Refused::MaxConnections), "an evicted one counts no more");
@@ -195,10 +203,10 @@ mod tests {
         let admission = Admission::new(Caps { total: 10, per_ip: 2 });
         let a = admission.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
         let b = admission.admit("2001:db8:1:2::2".parse().unwrap()).unwrap();
-        a.signed_in();
+        assert!(a.signed_in());
         let c = admission.admit("2001:db8:1:2::3".parse().unwrap()).unwrap();
         assert!(b.evict.is_cancelled(), "the same /64's waiting connection went");
-        c.signed_in();
+        assert!(c.signed_in());
         let refused = admission.admit("2001:db8:1:2::4".parse().unwrap()).err();
         assert_eq!(refused, Some(Refused::MaxConnectionsPerIp));
         let other = admission.admit("2001:db8:1:3::1".parse().unwrap());

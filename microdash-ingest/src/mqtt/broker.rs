@@ -246,10 +246,9 @@ async fn session(
         return Err(End::Protocol("the first packet must be CONNECT".into()));
     };
     let publisher = match sign_in(&context.store, &context.token_usage, login).await {
-        Ok(publisher) => {
-            slot.signed_in();
-            publisher
-        }
+        Ok(publisher) if slot.signed_in() => publisher,
+        // A newcomer took its place while its credentials were checked.
+        Ok(_) => return Err(End::Evicted),
         Err(refusal) => {
             version.write(Reply::ConnAck(Some(refusal), None), &mut output);
             return flush(stream, &mut output).await;
