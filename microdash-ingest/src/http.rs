@@ -5,7 +5,7 @@
 //! and on the API a body limit that refuses a declared `Content-Length` over it before
 //! reading anything. Each request is handled in a `request` span holding its id (answered as
 //! `x-request-id`), method, path and, once authenticated, tenant id, so its log lines can be
-//! found by the id. Under the router, [`conn`] owns the connections: their deadlines, their
+//! found by the id. Under the router, `conn` owns the connections: their deadlines, their
 //! caps and the graceful shutdown. Authentication is the [`auth::Auth`] extractor, so a
 //! handler that takes it cannot forget it; handlers then check the scope they need.
 
