@@ -150,7 +150,7 @@ async fn dead_letters_are_listed_and_replayed_from_the_cli() {
     )
     .unwrap();
     let batch = microdash_core::Batch { tenant_id: tenant.id, received_at_ms: 5, metrics };
-    store.add_dead_letter(&batch, "disk full", 5, 5).await.unwrap();
+    store.add_dead_letter(&batch, "disk full", 5, 5, None).await.unwrap();
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
 
     let listed = microdash_output(&["dlq", "list"], &env);

@@ -3,15 +3,24 @@
 
 /// `scheme://user:***@host...` for `scheme://user:password@host...`; any other text as it is.
 /// For printing connection URLs (`database_url`, `redis_url`, `smtp_url`) in configuration
-/// dumps and logs.
+/// dumps and logs. A password someone wrote without percent-encoding its `/`, `?` or `#` is
+/// hidden too (the URL then only seems to end its host early): a redaction errs on the side
+/// of hiding.
 pub fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{tail}")
+    if let Some((userinfo, host)) = authority.rsplit_once('@') {
+        return match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        };
+    }
+    // No credentials before the first `/`, `?` or `#`: they may still be there, with one of
+    // those characters in the password (`user:pa/ss@host`).
+    match (rest.split_once(':'), rest.rsplit_once('@')) {
+        (Some((user, _)), Some((_, host))) if !user.contains(['/', '?', '#', '@']) => {
+            format!("{scheme}://{user}:***@{host}")
         }
         _ => url.to_owned(),
     }
@@ -61,6 +70,9 @@ mod tests {
             ("sqlite://data/m.db", "sqlite://data/m.db"),
             ("not a url", "not a url"),
             ("https://h/p?u=a:b@c", "https://h/p?u=a:b@c"),
+            ("mysql://root:pa/ss@db:3306/m", "mysql://root:***@db:3306/m"),
+            ("mysql://root:p?a#s@db/m", "mysql://root:***@db/m"),
+            ("redis://:/x@cache:6379", "redis://:***@cache:6379"),
         ] {
             assert_eq!(redact_url_password(url), shown, "{url}");
         }

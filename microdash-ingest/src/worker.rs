@@ -4,13 +4,18 @@
 //! the worker keeps retrying (the queue absorbs the backlog and, once full, HTTP answers
 //! `503`), so an outage loses nothing. Any other failure that survives every attempt moves
 //! the batch to the dead-letter store, after splitting a multi-batch insert so that one bad
-//! batch does not take good ones with it.
+//! batch does not take good ones with it. A panic while storing (a bug) is treated the same
+//! way instead of taking the worker down with its batches: in-process, those would stay
+//! unacknowledged in the journal, which would then fill until the next restart.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
+use futures_util::FutureExt;
 use microdash_core::{Batch, ErrorKind};
 use microdash_store::{InsertStats, Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -209,12 +214,30 @@ impl Worker {
             deliveries.into_iter().partition(|d| d.deliveries > self.config.max_deliveries);
         for delivery in &poison {
             let error = format!("delivered {} times without being stored", delivery.deliveries);
-            self.dead_letter(delivery, &error, shutdown).await;
+            self.dead_letter(writer, delivery, &error, shutdown).await;
         }
         if deliveries.is_empty() {
             return;
         }
-        match self.store_with_retries(writer, &deliveries, consumer, shutdown).await {
+        // The store's own state survives a panic: its locks are tokio's (not poisoned) or
+        // recover from poisoning, and a transaction that did not commit left nothing behind.
+        let stored = AssertUnwindSafe(self.store_with_retries(writer, &deliveries, consumer, shutdown))
+            .catch_unwind()
+            .await
+            .map_err(|panic| format!("storing the batch panicked: {}", panic_message(&*panic)));
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(error) if deliveries.len() > 1 => {
+                tracing::error!(
+                    batches = deliveries.len(),
+                    error,
+                    "storing merged batches panicked; storing them one by one"
+                );
+                return self.one_by_one(writer, deliveries, consumer, shutdown).await;
+            }
+            Err(error) => return self.dead_letter(writer, &deliveries[0], &error, shutdown).await,
+        };
+        match stored {
             Ok(()) => {
                 self.ack(&deliveries).await;
                 let batches = deliveries.into_iter().map(|d| d.batch).collect();
@@ -238,24 +261,41 @@ impl Worker {
             }
             Err(err) if deliveries.len() > 1 => {
                 tracing::warn!(batches = deliveries.len(), error = %err, "merged insert failed, storing batches one by one");
-                for delivery in deliveries {
-                    Box::pin(self.process(writer, vec![delivery], consumer, shutdown)).await;
-                }
+                self.one_by_one(writer, deliveries, consumer, shutdown).await;
             }
-            Err(err) => self.dead_letter(&deliveries[0], &err.to_string(), shutdown).await,
+            Err(err) => self.dead_letter(writer, &deliveries[0], &err.to_string(), shutdown).await,
         }
     }
 
-    /// Move a batch to the dead-letter store, then acknowledge it. If even that fails, a
-    /// durable queue keeps the batch for a later delivery; an in-process one has nowhere
-    /// else to keep it, so the worker keeps trying until shutdown.
-    async fn dead_letter(&self, delivery: &Delivery, error: &str, shutdown: &CancellationToken) {
+    /// Process merged batches that failed together one at a time, so that only the bad one
+    /// goes to the dead letters.
+    async fn one_by_one(
+        &self,
+        writer: i32,
+        deliveries: Vec<Delivery>,
+        consumer: &Consumer,
+        shutdown: &CancellationToken,
+    ) {
+        for delivery in deliveries {
+            Box::pin(self.process(writer, vec![delivery], consumer, shutdown)).await;
+        }
+    }
+
+    /// Move a batch to the dead-letter store, then acknowledge it. A journalled batch's mark
+    /// is recorded with its dead letter, so a crash before the acknowledgement does not
+    /// dead-letter it again at the replay. If even that fails, a durable queue keeps the
+    /// batch for a later delivery; an in-process one has nowhere else to keep it, so the
+    /// worker keeps trying until shutdown.
+    async fn dead_letter(&self, writer: i32, delivery: &Delivery, error: &str, shutdown: &CancellationToken) {
         let attempts = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
+        let mark = self.queue.journal_mark(writer, std::slice::from_ref(delivery));
         loop {
-            match self.store.add_dead_letter(&delivery.batch, error, attempts, now_ms()).await {
-                Ok(()) => {
-                    tracing::error!(tenant_id = delivery.batch.tenant_id, error, "batch dead-lettered");
-                    self.telemetry.record_dead_letter();
+            match self.store.add_dead_letter(&delivery.batch, error, attempts, now_ms(), mark.as_ref()).await {
+                Ok(written) => {
+                    if written {
+                        tracing::error!(tenant_id = delivery.batch.tenant_id, error, "batch dead-lettered");
+                        self.telemetry.record_dead_letter();
+                    }
                     self.ack(std::slice::from_ref(delivery)).await;
                     return;
                 }
@@ -300,6 +340,8 @@ impl Worker {
                         tracing::warn!(error = %err, "could not renew the hold on a batch being retried");
                     }
                 }
+                #[cfg(test)]
+                tests::panic_if_injected(&batches);
                 // The insert alone is timed: backoff between attempts is not insert latency.
                 let started = Instant::now();
                 let span = tracing::debug_span!("insert", inserted = tracing::field::Empty);
@@ -358,5 +400,87 @@ impl Worker {
             // Harmless beyond a redelivery: dedupe_id makes the second store a no-op.
             tracing::warn!(error = %err, "acknowledging batches failed; they may be delivered again");
         }
+    }
+}
+
+/// What a caught panic said, for the dead letter and the log.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::{LiveConfig, LiveHub};
+    use crate::queue::{JournalConfig, MemoryQueue};
+    use microdash_core::Limits;
+    use microdash_core::metric::parse_metrics;
+    use microdash_store::{Backend, PointQuery};
+
+    /// A metric by this name makes storing its batch panic, standing in for a bug.
+    const PANICS: &str = "worker_test_injected_panic";
+
+    pub(super) fn panic_if_injected(batches: &[&Batch]) {
+        if batches.iter().any(|b| b.metrics.iter().any(|m| m.name == PANICS)) {
+            panic!("injected panic");
+        }
+    }
+
+    fn batch(tenant_id: i64, name: &str) -> Batch {
+        let json = format!(r#"{{"metric_name":"{name}","value":1}}"#);
+        Batch { tenant_id, received_at_ms: 0, metrics: parse_metrics(json.as_bytes(), &Limits::default(), 0).unwrap() }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_batch_whose_storing_panics_is_dead_lettered_and_the_rest_are_stored() {
+        let db = microdash_store::testing::TestDb::new(Backend::Sqlite).await;
+        let store = db.store().await;
+        let tenant = store.create_tenant("t", "", 0).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let journal = JournalConfig::new(dir.path());
+        let queue =
+            Queue::Memory(MemoryQueue::with_journal(1_000, Duration::from_secs(1), &journal, &store).await.unwrap());
+        // Queued before the worker starts, so it receives them as one merged insert.
+        for name in ["before", PANICS, "after"] {
+            queue.enqueue(batch(tenant.id, name)).await.unwrap();
+        }
+        let config = WorkerConfig {
+            workers: 1,
+            retry_initial_delay: Duration::from_millis(1),
+            retry_max_delay: Duration::from_millis(10),
+            ..WorkerConfig::default()
+        };
+        let live = LivePublisher::Local(Arc::new(LiveHub::new(LiveConfig::default())));
+        let shutdown = CancellationToken::new();
+        let workers = tokio::spawn(run_workers(
+            queue.clone(),
+            store.clone(),
+            Arc::new(Telemetry::new()),
+            live,
+            config,
+            shutdown.clone(),
+        ));
+        // Closing drains what is queued, then the worker stops: had the panic taken it down,
+        // its replacement would have nothing left to store.
+        queue.close();
+        shutdown.cancel();
+        workers.await.unwrap();
+
+        let dead = store.list_dead_letters().await.unwrap();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(dead[0].batch.metrics[0].name, PANICS);
+        assert!(dead[0].error.contains("injected panic"), "{}", dead[0].error);
+        for name in ["before", "after"] {
+            let query = PointQuery { metric_name: Some(name.into()), limit: 10, ..PointQuery::default() };
+            assert_eq!(store.query_points(tenant.id, &query).await.unwrap().len(), 1, "{name} stored");
+        }
+        // Everything was acknowledged and marked: reopening the journal replays nothing.
+        drop(queue);
+        let reopened = MemoryQueue::with_journal(1_000, Duration::from_secs(1), &journal, &store).await.unwrap();
+        assert_eq!(Queue::Memory(reopened).depth().await.unwrap(), 0);
     }
 }

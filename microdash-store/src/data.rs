@@ -623,14 +623,19 @@ impl Store {
             .collect())
     }
 
-    /// Keep a batch that could not be persisted.
+    /// Keep a batch that could not be persisted. For a batch of the embedded queue's journal,
+    /// `mark` is recorded in the same transaction, as [`Store::insert_batches_marked`] does
+    /// for stored rows: a crash before the queue hears of it then neither dead-letters the
+    /// batch a second time at the replay nor stores it after all. Returns whether the dead
+    /// letter was written (`false`: the mark was recorded already).
     pub async fn add_dead_letter(
         &self,
         batch: &Batch,
         error: &str,
         attempts: i32,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+        mark: Option<&JournalMark>,
+    ) -> Result<bool, StoreError> {
         let row = NewDeadLetter {
             tenant_id: batch.tenant_id,
             payload: serde_json::to_string(batch)?,
@@ -638,8 +643,42 @@ impl Store {
             attempts,
             created_at_ms: now_ms,
         };
-        with_conn!(self, |conn| diesel::insert_into(dead_letters::table).values(&row).execute(&mut conn).await?);
-        Ok(())
+        let mark = mark.cloned();
+        let written = match &self.inner.pool {
+            Pool::Sqlite(_) => {
+                self.write_sqlite(1, move |c| {
+                    if let Some(mark) = &mark
+                        && journal::already_stored_sqlite(c, mark)?
+                    {
+                        return Ok(0);
+                    }
+                    let written =
+                        diesel::RunQueryDsl::execute(diesel::insert_into(dead_letters::table).values(&row), c)?;
+                    if let Some(mark) = &mark {
+                        journal::record_sqlite(c, mark)?;
+                    }
+                    Ok(written)
+                })
+                .await?
+            }
+            Pool::Mysql(pool) => {
+                let mut conn = pool.get().await?;
+                conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                    if let Some(mark) = &mark
+                        && journal::already_stored_mysql(conn, mark).await?
+                    {
+                        return Ok(0);
+                    }
+                    let written = diesel::insert_into(dead_letters::table).values(&row).execute(conn).await?;
+                    if let Some(mark) = &mark {
+                        journal::record_mysql(conn, mark).await?;
+                    }
+                    Ok(written)
+                })
+                .await?
+            }
+        };
+        Ok(written > 0)
     }
 
     /// All dead letters, oldest first.

@@ -9,7 +9,8 @@ use microdash_core::token::Scopes;
 use microdash_core::{Batch, ErrorKind, Limits};
 use microdash_store::testing::TestDb;
 use microdash_store::{
-    Admission, AttemptKey, AttemptLimit, Backend, Credential, MAX_ATTEMPT_SUBJECT_BYTES, PointQuery, Reach, Store,
+    Admission, AttemptKey, AttemptLimit, Backend, Credential, JournalMark, MAX_ATTEMPT_SUBJECT_BYTES, PointQuery,
+    Reach, Store,
 };
 use std::time::Duration;
 
@@ -240,11 +241,19 @@ fn template() -> microdash_core::Metric {
 async fn dead_letters_keep_the_batch(store: Store) {
     let t = store.create_tenant("t", "", NOW).await.unwrap();
     let kept = batch(t.id, r#"{"metric_name":"m","value":1}"#);
-    store.add_dead_letter(&kept, "disk full", 5, NOW).await.unwrap();
+    assert!(store.add_dead_letter(&kept, "disk full", 5, NOW, None).await.unwrap());
     let listed = store.list_dead_letters().await.unwrap();
     assert_eq!((listed.len(), &listed[0].batch, listed[0].attempts), (1, &kept, 5));
     assert!(store.delete_dead_letter(listed[0].id).await.unwrap());
     assert!(store.list_dead_letters().await.unwrap().is_empty());
+
+    // A journalled batch's dead letter records its mark: the journal's replay after a crash
+    // before the acknowledgement finds it done, and a second attempt writes nothing.
+    let mark = JournalMark::new("dl-journal", 0, 0, [1]);
+    assert!(store.add_dead_letter(&kept, "bad", 5, NOW, Some(&mark)).await.unwrap());
+    assert!(!store.add_dead_letter(&kept, "bad", 5, NOW, Some(&mark)).await.unwrap());
+    assert_eq!(store.list_dead_letters().await.unwrap().len(), 1);
+    assert!(store.journal_progress("dl-journal").await.unwrap().is_stored(1));
 }
 
 async fn users_sign_in_and_sessions(store: Store) {

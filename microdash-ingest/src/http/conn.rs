@@ -326,6 +326,7 @@ struct Entry {
 /// A connection let in.
 struct Admitted {
     id: u64,
+    ip: IpAddr,
     kind: Kind,
     slot: Arc<Slot>,
     evict: CancellationToken,
@@ -381,7 +382,21 @@ impl Table {
         let id = entries.next_id;
         entries.next_id += 1;
         entries.add(id, Entry { ip, kind, slot: slot.clone(), evict: evict.clone() });
-        Ok(Admitted { id, kind, slot, evict })
+        Ok(Admitted { id, ip, kind, slot, evict })
+    }
+
+    /// Count an evicted connection again: a request began on it between its choice and its
+    /// close, and a busy connection is not closed (a stream may last for hours). Until a
+    /// connection ends the table holds one more than its cap, as it did while this one was
+    /// closing; the caps hold again from the next admission on. Returns its new eviction
+    /// token.
+    fn readmit(&self, admitted: &Admitted) -> CancellationToken {
+        let mut entries = self.entries();
+        entries.closing -= 1;
+        let evict = CancellationToken::new();
+        let Admitted { id, ip, kind, slot, .. } = admitted;
+        entries.add(*id, Entry { ip: *ip, kind: *kind, slot: slot.clone(), evict: evict.clone() });
+        evict
     }
 
     /// Close the connection that has waited longest, to free its descriptor.
@@ -557,7 +572,8 @@ impl Server {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Admitted { id, kind, slot, evict } = admitted;
+        let Admitted { id, kind, ref slot, ref evict, .. } = admitted;
+        let (slot, mut evict) = (slot.clone(), evict.clone());
         let _open = Open::new(&self, id);
         let io = TokioIo::new(ConnIo::new(io, slot.clone(), self.table.limits, self.telemetry.clone()));
         let service = Service {
@@ -568,7 +584,7 @@ impl Server {
             telemetry: self.telemetry.clone(),
         };
         let mut conn = std::pin::pin!(self.builder.serve_connection(io, service));
-        let (mut draining, mut evicted) = (false, false);
+        let mut draining = false;
         loop {
             tokio::select! {
                 _ = conn.as_mut() => return,
@@ -577,16 +593,15 @@ impl Server {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                () = evict.cancelled(), if !evicted => {
-                    evicted = true;
+                () = evict.cancelled() => {
                     // Nothing runs on this connection but through this task, so it is still
                     // idle now if it was when chosen, unless a request began in between:
-                    // that one finishes first.
+                    // then it stays, counted again.
                     if slot.waiting_since().is_some() {
                         self.telemetry.record_connection_closed(Close::Evicted.name());
                         return;
                     }
-                    conn.as_mut().graceful_shutdown();
+                    evict = self.table.readmit(&admitted);
                 }
             }
         }
@@ -1075,6 +1090,31 @@ mod tests {
         drop(_busy);
         table.remove(second.id);
         assert_eq!(table.admit(ip(5)).unwrap().kind, Kind::General);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_whose_request_began_as_it_was_evicted_is_counted_again() {
+        let table = Table::new(limits(1, 1, 10));
+        let first = table.admit(ip(1)).unwrap();
+        let second = table.admit(ip(2)).unwrap();
+        assert!(first.evict.is_cancelled());
+        // Its request began before it saw the eviction: it stays, and is counted.
+        let _busy = first.slot.begin();
+        let evict = table.readmit(&first);
+        assert!(!evict.is_cancelled());
+        {
+            let entries = table.entries();
+            assert_eq!((entries.general, entries.closing, entries.per_ip.len()), (2, 0, 2));
+        }
+        // Both general connections busy: a newcomer gets the reserved slot, no busy one is
+        // closed for it.
+        let _busy_too = second.slot.begin();
+        assert_eq!(table.admit(ip(3)).unwrap().kind, Kind::Reserved);
+        assert!(!evict.is_cancelled() && !second.evict.is_cancelled());
+        table.remove(first.id);
+        table.remove(second.id);
+        let entries = table.entries();
+        assert_eq!((entries.general, entries.closing), (0, 0));
     }
 
     #[tokio::test(start_paused = true)]
