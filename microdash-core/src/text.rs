@@ -3,26 +3,22 @@
 
 /// `scheme://user:***@host...` for `scheme://user:password@host...`; any other text as it is.
 /// For printing connection URLs (`database_url`, `redis_url`, `smtp_url`) in configuration
-/// dumps and logs. A password someone wrote without percent-encoding its `/`, `?` or `#` is
-/// hidden too (the URL then only seems to end its host early): a redaction errs on the side
-/// of hiding.
+/// dumps and logs. A password someone wrote without percent-encoding its `/`, `?`, `#` or `@`
+/// is hidden too (the URL then only seems to end its host early). It errs on the side of
+/// hiding: `tcp://broker:1883/?id=a@b` shows as `tcp://broker:***@b`.
 pub fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    if let Some((userinfo, host)) = authority.rsplit_once('@') {
-        return match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        };
-    }
-    // No credentials before the first `/`, `?` or `#`: they may still be there, with one of
-    // those characters in the password (`user:pa/ss@host`).
-    match (rest.split_once(':'), rest.rsplit_once('@')) {
-        (Some((user, _)), Some((_, host))) if !user.contains(['/', '?', '#', '@']) => {
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
+    // The credentials end at the last `@`: of the authority, normally, but of the whole URL
+    // when what precedes the first `:` can be a user name, for a password whose `/`, `?`,
+    // `#` or `@` was not percent-encoded reaches past where the authority seems to end.
+    let user_is_clean = rest.split_once(':').is_some_and(|(user, _)| !user.contains(['/', '?', '#', '@']));
+    let at = if user_is_clean { rest.rfind('@') } else { rest[..authority_end].rfind('@') };
+    let Some(at) = at else { return url.to_owned() };
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -73,6 +69,9 @@ mod tests {
             ("mysql://root:pa/ss@db:3306/m", "mysql://root:***@db:3306/m"),
             ("mysql://root:p?a#s@db/m", "mysql://root:***@db/m"),
             ("redis://:/x@cache:6379", "redis://:***@cache:6379"),
+            ("mysql://root:p@ss/word@db/m", "mysql://root:***@db/m"),
+            ("redis://:a@b#c@cache", "redis://:***@cache"),
+            ("mysql://db:3306/m", "mysql://db:3306/m"),
         ] {
             assert_eq!(redact_url_password(url), shown, "{url}");
         }

@@ -220,7 +220,8 @@ impl Worker {
             return;
         }
         // The store's own state survives a panic: its locks are tokio's (not poisoned) or
-        // recover from poisoning, and a transaction that did not commit left nothing behind.
+        // recover from poisoning, and the connection of a transaction that did not commit
+        // is discarded (SQLite's writer by the store, MariaDB's by its pool).
         let stored = AssertUnwindSafe(self.store_with_retries(writer, &deliveries, consumer, shutdown))
             .catch_unwind()
             .await
@@ -238,7 +239,10 @@ impl Worker {
             Err(error) => return self.dead_letter(writer, &deliveries[0], &error, shutdown).await,
         };
         match stored {
-            Ok(()) => {
+            Ok((stats, seconds)) => {
+                // Outside the catch above: the batch is committed, so nothing here may send
+                // it to the dead letters as well.
+                self.record(&deliveries, stats, seconds);
                 self.ack(&deliveries).await;
                 let batches = deliveries.into_iter().map(|d| d.batch).collect();
                 self.live.publish(batches).instrument(tracing::debug_span!("publish")).await;
@@ -322,7 +326,7 @@ impl Worker {
         deliveries: &[Delivery],
         consumer: &Consumer,
         shutdown: &CancellationToken,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(InsertStats, f64), StoreError> {
         let batches: Vec<&Batch> = deliveries.iter().map(|d| &d.batch).collect();
         let mark = self.queue.journal_mark(writer, deliveries);
         let backoff = ExponentialBuilder::default()
@@ -372,8 +376,7 @@ impl Worker {
             match result {
                 Ok((stats, took)) => {
                     self.telemetry.record_write_failure(None);
-                    self.record(&batches, stats, took.as_secs_f64());
-                    return Ok(());
+                    return Ok((stats, took.as_secs_f64()));
                 }
                 Err(err) if err.kind() == ErrorKind::Unavailable && !shutdown.is_cancelled() => {
                     self.telemetry.record_write_failure(Some(err.to_string()));
@@ -389,9 +392,9 @@ impl Worker {
         }
     }
 
-    fn record(&self, batches: &[&Batch], stats: InsertStats, seconds: f64) {
+    fn record(&self, deliveries: &[Delivery], stats: InsertStats, seconds: f64) {
         let now = now_ms();
-        let lags: Vec<f64> = batches.iter().map(|b| (now - b.received_at_ms).max(0) as f64 / 1000.0).collect();
+        let lags: Vec<f64> = deliveries.iter().map(|d| (now - d.batch.received_at_ms).max(0) as f64 / 1000.0).collect();
         self.telemetry.record_insert(stats.metrics, stats.inserted, seconds, &lags);
     }
 

@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -838,14 +839,27 @@ impl Store {
         // is what makes SQLite fast, and its statements run without an await each.
         let written = conn
             .spawn_blocking(move |c| {
-                let written = c.immediate_transaction(write)?;
+                // A panic in `write` (a bug) must reach the caller as the panic it is: the
+                // blocking thread would otherwise report it as a lost connection, which
+                // callers retry for as long as the database seems down.
+                let written = match std::panic::catch_unwind(AssertUnwindSafe(|| c.immediate_transaction(write))) {
+                    Ok(written) => written?,
+                    Err(panic) => return QueryResult::Ok(Err(panic)),
+                };
                 let restarted = since + written >= limit && restart_wal(c);
                 drop(checkpointing);
-                QueryResult::Ok((written, restarted))
+                QueryResult::Ok(Ok((written, restarted)))
             })
             .await;
         match written {
-            Ok((written, restarted)) => {
+            Ok(Err(panic)) => {
+                // Its transaction is still open (diesel rolls back only on an error): the
+                // connection goes, and SQLite rolls the transaction back as it closes.
+                writer.conn = None;
+                drop(guard);
+                std::panic::resume_unwind(panic)
+            }
+            Ok(Ok((written, restarted))) => {
                 writer.rows_since_wal_restart = if restarted { 0 } else { since + written };
                 if let Some(wanted) = &self.inner.checkpoint_wanted {
                     // Full: a checkpoint is already due, and will cover this commit.
@@ -896,5 +910,46 @@ fn wal_restart(c: &mut diesel::sqlite::SqliteConnection) -> bool {
             tracing::warn!(error = %err, "restarting WAL checkpoint failed; retried after the next write");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+    use super::*;
+    use crate::Backend;
+    use crate::testing::TestDb;
+
+    /// A panic inside a SQLite write reaches the caller as a panic (not as a lost connection,
+    /// which workers would retry forever), nothing of the write stays, and the writer works on.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_panic_while_writing_is_the_callers_and_leaves_nothing_behind() {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let store = db.store().await;
+        let panicking = store.clone();
+        let write = tokio::spawn(async move {
+            panicking
+                .write_sqlite(1, |c| {
+                    diesel::RunQueryDsl::execute(
+                        diesel::sql_query(
+                            "INSERT INTO tenants (slug, name, created_at_ms) VALUES ('half', 'written', 0)",
+                        ),
+                        c,
+                    )?;
+                    panic!("injected")
+                })
+                .await
+        });
+        let err = write.await.unwrap_err();
+        assert!(err.is_panic(), "{err}");
+        // The transaction went with its connection: the row is gone and the database is free
+        // for writes on other connections and on the writer.
+        assert!(store.tenant_by_slug("half").await.unwrap().is_none());
+        let tenant = store.create_tenant("after", "", 0).await.unwrap();
+        let json = br#"{"metric_name":"m","value":1}"#;
+        let metrics = microdash_core::metric::parse_metrics(json, &microdash_core::Limits::default(), 0).unwrap();
+        let batch = Batch { tenant_id: tenant.id, received_at_ms: 0, metrics };
+        assert_eq!(store.insert_batches(&[&batch], 0).await.unwrap().inserted, 1);
     }
 }

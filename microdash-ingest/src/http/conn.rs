@@ -363,16 +363,28 @@ impl Table {
     /// reached; refused only when every connection that could make room is busy.
     fn admit(&self, ip: IpAddr) -> Result<Admitted, Refused> {
         let mut entries = self.entries();
-        let from_ip = entries.per_ip.get(&ip).copied().unwrap_or(0);
-        if from_ip >= self.limits.per_ip && !entries.evict_longest_waiting(|e| e.ip == ip) {
-            return Err(Refused::MaxConnectionsPerIp);
+        // Loops, not one eviction each: a readmitted connection may have left a count over
+        // its cap, and the newcomer brings it back within.
+        while entries.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.per_ip {
+            if !entries.evict_longest_waiting(|e| e.ip == ip) {
+                return Err(Refused::MaxConnectionsPerIp);
+            }
         }
-        let kind = if entries.general < self.limits.general
-            || entries.evict_longest_waiting(|e| e.kind == Kind::General)
-        {
+        let room = |entries: &mut Entries, kind: Kind, cap: usize| loop {
+            let open = match kind {
+                Kind::General => entries.general,
+                Kind::Reserved => entries.reserved,
+            };
+            if open < cap {
+                return true;
+            }
+            if !entries.evict_longest_waiting(|e| e.kind == kind) {
+                return false;
+            }
+        };
+        let kind = if room(&mut entries, Kind::General, self.limits.general) {
             Kind::General
-        } else if entries.reserved < self.limits.reserved || entries.evict_longest_waiting(|e| e.kind == Kind::Reserved)
-        {
+        } else if room(&mut entries, Kind::Reserved, self.limits.reserved) {
             Kind::Reserved
         } else {
             return Err(Refused::MaxConnections);
@@ -386,16 +398,20 @@ impl Table {
     }
 
     /// Count an evicted connection again: a request began on it between its choice and its
-    /// close, and a busy connection is not closed (a stream may last for hours). Until a
-    /// connection ends the table holds one more than its cap, as it did while this one was
-    /// closing; the caps hold again from the next admission on. Returns its new eviction
-    /// token.
+    /// close, and a busy connection is not closed (a stream may last for hours). The table
+    /// then holds one more than its cap, as it did while this one was closing, until a
+    /// connection ends or the next admission evicts waiting ones down to the cap. Returns
+    /// its new eviction token.
     fn readmit(&self, admitted: &Admitted) -> CancellationToken {
-        let mut entries = self.entries();
-        entries.closing -= 1;
         let evict = CancellationToken::new();
-        let Admitted { id, ip, kind, slot, .. } = admitted;
-        entries.add(*id, Entry { ip: *ip, kind: *kind, slot: slot.clone(), evict: evict.clone() });
+        {
+            let mut entries = self.entries();
+            entries.closing -= 1;
+            let Admitted { id, ip, kind, slot, .. } = admitted;
+            entries.add(*id, Entry { ip: *ip, kind: *kind, slot: slot.clone(), evict: evict.clone() });
+        }
+        // The accept loop may be waiting for closing connections.
+        self.closed.notify_one();
         evict
     }
 
@@ -1108,13 +1124,22 @@ mod tests {
         }
         // Both general connections busy: a newcomer gets the reserved slot, no busy one is
         // closed for it.
-        let _busy_too = second.slot.begin();
+        let busy_too = second.slot.begin();
         assert_eq!(table.admit(ip(3)).unwrap().kind, Kind::Reserved);
         assert!(!evict.is_cancelled() && !second.evict.is_cancelled());
+        // Once both wait again, the next newcomer brings the count back within the cap: both
+        // go, and it takes the one place.
+        drop((_busy, busy_too));
+        assert_eq!(table.admit(ip(4)).unwrap().kind, Kind::General);
+        assert!(evict.is_cancelled() && second.evict.is_cancelled());
+        {
+            let entries = table.entries();
+            assert_eq!((entries.general, entries.closing), (1, 2));
+        }
         table.remove(first.id);
         table.remove(second.id);
         let entries = table.entries();
-        assert_eq!((entries.general, entries.closing), (0, 0));
+        assert_eq!((entries.general, entries.closing), (1, 0));
     }
 
     #[tokio::test(start_paused = true)]
