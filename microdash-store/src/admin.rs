@@ -61,24 +61,26 @@ struct TenantRow {
     max_series: Option<i64>,
 }
 
-impl From<TenantRow> for Tenant {
-    fn from(row: TenantRow) -> Tenant {
+/// A method rather than `impl From<TenantRow> for Tenant`: a trait impl on a public type is
+/// part of the public API, which holds no row type of the database's.
+impl TenantRow {
+    fn into_tenant(self) -> Tenant {
         // Stored values were checked to be positive on the way in.
         let setting = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
         Tenant {
-            id: row.id,
-            slug: row.slug,
-            name: row.name,
-            created_at_ms: row.created_at_ms,
+            id: self.id,
+            slug: self.slug,
+            name: self.name,
+            created_at_ms: self.created_at_ms,
             retention: RetentionOverrides {
-                raw_hours: setting(row.retention_raw_hours),
-                rollup_1m_days: setting(row.retention_1m_days),
-                rollup_5m_days: setting(row.retention_5m_days),
+                raw_hours: setting(self.retention_raw_hours),
+                rollup_1m_days: setting(self.retention_1m_days),
+                rollup_5m_days: setting(self.retention_5m_days),
             },
             // Checked to be from 0 to `MAX_QUOTA` on the way in.
             quota: QuotaOverrides {
-                max_ingest_metrics_per_s: row.max_ingest_metrics_per_s.and_then(|v| u64::try_from(v).ok()),
-                max_series: row.max_series.and_then(|v| u64::try_from(v).ok()),
+                max_ingest_metrics_per_s: self.max_ingest_metrics_per_s.and_then(|v| u64::try_from(v).ok()),
+                max_series: self.max_series.and_then(|v| u64::try_from(v).ok()),
             },
         }
     }
@@ -202,7 +204,7 @@ struct NewToken {
 pub(crate) fn conflict_as(err: DieselError, what: impl FnOnce() -> String) -> StoreError {
     match err {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::conflict(what()),
-        other => StoreError::from(other),
+        other => StoreError::query(other),
     }
 }
 
@@ -227,7 +229,7 @@ impl Store {
             .order(tenants::id)
             .load(&mut conn)
             .await?);
-        Ok(rows.into_iter().map(Tenant::from).collect())
+        Ok(rows.into_iter().map(TenantRow::into_tenant).collect())
     }
 
     /// The tenant with this slug, if any.
@@ -238,7 +240,7 @@ impl Store {
             .first(&mut conn)
             .await
             .optional()?);
-        Ok(row.map(Tenant::from))
+        Ok(row.map(TenantRow::into_tenant))
     }
 
     /// The tenant with this id, if any.
@@ -249,7 +251,7 @@ impl Store {
             .first(&mut conn)
             .await
             .optional()?);
-        Ok(row.map(Tenant::from))
+        Ok(row.map(TenantRow::into_tenant))
     }
 
     /// Change a tenant's own retention: each `Some` replaces that setting (`Some(None)` returns

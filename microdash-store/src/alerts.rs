@@ -299,7 +299,7 @@ impl RuleRow {
         Ok(StoredRule {
             id: self.id,
             tenant_id: self.tenant_id,
-            rule: serde_json::from_str(&self.definition)?,
+            rule: serde_json::from_str(&self.definition).map_err(StoreError::corrupt)?,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
         })
@@ -332,7 +332,7 @@ impl ChannelRow {
         Ok(StoredChannel {
             id: self.id,
             tenant_id: self.tenant_id,
-            channel: serde_json::from_str(&self.definition)?,
+            channel: serde_json::from_str(&self.definition).map_err(StoreError::corrupt)?,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
         })
@@ -370,7 +370,7 @@ impl InstanceDbRow {
             tenant_id: self.tenant_id,
             rule_id: self.rule_id,
             agent_id: self.agent_id,
-            tags: serde_json::from_str(&self.tags)?,
+            tags: serde_json::from_str(&self.tags).map_err(StoreError::corrupt)?,
             state: from_text(self.state)?,
             severity: self.severity.map(from_text).transpose()?,
             since_ms: self.since_ms,
@@ -419,7 +419,7 @@ impl EventDbRow {
             rule_id: self.rule_id,
             rule_name: self.rule_name,
             agent_id: self.agent_id,
-            tags: serde_json::from_str(&self.tags)?,
+            tags: serde_json::from_str(&self.tags).map_err(StoreError::corrupt)?,
             from: from_text(self.from_state)?,
             to: from_text(self.to_state)?,
             severity: self.severity.map(from_text).transpose()?,
@@ -581,7 +581,7 @@ macro_rules! check_fence {
             .get_result($conn)
             .await?;
         if held.n == 0 {
-            return Err(StoreError::lease_lost(format!("{} is not held by {}", $fence.lease, $fence.holder)));
+            return Err(StoreError::lease_lost(format!("{} is not held by {}", $fence.lease, $fence.holder)).into());
         }
     }};
 }
@@ -613,7 +613,7 @@ fn to_text<T: Serialize>(value: &T) -> String {
 
 /// The enum variant a column spells as `to_text` wrote it.
 fn from_text<T: DeserializeOwned>(text: String) -> Result<T, StoreError> {
-    Ok(serde_json::from_value(serde_json::Value::String(text))?)
+    serde_json::from_value(serde_json::Value::String(text)).map_err(StoreError::corrupt)
 }
 
 /// Hex SHA-256 of an instance's agent and tags: its fixed-width key within the rule. An
@@ -693,7 +693,7 @@ macro_rules! check_rule_channels {
         let rule: &AlertRule = $rule;
         let found = tenant_channels!($conn, $tenant_id, &rule.channels);
         if let Some(missing) = rule.channels.iter().find(|id| found.binary_search(id).is_err()) {
-            return Err(StoreError::invalid(format!("channel {missing} does not exist")));
+            return Err(StoreError::invalid(format!("channel {missing} does not exist")).into());
         }
     }};
 }
@@ -707,7 +707,7 @@ impl Store {
         rule: &AlertRule,
         now_ms: i64,
     ) -> Result<StoredRule, StoreError> {
-        let definition = serde_json::to_string(rule)?;
+        let definition = serde_json::to_string(rule).map_err(StoreError::corrupt)?;
         let row = NewRule {
             tenant_id,
             name: &rule.name,
@@ -722,7 +722,7 @@ impl Store {
             diesel::insert_into(alert_rules::table).values(&row).execute(conn).await?;
             let id = last_insert_id!(conn, backend)?;
             bump_revision!(conn)?;
-            Ok::<_, StoreError>(id)
+            Ok(id)
         })?;
         Ok(StoredRule { id, tenant_id, rule: rule.clone(), created_at_ms: now_ms, updated_at_ms: now_ms })
     }
@@ -760,7 +760,7 @@ impl Store {
         rule: &AlertRule,
         now_ms: i64,
     ) -> Result<Option<StoredRule>, StoreError> {
-        let definition = serde_json::to_string(rule)?;
+        let definition = serde_json::to_string(rule).map_err(StoreError::corrupt)?;
         let created_at_ms: Option<i64> = write_with!(self, transaction, |conn| {
             let target = alert_rules::table.filter(alert_rules::tenant_id.eq(tenant_id)).filter(alert_rules::id.eq(id));
             let created: Option<i64> = target.select(alert_rules::created_at_ms).first(conn).await.optional()?;
@@ -782,7 +782,7 @@ impl Store {
                 return Ok(None);
             }
             bump_revision!(conn)?;
-            Ok::<_, StoreError>(Some(created))
+            Ok(Some(created))
         })?;
         Ok(created_at_ms.map(|created_at_ms| StoredRule {
             id,
@@ -818,7 +818,7 @@ impl Store {
             .execute(conn)
             .await?;
             bump_revision!(conn)?;
-            Ok::<_, StoreError>(true)
+            Ok(true)
         })
     }
 
@@ -852,7 +852,7 @@ impl Store {
         channel: &NamedChannel,
         now_ms: i64,
     ) -> Result<StoredChannel, StoreError> {
-        let definition = serde_json::to_string(channel)?;
+        let definition = serde_json::to_string(channel).map_err(StoreError::corrupt)?;
         let row = NewChannel {
             tenant_id,
             name: &channel.name,
@@ -864,7 +864,7 @@ impl Store {
         let backend = self.backend();
         let id = write_with!(self, transaction, |conn| {
             diesel::insert_into(alert_channels::table).values(&row).execute(conn).await?;
-            Ok::<_, StoreError>(last_insert_id!(conn, backend)?)
+            Ok(last_insert_id!(conn, backend)?)
         })?;
         Ok(StoredChannel { id, tenant_id, channel: channel.clone(), created_at_ms: now_ms, updated_at_ms: now_ms })
     }
@@ -901,7 +901,7 @@ impl Store {
         channel: &NamedChannel,
         now_ms: i64,
     ) -> Result<Option<StoredChannel>, StoreError> {
-        let definition = serde_json::to_string(channel)?;
+        let definition = serde_json::to_string(channel).map_err(StoreError::corrupt)?;
         let kind = to_text(&channel.channel.kind());
         let created_at_ms: Option<i64> = write_with!(self, transaction, |conn| {
             let target =
@@ -919,7 +919,7 @@ impl Store {
                 ))
                 .execute(conn)
                 .await?;
-            Ok::<_, StoreError>((changed > 0).then_some(created))
+            Ok((changed > 0).then_some(created))
         })?;
         Ok(created_at_ms.map(|created_at_ms| StoredChannel {
             id,
@@ -975,7 +975,7 @@ impl Store {
                     .await?;
             }
             bump_revision!(conn)?;
-            Ok::<_, StoreError>(true)
+            Ok(true)
         })
     }
 
@@ -1131,7 +1131,7 @@ impl Store {
                 }
                 recorded.push(Some(queued));
             }
-            Ok::<_, StoreError>(recorded)
+            Ok(recorded)
         })
     }
 
@@ -1155,7 +1155,7 @@ impl Store {
                 .await
                 .optional()?;
             if channel.is_none() {
-                return Err(StoreError::not_found(format!("channel {}", notification.channel_id)));
+                return Err(StoreError::not_found(format!("channel {}", notification.channel_id)).into());
             }
             if let Some(rule_id) = notification.rule_id {
                 let rule: Option<i64> = alert_rules::table
@@ -1166,11 +1166,11 @@ impl Store {
                     .await
                     .optional()?;
                 if rule.is_none() {
-                    return Err(StoreError::not_found(format!("alert rule {rule_id}")));
+                    return Err(StoreError::not_found(format!("alert rule {rule_id}")).into());
                 }
             }
             diesel::insert_into(alert_notifications::table).values(&row).execute(conn).await?;
-            Ok::<_, StoreError>(last_insert_id!(conn, backend)?)
+            Ok(last_insert_id!(conn, backend)?)
         })
     }
 
@@ -1235,7 +1235,7 @@ impl Store {
             for row in &mut rows {
                 row.next_attempt_ms = until_ms;
             }
-            Ok::<_, StoreError>(rows)
+            Ok(rows)
         })?;
         rows.into_iter().map(NotificationDbRow::into_row).collect()
     }
@@ -1269,7 +1269,7 @@ impl Store {
                 .execute(conn)
                 .await? as u64;
             }
-            Ok::<_, StoreError>(deleted)
+            Ok(deleted)
         })
     }
 
@@ -1318,9 +1318,8 @@ impl Store {
             .filter(alert_notifications::id.eq(id))
             .filter(alert_notifications::status.eq(pending))
             .filter(alert_notifications::next_attempt_ms.eq(claim));
-        let changed = write_with!(self, autocommit, |conn| {
-            Ok::<_, StoreError>(diesel::update(target).set(changes).execute(conn).await?)
-        })?;
+        let changed =
+            write_with!(self, autocommit, |conn| Ok(diesel::update(target).set(changes).execute(conn).await?))?;
         Ok(changed > 0)
     }
 
@@ -1403,7 +1402,7 @@ impl Store {
                 .values((leases::name.eq(name), leases::holder.eq(holder), leases::expires_at_ms.eq(expires_at_ms)))
                 .execute(conn)
                 .await?;
-            Ok::<_, StoreError>(created > 0)
+            Ok(created > 0)
         })
     }
 
@@ -1411,11 +1410,9 @@ impl Store {
     /// Returns whether it did.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
         let released = write_with!(self, autocommit, |conn| {
-            Ok::<_, StoreError>(
-                diesel::delete(leases::table.filter(leases::name.eq(name)).filter(leases::holder.eq(holder)))
-                    .execute(conn)
-                    .await?,
-            )
+            Ok(diesel::delete(leases::table.filter(leases::name.eq(name)).filter(leases::holder.eq(holder)))
+                .execute(conn)
+                .await?)
         })?;
         Ok(released > 0)
     }
@@ -1448,7 +1445,10 @@ impl Store {
                     Pool::Sqlite(_) => {
                         self.write_sqlite(chunk_rows, move |c| diesel::RunQueryDsl::execute(query, c)).await?
                     }
-                    Pool::Mysql(pool) => query.execute(&mut pool.get().await?).await?,
+                    Pool::Mysql(pool) => {
+                        let mut conn = pool.get().await.map_err(StoreError::pool)?;
+                        query.execute(&mut conn).await.map_err(StoreError::query)?
+                    }
                 };
                 deleted += done as u64;
                 tokio::task::yield_now().await;

@@ -271,11 +271,13 @@ impl Store {
                 self.write_sqlite(rows.len(), move |c| write_points_sqlite(c, &agents, &rows, mark.as_ref())).await?
             }
             Pool::Mysql(pool) => {
-                let mut conn = pool.get().await?;
+                let mut conn = pool.get().await.map_err(StoreError::pool)?;
                 // Read committed: the rollup upserts and unique checks then lock only the rows
                 // they touch, not the gaps around them, which under repeatable read made
                 // concurrent workers deadlock on neighbouring buckets.
-                conn.batch_execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+                conn.batch_execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await
+                    .map_err(StoreError::query)?;
                 // One transaction, so a failure halfway leaves nothing behind to duplicate
                 // on retry, and the rollups always match the points.
                 conn.transaction::<_, diesel::result::Error, _>(async |conn| {
@@ -314,7 +316,8 @@ impl Store {
                     }
                     Ok(inserted)
                 })
-                .await?
+                .await
+                .map_err(StoreError::query)?
             }
         };
         Ok(InsertStats { metrics, inserted })
@@ -639,7 +642,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let row = NewDeadLetter {
             tenant_id: batch.tenant_id,
-            payload: serde_json::to_string(batch)?,
+            payload: serde_json::to_string(batch).map_err(StoreError::corrupt)?,
             error: error.to_owned(),
             attempts,
             created_at_ms: now_ms,
@@ -696,7 +699,13 @@ impl Store {
         let rows: Vec<(i64, String, String, i32, i64)> = with_conn!(self, |conn| query.load(&mut conn).await?);
         rows.into_iter()
             .map(|(id, payload, error, attempts, created_at_ms)| {
-                Ok(DeadLetter { id, batch: serde_json::from_str(&payload)?, error, attempts, created_at_ms })
+                Ok(DeadLetter {
+                    id,
+                    batch: serde_json::from_str(&payload).map_err(StoreError::corrupt)?,
+                    error,
+                    attempts,
+                    created_at_ms,
+                })
             })
             .collect()
     }
@@ -870,7 +879,7 @@ impl Store {
             Err(err) => {
                 // It may be broken; the next write opens a fresh one.
                 writer.conn = None;
-                Err(err.into())
+                Err(StoreError::query(err))
             }
         }
     }

@@ -4,10 +4,39 @@
 //! [`StoreError::is_lease_lost`]) and show its `Display`, so which database library failed
 //! and how stays inside this crate, and upgrading it never breaks an embedder. The cause is
 //! still reachable for logs through `std::error::Error::source`.
+//!
+//! Nor does any error of those libraries convert into a `StoreError`: a `From` impl on a
+//! public type is public API even when hidden from the docs, so an embedder could build one
+//! from a diesel error, and upgrading diesel would break them. The crate's own code converts
+//! through the crate-private [`Failure`] instead.
 
+use diesel_async::pooled_connection::PoolError;
 use microdash_core::ErrorKind;
 
 /// Everything that can go wrong in [`crate::Store`]: classify it with [`StoreError::kind`].
+///
+/// Only this crate makes one: no error of the libraries it uses converts into it, so none
+/// of them is part of its API. Not diesel's, for one:
+///
+/// ```compile_fail
+/// use microdash_store::StoreError;
+/// let _: StoreError = diesel::result::Error::NotFound.into();
+/// ```
+///
+/// nor serde_json's:
+///
+/// ```compile_fail
+/// use microdash_store::StoreError;
+/// let _: StoreError = serde_json::from_str::<u8>("x").unwrap_err().into();
+/// ```
+///
+/// nor the connection pool's:
+///
+/// ```compile_fail
+/// use diesel_async::pooled_connection::PoolError;
+/// use microdash_store::StoreError;
+/// let _: StoreError = bb8::RunError::<PoolError>::TimedOut.into();
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct StoreError(Repr);
@@ -94,23 +123,75 @@ impl StoreError {
     pub(crate) fn invalid(why: String) -> Self {
         Self(Repr::Invalid(why))
     }
-}
 
-/// Lets `?` and diesel's transactions (whose error type must be built from diesel's) turn a
-/// failed query into a `StoreError` inside this crate. Hidden: callers cannot see or match
-/// the diesel error, only [`StoreError::kind`].
-#[doc(hidden)]
-impl From<diesel::result::Error> for StoreError {
-    fn from(err: diesel::result::Error) -> Self {
+    /// A failed query, for code that holds diesel's error itself (outside the macros that
+    /// convert it through [`Failure`]).
+    pub(crate) fn query(err: diesel::result::Error) -> Self {
         Self(Repr::Query(err))
+    }
+
+    /// A payload that would not encode, or a stored one that does not decode.
+    pub(crate) fn corrupt(err: serde_json::Error) -> Self {
+        Self(Repr::Corrupt(err))
+    }
+
+    /// No connection could be had from the pool.
+    pub(crate) fn pool(err: bb8::RunError<PoolError>) -> Self {
+        Self::unavailable(err.to_string())
     }
 }
 
-/// Lets `?` report a stored payload that does not decode. Hidden like the diesel one.
-#[doc(hidden)]
-impl From<serde_json::Error> for StoreError {
+/// A [`StoreError`] on its way out of this crate's code, which `?` can build from diesel's,
+/// serde_json's and the pool's errors; diesel's transactions need such a type too (their
+/// error type must be buildable from diesel's).
+///
+/// `StoreError` itself has no such `From` (see the module's docs). This type is private to
+/// the crate, and so are its impls. `with_conn!` and `write_with!` run their bodies with it
+/// and hand out a `StoreError` once, through [`Failure::into_store`]; `load_rows!` and the
+/// few transactions run outside `write_with!` map diesel's error with `StoreError::query`.
+///
+/// The doctests on `StoreError` that must not compile name these types; this one shows that
+/// the names resolve in a doctest, so those fail only for want of a conversion:
+///
+/// ```
+/// use diesel_async::pooled_connection::PoolError;
+/// use microdash_store::StoreError;
+/// let _ = diesel::result::Error::NotFound;
+/// let _ = serde_json::from_str::<u8>("x").unwrap_err();
+/// let _ = bb8::RunError::<PoolError>::TimedOut;
+/// let _: Option<StoreError> = None;
+/// ```
+#[derive(Debug)]
+pub(crate) struct Failure(StoreError);
+
+impl Failure {
+    /// The error to hand to the store's caller.
+    pub(crate) fn into_store(self) -> StoreError {
+        self.0
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        Self(err)
+    }
+}
+
+impl From<diesel::result::Error> for Failure {
+    fn from(err: diesel::result::Error) -> Self {
+        Self(StoreError::query(err))
+    }
+}
+
+impl From<serde_json::Error> for Failure {
     fn from(err: serde_json::Error) -> Self {
-        Self(Repr::Corrupt(err))
+        Self(StoreError::corrupt(err))
+    }
+}
+
+impl From<bb8::RunError<PoolError>> for Failure {
+    fn from(err: bb8::RunError<PoolError>) -> Self {
+        Self(StoreError::pool(err))
     }
 }
 
@@ -164,12 +245,6 @@ pub(crate) fn ends_connection(err: &diesel::result::Error) -> bool {
     }
 }
 
-impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for StoreError {
-    fn from(err: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
-        StoreError::unavailable(err.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use diesel::result::{DatabaseErrorKind, Error};
@@ -199,5 +274,28 @@ mod tests {
         );
         check(Unknown, "Unknown column 'x' in 'field list'", false, false);
         check(UniqueViolation, "Duplicate entry", false, false);
+    }
+
+    /// What `?` makes of each library's error through `Failure` (and the direct constructors
+    /// the same): the kind and message callers see.
+    fn check_converted(failure: super::Failure, kind: microdash_core::ErrorKind, message: &str) {
+        let err = failure.into_store();
+        assert_eq!((err.kind(), err.to_string().as_str()), (kind, message));
+    }
+
+    #[test]
+    fn converted_errors_keep_their_kind_and_message() {
+        use microdash_core::ErrorKind::{Internal, NotFound, Unavailable};
+        let deadlock = || Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("Deadlock found".to_owned()));
+        check_converted(deadlock().into(), Unavailable, "query failed: Deadlock found");
+        check_converted(super::StoreError::query(deadlock()).into(), Unavailable, "query failed: Deadlock found");
+        check_converted(Error::NotFound.into(), Internal, &format!("query failed: {}", Error::NotFound));
+        let garbled = serde_json::from_str::<u8>("x").unwrap_err();
+        let message = format!("corrupt stored payload: {garbled}");
+        check_converted(garbled.into(), Internal, &message);
+        let timed_out = bb8::RunError::<diesel_async::pooled_connection::PoolError>::TimedOut;
+        let message = format!("database unavailable: {timed_out}");
+        check_converted(timed_out.into(), Unavailable, &message);
+        check_converted(super::StoreError::not_found("tenant 7".into()).into(), NotFound, "tenant 7 not found");
     }
 }

@@ -27,13 +27,15 @@ impl Store {
             .first(&mut conn)
             .await
             .optional()?);
-        row.map(|(json, updated_at_ms)| Ok(StoredLayout { layout: serde_json::from_str(&json)?, updated_at_ms }))
-            .transpose()
+        row.map(|(json, updated_at_ms)| {
+            Ok(StoredLayout { layout: serde_json::from_str(&json).map_err(StoreError::corrupt)?, updated_at_ms })
+        })
+        .transpose()
     }
 
     /// Save tenant `tenant_id`'s layout in place of the one it had. The last save wins.
     pub async fn save_layout(&self, tenant_id: i64, layout: &Layout, now_ms: i64) -> Result<StoredLayout, StoreError> {
-        let json = serde_json::to_string(layout)?;
+        let json = serde_json::to_string(layout).map_err(StoreError::corrupt)?;
         let values = (dashboard_layouts::layout.eq(&json), dashboard_layouts::updated_at_ms.eq(now_ms));
         let target = dashboard_layouts::table.filter(dashboard_layouts::tenant_id.eq(tenant_id));
         // Update, else insert; an insert that collides with a concurrent first save updates
@@ -50,7 +52,7 @@ impl Store {
                 Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
                     with_conn!(self, |conn| diesel::update(target).set(values).execute(&mut conn).await?);
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => return Err(StoreError::query(err)),
             }
         }
         Ok(StoredLayout { layout: layout.clone(), updated_at_ms: now_ms })

@@ -18,7 +18,8 @@
 //! - `testing` (cargo feature `testing`, off by default): per-test databases, for this crate's
 //!   tests and its dependents' (their dev-dependencies enable it).
 //!
-//! API boundary: no diesel type appears in a public signature, so the backends can change
+//! API boundary: no diesel type appears in a public signature, and no error of diesel's (or
+//! serde_json's, or the pool's) converts into [`StoreError`], so the backends can change
 //! without touching callers. Each query is written once and compiled per backend by the
 //! `with_conn!` macro, which matches on the pool enum.
 //!
@@ -239,21 +240,28 @@ impl Store {
 }
 
 /// Run `$body` with `$conn` bound to a pooled connection of whichever backend is in use.
-/// The body is compiled once per backend, so it must type-check against both.
+/// The body is compiled once per backend, so it must type-check against both. Its `?` turns
+/// diesel's and serde_json's errors into a [`StoreError`] (through the crate-private
+/// `error::Failure`), and the macro's own `?` hands that to the calling function. The body
+/// runs in an async block of its own: a `return` in it would not leave the function.
 macro_rules! with_conn {
     ($store:expr, |$conn:ident| $body:expr) => {
-        match &$store.inner.pool {
-            $crate::Pool::Sqlite(pool) => {
-                #[allow(unused_mut)]
-                let mut $conn = pool.get().await?;
-                $body
-            }
-            $crate::Pool::Mysql(pool) => {
-                #[allow(unused_mut)]
-                let mut $conn = pool.get().await?;
-                $body
+        async {
+            match &$store.inner.pool {
+                $crate::Pool::Sqlite(pool) => {
+                    #[allow(unused_mut)]
+                    let mut $conn = pool.get().await?;
+                    Ok::<_, $crate::error::Failure>($body)
+                }
+                $crate::Pool::Mysql(pool) => {
+                    #[allow(unused_mut)]
+                    let mut $conn = pool.get().await?;
+                    Ok::<_, $crate::error::Failure>($body)
+                }
             }
         }
+        .await
+        .map_err($crate::error::Failure::into_store)?
     };
 }
 pub(crate) use with_conn;
@@ -268,45 +276,57 @@ macro_rules! load_rows {
         let query = $query;
         match &$store.inner.pool {
             $crate::Pool::Sqlite(pool) => {
-                let mut conn = pool.get().await?;
-                conn.spawn_blocking(move |c| diesel::RunQueryDsl::load(query, c)).await?
+                let mut conn = pool.get().await.map_err($crate::StoreError::pool)?;
+                conn.spawn_blocking(move |c| diesel::RunQueryDsl::load(query, c))
+                    .await
+                    .map_err($crate::StoreError::query)?
             }
             $crate::Pool::Mysql(pool) => {
-                let mut conn = pool.get().await?;
-                diesel_async::RunQueryDsl::load(query, &mut conn).await?
+                let mut conn = pool.get().await.map_err($crate::StoreError::pool)?;
+                diesel_async::RunQueryDsl::load(query, &mut conn).await.map_err($crate::StoreError::query)?
             }
         }
     }};
 }
 pub(crate) use load_rows;
 
-/// Run `$body` (a `Result<_, StoreError>` that uses `$conn`) where writes go, compiled once per
+/// Run `$body` (a `Result<_, Failure>` that uses `$conn`) where writes go, compiled once per
 /// backend like `with_conn!`. On SQLite that is the single writer's connection
 /// (`Store::sqlite_writer_conn`) in one `BEGIN IMMEDIATE` transaction, whichever the mode:
 /// writers queue on the writer's mutex rather than in SQLite's busy handler, and what the body
 /// reads cannot change before it commits. On MariaDB, `transaction` runs the body in one
 /// transaction on a pooled connection; `autocommit` runs it without one, each statement
 /// committing by itself, for single statements that must not hold locks between them.
+///
+/// The body's error is the crate-private `error::Failure`, which `?` builds from diesel's
+/// errors and which diesel's transactions accept; the macro's value is a
+/// `Result<_, StoreError>`.
 macro_rules! write_with {
     ($store:expr, $mode:ident, |$conn:ident| $body:expr) => {
         match &$store.inner.pool {
             $crate::Pool::Sqlite(_) => {
                 let mut writer = $store.sqlite_writer_conn().await?;
-                let done = writer.conn.immediate_transaction(async |$conn| $body).await;
+                let done = writer
+                    .conn
+                    .immediate_transaction(async |$conn| -> Result<_, $crate::error::Failure> { $body })
+                    .await;
                 writer.finish(done.is_ok());
-                done
+                done.map_err($crate::error::Failure::into_store)
             }
             $crate::Pool::Mysql(pool) => {
-                let mut pooled = pool.get().await?;
+                let mut pooled = pool.get().await.map_err($crate::StoreError::pool)?;
                 $crate::write_with!(@mysql $mode, &mut *pooled, |$conn| $body)
+                    .map_err($crate::error::Failure::into_store)
             }
         }
     };
     (@mysql transaction, $c:expr, |$conn:ident| $body:expr) => {
-        diesel_async::AsyncConnection::transaction($c, async |$conn| $body).await
+        diesel_async::AsyncConnection::transaction($c, async |$conn| -> Result<_, $crate::error::Failure> { $body })
+            .await
     };
     (@mysql autocommit, $c:expr, |$conn:ident| $body:expr) => {
-        (async |$conn: &mut diesel_async::AsyncMysqlConnection| $body)($c).await
+        (async |$conn: &mut diesel_async::AsyncMysqlConnection| -> Result<_, $crate::error::Failure> { $body })($c)
+            .await
     };
 }
 pub(crate) use write_with;
@@ -466,7 +486,7 @@ where
         .await
         .map_err(|e| StoreError::unavailable(e.to_string()))?;
     // bb8 connects lazily; fail at start-up rather than on the first request.
-    drop(pool.get().await?);
+    drop(pool.get().await.map_err(StoreError::pool)?);
     Ok(pool)
 }
 
@@ -562,7 +582,8 @@ async fn lock_mysql_migrations(conn: &mut AsyncMysqlConnection) -> Result<(), St
     // Named locks are server-wide, so the name carries the database (64 characters at most;
     // two long names cut to the same prefix only wait for each other).
     let query = "SELECT CAST(GET_LOCK(LEFT(CONCAT('microdash.migrate.', DATABASE()), 64), 60) AS SIGNED) AS locked";
-    let answer: Locked = diesel_async::RunQueryDsl::get_result(diesel::sql_query(query), conn).await?;
+    let answer: Locked =
+        diesel_async::RunQueryDsl::get_result(diesel::sql_query(query), conn).await.map_err(StoreError::query)?;
     match answer.locked {
         Some(1) => Ok(()),
         Some(_) => Err(StoreError::migration("another process held the migration lock for a minute".into())),

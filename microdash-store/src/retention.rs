@@ -106,7 +106,10 @@ impl Store {
                     Pool::Sqlite(_) => {
                         self.write_sqlite(chunk_rows, move |c| diesel::RunQueryDsl::execute(query, c)).await?
                     }
-                    Pool::Mysql(pool) => query.execute(&mut pool.get().await?).await?,
+                    Pool::Mysql(pool) => {
+                        let mut conn = pool.get().await.map_err(StoreError::pool)?;
+                        query.execute(&mut conn).await.map_err(StoreError::query)?
+                    }
                 };
                 deleted += done as u64;
                 tokio::task::yield_now().await;

@@ -325,7 +325,7 @@ impl Store {
                 self.write_sqlite(rows, move |c| pending.write_sqlite(c).map(|()| rows)).await?;
             }
             crate::Pool::Mysql(pool) => {
-                let mut conn = pool.get().await?;
+                let mut conn = pool.get().await.map_err(StoreError::pool)?;
                 let statements = pending.mysql_statements();
                 diesel_async::AsyncConnection::transaction::<_, diesel::result::Error, _>(&mut *conn, async |conn| {
                     for statement in &statements {
@@ -333,7 +333,8 @@ impl Store {
                     }
                     Ok(())
                 })
-                .await?;
+                .await
+                .map_err(StoreError::query)?;
             }
         }
         Ok(())

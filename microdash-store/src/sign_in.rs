@@ -125,7 +125,7 @@ impl Store {
             );
             write_with!(self, autocommit, |conn| {
                 diesel::insert_or_ignore_into(sign_in_attempts::table).values(row).execute(conn).await?;
-                Ok::<_, StoreError>(())
+                Ok(())
             })?;
         }
         // A window that began at or before `ended` is over: the attempt starts a new one.
@@ -151,7 +151,7 @@ impl Store {
                     .await?;
                 if counted == 0 {
                     // Swept since it was created; an error rolls back what was counted.
-                    return Err(StoreError::unavailable("a sign-in counter was swept while counting".into()));
+                    return Err(StoreError::unavailable("a sign-in counter was swept while counting".into()).into());
                 }
                 let (attempts, window_start): (i32, i64) =
                     target.select((sign_in_attempts::attempts, sign_in_attempts::window_start_ms)).first(conn).await?;
@@ -164,7 +164,7 @@ impl Store {
                 }
                 windows.push((limit.key.clone(), window_start));
             }
-            Ok::<_, StoreError>(match refused {
+            Ok(match refused {
                 Some((key, retry_after_ms)) => Admission::Refused { key, retry_after_ms },
                 None => Admission::Admitted(CountedAttempt { windows }),
             })
@@ -184,7 +184,7 @@ impl Store {
                 AttemptKey::User(_) => {
                     write_with!(self, autocommit, |conn| {
                         diesel::delete(target).execute(conn).await?;
-                        Ok::<_, StoreError>(())
+                        Ok(())
                     })?;
                 }
                 AttemptKey::Address(_) => {
@@ -197,7 +197,7 @@ impl Store {
                             .set(sign_in_attempts::attempts.eq(sign_in_attempts::attempts - 1))
                             .execute(conn)
                             .await?;
-                        Ok::<_, StoreError>(())
+                        Ok(())
                     })?;
                 }
             }
@@ -209,7 +209,7 @@ impl Store {
     /// count as zero already. Returns how many were deleted.
     pub async fn expire_sign_in_attempts(&self, window_ms: i64, now_ms: i64) -> Result<usize, StoreError> {
         let ended = sign_in_attempts::table.filter(sign_in_attempts::window_start_ms.le(now_ms - window_ms));
-        write_with!(self, autocommit, |conn| Ok::<_, StoreError>(diesel::delete(ended).execute(conn).await?))
+        write_with!(self, autocommit, |conn| Ok(diesel::delete(ended).execute(conn).await?))
     }
 }
 
