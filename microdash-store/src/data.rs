@@ -666,7 +666,7 @@ impl Store {
                 .await?
             }
             Pool::Mysql(pool) => {
-                let mut conn = pool.get().await?;
+                let mut conn = pool.get().await.map_err(StoreError::pool)?;
                 conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                     if let Some(mark) = &mark
                         && journal::already_stored_mysql(conn, mark).await?
@@ -679,7 +679,8 @@ impl Store {
                     }
                     Ok(written)
                 })
-                .await?
+                .await
+                .map_err(StoreError::query)?
             }
         };
         Ok(written > 0)
