@@ -10,6 +10,7 @@ use microdash_core::api::{
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::model::range::QueryPlan;
 
@@ -73,6 +74,37 @@ async fn get<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, ApiError
     read(request.send().await.map_err(ApiError::network)?).await
 }
 
+/// `GET url` for what the first screen shows: the answer `static/boot.js` asked for before
+/// the app was fetched and compiled, when it has one for exactly this `url`, else a request
+/// now. `url` is a path with its query, written as boot.js writes it.
+async fn get_first<T: DeserializeOwned>(url: String) -> Result<T, ApiError> {
+    match prefetched(&url) {
+        Some(answer) => {
+            let answer = wasm_bindgen_futures::JsFuture::from(answer)
+                .await
+                .map_err(|err| ApiError::network(format!("{err:?}")))?;
+            read(Response::from(web_sys::Response::from(answer))).await
+        }
+        None => get(Request::get(&url)).await,
+    }
+}
+
+/// Take boot.js's answer for `url`, once: a later call asks the server again.
+fn prefetched(url: &str) -> Option<js_sys::Promise> {
+    let window: JsValue = web_sys::window()?.into();
+    let answers = js_sys::Reflect::get(&window, &JsValue::from_str("__microdashPrefetched")).ok()?;
+    let answers = answers.dyn_into::<js_sys::Map>().ok()?;
+    let key = JsValue::from_str(url);
+    let answer = answers.get(&key);
+    answers.delete(&key);
+    answer.dyn_into().ok()
+}
+
+/// `path?tenant=SLUG`, encoded as boot.js encodes it.
+fn of_tenant(path: &str, tenant: &str) -> String {
+    format!("{path}?tenant={}", String::from(js_sys::encode_uri_component(tenant)))
+}
+
 async fn send_json<B: serde::Serialize, T: DeserializeOwned>(request: RequestBuilder, body: &B) -> Result<T, ApiError> {
     let request = request.json(body).map_err(ApiError::network)?;
     read(request.send().await.map_err(ApiError::network)?).await
@@ -80,7 +112,7 @@ async fn send_json<B: serde::Serialize, T: DeserializeOwned>(request: RequestBui
 
 /// The signed-in user, or an error (401) when there is none.
 pub async fn session() -> Result<SessionOut, ApiError> {
-    get(Request::get("/api/v1/session")).await
+    get_first("/api/v1/session".to_owned()).await
 }
 
 /// Sign in; the server sets the session cookie.
@@ -101,17 +133,17 @@ pub async fn sign_out() -> Result<(), ApiError> {
 
 /// Tenants the user may see.
 pub async fn tenants() -> Result<Vec<TenantOut>, ApiError> {
-    get(Request::get("/api/v1/tenants")).await
+    get_first("/api/v1/tenants".to_owned()).await
 }
 
 /// A tenant's agents and their status.
 pub async fn agents(tenant: &str) -> Result<Vec<AgentOut>, ApiError> {
-    get(Request::get("/api/v1/agents").query([("tenant", tenant)])).await
+    get_first(of_tenant("/api/v1/agents", tenant)).await
 }
 
 /// A tenant's series.
 pub async fn series(tenant: &str) -> Result<Vec<SeriesOut>, ApiError> {
-    get(Request::get("/api/v1/series").query([("tenant", tenant)])).await
+    get_first(of_tenant("/api/v1/series", tenant)).await
 }
 
 /// One metric's points (raw, or rollup buckets) as `plan` says, optionally of one agent.
@@ -131,12 +163,12 @@ pub async fn history(
 
 /// A tenant's hosts with their latest values (the overview).
 pub async fn fleet(tenant: &str) -> Result<FleetOut, ApiError> {
-    get(Request::get("/api/v1/fleet").query([("tenant", tenant)])).await
+    get_first(of_tenant("/api/v1/fleet", tenant)).await
 }
 
 /// A tenant's saved layout (empty when it never saved one).
 pub async fn layout(tenant: &str) -> Result<LayoutOut, ApiError> {
-    get(Request::get("/api/v1/layout").query([("tenant", tenant)])).await
+    get_first(of_tenant("/api/v1/layout", tenant)).await
 }
 
 /// Save a tenant's layout in place of the one it had.
