@@ -143,8 +143,7 @@ async fn push(client: &Client, first: usize, n: usize) {
 
 /// Wait until every one of `n` pushed points is stored.
 async fn stored(client: &Client, n: usize) {
-    let query =
-        MetricsQuery { metric_name: Some("held".into()), limit: Some(n.to_string()), ..MetricsQuery::default() };
+    let query = MetricsQuery { metric_name: Some("held".into()), limit: Some(n), ..MetricsQuery::default() };
     common::eventually(20, "every pushed point to be stored", || async {
         client.query(&query).await.ok().filter(|r| r.count == n).map(|_| ())
     })

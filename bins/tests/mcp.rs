@@ -241,6 +241,10 @@ async fn every_tool_answers_what_the_http_api_answers() {
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
         assert_eq!(tool["outputSchema"]["type"], "object", "{tool}");
     }
+    // The resolutions a query may ask for are listed, not left to a description.
+    let query_tool = ok(&answer, 0)["tools"].as_array().unwrap().iter().find(|t| t["name"] == "query_metrics").unwrap();
+    let schema = query_tool["inputSchema"].to_string();
+    assert!(schema.contains(r#"["raw","1m","5m","auto"]"#), "{schema}");
 
     let tenants = structured(&answer, 1);
     assert_eq!(tenants["tenants"], api.get(acme, "/api/v1/tenants").await);
@@ -327,6 +331,34 @@ async fn every_tool_answers_what_the_http_api_answers() {
     let text = ok(&answer, 19)["messages"][0]["content"]["text"].as_str().unwrap();
     assert!(text.contains("2 agents") && text.contains("last 24 hours"), "{text}");
     assert_eq!(ok(&answer, 20)["resourceTemplates"].as_array().unwrap().len(), 2);
+
+    // Named agents over a week: `auto` merges buckets coarser than any stored (90 minutes
+    // for 120 points), and every agent is read at the first one's resolution (a coarse one
+    // by asking `auto` again, as the API takes only raw, 1m, 5m and auto by name).
+    let week = over_http(
+        &fleet.url,
+        acme,
+        "auto",
+        &json!([
+            call("query_metrics", json!({"metric": "cpu.usage_percent", "agents": ["web-1", "web-2"], "range": "7d"})),
+            call(
+                "query_metrics",
+                json!({"metric": "cpu.usage_percent", "agents": ["web-1", "web-2"], "resolution": "5m"})
+            ),
+            call("query_metrics", json!({"metric": "cpu.usage_percent", "resolution": "10m"})),
+        ]),
+    );
+    let q = structured(&week, 0);
+    let resolution = q["resolution"].as_str().unwrap();
+    assert!(resolution.ends_with('m') && resolution.trim_end_matches('m').parse::<u32>().unwrap() > 5, "{q}");
+    assert_eq!(q["total_series"], 2, "{q}");
+    for s in q["series"].as_array().unwrap() {
+        assert_eq!(s["summary"]["count"], 30, "{q}");
+    }
+    let q = structured(&week, 1);
+    assert_eq!((q["resolution"].as_str(), q["total_series"].as_u64()), (Some("5m"), Some(2)), "{q}");
+    let err = tool_error(&week, 2);
+    assert!(err.contains(r#""10m" is not one of raw, 1m, 5m, auto"#), "{err}");
 
     // update and pause change only what they name.
     let answer = over_http(

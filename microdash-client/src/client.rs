@@ -419,7 +419,7 @@ impl Client {
     /// ```no_run
     /// # async fn demo(client: microdash_client::Client) -> Result<(), microdash_client::Error> {
     /// use microdash_client::MetricsQuery;
-    /// let q = MetricsQuery { metric_name: Some("temp".into()), limit: Some("100".into()), ..Default::default() };
+    /// let q = MetricsQuery { metric_name: Some("temp".into()), limit: Some(100), ..Default::default() };
     /// for point in client.query(&q).await?.data {
     ///     println!("{} {}", point.timestamp, point.value);
     /// }

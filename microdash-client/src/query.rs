@@ -83,9 +83,9 @@ impl RangeQuery {
             agent_id: self.agent_id.clone(),
             start_time: Some(seconds(self.start_ms)),
             end_time: Some(seconds(self.end_ms)),
-            resolution: Some(self.resolution.to_string()),
-            max_points: self.max_points.map(|n| n.to_string()),
-            limit: self.limit.map(|n| n.to_string()),
+            resolution: Some(self.resolution),
+            max_points: self.max_points,
+            limit: self.limit,
         }
     }
 }
@@ -106,8 +106,8 @@ mod tests {
             .to_wire();
         assert_eq!(wire.start_time.as_deref(), Some("1700000000.25"));
         assert_eq!(wire.end_time.as_deref(), Some("1700000060"));
-        assert_eq!(wire.resolution.as_deref(), Some("auto"));
-        assert_eq!((wire.max_points.as_deref(), wire.limit.as_deref()), (Some("200"), Some("10")));
+        assert_eq!(wire.resolution, Some(ResolutionRequest::Auto));
+        assert_eq!((wire.max_points, wire.limit), (Some(200), Some(10)));
         assert_eq!((wire.metric_name.as_deref(), wire.agent_id.as_deref()), (Some("cpu"), Some("web-1")));
         assert_eq!(wire.tenant.as_deref(), Some("acme"));
     }

@@ -230,7 +230,25 @@ impl<'de> Deserialize<'de> for Resolution {
     }
 }
 
-/// The `resolution` a query asks for.
+/// `raw`, or a number of minutes and `m`, as the answers write it.
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for Resolution {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Resolution".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(raw|[1-9][0-9]*m)$",
+        })
+    }
+}
+
+/// The `resolution` a query asks for: `raw`, `1m`, `5m` or `auto` on the wire.
+///
+/// `Exact` holds any [`Resolution`], but only the stored ones (raw, 1m, 5m) are read back:
+/// a request written with another (`30m`) is refused, as it always was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResolutionRequest {
     /// Exactly this stored resolution: raw, 1m or 5m. Raw over a range it no longer covers
@@ -263,6 +281,35 @@ impl std::str::FromStr for ResolutionRequest {
     }
 }
 
+impl Serialize for ResolutionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResolutionRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The four values a request may name, so that a schema (the MCP tools' arguments) lists
+/// them rather than saying "a string".
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for ResolutionRequest {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ResolutionRequest".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": ["raw", "1m", "5m", "auto"],
+        })
+    }
+}
+
 /// Query string of `GET /api/v1/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricsQuery {
@@ -284,13 +331,15 @@ pub struct MetricsQuery {
     pub end_time: Option<String>,
     /// `raw` (the default), `1m`, `5m` or `auto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolution: Option<String>,
-    /// With `auto`: most buckets per series (default 1,500).
+    pub resolution: Option<ResolutionRequest>,
+    /// With `auto`: most buckets per series (default 1,500; from 1 to the server's
+    /// `max_query_limit`, which the server checks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_points: Option<String>,
-    /// Most points to return.
+    pub max_points: Option<usize>,
+    /// Most points to return (from 1 to the server's `max_query_limit`; by default its
+    /// `default_query_limit`, or `max_query_limit` with `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<String>,
+    pub limit: Option<usize>,
 }
 
 /// One point in a query answer: a raw point, or a rollup bucket with its aggregates.
@@ -839,6 +888,34 @@ mod tests {
         assert_eq!("5m".parse::<ResolutionRequest>(), Ok(ResolutionRequest::Exact(Resolution::FIVE_MINUTES)));
         let err = "10m".parse::<ResolutionRequest>().unwrap_err();
         assert!(err.contains("raw, 1m, 5m, auto"), "{err}");
+        for (text, request) in [
+            ("raw", ResolutionRequest::Exact(Resolution::Raw)),
+            ("1m", ResolutionRequest::Exact(Resolution::ONE_MINUTE)),
+            ("5m", ResolutionRequest::Exact(Resolution::FIVE_MINUTES)),
+            ("auto", ResolutionRequest::Auto),
+        ] {
+            assert_eq!(serde_json::to_string(&request).unwrap_or_default(), format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<ResolutionRequest>(&format!("\"{text}\"")).ok(), Some(request));
+        }
+        assert!(serde_json::from_str::<ResolutionRequest>("\"30m\"").is_err());
+    }
+
+    #[test]
+    fn a_metrics_query_is_typed_and_written_with_the_names_the_api_always_had() {
+        let query = MetricsQuery {
+            metric_name: Some("cpu".into()),
+            resolution: Some(ResolutionRequest::Auto),
+            max_points: Some(200),
+            limit: Some(10),
+            ..MetricsQuery::default()
+        };
+        let json = serde_json::to_value(&query).unwrap_or_default();
+        assert_eq!(
+            json,
+            serde_json::json!({"metric_name": "cpu", "resolution": "auto", "max_points": 200, "limit": 10})
+        );
+        assert_eq!(serde_json::from_value::<MetricsQuery>(json).ok(), Some(query));
+        assert_eq!(serde_json::to_value(MetricsQuery::default()).unwrap_or_default(), serde_json::json!({}));
     }
 
     #[test]

@@ -194,14 +194,35 @@ async fn bad_history_input_is_refused_naming_the_field() {
     let t = app.tenant("acme", "ingest,read").await;
     let admin = app.admin_token().await;
     let field = |reply: &common::Reply| (reply.status, reply.json["details"][0]["field"].as_str().map(str::to_owned));
+    // Values that do not parse (refused by the typed query) and values out of range (refused
+    // by the handler) are answered alike: 422 naming the field.
     for (query, name) in [
         ("resolution=10m", "resolution"),
+        ("resolution=hourly", "resolution"),
+        ("resolution=AUTO", "resolution"),
+        ("resolution=", "resolution"),
         ("resolution=auto&max_points=0", "max_points"),
+        ("resolution=auto&max_points=lots", "max_points"),
+        ("max_points=-1", "max_points"),
+        ("limit=0", "limit"),
+        ("limit=100001", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=2.5", "limit"),
+        ("limit=", "limit"),
+        ("limit=99999999999999999999999", "limit"),
         ("resolution=1m&start_time=1700000100&end_time=1700000000", "end_time"),
         ("resolution=auto&start_time=soon", "start_time"),
     ] {
         let reply = app.call("GET", &format!("/api/v1/metrics?{query}"), Some(&t.token), None).await;
         assert_eq!(field(&reply), (StatusCode::UNPROCESSABLE_ENTITY, Some(name.to_owned())), "{query}: {}", reply.text);
+        assert_eq!(reply.json["error"], "invalid_request", "{query}");
+        let message = reply.json["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(name), "{query}: {message}");
+    }
+    // The bounds and values accepted are those of the text parameters before them.
+    for query in ["limit=100000", "limit=%2B5", "resolution=5m&limit=1", "resolution=auto&max_points=100000"] {
+        let reply = app.call("GET", &format!("/api/v1/metrics?{query}"), Some(&t.token), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.text);
     }
     for (body, name) in [
         (r#"{"retention_raw_hours":-1}"#, "retention_raw_hours"),

@@ -217,17 +217,27 @@ async fn unreadable_json_bodies_and_query_strings_are_answered_with_json_errors(
     assert_eq!(error(&text), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type".into())));
     assert!(text.json["message"].as_str().is_some_and(|m| m.contains("application/json")), "{:?}", text.json);
 
-    // A query string of the wrong type, on each kind of endpoint that reads one.
-    for uri in [
-        "/api/v1/metrics?metric_name=a&metric_name=b",
-        "/api/v1/agents?tenant=t&tenant=u",
-        "/api/v1/alerts/history?rule_id=first",
-        "/api/v1/notifications?channel_id=x",
-        "/api/v1/stream/t/latest?wait_ms=soon",
+    // A query string of the wrong type, on each kind of endpoint that reads one; a value
+    // that does not parse is named in `details`.
+    for (uri, field) in [
+        ("/api/v1/metrics?metric_name=a&metric_name=b", None),
+        ("/api/v1/agents?tenant=t&tenant=u", None),
+        ("/api/v1/alerts/history?rule_id=first", Some("rule_id")),
+        ("/api/v1/alerts?state=burning", Some("state")),
+        ("/api/v1/notifications?channel_id=x", Some("channel_id")),
+        ("/api/v1/stream/t/latest?wait_ms=soon", Some("wait_ms")),
     ] {
         let reply = app.call("GET", uri, Some(&t.token), None).await;
         assert_eq!(error(&reply), (StatusCode::BAD_REQUEST, Some("bad_query".into())), "{uri}: {:?}", reply.json);
         assert!(reply.json["message"].as_str().is_some_and(|m| !m.is_empty()), "{uri}");
+        assert_eq!(reply.json["details"][0]["field"].as_str(), field, "{uri}: {:?}", reply.json);
+    }
+    // On `GET /api/v1/metrics` a value that does not parse is a 422 naming the field, as it
+    // was when these parameters were text its handler parsed.
+    for field in ["limit", "max_points", "resolution"] {
+        let reply = app.call("GET", &format!("/api/v1/metrics?{field}=many"), Some(&t.token), None).await;
+        assert_eq!(error(&reply), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request".into())), "{field}");
+        assert_eq!(reply.json["details"][0]["field"], field, "{:?}", reply.json);
     }
     // Nothing was created by the refused bodies.
     let tenants = app.call("GET", "/api/v1/tenants", Some(&admin), None).await;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::model::range::QueryPlan;
+use crate::model::range::{QueryPlan, query_pairs};
 
 /// A failed call, ready to show.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,12 +153,8 @@ pub async fn history(
     agent: Option<&str>,
     plan: &QueryPlan,
 ) -> Result<QueryResponse, ApiError> {
-    let mut params: Vec<(&str, String)> = vec![("tenant", tenant.to_owned()), ("metric_name", metric.to_owned())];
-    if let Some(agent) = agent {
-        params.push(("agent_id", agent.to_owned()));
-    }
-    params.extend(plan.params());
-    get(Request::get("/api/v1/metrics").query(params.iter().map(|(k, v)| (*k, v.as_str())))).await
+    let params = query_pairs(&plan.query(tenant, metric, agent));
+    get(Request::get("/api/v1/metrics").query(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))).await
 }
 
 /// A tenant's hosts with their latest values (the overview).

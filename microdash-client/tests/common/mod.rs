@@ -135,7 +135,7 @@ pub fn now_ms() -> i64 {
 
 /// A query for one metric, with room for every point the tests push.
 pub fn metric(name: &str) -> MetricsQuery {
-    MetricsQuery { metric_name: Some(name.into()), limit: Some("100000".into()), ..MetricsQuery::default() }
+    MetricsQuery { metric_name: Some(name.into()), limit: Some(100_000), ..MetricsQuery::default() }
 }
 
 /// Which way the proxy fails the next request.

@@ -418,6 +418,8 @@ pub(super) struct NotificationsQuery {
     limit: Option<usize>,
 }
 
+impl super::extract::QueryParams for NotificationsQuery {}
+
 pub(super) async fn notifications(
     State(state): State<AppState>,
     auth: Auth,

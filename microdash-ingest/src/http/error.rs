@@ -9,6 +9,7 @@ use microdash_core::api::{ErrorBody, FieldError};
 use microdash_core::metric::PayloadError;
 use microdash_store::StoreError;
 
+use super::extract::BadValue;
 use crate::ingestor::IngestError;
 use crate::queue::QueueError;
 use crate::quota::QuotaError;
@@ -214,11 +215,40 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// A query string that `ApiQuery` could not read: `400`.
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
+impl ApiError {
+    /// A query string that `ApiQuery` could not read. When one parameter's value did not
+    /// parse, `details` names it (axum reads the query through `serde_path_to_error`, whose
+    /// error carries the path) and `bad_value` says the status; anything else, such as a
+    /// parameter given twice, is `400 bad_query`.
+    pub(crate) fn unreadable_query(rejection: QueryRejection, bad_value: BadValue) -> Self {
+        let Some((field, reason)) = failed_query_field(&rejection) else {
+            return Self::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text());
+        };
+        let mut err = match bad_value {
+            BadValue::InvalidRequest => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("{field}: {reason}"))
+            }
+            BadValue::BadQuery => Self::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text()),
+        };
+        err.body.details.push(FieldError::new(None, Some(field), reason));
+        err
     }
+}
+
+/// The parameter whose value a query rejection failed on, and why; `None` when the failure
+/// is not one parameter's (its path is the whole query string).
+fn failed_query_field(rejection: &QueryRejection) -> Option<(String, String)> {
+    use std::error::Error as _;
+    // QueryRejection -> axum's Error -> serde_path_to_error's error of serde_urlencoded's.
+    let mut source = rejection.source();
+    while let Some(err) = source {
+        if let Some(err) = err.downcast_ref::<serde_path_to_error::Error<serde::de::value::Error>>() {
+            let field = err.path().to_string();
+            return (field != ".").then(|| (field, err.inner().to_string()));
+        }
+        source = err.source();
+    }
+    None
 }
 
 impl From<StoreError> for ApiError {

@@ -32,13 +32,42 @@ pub struct ApiQuery<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiQuery<T>
 where
-    T: DeserializeOwned,
+    T: QueryParams,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::unreadable_query(rejection, T::BAD_VALUE))?;
         Ok(Self(value))
     }
 }
+
+/// A query string type that [`ApiQuery`] reads. Its one choice is the status of a parameter
+/// whose value does not parse, which is part of each endpoint's contract.
+pub(crate) trait QueryParams: DeserializeOwned {
+    /// How a parameter whose value does not parse is answered.
+    const BAD_VALUE: BadValue = BadValue::BadQuery;
+}
+
+/// How [`ApiQuery`] answers a parameter whose value does not parse (a number that is not
+/// one, a word outside its enum); either way the body's `details` names the parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadValue {
+    /// `400 bad_query`, as axum answers a query string it cannot read.
+    BadQuery,
+    /// `422 invalid_request`, like a value out of range: the contract of
+    /// `GET /api/v1/metrics`, whose `resolution`, `max_points` and `limit` were text its
+    /// handler parsed before they were typed.
+    InvalidRequest,
+}
+
+impl QueryParams for microdash_core::api::MetricsQuery {
+    const BAD_VALUE: BadValue = BadValue::InvalidRequest;
+}
+impl QueryParams for microdash_core::api::TenantQuery {}
+impl QueryParams for microdash_core::api::StreamQuery {}
+impl QueryParams for microdash_core::api::alert::AlertsQuery {}
+impl QueryParams for microdash_core::api::alert::AlertHistoryQuery {}

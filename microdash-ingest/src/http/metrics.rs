@@ -199,25 +199,25 @@ fn plan(state: &AppState, params: MetricsQuery) -> Result<Plan, ApiError> {
     {
         return Err(ApiError::invalid_field("end_time", "must be after start_time"));
     }
-    let resolution = match params.resolution.as_deref() {
-        None => ResolutionRequest::Exact(Resolution::Raw),
-        Some(text) => text.parse().map_err(|m: String| ApiError::invalid_field("resolution", m))?,
-    };
+    // Values that do not parse were refused by `ApiQuery` (`422` naming the field); the
+    // bounds depend on the server's settings, so they are checked here.
+    let resolution = params.resolution.unwrap_or(ResolutionRequest::Exact(Resolution::Raw));
+    // Callers in this process (the MCP tools) build the enum themselves, which can hold
+    // resolutions the wire refuses (`30m`): they are held to the same four.
+    resolution.to_string().parse::<ResolutionRequest>().map_err(|m| ApiError::invalid_field("resolution", m))?;
     let max = state.config.max_query_limit;
-    let number = |field: &str, value: Option<&str>, default: usize| match value {
+    let number = |field: &str, value: Option<usize>, default: usize| match value {
         None => Ok(default),
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid_field(field, format!("must be a whole number from 1 to {max}"))),
-        },
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid_field(field, format!("must be a whole number from 1 to {max}"))),
     };
     // `auto` answers up to `max_points` per series, so by default as many as a query may.
     let default_limit = match resolution {
         ResolutionRequest::Auto => max,
         ResolutionRequest::Exact(_) => state.config.default_query_limit,
     };
-    let limit = number("limit", params.limit.as_deref(), default_limit)?;
-    let max_points = number("max_points", params.max_points.as_deref(), DEFAULT_MAX_POINTS)?;
+    let limit = number("limit", params.limit, default_limit)?;
+    let max_points = number("max_points", params.max_points, DEFAULT_MAX_POINTS)?;
     let query = PointQuery { metric_name: params.metric_name, agent_id: params.agent_id, start_ms, end_ms, limit };
     Ok(Plan { resolution, max_points, query })
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use microdash_core::api::alert::{AlertHistoryQuery, AlertRuleIn, AlertState};
-use microdash_core::api::{AgentStatus, MetricsQuery, PointOut, QueryResponse, WhoAmI};
+use microdash_core::api::{AgentStatus, MetricsQuery, PointOut, QueryResponse, Resolution, ResolutionRequest, WhoAmI};
 use microdash_core::metric::format_millis;
 use microdash_core::rollup::{DAY_MS, HOUR_MS};
 use rmcp::handler::server::tool::{ToolCallContext, ToolRouter};
@@ -418,10 +418,8 @@ pub async fn query_metrics(
     if !(1..=MAX_POINTS).contains(&max_points) {
         return Err(format!("max_points must be from 1 to {MAX_POINTS}, not {max_points}"));
     }
-    let resolution = args.resolution.clone().unwrap_or_else(|| "auto".into());
-    if !["auto", "raw", "1m", "5m"].contains(&resolution.as_str()) {
-        return Err(format!("resolution `{resolution}` is not one of `auto` (the default), `raw`, `1m`, `5m`"));
-    }
+    let resolution = args.resolution.unwrap_or(ResolutionRequest::Auto);
+    let auto = resolution == ResolutionRequest::Auto;
     let (start, end) = parse_range(args.range.as_ref(), args.end.as_ref(), HOUR_MS, now)?;
     let mut agents = args.agents.clone().unwrap_or_default();
     // An agent named twice is one series, read once.
@@ -449,16 +447,15 @@ pub async fn query_metrics(
         }
     }
 
-    let limit = (resolution != "auto").then(|| QUERY_LIMIT.to_string());
     let ask = |agent: Option<String>| MetricsQuery {
         tenant: tenant.clone(),
         metric_name: Some(metric.clone()),
         agent_id: agent,
         start_time: Some(format_millis(start)),
         end_time: Some(format_millis(end)),
-        resolution: Some(resolution.clone()),
-        max_points: (resolution == "auto").then(|| max_points.to_string()),
-        limit: limit.clone(),
+        resolution: Some(resolution),
+        max_points: auto.then_some(max_points),
+        limit: (!auto).then_some(QUERY_LIMIT),
     };
     let mut notes = Vec::new();
     // A metric of a big fleet, asked for as a whole, is read agent by agent for the first
@@ -482,18 +479,27 @@ pub async fn query_metrics(
     } else {
         for agent in &agents {
             let mut query = ask(Some(agent.clone()));
-            // Every agent at the resolution the first one got, so the answer has one.
+            // Every agent at the resolution the first one got, so the answer has one. Only a
+            // stored resolution can be asked for by name: a coarser one `auto` merged
+            // (`15m`) is asked for as `auto` again, which over the same range and
+            // `max_points` merges the same way.
             if let Some(first) = answers.first()
-                && query.resolution.as_deref() == Some("auto")
+                && auto
+                && let Ok(stored) = first.resolution.to_string().parse::<ResolutionRequest>()
             {
-                query.resolution = Some(first.resolution.to_string());
+                query.resolution = Some(stored);
                 query.max_points = None;
-                query.limit = Some(QUERY_LIMIT.to_string());
+                query.limit = Some(QUERY_LIMIT);
             }
             answers.push(query_with_limit(source, query).await?);
         }
     }
-    let served = answers.first().map(|a| a.resolution.to_string()).unwrap_or_else(|| resolution.clone());
+    // There is an answer (one query, or one per agent named); the fallback only keeps this
+    // total.
+    let served = answers.first().map(|a| a.resolution).unwrap_or(match resolution {
+        ResolutionRequest::Exact(resolution) => resolution,
+        ResolutionRequest::Auto => Resolution::Raw,
+    });
     if answers.iter().any(|a| a.count >= QUERY_LIMIT) {
         notes.push(format!(
             "{QUERY_LIMIT} points or more matched: only the latest were read; use `resolution: auto` or a shorter range"

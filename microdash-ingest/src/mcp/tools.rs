@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use microdash_core::api::alert::{AlertEventOut, AlertOut, AlertRuleIn, AlertRuleOut};
-use microdash_core::api::{AgentOut, HealthResponse, PointOut, TenantOut, TimestampIn};
+use microdash_core::api::{AgentOut, HealthResponse, PointOut, Resolution, ResolutionRequest, TenantOut, TimestampIn};
 use microdash_core::metric::format_millis;
 use microdash_core::rollup::{DAY_MS, HOUR_MS, MINUTE_MS};
 use schemars::JsonSchema;
@@ -93,7 +93,7 @@ pub struct QueryMetricsArgs {
     pub end: Option<TimeArg>,
     /// `auto` (default: the finest stored resolution that fits `max_points`), `raw`, `1m` or `5m`.
     #[serde(default)]
-    pub resolution: Option<String>,
+    pub resolution: Option<ResolutionRequest>,
     /// Most points per series in the answer (default 120, at most 1000); longer series are merged into buckets.
     #[serde(default)]
     pub max_points: Option<usize>,
@@ -294,7 +294,7 @@ pub struct QueryOut {
     /// End of the range, RFC 3339 (exclusive).
     pub end: String,
     /// The resolution the points are at: `raw`, or buckets of `1m`, `5m`, `10m`, ...
-    pub resolution: String,
+    pub resolution: Resolution,
     /// The series, at most 20 (the ones with most points first when there are more).
     pub series: Vec<SeriesAnswer>,
     /// How many series matched.
@@ -665,6 +665,16 @@ mod tests {
 
     fn point(at: i64, value: f64) -> PointOut {
         PointOut { timestamp: format_millis(at), value, ..PointOut::default() }
+    }
+
+    #[test]
+    fn the_query_schema_lists_the_resolutions() {
+        let schema = serde_json::to_string(&schemars::schema_for!(QueryMetricsArgs)).unwrap();
+        assert!(schema.contains(r#"["raw","1m","5m","auto"]"#), "{schema}");
+        let args: QueryMetricsArgs = serde_json::from_str(r#"{"metric": "cpu", "resolution": "1m"}"#).unwrap();
+        assert_eq!(args.resolution, Some(ResolutionRequest::Exact(Resolution::ONE_MINUTE)));
+        let err = serde_json::from_str::<QueryMetricsArgs>(r#"{"metric": "cpu", "resolution": "hourly"}"#).unwrap_err();
+        assert!(err.to_string().contains("raw, 1m, 5m, auto"), "{err}");
     }
 
     #[test]

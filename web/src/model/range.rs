@@ -1,7 +1,7 @@
 //! The time range a tenant page shows, how it reads and writes in the URL, and what to ask the
 //! server for it.
 
-use microdash_core::api::TimestampIn;
+use microdash_core::api::{MetricsQuery, Resolution, ResolutionRequest, TimestampIn};
 use microdash_core::metric::format_millis;
 
 use super::WINDOW_MS;
@@ -125,21 +125,22 @@ pub struct QueryPlan {
 }
 
 impl QueryPlan {
-    /// The query string pairs.
-    pub fn params(&self) -> Vec<(&'static str, String)> {
-        let mut params = vec![("start_time", format_millis(self.start_ms))];
-        if let Some(end) = self.end_ms {
-            params.push(("end_time", format_millis(end)));
+    /// The query of `metric` of `tenant` (of one agent, or of all) this plan asks.
+    pub fn query(&self, tenant: &str, metric: &str, agent: Option<&str>) -> MetricsQuery {
+        let (resolution, max_points) = match self.fetch {
+            Fetch::Raw => (ResolutionRequest::Exact(Resolution::Raw), None),
+            Fetch::Auto => (ResolutionRequest::Auto, Some(self.max_points as usize)),
+        };
+        MetricsQuery {
+            tenant: Some(tenant.to_owned()),
+            metric_name: Some(metric.to_owned()),
+            agent_id: agent.map(str::to_owned),
+            start_time: Some(format_millis(self.start_ms)),
+            end_time: self.end_ms.map(format_millis),
+            resolution: Some(resolution),
+            max_points,
+            limit: Some(self.limit as usize),
         }
-        match self.fetch {
-            Fetch::Raw => params.push(("resolution", "raw".into())),
-            Fetch::Auto => {
-                params.push(("resolution", "auto".into()));
-                params.push(("max_points", self.max_points.to_string()));
-            }
-        }
-        params.push(("limit", self.limit.to_string()));
-        params
     }
 
     /// What to ask instead when an answer of `count` rows hit the limit: a raw answer cut short
@@ -151,6 +152,22 @@ impl QueryPlan {
             limit: ROLLUP_LIMIT,
             ..*self
         })
+    }
+}
+
+/// A query's query-string pairs, named and written as its serde form (the one the server reads):
+/// text as it is, numbers in decimal; fields left out are absent.
+pub fn query_pairs(query: &MetricsQuery) -> Vec<(String, String)> {
+    match serde_json::to_value(query) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .into_iter()
+            .map(|(name, value)| match value {
+                serde_json::Value::String(text) => (name, text),
+                other => (name, other.to_string()),
+            })
+            .collect(),
+        // A struct of text, numbers and an enum written as text is always an object.
+        _ => Vec::new(),
     }
 }
 
@@ -288,12 +305,39 @@ mod tests {
         assert_eq!((zoom.end_ms, zoom.fetch), (Some(NOW - 5 * MINUTE_MS), Fetch::Raw));
         let wide = TimeRange::Between { start_ms: NOW - 2 * HOUR_MS, end_ms: NOW }.plan(NOW);
         assert_eq!(wide.fetch, Fetch::Auto);
-        let params = day.params();
-        assert!(params.contains(&("resolution", "auto".into())) && params.contains(&("max_points", "1500".into())));
-        let week = TimeRange::Last(Preset::Week).plan(NOW).params();
-        assert!(week.contains(&("max_points", "800".into())), "{week:?}");
-        assert!(!params.iter().any(|p| p.0 == "end_time"));
-        assert!(zoom.params().iter().any(|p| p.0 == "end_time"));
+        let query = day.query("acme", "cpu", None);
+        assert_eq!((query.resolution, query.max_points), (Some(ResolutionRequest::Auto), Some(1_500)));
+        let week = TimeRange::Last(Preset::Week).plan(NOW).query("acme", "cpu", None);
+        assert_eq!(week.max_points, Some(800));
+        assert_eq!(query.end_time, None);
+        assert!(zoom.query("acme", "cpu", None).end_time.is_some());
+        let raw = hour.query("acme", "cpu", Some("web-1"));
+        assert_eq!((raw.resolution, raw.max_points), (Some(ResolutionRequest::Exact(Resolution::Raw)), None));
+    }
+
+    #[test]
+    fn a_query_is_sent_with_the_names_and_values_the_server_reads() {
+        let pairs = |query: &MetricsQuery| {
+            let mut pairs = query_pairs(query);
+            pairs.sort();
+            pairs
+        };
+        let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        let day = TimeRange::Last(Preset::Day).plan(NOW).query("acme", "cpu", Some("web-1"));
+        assert_eq!(
+            pairs(&day),
+            vec![
+                pair("agent_id", "web-1"),
+                pair("limit", &ROLLUP_LIMIT.to_string()),
+                pair("max_points", "1500"),
+                pair("metric_name", "cpu"),
+                pair("resolution", "auto"),
+                pair("start_time", &format_millis(NOW - DAY_MS)),
+                pair("tenant", "acme"),
+            ]
+        );
+        let hour = TimeRange::Last(Preset::Hour).plan(NOW).query("acme", "cpu", None);
+        assert!(pairs(&hour).contains(&pair("resolution", "raw")), "{hour:?}");
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub struct QueryArgs {
     agent_id: Option<String>,
     /// `raw`, `1m`, `5m` or `auto`.
     #[arg(long, default_value = "auto")]
-    resolution: String,
+    resolution: ResolutionRequest,
     /// The range: this many seconds up to now.
     #[arg(long, default_value_t = 7 * 86_400)]
     range_s: u64,
@@ -175,12 +175,11 @@ pub struct QueryArgs {
 
 pub async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.url, &args.token)?;
-    let resolution: ResolutionRequest = args.resolution.parse().map_err(anyhow::Error::msg)?;
     let mut latency_us = Histogram::<u64>::new(3)?;
     let mut first = None;
     for _ in 0..args.requests {
         let now = microdash_ingest::clock::now_ms();
-        let mut query = RangeQuery::new(now - i64::try_from(args.range_s)? * 1000, now).resolution(resolution);
+        let mut query = RangeQuery::new(now - i64::try_from(args.range_s)? * 1000, now).resolution(args.resolution);
         query.metric_name = args.metric_name.clone();
         query.agent_id = args.agent_id.clone();
         let sent = Instant::now();

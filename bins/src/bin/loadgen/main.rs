@@ -358,8 +358,7 @@ fn wall_ms() -> f64 {
 /// Write a probe point, poll until it is queryable, record the delay; repeat until `deadline`.
 async fn probe(client: Client, deadline: Instant, interval: Duration) -> anyhow::Result<Histogram<u64>> {
     let mut hist = Histogram::<u64>::new(3)?;
-    let query =
-        MetricsQuery { metric_name: Some("loadgen.probe".into()), limit: Some("1".into()), ..MetricsQuery::default() };
+    let query = MetricsQuery { metric_name: Some("loadgen.probe".into()), limit: Some(1), ..MetricsQuery::default() };
     let mut seq = 0u64;
     while Instant::now() < deadline {
         seq += 1;

@@ -18,7 +18,7 @@ use anyhow::{Context, bail, ensure};
 use clap::{ArgAction, Args};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use microdash_client::{Client, LiveEvent, MetricsQuery};
+use microdash_client::{Client, LiveEvent, MetricsQuery, ResolutionRequest};
 use paho_mqtt as mqtt;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -403,7 +403,7 @@ async fn query(
             _ => MetricsQuery {
                 metric_name: Some(mqtt_metric.clone()),
                 start_time: Some(format!("{:.3}", now_s - 3600.0)),
-                resolution: Some("auto".into()),
+                resolution: Some(ResolutionRequest::Auto),
                 ..MetricsQuery::default()
             },
         };
@@ -430,7 +430,7 @@ async fn read_back(client: &Client, metric: &str, from_ms: i64, to_ms: i64, sent
             metric_name: Some(metric.to_owned()),
             start_time: Some(seconds(start)),
             end_time: Some(seconds(end)),
-            limit: Some(READ_BACK_LIMIT.to_string()),
+            limit: Some(READ_BACK_LIMIT),
             ..MetricsQuery::default()
         };
         let answer = client.query(&query).await.with_context(|| format!("reading back {metric}"))?;
