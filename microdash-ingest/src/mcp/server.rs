@@ -500,6 +500,14 @@ pub async fn query_metrics(
         ResolutionRequest::Exact(resolution) => resolution,
         ResolutionRequest::Auto => Resolution::Raw,
     });
+    // `auto` again may still answer another way for an agent with few points in the range
+    // (its raw points fit), and the answer has one resolution field: say which differ.
+    for (agent, answer) in agents.iter().zip(&answers).filter(|(_, a)| a.resolution != served) {
+        notes.push(format!(
+            "`{agent}` was read at {} (its points in the range are few), the others at {served}",
+            answer.resolution
+        ));
+    }
     if answers.iter().any(|a| a.count >= QUERY_LIMIT) {
         notes.push(format!(
             "{QUERY_LIMIT} points or more matched: only the latest were read; use `resolution: auto` or a shorter range"
