@@ -24,7 +24,7 @@ source scripts/wasm-env.sh
 rm -rf web/dist.new && mkdir -p web/dist.new
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir web/dist.new \
   target/wasm/wasm32-unknown-unknown/wasm/microdash_web.wasm
-cp web/static/index.html web/static/boot.js web/static/chart-bridge.js web/dist.new/
+cp web/static/index.html web/static/prefetch.js web/static/boot.js web/static/chart-bridge.js web/dist.new/
 cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css web/dist.new/
 (cd web && node_modules/.bin/tailwindcss -i static/app.css -o dist.new/app.css --minify 2>/dev/null)
 find web/dist.new -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.html' \) -exec gzip -9 -k -n {} +

@@ -74,22 +74,23 @@ async fn get<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, ApiError
     read(request.send().await.map_err(ApiError::network)?).await
 }
 
-/// `GET url` for what the first screen shows: the answer `static/boot.js` asked for before
+/// `GET url` for what the first screen shows: the answer `static/prefetch.js` asked for before
 /// the app was fetched and compiled, when it has one for exactly this `url`, else a request
-/// now. `url` is a path with its query, written as boot.js writes it.
+/// now. `url` is a path with its query, written as prefetch.js writes it.
 async fn get_first<T: DeserializeOwned>(url: String) -> Result<T, ApiError> {
     match prefetched(&url) {
-        Some(answer) => {
-            let answer = wasm_bindgen_futures::JsFuture::from(answer)
-                .await
-                .map_err(|err| ApiError::network(format!("{err:?}")))?;
-            read(Response::from(web_sys::Response::from(answer))).await
-        }
+        Some(answer) => read_prefetched(answer).await,
         None => get(Request::get(&url)).await,
     }
 }
 
-/// Take boot.js's answer for `url`, once: a later call asks the server again.
+async fn read_prefetched<T: DeserializeOwned>(answer: js_sys::Promise) -> Result<T, ApiError> {
+    let answer =
+        wasm_bindgen_futures::JsFuture::from(answer).await.map_err(|err| ApiError::network(format!("{err:?}")))?;
+    read(Response::from(web_sys::Response::from(answer))).await
+}
+
+/// Take prefetch.js's answer for `url`, once: a later call asks the server again.
 fn prefetched(url: &str) -> Option<js_sys::Promise> {
     let window: JsValue = web_sys::window()?.into();
     let answers = js_sys::Reflect::get(&window, &JsValue::from_str("__microdashPrefetched")).ok()?;
@@ -100,7 +101,7 @@ fn prefetched(url: &str) -> Option<js_sys::Promise> {
     answer.dyn_into().ok()
 }
 
-/// `path?tenant=SLUG`, encoded as boot.js encodes it.
+/// `path?tenant=SLUG`, encoded as prefetch.js encodes it.
 fn of_tenant(path: &str, tenant: &str) -> String {
     format!("{path}?tenant={}", String::from(js_sys::encode_uri_component(tenant)))
 }
@@ -159,7 +160,14 @@ pub async fn history(
 
 /// A tenant's hosts with their latest values (the overview).
 pub async fn fleet(tenant: &str) -> Result<FleetOut, ApiError> {
-    get_first(of_tenant("/api/v1/fleet", tenant)).await
+    // A tenant's user's own fleet, which prefetch.js asked for before the tenants were known.
+    if let Some(answer) = prefetched("/api/v1/fleet")
+        && let Ok(own) = read_prefetched::<FleetOut>(answer).await
+        && own.tenant == tenant
+    {
+        return Ok(own);
+    }
+    get(Request::get(&of_tenant("/api/v1/fleet", tenant))).await
 }
 
 /// A tenant's saved layout (empty when it never saved one).

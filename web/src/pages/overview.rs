@@ -202,16 +202,16 @@ fn bar(testid: &'static str, percent: Option<f64>, detail: Option<String>) -> Ht
     let Some(percent) = percent else {
         return html! { <span class="text-slate-400" data-testid={testid}>{ "–" }</span> };
     };
-    let color = match Level::of(percent) {
-        Level::Crit => "absolute inset-y-0 left-0 rounded-full bg-rose-400",
-        Level::Warn => "absolute inset-y-0 left-0 rounded-full bg-amber-300",
-        Level::Ok => "absolute inset-y-0 left-0 rounded-full bg-emerald-400",
+    let level = match Level::of(percent) {
+        Level::Crit => "md-bar md-bar-crit",
+        Level::Warn => "md-bar md-bar-warn",
+        Level::Ok => "md-bar md-bar-ok",
     };
+    // One element per bar, filled by a gradient (static/app.css): 200 rows of three bars
+    // are a sizeable part of the overview's first draw.
     html! {
         <span class="flex min-w-0 items-center gap-2" data-testid={testid} data-value={percent.to_string()}>
-            <span class="relative h-2 w-full min-w-12 max-w-32 overflow-hidden rounded-full bg-slate-700" aria-hidden="true">
-                <span class={color} style={format!("width:{:.1}%", fill(percent) * 100.0)}></span>
-            </span>
+            <span class={level} style={format!("--fill:{:.1}%", fill(percent) * 100.0)} aria-hidden="true"></span>
             <span class="whitespace-nowrap font-mono text-xs tabular-nums text-slate-100">
                 { Unit::Percent.format(percent) }
                 if let Some(detail) = detail {
