@@ -74,9 +74,9 @@ async fn get<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, ApiError
     read(request.send().await.map_err(ApiError::network)?).await
 }
 
-/// `GET url` for what the first screen shows: the answer `static/prefetch.js` asked for before
-/// the app was fetched and compiled, when it has one for exactly this `url`, else a request
-/// now. `url` is a path with its query, written as prefetch.js writes it.
+/// `GET url` for what the overview shows first: the answer `static/prefetch.js` asked for
+/// before the app was fetched and compiled, when it has one for exactly this `url`, else a
+/// request now. `url` is a path with its query, written as prefetch.js writes it.
 async fn get_first<T: DeserializeOwned>(url: String) -> Result<T, ApiError> {
     match prefetched(&url) {
         Some(answer) => read_prefetched(answer).await,
@@ -101,11 +101,6 @@ fn prefetched(url: &str) -> Option<js_sys::Promise> {
     answer.dyn_into().ok()
 }
 
-/// `path?tenant=SLUG`, encoded as prefetch.js encodes it.
-fn of_tenant(path: &str, tenant: &str) -> String {
-    format!("{path}?tenant={}", String::from(js_sys::encode_uri_component(tenant)))
-}
-
 async fn send_json<B: serde::Serialize, T: DeserializeOwned>(request: RequestBuilder, body: &B) -> Result<T, ApiError> {
     let request = request.json(body).map_err(ApiError::network)?;
     read(request.send().await.map_err(ApiError::network)?).await
@@ -113,7 +108,7 @@ async fn send_json<B: serde::Serialize, T: DeserializeOwned>(request: RequestBui
 
 /// The signed-in user, or an error (401) when there is none.
 pub async fn session() -> Result<SessionOut, ApiError> {
-    get_first("/api/v1/session".to_owned()).await
+    get(Request::get("/api/v1/session")).await
 }
 
 /// Sign in; the server sets the session cookie.
@@ -139,12 +134,12 @@ pub async fn tenants() -> Result<Vec<TenantOut>, ApiError> {
 
 /// A tenant's agents and their status.
 pub async fn agents(tenant: &str) -> Result<Vec<AgentOut>, ApiError> {
-    get_first(of_tenant("/api/v1/agents", tenant)).await
+    get(Request::get("/api/v1/agents").query([("tenant", tenant)])).await
 }
 
 /// A tenant's series.
 pub async fn series(tenant: &str) -> Result<Vec<SeriesOut>, ApiError> {
-    get_first(of_tenant("/api/v1/series", tenant)).await
+    get(Request::get("/api/v1/series").query([("tenant", tenant)])).await
 }
 
 /// One metric's points (raw, or rollup buckets) as `plan` says, optionally of one agent.
@@ -167,12 +162,12 @@ pub async fn fleet(tenant: &str) -> Result<FleetOut, ApiError> {
     {
         return Ok(own);
     }
-    get(Request::get(&of_tenant("/api/v1/fleet", tenant))).await
+    get(Request::get("/api/v1/fleet").query([("tenant", tenant)])).await
 }
 
 /// A tenant's saved layout (empty when it never saved one).
 pub async fn layout(tenant: &str) -> Result<LayoutOut, ApiError> {
-    get_first(of_tenant("/api/v1/layout", tenant)).await
+    get(Request::get("/api/v1/layout").query([("tenant", tenant)])).await
 }
 
 /// Save a tenant's layout in place of the one it had.
