@@ -1133,3 +1133,28 @@ Then('the header, the badge and every card say paused', async ({ page }) => {
 Then('the header has no live switch', async ({ page }) => {
   await expect(page.getByTestId('live-switch')).toHaveCount(0);
 });
+
+/** The API requests of a page since `I load the overview afresh`, as path and query. */
+const askedFor = new WeakMap<Page, string[]>();
+
+When('I load the overview afresh', async ({ page }) => {
+  // Opened first within the app (a change of the hash), which asks on its own; then loaded
+  // anew, and only that load's requests are counted.
+  await page.goto(server().url + '/#/');
+  await expect(page.locator('[data-testid="host-row"]').first()).toBeVisible();
+  const asked: string[] = [];
+  askedFor.set(page, asked);
+  page.on('request', (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.startsWith('/api/v1/')) asked.push(url.pathname + url.search);
+  });
+  await page.reload();
+});
+
+Then('the first load asked for the tenants and the fleet once each', async ({ page }) => {
+  // prefetch.js asks for both before the app starts, and the app takes those answers rather
+  // than asking again (the next fleet refresh is 10 s away).
+  const asked = askedFor.get(page) ?? [];
+  expect(asked.filter((a) => a === '/api/v1/tenants')).toHaveLength(1);
+  expect(asked.filter((a) => a.startsWith('/api/v1/fleet')), asked.join(' ')).toEqual(['/api/v1/fleet']);
+});

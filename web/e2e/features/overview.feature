@@ -21,3 +21,10 @@ Feature: The fleet overview
     Then the host "e2e-fleet-1" is "stale" within 10000 ms
     And the host "e2e-fleet-1" is "offline" within 20000 ms
     And the "overview with an offline host" screen has no WCAG 2.2 AA violations at desktop and phone sizes
+
+  Scenario: A tenant user's overview is drawn from answers asked for while the app starts
+    Given a tenant exists and I am signed in to its dashboard
+    When the host "e2e-fleet-3" reports CPU 12, memory 34 and disk 56 on "/" every second
+    And I load the overview afresh
+    Then the host "e2e-fleet-3" is "online" within 5000 ms
+    And the first load asked for the tenants and the fleet once each
