@@ -78,10 +78,13 @@ async fn get<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, ApiError
 /// before the app was fetched and compiled, when it has one for exactly this `url`, else a
 /// request now. `url` is a path with its query, written as prefetch.js writes it.
 async fn get_first<T: DeserializeOwned>(url: String) -> Result<T, ApiError> {
-    match prefetched(&url) {
-        Some(answer) => read_prefetched(answer).await,
-        None => get(Request::get(&url)).await,
+    // A failed early answer (signed out then, say) is asked again rather than shown.
+    if let Some(answer) = prefetched(&url)
+        && let Ok(value) = read_prefetched(answer).await
+    {
+        return Ok(value);
     }
+    get(Request::get(&url)).await
 }
 
 async fn read_prefetched<T: DeserializeOwned>(answer: js_sys::Promise) -> Result<T, ApiError> {
