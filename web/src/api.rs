@@ -93,6 +93,13 @@ async fn read_prefetched<T: DeserializeOwned>(answer: js_sys::Promise) -> Result
     read(Response::from(web_sys::Response::from(answer))).await
 }
 
+/// When prefetch.js's answer for `url` arrived (ms since the epoch).
+fn prefetched_at(url: &str) -> Option<i64> {
+    let window: JsValue = web_sys::window()?.into();
+    let times = js_sys::Reflect::get(&window, &JsValue::from_str("__microdashPrefetchedAt")).ok()?;
+    times.dyn_into::<js_sys::Map>().ok()?.get(&JsValue::from_str(url)).as_f64().map(|ms| ms as i64)
+}
+
 /// Take prefetch.js's answer for `url`, once: a later call asks the server again.
 fn prefetched(url: &str) -> Option<js_sys::Promise> {
     let window: JsValue = web_sys::window()?.into();
@@ -156,16 +163,20 @@ pub async fn history(
     get(Request::get("/api/v1/metrics").query(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))).await
 }
 
-/// A tenant's hosts with their latest values (the overview).
-pub async fn fleet(tenant: &str) -> Result<FleetOut, ApiError> {
+/// A tenant's hosts with their latest values (the overview), and when the answer arrived (ms
+/// since the epoch), to compare the server's clock in it with.
+pub async fn fleet(tenant: &str) -> Result<(FleetOut, i64), ApiError> {
     // A tenant's user's own fleet, which prefetch.js asked for before the tenants were known.
-    if let Some(answer) = prefetched("/api/v1/fleet")
+    const OWN: &str = "/api/v1/fleet";
+    if let Some(answer) = prefetched(OWN)
         && let Ok(own) = read_prefetched::<FleetOut>(answer).await
         && own.tenant == tenant
     {
-        return Ok(own);
+        let arrived = prefetched_at(OWN).unwrap_or_else(|| js_sys::Date::now() as i64);
+        return Ok((own, arrived));
     }
-    get(Request::get("/api/v1/fleet").query([("tenant", tenant)])).await
+    let answer = get(Request::get("/api/v1/fleet").query([("tenant", tenant)])).await?;
+    Ok((answer, js_sys::Date::now() as i64))
 }
 
 /// A tenant's saved layout (empty when it never saved one).

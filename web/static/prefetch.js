@@ -10,8 +10,14 @@
 (() => {
   const PREFETCH_MS = 10_000;
   const prefetched = new Map();
+  // When each answer arrived (ms since the epoch): an answer that waited for the app is as
+  // old as that, which matters to one carrying the server's clock (the fleet's).
+  const arrived = new Map();
   const prefetch = (url) => {
-    const answer = fetch(url, { credentials: 'same-origin' });
+    const answer = fetch(url, { credentials: 'same-origin' }).then((response) => {
+      arrived.set(url, Date.now());
+      return response;
+    });
     // Taken or not, a failure here is the app's to report when it asks.
     answer.catch(() => {});
     prefetched.set(url, answer);
@@ -30,5 +36,6 @@
     prefetch('/api/v1/fleet');
   }
   window.__microdashPrefetched = prefetched;
+  window.__microdashPrefetchedAt = arrived;
   setTimeout(() => prefetched.clear(), PREFETCH_MS);
 })();

@@ -48,8 +48,8 @@ fn load_fleets(slugs: Vec<String>, fleet: Rc<RefCell<Fleet>>, done: Callback<Opt
         let (fleet, done) = (fleet.clone(), done.clone());
         wasm_bindgen_futures::spawn_local(async move {
             match api::fleet(&slug).await {
-                Ok(answer) => {
-                    fleet.borrow_mut().load(&answer, now_ms());
+                Ok((answer, arrived_ms)) => {
+                    fleet.borrow_mut().load(&answer, arrived_ms);
                     done.emit(None);
                 }
                 Err(err) => done.emit(Some(format!("{slug}: {}", err.message))),
