@@ -242,7 +242,7 @@ pub(super) async fn delete_user(
     if let Credential::Session { user_id, .. } = auth.0.credential
         && state.store.user_by_name(&username).await?.is_some_and(|u| u.id == user_id)
     {
-        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "you cannot delete the user you are signed in as"));
+        return Err(ApiError::conflict("you cannot delete the user you are signed in as"));
     }
     if state.revoker().delete_user(&username).await? {
         Ok(StatusCode::NO_CONTENT)

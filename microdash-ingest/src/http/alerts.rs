@@ -366,8 +366,7 @@ pub(super) async fn test_channel(
     // notifications share.
     let recent = state.store.notifications(tenant_id, Some(id), 20).await?;
     if recent.iter().any(|n| n.kind == NotificationKind::Test && n.status == NotificationStatus::Pending) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
+        return Err(ApiError::still_busy(
             "test_pending",
             format!("a test notification for channel {id} is still being delivered; see GET /api/v1/notifications"),
         ));

@@ -129,6 +129,23 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// `404` with a code of its own, for an absence that is not a missing thing (a server
+    /// without a dashboard build).
+    pub(crate) fn not_here(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// `409`: the request contradicts the current state.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// `429` for something still under way that a repeat would only pile onto (no quota,
+    /// so no `Retry-After`).
+    pub(crate) fn still_busy(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+    }
+
     /// `500`: a failure of ours; `cause` is logged (inside the request's span), not shown.
     pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         Self::from_kind(ErrorKind::Internal, cause.to_string())

@@ -67,8 +67,7 @@ pub(super) async fn dashboard_missing(uri: axum::http::Uri) -> ApiError {
     if uri.path() != "/" && uri.path() != "/index.html" {
         return ApiError::not_found("no such endpoint");
     }
-    ApiError::new(
-        StatusCode::NOT_FOUND,
+    ApiError::not_here(
         "dashboard_not_built",
         "this server has no dashboard build; run scripts/build-web.sh or set web_dir",
     )
