@@ -106,7 +106,7 @@ async fn another_worker_takes_over_evaluation_and_nothing_is_notified_twice() {
     ];
     let token = alerts_token(&env, "fleet");
     let server = microdash(&["server"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
     let (first_addr, second_addr) = (free_addr(), free_addr());
     let first = worker(&env, &first_addr);
     eventually(15, "the first worker to lead", || async { leads(&first_addr).await.then_some(()) }).await;
@@ -194,7 +194,7 @@ async fn the_server_emails_a_firing_alert_through_a_real_smtp_server() {
     ];
     let token = alerts_token(&env, "acme");
     let server = microdash(&["serve"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
     let api = Api { http: http(), url, token };
     let channel =
         api.post("/api/v1/channels", json!({"name": "oncall", "kind": "email", "to": ["oncall@example.com"]})).await;

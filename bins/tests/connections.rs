@@ -27,8 +27,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The server's address (`127.0.0.1:port`), URL and demo token.
 fn addresses(server: &Proc) -> (String, String, String) {
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     (url.trim_start_matches("http://").to_owned(), url, token)
 }
 

@@ -39,9 +39,9 @@ fn start(db: &TestDb) -> (Proc, String, String, String) {
         ("MICRODASH_QUEUE_SEGMENT_BYTES", "1000000"),
     ];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
     let endpoint = server.line_with("MQTT endpoint").split(' ').nth(2).unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let token = server.demo_token();
     (server, url, endpoint, token)
 }
 
@@ -251,8 +251,8 @@ async fn a_full_disk_is_refused_clearly_and_ingest_resumes_when_it_has_room() {
     let queue_dir = disk.0.to_str().unwrap().to_owned();
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str()), ("MICRODASH_QUEUE_DIR", queue_dir.as_str())];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let client = Client::builder(&url).token(&token).retries(0).build().unwrap();
     let tally = Tally::default();
     let push = async || {
@@ -311,8 +311,8 @@ async fn a_full_database_disk_holds_batches_in_the_journal_until_there_is_room()
         ("MICRODASH_WORKER_MAX_ATTEMPTS", "2"),
     ];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let client = Client::builder(&url).token(&token).retries(0).build().unwrap();
     let mut acked = Vec::new();
     let mut next = 0;

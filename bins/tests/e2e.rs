@@ -13,9 +13,9 @@ async fn all_in_one_serves_the_demo_tenant_and_stops_gracefully() {
     let db = TestDb::new(Backend::Sqlite).await;
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
     assert!(server.line_with("No admin token").contains("token create --admin"));
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let token = server.demo_token();
 
     let client = Client::new(&url, &token).unwrap();
     assert_eq!(client.health().await.unwrap().status, microdash_client::HealthStatus::Ok);
@@ -85,8 +85,8 @@ async fn tenant_quotas_from_the_cli_hold_in_the_running_server() {
         ("MICRODASH_TENANT_MAX_INGEST_METRICS_PER_S", "100000"),
     ];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let client = Client::new(&url, &token).unwrap();
     assert_eq!(client.push(&[MetricIn::new("a", 1.0)]).await.unwrap().accepted, 1);
 
@@ -183,8 +183,8 @@ async fn the_load_generator_pushes_measures_and_reports() {
     let db = TestDb::new(Backend::Sqlite).await;
     let server =
         microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &[("MICRODASH_DATABASE_URL", &db.url)]);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let args = ["http", "--url", &url, "--token", &token, "--rate", "2000", "--batch-size", "100"];
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_microdash-loadgen"))
         .args(args)
@@ -231,8 +231,8 @@ async fn the_load_generator_seeds_history_and_times_queries() {
 
     let server =
         microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &[("MICRODASH_DATABASE_URL", &db.url)]);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let client = Client::new(&url, &token).unwrap();
     // The client's typed range query.
     let now_ms = microdash_ingest::clock::now_ms();
@@ -297,8 +297,8 @@ async fn the_server_expires_old_raw_points_by_itself() {
     let db = TestDb::new(Backend::Sqlite).await;
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str()), ("MICRODASH_RETENTION_INTERVAL_S", "1")];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let client = Client::new(&url, &token).unwrap();
     let two_days_ago = microdash_ingest::clock::now_ms() - 2 * 86_400_000;
     let old: Vec<MetricIn> =
@@ -328,8 +328,8 @@ async fn a_request_id_is_answered_and_names_the_requests_log_lines() {
         &["serve", "--demo", "--listen-addr", "127.0.0.1:0"],
         &[("MICRODASH_DATABASE_URL", db.url.as_str()), ("MICRODASH_LOG_FILTER", filter), ("RUST_LOG", filter)],
     );
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let http = Client::default_http().unwrap();
 
     // An id the server chose, on an authenticated push: the span names the tenant too.

@@ -28,11 +28,6 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-/// The last word of a line (the URL or token a program announces).
-fn last_word(line: &str) -> String {
-    line.rsplit(' ').next().unwrap().to_owned()
-}
-
 /// How many points of `metric` the tenant's query API returns (up to the default limit).
 async fn stored(client: &Client, metric: &str) -> usize {
     let query = MetricsQuery { metric_name: Some(metric.into()), ..MetricsQuery::default() };
@@ -44,8 +39,8 @@ async fn the_client_examples_push_query_and_report_to_the_real_server() {
     let db = TestDb::new(Backend::Sqlite).await;
     let server =
         microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &[("MICRODASH_DATABASE_URL", &db.url)]);
-    let url = last_word(&server.line_with("listening on"));
-    let token = last_word(&server.line_with("demo token"));
+    let url = server.url();
+    let token = server.demo_token();
     let env = [("MICRODASH_URL", url.as_str()), ("MICRODASH_TOKEN", token.as_str())];
     let client = Client::new(&url, &token).unwrap();
 
@@ -81,8 +76,8 @@ async fn the_embedded_service_serves_its_own_routes_beside_microdash_and_drains_
         &[],
         &[("LISTEN_ADDR", "127.0.0.1:0"), ("DATABASE_URL", &db.url), ("RUST_LOG", "warn")],
     );
-    let url = last_word(&service.line_with("listening on"));
-    let token = last_word(&service.line_with("shop token"));
+    let url = service.url();
+    let token = service.last_word_of("shop token");
     let http = Client::default_http().unwrap();
 
     // The service's own routes.

@@ -15,8 +15,8 @@ async fn streams_deliver_release_on_disconnect_and_end_at_shutdown() {
     let db = TestDb::new(Backend::Sqlite).await;
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str()), ("MICRODASH_SSE_HEARTBEAT_MS", "200")];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let password = server.line_with("sign in as demo").rsplit(' ').next().unwrap().to_owned();
 
     // The demo user signs in, and the session cookie reads the demo tenant's feed.
@@ -77,7 +77,7 @@ async fn the_api_process_streams_what_a_separate_worker_persisted() {
         serde_json::from_str(&microdash_output(&["token", "create", "--tenant", "split", "--json"], &env)).unwrap();
     let token = created["token"].as_str().unwrap();
     let server = microdash(&["server"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
     let _worker = microdash(&["worker"], &env);
 
     let mut stream = RawStream::open(&url, "/api/v1/stream/split", token).await;

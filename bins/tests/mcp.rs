@@ -144,7 +144,7 @@ impl Fleet {
                 ("MICRODASH_MCP_ALLOW_WRITES", "true"),
             ],
         );
-        let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+        let url = server.url();
         let api = Api { http: microdash_client::Client::default_http().unwrap(), url: url.clone() };
         let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         // acme: two hosts' CPU every minute for 30 minutes (web-1 rising), a disk per mount.

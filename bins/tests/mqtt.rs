@@ -23,8 +23,8 @@ async fn the_all_in_one_server_stores_what_is_published_over_mqtt() {
         ("MICRODASH_MQTT_TOPIC_ROOT", root.as_str()),
     ];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
+    let token = server.demo_token();
     let client = Client::new(&url, &token).unwrap();
 
     let publisher = mqtt::CreateOptionsBuilder::new()
@@ -59,9 +59,9 @@ async fn the_all_in_one_server_takes_mqtt_with_no_broker() {
     let db = TestDb::new(Backend::Sqlite).await;
     let env = [("MICRODASH_DATABASE_URL", db.url.as_str())];
     let server = microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
     let endpoint = server.line_with("MQTT endpoint").split(' ').nth(2).unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let token = server.demo_token();
 
     let publisher = connect(&endpoint, Some(microdash_core::mqtt::token_username(&token)), Some(&token)).await.unwrap();
     let payload = r#"{"value":3.5,"tags":{"site":"roof"}}"#;
@@ -157,7 +157,7 @@ async fn a_token_publishes_only_into_its_own_tenant() {
     common::microdash_output(&files, &env);
     let mut mosquitto = locked_broker(dir.path(), port);
     let server = microdash(&["serve", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
 
     // Strangers are turned away.
     assert!(connect(&broker, None, None).await.is_err(), "anonymous access");

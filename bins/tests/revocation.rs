@@ -54,10 +54,10 @@ async fn revocations_reach_every_process_within_a_second() {
     // The all-in-one process holds the connections (with its MQTT endpoint); the API-only
     // process revokes.
     let holder = microdash(&["serve"], &env);
-    let holder_url = holder.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let holder_url = holder.url();
     let mqtt_url = holder.line_with("MQTT endpoint").split_whitespace().nth(2).unwrap().to_owned();
     let revoker = microdash(&["server"], &env);
-    let revoker_url = revoker.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let revoker_url = revoker.url();
 
     let http = microdash_client::Client::default_http().unwrap();
     let cookie = sign_in_cookie(&holder_url, "alice", password).await;

@@ -20,7 +20,7 @@ async fn no_token_password_or_secret_reaches_the_log() {
         ("MICRODASH_NOTIFICATION_TIMEOUT_MS", "1000"),
     ];
     let server = microdash_logging(&["serve", "--listen-addr", "127.0.0.1:0"], &env);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
 
     microdash_output(&["tenant", "create", "acme"], &env);
     let token: serde_json::Value = serde_json::from_str(&microdash_output(

@@ -15,9 +15,9 @@ async fn a_short_soak_reads_back_every_acknowledged_point() {
     let db = TestDb::new(Backend::Sqlite).await;
     let server =
         microdash(&["serve", "--demo", "--listen-addr", "127.0.0.1:0"], &[("MICRODASH_DATABASE_URL", &db.url)]);
-    let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+    let url = server.url();
     let endpoint = server.line_with("MQTT endpoint").split(' ').nth(2).unwrap().to_owned();
-    let token = server.line_with("demo token").rsplit(' ').next().unwrap().to_owned();
+    let token = server.demo_token();
     let args = [
         "soak",
         "--url",

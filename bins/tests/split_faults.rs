@@ -135,7 +135,7 @@ impl Split {
         let created: serde_json::Value =
             serde_json::from_str(&microdash_output(&["token", "create", "--tenant", TENANT, "--json"], &envs)).unwrap();
         let server = microdash(&["server"], &envs);
-        let url = server.line_with("listening on").rsplit(' ').next().unwrap().to_owned();
+        let url = server.url();
         let workers = vec![microdash(&["worker"], &envs), microdash(&["worker"], &envs)];
         let mqtt_url = mosquitto.url();
         let mut bridge_env = envs.clone();

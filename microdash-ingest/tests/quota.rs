@@ -40,6 +40,11 @@ async fn values(app: &App, tenant: &Tenant, metric: &str) -> Vec<f64> {
     values
 }
 
+/// Metrics of tenant `tenant_id` refused for its `limit`, as `/metrics` counts them.
+async fn quota_rejected(app: &App, tenant_id: i64, limit: &str) -> f64 {
+    app.counter(&format!(r#"microdash_quota_rejected_metrics_total{{tenant_id="{tenant_id}",limit="{limit}"}}"#)).await
+}
+
 /// Everything queued so far is stored (the in-process queue is empty and the persisted
 /// counter has caught up), so what a query does not show was never accepted.
 async fn drained(app: &App, accepted: f64) {
@@ -80,14 +85,7 @@ async fn a_tenant_over_its_rate_is_refused_whole_with_retry_after_and_others_are
 
     drained(&app, 200.0).await;
     assert_eq!(values(&app, &acme, "cpu").await.len(), 100, "nothing of the refused batch");
-    assert_eq!(
-        app.counter(&format!(
-            r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_ingest_metrics_per_s"}}"#,
-            acme.id
-        ))
-        .await,
-        40.0
-    );
+    assert_eq!(quota_rejected(&app, acme.id, "max_ingest_metrics_per_s").await, 40.0);
     assert_eq!(app.counter(r#"microdash_metrics_rejected_total{source="http",reason="over_quota"}"#).await, 40.0);
     let beta_label = format!(r#"microdash_quota_rejected_metrics_total{{tenant_id="{}","#, beta.id);
     assert!(!app.call("GET", "/metrics", None, None).await.text.contains(&beta_label), "beta was refused nothing");
@@ -131,14 +129,7 @@ async fn new_series_beyond_the_limit_are_refused_while_existing_ones_flow() {
     drained(&app, 8.0).await;
     assert_eq!(values(&app, &acme, "a").await, [1.0, 2.0, 4.0, 5.0]);
     assert!(values(&app, &acme, "d").await.is_empty());
-    assert_eq!(
-        app.counter(&format!(
-            r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_series"}}"#,
-            acme.id
-        ))
-        .await,
-        4.0
-    );
+    assert_eq!(quota_rejected(&app, acme.id, "max_series").await, 4.0);
 
     // Back to the server's default (100,000): d is welcome.
     let reply = set_quota(&app, &admin, "acme", r#"{"max_series": null}"#).await;
@@ -363,14 +354,7 @@ async fn the_embedded_endpoint_refuses_publishes_of_new_series_beyond_the_limit_
     assert_eq!(v4.next().await, None, "no PUBACK, and closed");
 
     app.wait_for_points(&acme.token, "metric_name=a", 3).await;
-    assert_eq!(
-        app.counter(&format!(
-            r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_series"}}"#,
-            acme.id
-        ))
-        .await,
-        2.0
-    );
+    assert_eq!(quota_rejected(&app, acme.id, "max_series").await, 2.0);
     assert_eq!(app.counter(r#"microdash_metrics_rejected_total{source="mqtt",reason="over_quota"}"#).await, 2.0);
     drained(&app, 3.0).await;
     assert!(values(&app, &acme, "b").await.is_empty() && values(&app, &acme, "c").await.is_empty());
@@ -404,12 +388,7 @@ async fn the_embedded_endpoint_holds_a_tenant_to_its_rate_without_losing_a_publi
     assert_eq!(acked, (1..=60).collect::<Vec<_>>());
     app.wait_for_points(&acme.token, "metric_name=n", 60).await;
     assert!(
-        app.counter(&format!(
-            r#"microdash_quota_rejected_metrics_total{{tenant_id="{}",limit="max_ingest_metrics_per_s"}}"#,
-            acme.id
-        ))
-        .await
-            > 0.0,
+        quota_rejected(&app, acme.id, "max_ingest_metrics_per_s").await > 0.0,
         "the connection was held at least once"
     );
     app.stop().await;

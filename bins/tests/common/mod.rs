@@ -110,6 +110,22 @@ impl Proc {
         }
     }
 
+    /// The last word of the first stdout line containing `needle` (as [`Proc::line_with`],
+    /// lines before it are passed over).
+    pub fn last_word_of(&self, needle: &str) -> String {
+        self.line_with(needle).rsplit(' ').next().unwrap_or_default().to_owned()
+    }
+
+    /// The URL the server says it listens on.
+    pub fn url(&self) -> String {
+        self.last_word_of("listening on")
+    }
+
+    /// The token `serve --demo` prints (after the URL: ask for that first).
+    pub fn demo_token(&self) -> String {
+        self.last_word_of("demo token")
+    }
+
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.stop("TERM")
