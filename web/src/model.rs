@@ -82,6 +82,10 @@ pub struct Sample {
     pub band: Option<(f64, f64)>,
     /// Rollups: the value of the bucket's latest point, what the legend shows as "last".
     pub last: Option<f64>,
+    /// Rollups: how many points the bucket holds; `None` for a raw point. It tells whether
+    /// an agent reports more often than the bucket width, so that a missing bucket means it
+    /// stopped (see [`plot::gap_threshold_ms`]).
+    pub count: Option<u64>,
 }
 
 impl Sample {
@@ -90,7 +94,7 @@ impl Sample {
             (Some(min), Some(max)) => Some((min, max)),
             _ => None,
         };
-        Sample { ts, value: point.value, band, last: point.last }
+        Sample { ts, value: point.value, band, last: point.last, count: point.count }
     }
 }
 
@@ -120,7 +124,7 @@ impl Series {
     /// in place; a point at an existing time replaces it (history and the live feed may
     /// overlap).
     pub fn push(&mut self, ts: i64, value: f64) {
-        let sample = Sample { ts, value, band: None, last: None };
+        let sample = Sample { ts, value, band: None, last: None, count: None };
         match self.samples.back() {
             Some(last) if ts > last.ts => self.samples.push_back(sample),
             None => self.samples.push_back(sample),
@@ -779,6 +783,7 @@ mod tests {
         assert_eq!(board.widget("cpu").unwrap().series.values().next().unwrap().len(), 2, "history is not trimmed");
         let series = cpu.series.values().next().unwrap();
         assert_eq!(series.samples()[0].band, Some((1.0, 9.0)));
+        assert_eq!(series.samples()[0].count, Some(60), "a bucket's count, which decides its gaps");
         assert_eq!(series.last(), Some((parse_millis("2026-11-28T10:01:00Z").unwrap(), 7.0)), "a bucket's last value");
         // A late answer for the live view is dropped.
         assert!(!board.load(live, "cpu", Resolution::Raw, &[]));

@@ -25,6 +25,9 @@ pub const GAP: f64 = f64::NAN;
 pub const ABSENT: f64 = f64::INFINITY;
 /// Consecutive raw points further apart than this many typical intervals are a gap.
 pub const GAP_FACTOR: f64 = 2.5;
+/// Rollup buckets typically (median) holding this many points or more come from an agent that
+/// reports more often than the bucket width: any missing bucket is a gap.
+pub const DENSE_BUCKET_COUNT: u64 = 2;
 
 /// The colour of an agent's lines, the same in every chart and view: a hash of its id (FNV-1a,
 /// stable across builds, unlike std's hasher) picks the palette entry.
@@ -93,20 +96,38 @@ enum Cell {
     Gap,
 }
 
-/// The largest distance between consecutive points of `series` that is not a gap: a
-/// rollup series may skip one bucket (more than one missing is a gap), any series may be
-/// [`GAP_FACTOR`] times its typical (median) interval apart. `None` with too few points to
-/// tell.
+/// The largest distance between consecutive points of `series` that is not a gap. `None`
+/// with too few points to tell.
+///
+/// - Raw points (no `bucket_ms`): [`GAP_FACTOR`] times the typical (median) interval.
+/// - Rollup buckets that typically hold [`DENSE_BUCKET_COUNT`] points or more: the agent
+///   reports more often than the bucket width, so every bucket should be there and any
+///   missing one is a gap: bucket starts more than 1.5 widths apart. Waiting for two missing
+///   buckets would hide an outage of up to two buckets (one whole empty bucket is all a
+///   two-minute stop leaves in 1-minute buckets when it starts mid-bucket).
+/// - Other rollups (about one point per bucket, or counts unknown): one missing bucket is
+///   allowed, since jitter around the bucket width can leave one empty, and the series may be
+///   [`GAP_FACTOR`] times its median interval apart: at least two bucket widths.
 pub fn gap_threshold_ms(series: &Series, bucket_ms: Option<i64>) -> Option<i64> {
     let samples = series.samples();
     let mut deltas: Vec<i64> = samples.iter().zip(samples.iter().skip(1)).map(|(a, b)| b.ts - a.ts).collect();
     if deltas.is_empty() {
         return None;
     }
-    let middle = deltas.len() / 2;
-    let median = *deltas.select_nth_unstable(middle).1;
-    let typical = (median as f64 * GAP_FACTOR) as i64;
-    Some(bucket_ms.map_or(typical, |bucket| typical.max(2 * bucket)))
+    let typical = (median(&mut deltas) as f64 * GAP_FACTOR) as i64;
+    let mut counts: Vec<u64> = samples.iter().filter_map(|s| s.count).collect();
+    let dense = !counts.is_empty() && median(&mut counts) >= DENSE_BUCKET_COUNT;
+    Some(match bucket_ms {
+        None => typical,
+        Some(bucket) if dense => bucket * 3 / 2,
+        Some(bucket) => typical.max(2 * bucket),
+    })
+}
+
+/// The middle value of non-empty `values` (the upper one of an even count), reordering them.
+fn median<T: Ord + Copy>(values: &mut [T]) -> T {
+    let middle = values.len() / 2;
+    *values.select_nth_unstable(middle).1
 }
 
 /// The layout and data of `widget`'s chart over `window` (Unix milliseconds). One point on
@@ -286,28 +307,69 @@ mod tests {
         assert_eq!(frame(&w, (0, 30_000)).1.gaps, 0);
     }
 
+    const MINUTE: i64 = 60_000;
+
+    /// A 1-minute rollup series with a bucket at each of `minutes`, each holding `count` points.
+    fn buckets(minutes: &[i64], count: Option<u64>) -> Series {
+        let sample = |t: i64| Sample { ts: t * MINUTE, value: 5.0, band: Some((1.0, 9.0)), last: None, count };
+        Series::from_samples(minutes.iter().map(|&t| sample(t)).collect())
+    }
+
+    fn rollup_gaps(series: Series) -> usize {
+        frame(&widget("x", vec![("a", "", series)], Resolution::ONE_MINUTE), (0, 10 * MINUTE)).1.gaps
+    }
+
     #[test]
-    fn rollups_may_miss_one_bucket_but_not_two() {
-        let minute = 60_000;
-        let buckets = |ts: &[i64]| {
-            let samples = ts.iter().map(|&t| Sample { ts: t * minute, value: 5.0, band: Some((1.0, 9.0)), last: None });
-            Series::from_samples(samples.collect())
-        };
-        let one = widget("x", vec![("a", "", buckets(&[0, 1, 2, 4, 5]))], Resolution::ONE_MINUTE);
-        assert_eq!(frame(&one, (0, 10 * minute)).1.gaps, 0);
-        let two = widget("x", vec![("a", "", buckets(&[0, 1, 2, 5, 6]))], Resolution::ONE_MINUTE);
-        assert_eq!(frame(&two, (0, 10 * minute)).1.gaps, 1);
-        // Whole buckets apart: up to two is one missing, three is two missing.
-        assert_eq!(gap_threshold_ms(&buckets(&[0, 1, 2]), Some(minute)), Some(150_000));
-        assert_eq!(gap_threshold_ms(&buckets(&[0, 10, 20]), Some(minute)), Some(25 * minute), "sparse series");
-        assert_eq!(gap_threshold_ms(&buckets(&[0]), Some(minute)), None);
+    fn rollups_of_about_one_point_per_bucket_may_miss_one_bucket_but_not_two() {
+        for count in [Some(1), None] {
+            assert_eq!(rollup_gaps(buckets(&[0, 1, 2, 4, 5], count)), 0, "one missing, count {count:?}");
+            assert_eq!(rollup_gaps(buckets(&[0, 1, 2, 5, 6], count)), 1, "two missing, count {count:?}");
+            // Whole buckets apart: up to two is one missing, three is two missing.
+            assert_eq!(gap_threshold_ms(&buckets(&[0, 1, 2], count), Some(MINUTE)), Some(150_000));
+            assert_eq!(gap_threshold_ms(&buckets(&[0, 10, 20], count), Some(MINUTE)), Some(25 * MINUTE), "sparse");
+            assert_eq!(gap_threshold_ms(&buckets(&[0], count), Some(MINUTE)), None);
+        }
+        // Mostly one point a bucket, the odd bucket with two (jitter): still one may be missing.
+        let mut jittery = buckets(&[0, 2, 3, 4], Some(1)).samples().iter().copied().collect::<Vec<_>>();
+        jittery[1].count = Some(2);
+        assert_eq!(rollup_gaps(Series::from_samples(jittery)), 0);
+    }
+
+    #[test]
+    fn rollups_of_several_points_per_bucket_break_at_any_missing_bucket() {
+        // An agent every 10 s stops for two minutes from 2:30: only the bucket at 3:00 is empty.
+        assert_eq!(rollup_gaps(buckets(&[0, 1, 2, 4, 5], Some(6))), 1, "one missing");
+        assert_eq!(rollup_gaps(buckets(&[0, 1, 2, 5, 6], Some(6))), 1, "two missing");
+        assert_eq!(rollup_gaps(buckets(&[0, 1, 2, 3, 4, 5], Some(6))), 0, "none missing");
+        assert_eq!(gap_threshold_ms(&buckets(&[0, 1, 2], Some(6)), Some(MINUTE)), Some(90_000));
+        // Two points a bucket (an agent every 30 s) is already dense.
+        assert_eq!(rollup_gaps(buckets(&[0, 1, 2, 4, 5], Some(2))), 1);
+        // 15-minute buckets of the week view: a missing one is a gap too.
+        let quarter = 15 * MINUTE;
+        let week = Series::from_samples(
+            [0, 1, 2, 4]
+                .iter()
+                .map(|&i| Sample { ts: i * quarter, value: 1.0, band: None, last: None, count: Some(90) })
+                .collect(),
+        );
+        assert_eq!(gap_threshold_ms(&week, Some(quarter)), Some(quarter * 3 / 2));
+    }
+
+    #[test]
+    fn raw_points_keep_their_own_interval_rule() {
+        // Points every 10 s: 25 s apart is not a gap, 30 s is; bucket counts play no part.
+        assert_eq!(gap_threshold_ms(&raw(&[(0, 1.0), (10_000, 1.0), (20_000, 1.0)]), None), Some(25_000));
+        let late = raw(&[(0, 1.0), (10_000, 1.0), (20_000, 1.0), (45_000, 1.0), (55_000, 1.0)]);
+        assert_eq!(frame(&widget("x", vec![("a", "", late)], Resolution::Raw), (0, MINUTE)).1.gaps, 0);
+        let stopped = raw(&[(0, 1.0), (10_000, 1.0), (20_000, 1.0), (50_000, 1.0), (60_000, 1.0)]);
+        assert_eq!(frame(&widget("x", vec![("a", "", stopped)], Resolution::Raw), (0, MINUTE)).1.gaps, 1);
     }
 
     #[test]
     fn rollups_draw_a_min_max_band_around_the_average() {
         let samples = vec![
-            Sample { ts: 0, value: 5.0, band: Some((1.0, 9.0)), last: Some(4.0) },
-            Sample { ts: 60_000, value: 6.0, band: Some((2.0, 120.0)), last: Some(7.0) },
+            Sample { ts: 0, value: 5.0, band: Some((1.0, 9.0)), last: Some(4.0), count: Some(60) },
+            Sample { ts: 60_000, value: 6.0, band: Some((2.0, 120.0)), last: Some(7.0), count: Some(60) },
         ];
         let w = widget("cpu.usage_percent", vec![("a", "", Series::from_samples(samples))], Resolution::ONE_MINUTE);
         let (layout, f) = frame(&w, (0, 120_000));
