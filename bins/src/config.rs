@@ -411,6 +411,7 @@ impl Config {
         ] {
             check_retention(key, i64::from(value), max).map_err(anyhow::Error::msg)?;
         }
+        self.retention().defaults.check_order(&[]).map_err(|(_, message)| anyhow::Error::msg(message))?;
         for (key, value) in [
             ("tenant_max_ingest_metrics_per_s", self.tenant_max_ingest_metrics_per_s),
             ("tenant_max_series", self.tenant_max_series),

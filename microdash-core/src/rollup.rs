@@ -139,8 +139,99 @@ impl Retention {
         now_ms.saturating_sub(self.keep_ms(resolution))
     }
 
+    /// The first pair of settings where a coarser level is kept for less time than the finer
+    /// one before it, as `(finer, coarser)` field names, or `None` when each level is kept at
+    /// least as long as the finer one.
+    ///
+    /// Refused wherever retention is set: `auto` tells whether raw points fit `max_points`
+    /// by counting 1-minute buckets, and a range is answered from the finest level that
+    /// still covers it, both of which assume the coarser levels reach at least as far back.
+    pub fn misordered(&self) -> Option<(&'static str, &'static str)> {
+        if i64::from(self.raw_hours) * HOUR_MS > i64::from(self.rollup_1m_days) * DAY_MS {
+            Some(("retention_raw_hours", "retention_1m_days"))
+        } else if self.rollup_1m_days > self.rollup_5m_days {
+            Some(("retention_1m_days", "retention_5m_days"))
+        } else {
+            None
+        }
+    }
+
+    /// [`Retention::misordered`] as an error message naming the field to change: the one in
+    /// `changed` (the settings a request set) when only one of the pair is, else the finer.
+    pub fn check_order(&self, changed: &[&str]) -> Result<(), (&'static str, String)> {
+        let Some((finer, coarser)) = self.misordered() else {
+            return Ok(());
+        };
+        let field = if changed.contains(&coarser) && !changed.contains(&finer) { coarser } else { finer };
+        let message = format!(
+            "{finer} ({}) must not be longer than {coarser} ({}): each level is kept at least as long as the finer one",
+            self.describe(finer),
+            self.describe(coarser)
+        );
+        Err((field, message))
+    }
+
+    /// A setting's value with its unit, for messages.
+    fn describe(&self, field: &str) -> String {
+        match field {
+            "retention_raw_hours" => format!("{} h", self.raw_hours),
+            "retention_1m_days" => format!("{} d", self.rollup_1m_days),
+            _ => format!("{} d", self.rollup_5m_days),
+        }
+    }
+
     /// The finest stored resolution that still covers `start_ms`, or the coarsest when none
     /// does.
+    pub fn finest_covering(&self, start_ms: i64, now_ms: i64) -> Resolution {
+        Coverage { retention: *self, expired_before: ExpiredBefore::default() }.finest_covering(start_ms, now_ms)
+    }
+}
+
+/// How far back the retention task has deleted a tenant's data, per level (Unix ms; `None`:
+/// nothing deleted yet). The 30-minute level is deleted with the 5-minute one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiredBefore {
+    /// Raw points.
+    pub raw_ms: Option<i64>,
+    /// 1-minute buckets.
+    pub rollup_1m_ms: Option<i64>,
+    /// 5-minute (and 30-minute) buckets.
+    pub rollup_5m_ms: Option<i64>,
+}
+
+impl ExpiredBefore {
+    /// The time before which data of `resolution` may have been deleted.
+    pub fn of(&self, resolution: Resolution) -> Option<i64> {
+        match resolution {
+            Resolution::Raw => self.raw_ms,
+            Resolution::Minutes(m) if m < 5 => self.rollup_1m_ms,
+            Resolution::Minutes(_) => self.rollup_5m_ms,
+        }
+    }
+}
+
+/// What a tenant's stored data covers: the retention in force and how far data has already
+/// been deleted. They differ after a retention is raised: points deleted under the shorter
+/// setting do not come back, so until the longer setting's horizon passes the old cutoff,
+/// raw (or 1-minute) data starts at the cutoff, not at the horizon, and a range reaching
+/// before it must be answered from a coarser level rather than partially.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    /// The retention in force.
+    pub retention: Retention,
+    /// How far the retention task has deleted.
+    pub expired_before: ExpiredBefore,
+}
+
+impl Coverage {
+    /// The oldest time data of `resolution` is complete from, at `now_ms`.
+    pub fn horizon_ms(&self, resolution: Resolution, now_ms: i64) -> i64 {
+        let kept = self.retention.horizon_ms(resolution, now_ms);
+        self.expired_before.of(resolution).map_or(kept, |deleted| kept.max(deleted))
+    }
+
+    /// The finest stored resolution whose data is complete from `start_ms`, or the coarsest
+    /// when none is.
     pub fn finest_covering(&self, start_ms: i64, now_ms: i64) -> Resolution {
         [Resolution::Raw, Resolution::ONE_MINUTE, Resolution::FIVE_MINUTES]
             .into_iter()
@@ -220,6 +311,28 @@ mod tests {
     }
 
     #[test]
+    fn data_deleted_under_a_shorter_retention_is_not_covered() {
+        let now = 100 * DAY_MS;
+        // Raw was kept 24 h until now, then raised to 48 h: the day before is gone.
+        let retention = Retention { raw_hours: 48, ..Retention::default() };
+        let expired_before = ExpiredBefore { raw_ms: Some(now - 24 * HOUR_MS), ..ExpiredBefore::default() };
+        let coverage = Coverage { retention, expired_before };
+        assert_eq!(coverage.horizon_ms(Resolution::Raw, now), now - 24 * HOUR_MS);
+        assert_eq!(coverage.finest_covering(now - 30 * HOUR_MS, now), Resolution::ONE_MINUTE);
+        assert_eq!(retention.finest_covering(now - 30 * HOUR_MS, now), Resolution::Raw, "by the setting alone");
+        // A day later the longer setting's horizon has passed the old cutoff.
+        let later = now + 25 * HOUR_MS;
+        assert_eq!(coverage.horizon_ms(Resolution::Raw, later), later - 48 * HOUR_MS);
+        // The 30-minute level goes with the 5-minute one.
+        let five = Coverage {
+            retention,
+            expired_before: ExpiredBefore { rollup_5m_ms: Some(now - DAY_MS), ..ExpiredBefore::default() },
+        };
+        assert_eq!(five.horizon_ms(Resolution::Minutes(30), now), now - DAY_MS);
+        assert_eq!(five.horizon_ms(Resolution::ONE_MINUTE, now), now - 7 * DAY_MS);
+    }
+
+    #[test]
     fn auto_keeps_each_series_under_max_points() {
         let check = |span: i64, max: usize, finest: Resolution, want: &str| {
             assert_eq!(auto_rollup(0, span, max, finest).to_string(), want, "span {span} max {max}");
@@ -243,5 +356,22 @@ mod tests {
             let err = check_retention("retention_raw_hours", bad, MAX_RETENTION_RAW_HOURS).unwrap_err();
             assert!(err.contains("retention_raw_hours"), "{err}");
         }
+    }
+
+    #[test]
+    fn each_level_is_kept_at_least_as_long_as_the_finer_one() {
+        let ok = Retention { raw_hours: 24 * 7, rollup_1m_days: 7, rollup_5m_days: 7 };
+        assert_eq!(ok.misordered(), None, "equal is fine");
+        assert_eq!(ok.check_order(&[]), Ok(()));
+        let raw_too_long = Retention { raw_hours: 24 * 7 + 1, ..ok };
+        assert_eq!(raw_too_long.misordered(), Some(("retention_raw_hours", "retention_1m_days")));
+        let (field, message) = raw_too_long.check_order(&["retention_1m_days"]).unwrap_err();
+        assert_eq!(field, "retention_1m_days", "the setting the request changed");
+        assert!(message.contains("169 h") && message.contains("7 d"), "{message}");
+        assert_eq!(raw_too_long.check_order(&[]).unwrap_err().0, "retention_raw_hours");
+        let one_too_long = Retention { rollup_5m_days: 6, ..ok };
+        assert_eq!(one_too_long.misordered(), Some(("retention_1m_days", "retention_5m_days")));
+        assert_eq!(one_too_long.check_order(&["retention_5m_days"]).unwrap_err().0, "retention_5m_days");
+        assert_eq!(Retention::default().misordered(), None);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use microdash_core::api::Resolution;
 use microdash_core::rollup::{DAY_MS, Retention};
-use microdash_store::{DataKind, RollupLevel, Store, StoreError};
+use microdash_store::{DataKind, RollupLevel, Store, StoreError, Tenant};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
@@ -52,6 +52,9 @@ pub struct Expired {
 pub const ALERT_HISTORY_DAYS: i64 = 30;
 
 /// One pass over every tenant at `now_ms`; counted in `telemetry`.
+///
+/// A tenant whose deletes fail does not hold up the others: the pass goes on and returns
+/// the first error at its end, without recording a completed run.
 pub async fn expire_once(
     store: &Store,
     config: &RetentionConfig,
@@ -59,29 +62,49 @@ pub async fn expire_once(
     now_ms: i64,
 ) -> Result<Expired, StoreError> {
     let mut expired = Expired::default();
+    let mut failed = None;
     for tenant in store.list_tenants().await? {
-        let retention = tenant.retention.over(config.defaults);
-        for kind in DataKind::ALL {
-            let resolution = match kind {
-                DataKind::Raw => Resolution::Raw,
-                DataKind::Rollup(level) => level.resolution(),
-            };
-            let before = retention.horizon_ms(resolution, now_ms);
-            let deleted = store.expire(tenant.id, kind, before, config.chunk_rows).await?;
-            telemetry.record_retention_deleted(kind.table(), deleted);
-            match kind {
-                DataKind::Raw => expired.points += deleted,
-                DataKind::Rollup(RollupLevel::OneMinute) => expired.rollups_1m += deleted,
-                DataKind::Rollup(RollupLevel::FiveMinutes) => expired.rollups_5m += deleted,
-                DataKind::Rollup(RollupLevel::ThirtyMinutes) => expired.rollups_30m += deleted,
-            }
+        if let Err(err) = expire_tenant(store, config, telemetry, &tenant, now_ms, &mut expired).await {
+            tracing::warn!(tenant = %tenant.slug, error = %err, "retention of a tenant failed");
+            failed.get_or_insert(err);
         }
+    }
+    if let Some(err) = failed {
+        return Err(err);
     }
     let history = store.expire_alert_history(now_ms - ALERT_HISTORY_DAYS * DAY_MS, config.chunk_rows).await?;
     telemetry.record_retention_deleted("alert_history", history);
     expired.alert_history = history;
     telemetry.record_retention_run(now_ms);
     Ok(expired)
+}
+
+/// Delete what `tenant` no longer keeps, adding the counts to `expired`.
+async fn expire_tenant(
+    store: &Store,
+    config: &RetentionConfig,
+    telemetry: &Telemetry,
+    tenant: &Tenant,
+    now_ms: i64,
+    expired: &mut Expired,
+) -> Result<(), StoreError> {
+    let retention = tenant.retention.over(config.defaults);
+    for kind in DataKind::ALL {
+        let resolution = match kind {
+            DataKind::Raw => Resolution::Raw,
+            DataKind::Rollup(level) => level.resolution(),
+        };
+        let before = retention.horizon_ms(resolution, now_ms);
+        let deleted = store.expire(tenant.id, kind, before, config.chunk_rows).await?;
+        telemetry.record_retention_deleted(kind.table(), deleted);
+        match kind {
+            DataKind::Raw => expired.points += deleted,
+            DataKind::Rollup(RollupLevel::OneMinute) => expired.rollups_1m += deleted,
+            DataKind::Rollup(RollupLevel::FiveMinutes) => expired.rollups_5m += deleted,
+            DataKind::Rollup(RollupLevel::ThirtyMinutes) => expired.rollups_30m += deleted,
+        }
+    }
+    Ok(())
 }
 
 /// Run passes every `config.interval` until `shutdown`. A failed pass is logged and tried

@@ -134,10 +134,26 @@ async fn the_open_bucket_and_late_points_are_counted_at_once() {
     let app = App::start().await;
     let t = app.tenant("acme", "ingest,read").await;
     let now = now_ms();
-    push_series(&app, &t, "m", now, 1_000, 3).await;
+    // Stored the way the workers store (not through the queue, so nothing is polled for):
+    // the still-open minute answers with these points the moment the write returns.
+    let points: Vec<String> = (0..3)
+        .map(|i| format!(r#"{{"metric_name":"m","value":{i},"agent_id":"h1","timestamp":{}}}"#, secs(now - i * 1_000)))
+        .collect();
+    let metrics = microdash_core::metric::parse_metrics(
+        format!("[{}]", points.join(",")).as_bytes(),
+        &microdash_core::Limits::default(),
+        now,
+    )
+    .unwrap();
+    let batch = microdash_core::Batch { tenant_id: t.id, received_at_ms: now, metrics };
+    app.store.insert_batches(&[batch], now).await.unwrap();
     let bucket = |json: &Value| json["data"].as_array().unwrap().last().cloned().unwrap();
     let open = bucket(&get(&app, &t, &format!("metric_name=m&resolution=1m&start_time={}", secs(now - 5_000))).await);
+    let in_open: i64 =
+        (0..3).filter(|i| bucket_start(now - i * 1_000, MINUTE_MS) == bucket_start(now, MINUTE_MS)).count() as i64;
     assert_eq!(open["timestamp"], format_millis(bucket_start(now, MINUTE_MS)));
+    assert_eq!(open["count"].as_i64(), Some(in_open), "{open}");
+    assert_eq!(open["last"].as_f64(), Some(0.0), "the newest point's value: {open}");
     // A late point, an hour old (an agent's outage buffer), lands in its own old bucket.
     push_series(&app, &t, "m", now - HOUR_MS, 1_000, 1).await;
     let old = get(
@@ -185,6 +201,20 @@ async fn raw_past_its_retention_is_answered_from_rollups() {
     let recent =
         get(&app, &t, &format!("metric_name=m&resolution=raw&start_time={}", secs(now - 30 * MINUTE_MS))).await;
     assert_eq!((recent["resolution"].as_str(), recent["count"].as_u64()), (Some("raw"), Some(6)));
+
+    // Raising the retention again does not bring the deleted points back: until the longer
+    // setting's horizon passes the last cutoff, older ranges are still answered from rollups.
+    let reply = app.call("PATCH", "/api/v1/tenants/acme", Some(&admin), Some(r#"{"retention_raw_hours":null}"#)).await;
+    assert_eq!(reply.json["retention_raw_hours"], 24, "{}", reply.text);
+    let raw = get(&app, &t, &format!("metric_name=m&resolution=raw&start_time={}", secs(now - 3 * HOUR_MS))).await;
+    let counted: u64 = raw["data"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!((raw["resolution"].as_str(), counted), (Some("1m"), 12), "{raw}");
+    let auto = get(&app, &t, &format!("metric_name=m&resolution=auto&start_time={}", secs(now - 3 * HOUR_MS))).await;
+    assert_eq!(auto["resolution"], "1m", "{auto}");
+    // Only an end, before what raw covers: the range ends there rather than being empty.
+    let ended = get(&app, &t, &format!("metric_name=m&resolution=auto&end_time={}", secs(now - 90 * MINUTE_MS))).await;
+    let counted: u64 = ended["data"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!((ended["resolution"].as_str(), counted), (Some("1m"), 6), "{ended}");
     app.stop().await;
 }
 
@@ -228,6 +258,11 @@ async fn bad_history_input_is_refused_naming_the_field() {
         (r#"{"retention_raw_hours":-1}"#, "retention_raw_hours"),
         (r#"{"retention_1m_days":0}"#, "retention_1m_days"),
         (r#"{"retention_5m_days":100000}"#, "retention_5m_days"),
+        // Each level at least as long as the finer one (defaults: raw 24 h, 1m 7 d, 5m 30 d).
+        (r#"{"retention_raw_hours":169}"#, "retention_raw_hours"),
+        (r#"{"retention_1m_days":31}"#, "retention_1m_days"),
+        (r#"{"retention_5m_days":6}"#, "retention_5m_days"),
+        (r#"{"retention_raw_hours":48,"retention_1m_days":1}"#, "retention_raw_hours"),
     ] {
         let reply = app.call("PATCH", "/api/v1/tenants/acme", Some(&admin), Some(body)).await;
         assert_eq!(field(&reply), (StatusCode::UNPROCESSABLE_ENTITY, Some(name.to_owned())), "{body}: {}", reply.text);

@@ -4,7 +4,10 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::RunQueryDsl;
 use microdash_core::quota::{MAX_INGEST_METRICS_PER_S, MAX_SERIES, QuotaOverrides, check_quota};
-use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, RetentionOverrides, check_retention};
+use microdash_core::rollup::{
+    Coverage, ExpiredBefore, MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, Retention, RetentionOverrides,
+    check_retention,
+};
 use microdash_core::token::{self, Scope, Scopes};
 
 use crate::schema::{api_tokens, tenants};
@@ -25,6 +28,15 @@ pub struct Tenant {
     pub retention: RetentionOverrides,
     /// The tenant's own quotas; what it leaves out is the server's default.
     pub quota: QuotaOverrides,
+    /// How far the retention task has deleted this tenant's data.
+    pub expired_before: ExpiredBefore,
+}
+
+impl Tenant {
+    /// What the tenant's stored data covers, with `defaults` for what it does not set.
+    pub fn coverage(&self, defaults: Retention) -> Coverage {
+        Coverage { retention: RetentionOverrides::over(&self.retention, defaults), expired_before: self.expired_before }
+    }
 }
 
 /// Whose tokens an operation may see or touch. The store applies it itself, so a caller
@@ -59,6 +71,9 @@ struct TenantRow {
     retention_5m_days: Option<i32>,
     max_ingest_metrics_per_s: Option<i64>,
     max_series: Option<i64>,
+    raw_expired_before_ms: Option<i64>,
+    rollup_1m_expired_before_ms: Option<i64>,
+    rollup_5m_expired_before_ms: Option<i64>,
 }
 
 /// A method rather than `impl From<TenantRow> for Tenant`: a trait impl on a public type is
@@ -82,6 +97,11 @@ impl TenantRow {
                 max_ingest_metrics_per_s: self.max_ingest_metrics_per_s.and_then(|v| u64::try_from(v).ok()),
                 max_series: self.max_series.and_then(|v| u64::try_from(v).ok()),
             },
+            expired_before: ExpiredBefore {
+                raw_ms: self.raw_expired_before_ms,
+                rollup_1m_ms: self.rollup_1m_expired_before_ms,
+                rollup_5m_ms: self.rollup_5m_expired_before_ms,
+            },
         }
     }
 }
@@ -96,6 +116,37 @@ pub struct RetentionChange {
     pub rollup_1m_days: Option<Option<i64>>,
     /// Days of 5-minute rollups.
     pub rollup_5m_days: Option<Option<i64>>,
+}
+
+impl RetentionChange {
+    /// The settings this change sets or resets, by field name.
+    fn fields(&self) -> [(&'static str, Option<Option<i64>>, i64); 3] {
+        [
+            ("retention_raw_hours", self.raw_hours, MAX_RETENTION_RAW_HOURS),
+            ("retention_1m_days", self.rollup_1m_days, MAX_RETENTION_DAYS),
+            ("retention_5m_days", self.rollup_5m_days, MAX_RETENTION_DAYS),
+        ]
+    }
+
+    /// Check this change to a tenant whose own settings are `current`, on a server whose
+    /// defaults are `defaults`: each value in range (1 to ten years), and the retention it
+    /// leads to keeping each level at least as long as the finer one
+    /// ([`Retention::check_order`]). The error names the field to change.
+    pub fn check(&self, current: RetentionOverrides, defaults: Retention) -> Result<(), (&'static str, String)> {
+        let mut changed = Vec::new();
+        let mut next = current;
+        for (field, value, max) in self.fields() {
+            let Some(value) = value else { continue };
+            changed.push(field);
+            let value = value.map(|v| check_retention(field, v, max).map_err(|m| (field, m))).transpose()?;
+            match field {
+                "retention_raw_hours" => next.raw_hours = value,
+                "retention_1m_days" => next.rollup_1m_days = value,
+                _ => next.rollup_5m_days = value,
+            }
+        }
+        RetentionOverrides::over(&next, defaults).check_order(&changed)
+    }
 }
 
 /// A change to a tenant's quotas ([`Store::update_tenant`]), as [`RetentionChange`] is to its

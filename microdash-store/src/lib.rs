@@ -661,10 +661,12 @@ mod tests {
         let seed = async {
             with_conn!(store, |conn| {
                 conn.batch_execute(&format!(
-                "INSERT INTO tenants (id, slug, name, created_at_ms) VALUES (1, 't', 't', 0);
-                 INSERT INTO series (id, tenant_id, metric_name, agent_id, tags, series_hash) VALUES (1, 1, 'm', '', '{{}}', 'h');
-                 INSERT INTO points (tenant_id, series_id, ts_ms, value) VALUES {};",
-                values.join(",")
+                "INSERT INTO tenants (id, slug, name, created_at_ms) VALUES (1, 't', 't', 0), (2, 'u', 'u', 0);
+                 INSERT INTO series (id, tenant_id, metric_name, agent_id, tags, series_hash) VALUES (1, 1, 'm', '', '{{}}', 'h'), (2, 2, 'm', '', '{{}}', 'h');
+                 INSERT INTO points (tenant_id, series_id, ts_ms, value) VALUES {};
+                 INSERT INTO points (tenant_id, series_id, ts_ms, value) VALUES (2, 2, 0, {max:e}), (2, 2, 1000, {max:e});",
+                values.join(","),
+                max = f64::MAX
             ))
             .await?
             });
@@ -698,6 +700,11 @@ mod tests {
             got,
             [(-1_800_000, agg(2, 6.0, 2.0, 4.0, -30_000, 2.0)), (0, agg(5, 15.0, -1.0, 7.0, 300_000, -1.0)),]
         );
+        // Sums saturate at the largest double, as the write path's do.
+        for level in RollupLevel::ALL {
+            let huge = store.query_rollups(2, level, &all).await.unwrap();
+            assert_eq!(huge.iter().map(|b| (b.aggregate.count, b.aggregate.sum)).collect::<Vec<_>>(), [(2, f64::MAX)]);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]

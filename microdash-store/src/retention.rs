@@ -42,6 +42,16 @@ impl DataKind {
         if self == DataKind::Raw { "ts_ms" } else { "bucket_ms" }
     }
 
+    /// The `tenants` column recording how far this kind was deleted
+    /// ([`microdash_core::rollup::ExpiredBefore`]); the 30-minute level goes with the 5-minute one.
+    fn expired_before_column(self) -> &'static str {
+        match self {
+            DataKind::Raw => "raw_expired_before_ms",
+            DataKind::Rollup(RollupLevel::OneMinute) => "rollup_1m_expired_before_ms",
+            DataKind::Rollup(_) => "rollup_5m_expired_before_ms",
+        }
+    }
+
     /// The tenant `?1`'s series with a row older than `?2`: one index seek per series, on a
     /// reader, so a pass sends deletes only where there is something to delete.
     fn expiring_series_sql(self) -> String {
@@ -86,6 +96,25 @@ impl Store {
             DataKind::Raw => before_ms,
             DataKind::Rollup(level) => microdash_core::rollup::bucket_start(before_ms, level.bucket_ms()),
         };
+        // Recorded before the first row goes, and only ever moved forward: from now on a query
+        // treats this kind as incomplete before the cutoff (it soon is), even if the retention
+        // is raised again later.
+        let column = kind.expired_before_column();
+        let mark = diesel::sql_query(format!(
+            "UPDATE tenants SET {column} = ? WHERE id = ? AND ({column} IS NULL OR {column} < ?)"
+        ))
+        .bind::<BigInt, _>(before_ms)
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<BigInt, _>(before_ms);
+        match &self.inner.pool {
+            Pool::Sqlite(_) => {
+                self.write_sqlite(1, move |c| diesel::RunQueryDsl::execute(mark, c)).await?;
+            }
+            Pool::Mysql(pool) => {
+                let mut conn = pool.get().await.map_err(StoreError::pool)?;
+                mark.execute(&mut conn).await.map_err(StoreError::query)?;
+            }
+        }
         let expiring =
             diesel::sql_query(kind.expiring_series_sql()).bind::<BigInt, _>(tenant_id).bind::<BigInt, _>(before_ms);
         let series_ids: Vec<SeriesId> = with_conn!(self, |conn| expiring.clone().load(&mut conn).await?);

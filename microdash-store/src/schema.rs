@@ -12,6 +12,9 @@ diesel::table! {
         retention_5m_days -> Nullable<Integer>,
         max_ingest_metrics_per_s -> Nullable<BigInt>,
         max_series -> Nullable<BigInt>,
+        raw_expired_before_ms -> Nullable<BigInt>,
+        rollup_1m_expired_before_ms -> Nullable<BigInt>,
+        rollup_5m_expired_before_ms -> Nullable<BigInt>,
     }
 }
 

@@ -235,6 +235,16 @@ async fn retention_deletes_what_it_should_and_nothing_else(store: Store) {
     assert!(after.iter().all(|b| b.bucket_ms + 30 * MINUTE > cutoff));
     assert_eq!(after[0].bucket_ms, bucket_start(cutoff, 30 * MINUTE), "the straddling half hour is kept");
     assert_eq!(store.query_rollups(keep.id, RollupLevel::ThirtyMinutes, &all(None)).await.unwrap().len(), before.len());
+    // How far each level was deleted is recorded on the tenant (rollup cutoffs at their
+    // bucket start), only moves forward, and leaves the other tenant alone.
+    let marks = store.tenant(t.id).await.unwrap().unwrap().expired_before;
+    assert_eq!(
+        (marks.raw_ms, marks.rollup_1m_ms, marks.rollup_5m_ms),
+        (Some(cutoff), Some(bucket_start(cutoff, MINUTE)), Some(bucket_start(cutoff, 30 * MINUTE)))
+    );
+    store.expire(t.id, DataKind::Raw, cutoff - 60 * MINUTE, 7).await.unwrap();
+    assert_eq!(store.tenant(t.id).await.unwrap().unwrap().expired_before.raw_ms, Some(cutoff), "never back");
+    assert_eq!(store.tenant(keep.id).await.unwrap().unwrap().expired_before, Default::default());
 }
 
 /// A tenant's own retention is stored, shown, and returned to the default with `null`; bad

@@ -12,7 +12,6 @@ use microdash_core::api::{
     UserOut, WhoAmI,
 };
 use microdash_core::quota::{MAX_INGEST_METRICS_PER_S, MAX_SERIES, check_quota};
-use microdash_core::rollup::{MAX_RETENTION_DAYS, MAX_RETENTION_RAW_HOURS, check_retention};
 use microdash_core::token::{Scope, Scopes};
 use microdash_store::{
     Credential, MAX_LABEL_BYTES, QuotaChange, Reach, RetentionChange, check_password, check_username,
@@ -116,24 +115,16 @@ pub(super) async fn update_tenant(
         rollup_1m_days: body.retention_1m_days,
         rollup_5m_days: body.retention_5m_days,
     };
-    // Checked here too, so the answer names the field.
-    for (field, value, max) in [
-        ("retention_raw_hours", change.raw_hours, MAX_RETENTION_RAW_HOURS),
-        ("retention_1m_days", change.rollup_1m_days, MAX_RETENTION_DAYS),
-        ("retention_5m_days", change.rollup_5m_days, MAX_RETENTION_DAYS),
-    ] {
-        if let Some(Some(value)) = value {
-            check_retention(field, value, max).map_err(|m| ApiError::invalid_field(field, m))?;
-        }
-    }
+    let tenant =
+        state.store.tenant_by_slug(&slug).await?.ok_or_else(|| ApiError::not_found(format!("no tenant {slug:?}")))?;
+    // Checked here, against what the tenant keeps now, so the answer names the field.
+    change.check(tenant.retention, state.config.retention).map_err(|(field, m)| ApiError::invalid_field(field, m))?;
     let quota = QuotaChange { max_ingest_metrics_per_s: body.max_ingest_metrics_per_s, max_series: body.max_series };
     for (field, value) in [(MAX_INGEST_METRICS_PER_S, quota.max_ingest_metrics_per_s), (MAX_SERIES, quota.max_series)] {
         if let Some(Some(value)) = value {
             check_quota(field, value).map_err(|m| ApiError::invalid_field(field, m))?;
         }
     }
-    let tenant =
-        state.store.tenant_by_slug(&slug).await?.ok_or_else(|| ApiError::not_found(format!("no tenant {slug:?}")))?;
     let tenant = state.store.update_tenant(tenant.id, &change, &quota).await?;
     // This process holds the tenant to its new quotas at once; others at their next refresh.
     state.ingestor.reload_quotas(tenant.id).await;

@@ -89,13 +89,20 @@ pub(crate) async fn query_metrics(
     let plan = plan(state, params)?;
     let tenant =
         state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::forbidden("the tenant no longer exists"))?;
-    let retention = tenant.retention.over(state.config.retention);
+    // What is stored, not only what the settings keep: after a retention is raised, the
+    // data deleted under the shorter one is still missing.
+    let retention = tenant.coverage(state.config.retention);
     let now = now_ms();
     let mut query = plan.query;
-    // Without a start, a range is needed to choose by: what raw points still cover.
-    let start = query.start_ms.unwrap_or_else(|| retention.horizon_ms(Resolution::Raw, now));
     let end = query.end_ms.unwrap_or(now);
     let raw_horizon = retention.horizon_ms(Resolution::Raw, now);
+    // Without a start, a range is needed to choose by: what raw points still cover, or, for
+    // an `end_time` before that, as long a range as raw points are kept, ending there (an
+    // empty range would answer nothing).
+    let start = query.start_ms.unwrap_or_else(|| match end > raw_horizon {
+        true => raw_horizon,
+        false => end.saturating_sub(retention.retention.keep_ms(Resolution::Raw)),
+    });
     let resolution = match plan.resolution {
         ResolutionRequest::Exact(Resolution::Raw) if query.start_ms.is_some() || end <= raw_horizon => {
             // Raw may no longer cover the range: answer from the finest rollup that does, and

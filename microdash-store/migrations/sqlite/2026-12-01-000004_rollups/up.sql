@@ -34,9 +34,10 @@ ALTER TABLE tenants ADD COLUMN retention_5m_days INTEGER;
 
 -- Existing raw points are rolled up here, so nobody's history starts empty. The bucket is
 -- the floor of the timestamp (also before 1970), `last_value` the first of each bucket's
--- points ordered by time, then value, descending.
+-- points ordered by time, then value, descending. Sums saturate at the largest double, as
+-- the write path's do.
 INSERT INTO rollups_1m
-SELECT series_id, bucket_ms, tenant_id, COUNT(*), SUM(value), MIN(value), MAX(value), MAX(ts_ms),
+SELECT series_id, bucket_ms, tenant_id, COUNT(*), MAX(MIN(SUM(value), 1.7976931348623157e308), -1.7976931348623157e308), MIN(value), MAX(value), MAX(ts_ms),
        MAX(CASE WHEN latest = 1 THEN value END)
 FROM (
     SELECT series_id, tenant_id, ts_ms, value, bucket_ms,
@@ -46,7 +47,7 @@ FROM (
 GROUP BY series_id, bucket_ms, tenant_id;
 
 INSERT INTO rollups_5m
-SELECT series_id, bucket_ms, tenant_id, COUNT(*), SUM(value), MIN(value), MAX(value), MAX(ts_ms),
+SELECT series_id, bucket_ms, tenant_id, COUNT(*), MAX(MIN(SUM(value), 1.7976931348623157e308), -1.7976931348623157e308), MIN(value), MAX(value), MAX(ts_ms),
        MAX(CASE WHEN latest = 1 THEN value END)
 FROM (
     SELECT series_id, tenant_id, ts_ms, value, bucket_ms,
