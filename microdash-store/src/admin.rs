@@ -338,20 +338,20 @@ impl Store {
         };
         let rate = quota_check(MAX_INGEST_METRICS_PER_S, quota.max_ingest_metrics_per_s)?;
         let series = quota_check(MAX_SERIES, quota.max_series)?;
-        let current =
-            self.tenant(tenant_id).await?.ok_or_else(|| StoreError::not_found(format!("tenant {tenant_id}")))?;
-        let keep = |v: Option<u32>| v.map(|v| v as i32);
-        // Stored quotas are at most `MAX_QUOTA`, so they fit.
-        let keep_quota = |v: Option<u64>| v.map(|v| v as i64);
+        // Only the settings the change names are written, in one statement: two changes of
+        // different settings at once both land (a read, then a write of every setting, lost one).
         let row = (
-            tenants::retention_raw_hours.eq(raw.unwrap_or(keep(current.retention.raw_hours))),
-            tenants::retention_1m_days.eq(one.unwrap_or(keep(current.retention.rollup_1m_days))),
-            tenants::retention_5m_days.eq(five.unwrap_or(keep(current.retention.rollup_5m_days))),
-            tenants::max_ingest_metrics_per_s.eq(rate.unwrap_or(keep_quota(current.quota.max_ingest_metrics_per_s))),
-            tenants::max_series.eq(series.unwrap_or(keep_quota(current.quota.max_series))),
+            raw.map(|v| tenants::retention_raw_hours.eq(v)),
+            one.map(|v| tenants::retention_1m_days.eq(v)),
+            five.map(|v| tenants::retention_5m_days.eq(v)),
+            rate.map(|v| tenants::max_ingest_metrics_per_s.eq(v)),
+            series.map(|v| tenants::max_series.eq(v)),
         );
-        let target = tenants::table.filter(tenants::id.eq(tenant_id));
-        with_conn!(self, |conn| diesel::update(target).set(row).execute(&mut conn).await?);
+        let changes_something = [raw.is_some(), one.is_some(), five.is_some(), rate.is_some(), series.is_some()];
+        if changes_something.contains(&true) {
+            let target = tenants::table.filter(tenants::id.eq(tenant_id));
+            with_conn!(self, |conn| diesel::update(target).set(row).execute(&mut conn).await?);
+        }
         self.tenant(tenant_id).await?.ok_or_else(|| StoreError::not_found(format!("tenant {tenant_id}")))
     }
 

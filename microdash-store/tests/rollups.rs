@@ -304,7 +304,31 @@ async fn imported_history_merges_with_points(store: Store) {
     assert!(store.import_rollups(RollupLevel::FiveMinutes, &[misaligned]).await.is_err());
 }
 
+/// A read wide enough to be split over two connections (MariaDB) answers what reading its
+/// series one at a time does.
+async fn a_wide_read_equals_its_series_read_one_by_one(store: Store) {
+    let t = store.create_tenant("t", "", NOW).await.unwrap();
+    let agents = ["a", "b", "c", "d", "e"];
+    let metrics: Vec<Metric> =
+        (0..600).map(|i| metric("cpu", agents[i % agents.len()], NOW - (i as i64) * 20_000, i as f64, None)).collect();
+    store.insert_batches(&[Batch { tenant_id: t.id, received_at_ms: NOW, metrics }], NOW).await.unwrap();
+    // Five series over ten thousand minutes: 50,000 possible buckets, above the split's 8,000.
+    let wide = PointQuery { start_ms: Some(NOW - 10_000 * MINUTE), end_ms: Some(NOW + 1), ..all(Some("cpu")) };
+    let together = store.query_rollups(t.id, RollupLevel::OneMinute, &wide).await.unwrap();
+    let mut one_by_one = Vec::new();
+    for agent in agents {
+        let single = PointQuery { agent_id: Some(agent.into()), ..wide.clone() };
+        one_by_one.extend(store.query_rollups(t.id, RollupLevel::OneMinute, &single).await.unwrap());
+    }
+    assert_eq!(together.len(), one_by_one.len());
+    assert_eq!(together.iter().map(|b| b.aggregate.count).sum::<u64>(), 600);
+    // Oldest first, then by series, as every read answers.
+    assert!(together.windows(2).all(|w| w[0].bucket_ms <= w[1].bucket_ms));
+    assert_eq!(keyed(together), keyed(one_by_one));
+}
+
 on_every_backend!(
+    a_wide_read_equals_its_series_read_one_by_one,
     imported_history_merges_with_points,
     rollups_equal_a_recomputation_from_raw,
     rollup_queries_filter_and_limit,
