@@ -214,7 +214,9 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
             };
             let tenant =
                 store.tenant_by_slug(&slug).await?.with_context(|| format!("tenant {slug:?} does not exist"))?;
-            change.check(tenant.retention, defaults).map_err(|(_, message)| anyhow::anyhow!(message))?;
+            change
+                .check(tenant.retention, defaults)
+                .map_err(|(field, message)| anyhow::anyhow!("{field} {message}"))?;
             let tenant = views::tenant(&store.set_tenant_retention(tenant.id, &change).await?, defaults, quotas);
             if json {
                 return print_json(&tenant);

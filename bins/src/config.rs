@@ -411,7 +411,7 @@ impl Config {
         ] {
             check_retention(key, i64::from(value), max).map_err(anyhow::Error::msg)?;
         }
-        self.retention().defaults.check_order(&[]).map_err(|(_, message)| anyhow::Error::msg(message))?;
+        self.retention().defaults.check_order(&[]).map_err(|(field, message)| anyhow::anyhow!("{field} {message}"))?;
         for (key, value) in [
             ("tenant_max_ingest_metrics_per_s", self.tenant_max_ingest_metrics_per_s),
             ("tenant_max_series", self.tenant_max_series),
@@ -723,6 +723,12 @@ mod tests {
             jail.set_env("MICRODASH_RETENTION_RAW_HOURS", "48");
             let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.retention().defaults.raw_hours, 48);
+            // Each level at least as long as the finer one.
+            let err = load_error(jail, "retention_1m_days = 40\n")?;
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains("retention_1m_days (40 d) must not be longer")),
+                "{err:?}"
+            );
             Ok(())
         });
     }

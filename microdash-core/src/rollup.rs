@@ -139,36 +139,54 @@ impl Retention {
         now_ms.saturating_sub(self.keep_ms(resolution))
     }
 
-    /// The first pair of settings where a coarser level is kept for less time than the finer
-    /// one before it, as `(finer, coarser)` field names, or `None` when each level is kept at
-    /// least as long as the finer one.
+    /// The pairs of settings where a coarser level is kept for less time than the finer one
+    /// before it, as `(finer, coarser)` field names; empty when each level is kept at least as
+    /// long as the finer one.
     ///
     /// Refused wherever retention is set: `auto` tells whether raw points fit `max_points`
     /// by counting 1-minute buckets, and a range is answered from the finest level that
     /// still covers it, both of which assume the coarser levels reach at least as far back.
-    pub fn misordered(&self) -> Option<(&'static str, &'static str)> {
+    pub fn misordered(&self) -> Vec<(&'static str, &'static str)> {
+        let mut pairs = Vec::new();
         if i64::from(self.raw_hours) * HOUR_MS > i64::from(self.rollup_1m_days) * DAY_MS {
-            Some(("retention_raw_hours", "retention_1m_days"))
-        } else if self.rollup_1m_days > self.rollup_5m_days {
-            Some(("retention_1m_days", "retention_5m_days"))
-        } else {
-            None
+            pairs.push(("retention_raw_hours", "retention_1m_days"));
         }
+        if self.rollup_1m_days > self.rollup_5m_days {
+            pairs.push(("retention_1m_days", "retention_5m_days"));
+        }
+        pairs
     }
 
-    /// [`Retention::misordered`] as an error message naming the field to change: the one in
-    /// `changed` (the settings a request set) when only one of the pair is, else the finer.
+    /// [`Retention::misordered`] as an error naming the field to change and what is wrong
+    /// with it (without the field's name, which the caller puts first). With `changed` (the
+    /// settings a request set), only a pair that holds one of them is refused: a request that
+    /// leaves both of a pair alone did not make it so, and is not held up by it. With none,
+    /// every pair is (the server's defaults at start-up).
     pub fn check_order(&self, changed: &[&str]) -> Result<(), (&'static str, String)> {
-        let Some((finer, coarser)) = self.misordered() else {
+        let involved = |field: &str| changed.is_empty() || changed.contains(&field);
+        let Some((finer, coarser)) = self.misordered().into_iter().find(|(f, c)| involved(f) || involved(c)) else {
             return Ok(());
         };
-        let field = if changed.contains(&coarser) && !changed.contains(&finer) { coarser } else { finer };
-        let message = format!(
-            "{finer} ({}) must not be longer than {coarser} ({}): each level is kept at least as long as the finer one",
-            self.describe(finer),
-            self.describe(coarser)
-        );
-        Err((field, message))
+        let why = "each level is kept at least as long as the finer one";
+        Err(if changed.contains(&coarser) && !changed.contains(&finer) {
+            (
+                coarser,
+                format!(
+                    "({}) must not be shorter than {finer} ({}): {why}",
+                    self.describe(coarser),
+                    self.describe(finer)
+                ),
+            )
+        } else {
+            (
+                finer,
+                format!(
+                    "({}) must not be longer than {coarser} ({}): {why}",
+                    self.describe(finer),
+                    self.describe(coarser)
+                ),
+            )
+        })
     }
 
     /// A setting's value with its unit, for messages.
@@ -361,17 +379,23 @@ mod tests {
     #[test]
     fn each_level_is_kept_at_least_as_long_as_the_finer_one() {
         let ok = Retention { raw_hours: 24 * 7, rollup_1m_days: 7, rollup_5m_days: 7 };
-        assert_eq!(ok.misordered(), None, "equal is fine");
+        assert!(ok.misordered().is_empty(), "equal is fine");
         assert_eq!(ok.check_order(&[]), Ok(()));
         let raw_too_long = Retention { raw_hours: 24 * 7 + 1, ..ok };
-        assert_eq!(raw_too_long.misordered(), Some(("retention_raw_hours", "retention_1m_days")));
+        assert_eq!(raw_too_long.misordered(), [("retention_raw_hours", "retention_1m_days")]);
         let (field, message) = raw_too_long.check_order(&["retention_1m_days"]).unwrap_err();
         assert_eq!(field, "retention_1m_days", "the setting the request changed");
-        assert!(message.contains("169 h") && message.contains("7 d"), "{message}");
+        assert!(message.starts_with("(7 d) must not be shorter than retention_raw_hours (169 h)"), "{message}");
         assert_eq!(raw_too_long.check_order(&[]).unwrap_err().0, "retention_raw_hours");
+        assert_eq!(raw_too_long.check_order(&["retention_raw_hours"]).unwrap_err().0, "retention_raw_hours");
+        // A request that leaves both of a misordered pair alone is not refused for it.
+        assert_eq!(raw_too_long.check_order(&["retention_5m_days"]), Ok(()));
         let one_too_long = Retention { rollup_5m_days: 6, ..ok };
-        assert_eq!(one_too_long.misordered(), Some(("retention_1m_days", "retention_5m_days")));
+        assert_eq!(one_too_long.misordered(), [("retention_1m_days", "retention_5m_days")]);
         assert_eq!(one_too_long.check_order(&["retention_5m_days"]).unwrap_err().0, "retention_5m_days");
-        assert_eq!(Retention::default().misordered(), None);
+        let both = Retention { raw_hours: 24 * 8, rollup_1m_days: 7, rollup_5m_days: 6 };
+        assert_eq!(both.misordered().len(), 2);
+        assert_eq!(both.check_order(&["retention_5m_days"]).unwrap_err().0, "retention_5m_days");
+        assert!(Retention::default().misordered().is_empty());
     }
 }

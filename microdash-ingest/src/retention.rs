@@ -53,8 +53,9 @@ pub const ALERT_HISTORY_DAYS: i64 = 30;
 
 /// One pass over every tenant at `now_ms`; counted in `telemetry`.
 ///
-/// A tenant whose deletes fail does not hold up the others: the pass goes on and returns
-/// the first error at its end, without recording a completed run.
+/// A delete that fails does not hold up the rest: the pass goes on with the other tables and
+/// tenants and the alert history, and returns the first error at its end, without recording
+/// a completed run.
 pub async fn expire_once(
     store: &Store,
     config: &RetentionConfig,
@@ -64,22 +65,26 @@ pub async fn expire_once(
     let mut expired = Expired::default();
     let mut failed = None;
     for tenant in store.list_tenants().await? {
-        if let Err(err) = expire_tenant(store, config, telemetry, &tenant, now_ms, &mut expired).await {
-            tracing::warn!(tenant = %tenant.slug, error = %err, "retention of a tenant failed");
+        expire_tenant(store, config, telemetry, &tenant, now_ms, &mut expired, &mut failed).await;
+    }
+    match store.expire_alert_history(now_ms - ALERT_HISTORY_DAYS * DAY_MS, config.chunk_rows).await {
+        Ok(history) => {
+            telemetry.record_retention_deleted("alert_history", history);
+            expired.alert_history = history;
+        }
+        Err(err) => {
             failed.get_or_insert(err);
         }
     }
     if let Some(err) = failed {
         return Err(err);
     }
-    let history = store.expire_alert_history(now_ms - ALERT_HISTORY_DAYS * DAY_MS, config.chunk_rows).await?;
-    telemetry.record_retention_deleted("alert_history", history);
-    expired.alert_history = history;
     telemetry.record_retention_run(now_ms);
     Ok(expired)
 }
 
-/// Delete what `tenant` no longer keeps, adding the counts to `expired`.
+/// Delete what `tenant` no longer keeps, adding the counts to `expired` and the first
+/// failure to `failed`.
 async fn expire_tenant(
     store: &Store,
     config: &RetentionConfig,
@@ -87,7 +92,8 @@ async fn expire_tenant(
     tenant: &Tenant,
     now_ms: i64,
     expired: &mut Expired,
-) -> Result<(), StoreError> {
+    failed: &mut Option<StoreError>,
+) {
     let retention = tenant.retention.over(config.defaults);
     for kind in DataKind::ALL {
         let resolution = match kind {
@@ -95,7 +101,14 @@ async fn expire_tenant(
             DataKind::Rollup(level) => level.resolution(),
         };
         let before = retention.horizon_ms(resolution, now_ms);
-        let deleted = store.expire(tenant.id, kind, before, config.chunk_rows).await?;
+        let deleted = match store.expire(tenant.id, kind, before, config.chunk_rows).await {
+            Ok(deleted) => deleted,
+            Err(err) => {
+                tracing::warn!(tenant = %tenant.slug, table = kind.table(), error = %err, "retention of a table failed");
+                failed.get_or_insert(err);
+                continue;
+            }
+        };
         telemetry.record_retention_deleted(kind.table(), deleted);
         match kind {
             DataKind::Raw => expired.points += deleted,
@@ -104,7 +117,6 @@ async fn expire_tenant(
             DataKind::Rollup(RollupLevel::ThirtyMinutes) => expired.rollups_30m += deleted,
         }
     }
-    Ok(())
 }
 
 /// Run passes every `config.interval` until `shutdown`. A failed pass is logged and tried

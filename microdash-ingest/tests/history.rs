@@ -279,5 +279,26 @@ async fn bad_history_input_is_refused_naming_the_field() {
     assert_eq!(reset.json["retention_raw_hours"], 24);
     let listed = app.call("GET", "/api/v1/tenants", Some(&admin), None).await;
     assert_eq!(listed.json[0]["retention_5m_days"], 30);
+    // A tenant already out of order (set before the check existed, say) can still have its
+    // other settings changed: only a change that sets one of a misordered pair is refused.
+    let acme = app.store.tenant_by_slug("acme").await.unwrap().unwrap();
+    let raw_long = microdash_store::RetentionChange { raw_hours: Some(Some(200)), ..Default::default() };
+    app.store.set_tenant_retention(acme.id, &raw_long).await.unwrap();
+    for body in [r#"{"max_series":500}"#, r#"{"retention_5m_days":60}"#] {
+        let reply = app.call("PATCH", "/api/v1/tenants/acme", Some(&admin), Some(body)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{body}: {}", reply.text);
+    }
+    let reply = app.call("PATCH", "/api/v1/tenants/acme", Some(&admin), Some(r#"{"retention_1m_days":8}"#)).await;
+    assert_eq!(
+        field(&reply),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("retention_1m_days".to_owned())),
+        "{}",
+        reply.text
+    );
+    let message = reply.json["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("retention_1m_days (8 d) must not be shorter than retention_raw_hours (200 h)"),
+        "{message}"
+    );
     app.stop().await;
 }

@@ -130,20 +130,27 @@ impl RetentionChange {
 
     /// Check this change to a tenant whose own settings are `current`, on a server whose
     /// defaults are `defaults`: each value in range (1 to ten years), and the retention it
-    /// leads to keeping each level at least as long as the finer one
-    /// ([`Retention::check_order`]). The error names the field to change.
+    /// leads to keeping each level at least as long as the finer one where the change sets
+    /// one of a pair ([`Retention::check_order`]). The error names the field to change; its
+    /// message follows the field's name.
     pub fn check(&self, current: RetentionOverrides, defaults: Retention) -> Result<(), (&'static str, String)> {
         let mut changed = Vec::new();
         let mut next = current;
         for (field, value, max) in self.fields() {
             let Some(value) = value else { continue };
             changed.push(field);
-            let value = value.map(|v| check_retention(field, v, max).map_err(|m| (field, m))).transpose()?;
+            // `check_retention`'s message starts with the field's name, which the caller puts first.
+            let without_name = |m: String| m.strip_prefix(field).map_or(m.clone(), |rest| rest.trim_start().to_owned());
+            let value =
+                value.map(|v| check_retention(field, v, max).map_err(|m| (field, without_name(m)))).transpose()?;
             match field {
                 "retention_raw_hours" => next.raw_hours = value,
                 "retention_1m_days" => next.rollup_1m_days = value,
                 _ => next.rollup_5m_days = value,
             }
+        }
+        if changed.is_empty() {
+            return Ok(());
         }
         RetentionOverrides::over(&next, defaults).check_order(&changed)
     }
@@ -347,8 +354,7 @@ impl Store {
             rate.map(|v| tenants::max_ingest_metrics_per_s.eq(v)),
             series.map(|v| tenants::max_series.eq(v)),
         );
-        let changes_something = [raw.is_some(), one.is_some(), five.is_some(), rate.is_some(), series.is_some()];
-        if changes_something.contains(&true) {
+        if [raw.is_some(), one.is_some(), five.is_some(), rate.is_some(), series.is_some()].iter().any(|set| *set) {
             let target = tenants::table.filter(tenants::id.eq(tenant_id));
             with_conn!(self, |conn| diesel::update(target).set(row).execute(&mut conn).await?);
         }

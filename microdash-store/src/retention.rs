@@ -82,7 +82,8 @@ impl DataKind {
 
 impl Store {
     /// Delete every row of `kind` of one tenant older than `before_ms`, a chunk of at most
-    /// `chunk_rows` rows at a time, yielding between chunks. Returns the rows deleted.
+    /// `chunk_rows` rows at a time, yielding between chunks, after recording the cutoff on the
+    /// tenant ([`microdash_core::rollup::ExpiredBefore`]). Returns the rows deleted.
     pub async fn expire(
         &self,
         tenant_id: i64,
@@ -96,9 +97,14 @@ impl Store {
             DataKind::Raw => before_ms,
             DataKind::Rollup(level) => microdash_core::rollup::bucket_start(before_ms, level.bucket_ms()),
         };
+        let expiring =
+            diesel::sql_query(kind.expiring_series_sql()).bind::<BigInt, _>(tenant_id).bind::<BigInt, _>(before_ms);
+        let series_ids: Vec<SeriesId> = with_conn!(self, |conn| expiring.clone().load(&mut conn).await?);
         // Recorded before the first row goes, and only ever moved forward: from now on a query
         // treats this kind as incomplete before the cutoff (it soon is), even if the retention
-        // is raised again later.
+        // is raised again later. Only when there is something to delete (the older mark still
+        // describes what is stored otherwise), and not for the 30-minute level, whose cutoff
+        // is never past the 5-minute level's mark it shares.
         let column = kind.expired_before_column();
         let mark = diesel::sql_query(format!(
             "UPDATE tenants SET {column} = ? WHERE id = ? AND ({column} IS NULL OR {column} < ?)"
@@ -107,6 +113,7 @@ impl Store {
         .bind::<BigInt, _>(tenant_id)
         .bind::<BigInt, _>(before_ms);
         match &self.inner.pool {
+            _ if series_ids.is_empty() || kind == DataKind::Rollup(RollupLevel::ThirtyMinutes) => {}
             Pool::Sqlite(_) => {
                 self.write_sqlite(1, move |c| diesel::RunQueryDsl::execute(mark, c)).await?;
             }
@@ -115,9 +122,6 @@ impl Store {
                 mark.execute(&mut conn).await.map_err(StoreError::query)?;
             }
         }
-        let expiring =
-            diesel::sql_query(kind.expiring_series_sql()).bind::<BigInt, _>(tenant_id).bind::<BigInt, _>(before_ms);
-        let series_ids: Vec<SeriesId> = with_conn!(self, |conn| expiring.clone().load(&mut conn).await?);
         let sql = kind.delete_sql(self.backend());
         let chunk = i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX);
         let mut deleted = 0u64;

@@ -425,12 +425,16 @@ impl Store {
                 };
                 if split {
                     let (first, second) = ids.split_at(ids.len() / 2);
-                    let other = tokio::spawn(read(self.clone(), second.to_vec()));
+                    // In a set, so the other half is aborted with this read (a request gone,
+                    // or the first half failed) rather than left running on its own.
+                    let mut other = tokio::task::JoinSet::new();
+                    other.spawn(read(self.clone(), second.to_vec()));
                     rows = read(self.clone(), first.to_vec()).await?;
-                    let other = match other.await {
-                        Ok(loaded) => loaded?,
-                        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-                        Err(err) => return Err(StoreError::unavailable(err.to_string())),
+                    let other = match other.join_next().await {
+                        Some(Ok(loaded)) => loaded?,
+                        Some(Err(err)) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                        Some(Err(err)) => return Err(StoreError::unavailable(err.to_string())),
+                        None => unreachable!("one task was spawned"),
                     };
                     rows.extend(other);
                 } else {

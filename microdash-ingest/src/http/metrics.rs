@@ -99,9 +99,8 @@ pub(crate) async fn query_metrics(
     // Without a start, a range is needed to choose by: what raw points still cover, or, for
     // an `end_time` before that, as long a range as raw points are kept, ending there (an
     // empty range would answer nothing).
-    let start = query.start_ms.unwrap_or_else(|| match end > raw_horizon {
-        true => raw_horizon,
-        false => end.saturating_sub(retention.retention.keep_ms(Resolution::Raw)),
+    let start = query.start_ms.unwrap_or_else(|| {
+        if end > raw_horizon { raw_horizon } else { end.saturating_sub(retention.retention.keep_ms(Resolution::Raw)) }
     });
     let resolution = match plan.resolution {
         ResolutionRequest::Exact(Resolution::Raw) if query.start_ms.is_some() || end <= raw_horizon => {

@@ -34,10 +34,11 @@ ALTER TABLE tenants ADD COLUMN retention_5m_days INT NULL;
 
 -- Existing raw points are rolled up here, so nobody's history starts empty. The bucket is
 -- the floor of the timestamp (also before 1970), `last_value` the first of each bucket's
--- points ordered by time, then value, descending. Sums saturate at the largest double, as
--- the write path's do.
+-- points ordered by time, then value, descending. Sums are clamped to the largest double
+-- (the write path saturates too): MariaDB fails an overflowing addition, so the values are
+-- added divided by 2^32 (exact, a power of two) and the sum scaled back where it fits.
 INSERT INTO rollups_1m
-SELECT series_id, bucket_ms, tenant_id, COUNT(*), CASE WHEN ABS(SUM(value / 8)) >= 1.7976931348623157e308 / 8 THEN SIGN(SUM(value / 8)) * 1.7976931348623157e308 ELSE SUM(value / 8) * 8 END, MIN(value), MAX(value), MAX(ts_ms),
+SELECT series_id, bucket_ms, tenant_id, COUNT(*), CASE WHEN ABS(SUM(value / 4294967296)) >= 1.7976931348623157e308 / 4294967296 THEN SIGN(SUM(value / 4294967296)) * 1.7976931348623157e308 ELSE SUM(value / 4294967296) * 4294967296 END, MIN(value), MAX(value), MAX(ts_ms),
        MAX(CASE WHEN latest = 1 THEN value END)
 FROM (
     SELECT series_id, tenant_id, ts_ms, value, bucket_ms,
@@ -47,7 +48,7 @@ FROM (
 GROUP BY series_id, bucket_ms, tenant_id;
 
 INSERT INTO rollups_5m
-SELECT series_id, bucket_ms, tenant_id, COUNT(*), CASE WHEN ABS(SUM(value / 8)) >= 1.7976931348623157e308 / 8 THEN SIGN(SUM(value / 8)) * 1.7976931348623157e308 ELSE SUM(value / 8) * 8 END, MIN(value), MAX(value), MAX(ts_ms),
+SELECT series_id, bucket_ms, tenant_id, COUNT(*), CASE WHEN ABS(SUM(value / 4294967296)) >= 1.7976931348623157e308 / 4294967296 THEN SIGN(SUM(value / 4294967296)) * 1.7976931348623157e308 ELSE SUM(value / 4294967296) * 4294967296 END, MIN(value), MAX(value), MAX(ts_ms),
        MAX(CASE WHEN latest = 1 THEN value END)
 FROM (
     SELECT series_id, tenant_id, ts_ms, value, bucket_ms,
