@@ -18,10 +18,25 @@ pub const MIN_ZOOM_MS: i64 = 10_000;
 /// Most buckets per series for rollup queries up to a day: the server's default, and what
 /// keeps a day at one-minute resolution (1,440 buckets).
 pub const MAX_POINTS: u32 = 1_500;
-/// ...and beyond a day: 7 days at 15 minutes (672 buckets), 30 days at an hour (720), a
-/// bucket per pixel or two of the wider expanded chart. A third of what 1,500 would fetch
-/// (7 days at 10 minutes), for the views that load the most.
+/// ...and beyond a day at most this many: about a bucket per pixel of a chart
+/// ([`chart_width_px`], as Grafana's `maxDataPoints` is a panel's width), so a week is read at
+/// 30 minutes in the usual grid (336 buckets) and never finer than 15 minutes (672).
 pub const MAX_POINTS_BEYOND_A_DAY: u32 = 800;
+/// ...and at least this many, for narrow screens.
+pub const MIN_POINTS_BEYOND_A_DAY: u32 = 200;
+
+/// About how wide a widget's plot is, in CSS pixels, on a page `viewport_px` wide: the
+/// tenant page's grid (`grid-cols-1 md:grid-cols-2 xl:grid-cols-3 2xl:grid-cols-4` in
+/// `pages/tenant.rs`, Tailwind's 768, 1280 and 1536 px breakpoints) less the value axis.
+pub fn chart_width_px(viewport_px: u32) -> u32 {
+    let columns = match viewport_px {
+        0..768 => 1,
+        768..1280 => 2,
+        1280..1536 => 3,
+        _ => 4,
+    };
+    (viewport_px / columns).saturating_sub(60)
+}
 /// Row limit of a live load (15 minutes of raw points of every series of one metric).
 pub const LIVE_LIMIT: u32 = 20_000;
 /// Row limit of a raw history load; an answer that reaches it is cut short (oldest first), so
@@ -225,8 +240,8 @@ impl TimeRange {
         }
     }
 
-    /// What to ask the server for each metric.
-    pub fn plan(&self, now_ms: i64) -> QueryPlan {
+    /// What to ask the server for each metric, for charts `chart_px` wide.
+    pub fn plan(&self, now_ms: i64, chart_px: u32) -> QueryPlan {
         let (start_ms, end_ms) = self.window(now_ms);
         let (end_ms, span) = match self {
             TimeRange::Between { .. } => (Some(end_ms), end_ms - start_ms),
@@ -237,7 +252,10 @@ impl TimeRange {
             _ if span <= RAW_SPAN_MS => (Fetch::Raw, RAW_LIMIT),
             _ => (Fetch::Auto, ROLLUP_LIMIT),
         };
-        let max_points = if span <= DAY_MS { MAX_POINTS } else { MAX_POINTS_BEYOND_A_DAY };
+        // Up to a day the resolution is the rollups' finest (a day at one minute); beyond,
+        // more buckets than a chart has pixels only cost time to fetch and draw.
+        let max_points =
+            if span <= DAY_MS { MAX_POINTS } else { chart_px.clamp(MIN_POINTS_BEYOND_A_DAY, MAX_POINTS_BEYOND_A_DAY) };
         QueryPlan { start_ms, end_ms, fetch, max_points, limit }
     }
 
@@ -260,6 +278,14 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_764_331_200_000; // 2025-11-28T12:00:00Z
+
+    #[test]
+    fn charts_are_about_as_wide_as_the_grid_makes_them() {
+        assert_eq!(chart_width_px(400), 340, "phones: one column");
+        assert_eq!(chart_width_px(1000), 440, "two columns");
+        assert_eq!(chart_width_px(1280), 366, "three columns");
+        assert_eq!(chart_width_px(1920), 420, "four columns");
+    }
 
     #[test]
     fn ranges_survive_the_url() {
@@ -295,20 +321,24 @@ mod tests {
 
     #[test]
     fn up_to_an_hour_is_raw_and_beyond_it_rollups() {
-        let live = TimeRange::Live.plan(NOW);
+        let live = TimeRange::Live.plan(NOW, 400);
         assert_eq!((live.start_ms, live.end_ms, live.fetch), (NOW - WINDOW_MS, None, Fetch::Raw));
-        let hour = TimeRange::Last(Preset::Hour).plan(NOW);
+        let hour = TimeRange::Last(Preset::Hour).plan(NOW, 400);
         assert_eq!((hour.start_ms, hour.fetch, hour.limit), (NOW - HOUR_MS, Fetch::Raw, RAW_LIMIT));
-        let day = TimeRange::Last(Preset::Day).plan(NOW);
+        let day = TimeRange::Last(Preset::Day).plan(NOW, 400);
         assert_eq!((day.start_ms, day.end_ms, day.fetch), (NOW - DAY_MS, None, Fetch::Auto));
-        let zoom = TimeRange::zoom(NOW - 20 * MINUTE_MS, NOW - 5 * MINUTE_MS).plan(NOW);
+        let zoom = TimeRange::zoom(NOW - 20 * MINUTE_MS, NOW - 5 * MINUTE_MS).plan(NOW, 400);
         assert_eq!((zoom.end_ms, zoom.fetch), (Some(NOW - 5 * MINUTE_MS), Fetch::Raw));
-        let wide = TimeRange::Between { start_ms: NOW - 2 * HOUR_MS, end_ms: NOW }.plan(NOW);
+        let wide = TimeRange::Between { start_ms: NOW - 2 * HOUR_MS, end_ms: NOW }.plan(NOW, 400);
         assert_eq!(wide.fetch, Fetch::Auto);
         let query = day.query("acme", "cpu", None);
         assert_eq!((query.resolution, query.max_points), (Some(ResolutionRequest::Auto), Some(1_500)));
-        let week = TimeRange::Last(Preset::Week).plan(NOW).query("acme", "cpu", None);
-        assert_eq!(week.max_points, Some(800));
+        let week = TimeRange::Last(Preset::Week).plan(NOW, 400).query("acme", "cpu", None);
+        assert_eq!(week.max_points, Some(400));
+        let wide_screen = TimeRange::Last(Preset::Week).plan(NOW, 5_000);
+        assert_eq!(wide_screen.max_points, MAX_POINTS_BEYOND_A_DAY);
+        assert_eq!(TimeRange::Last(Preset::Week).plan(NOW, 50).max_points, MIN_POINTS_BEYOND_A_DAY);
+        assert_eq!(TimeRange::Last(Preset::Day).plan(NOW, 50).max_points, MAX_POINTS, "a day stays at one minute");
         assert_eq!(query.end_time, None);
         assert!(zoom.query("acme", "cpu", None).end_time.is_some());
         let raw = hour.query("acme", "cpu", Some("web-1"));
@@ -323,7 +353,7 @@ mod tests {
             pairs
         };
         let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
-        let day = TimeRange::Last(Preset::Day).plan(NOW).query("acme", "cpu", Some("web-1"));
+        let day = TimeRange::Last(Preset::Day).plan(NOW, 400).query("acme", "cpu", Some("web-1"));
         assert_eq!(
             pairs(&day),
             vec![
@@ -336,13 +366,13 @@ mod tests {
                 pair("tenant", "acme"),
             ]
         );
-        let hour = TimeRange::Last(Preset::Hour).plan(NOW).query("acme", "cpu", None);
+        let hour = TimeRange::Last(Preset::Hour).plan(NOW, 400).query("acme", "cpu", None);
         assert!(pairs(&hour).contains(&pair("resolution", "raw")), "{hour:?}");
     }
 
     #[test]
     fn a_raw_answer_cut_short_is_asked_again_from_rollups() {
-        let hour = TimeRange::Last(Preset::Hour).plan(NOW);
+        let hour = TimeRange::Last(Preset::Hour).plan(NOW, 400);
         assert_eq!(hour.retry_after(RAW_LIMIT as usize - 1), None);
         let retry = hour.retry_after(RAW_LIMIT as usize).unwrap_or(hour);
         assert_eq!((retry.fetch, retry.start_ms), (Fetch::Auto, hour.start_ms));

@@ -324,7 +324,11 @@ pub fn TenantPage(props: &TenantProps) -> Html {
                 };
                 let started = now_ms();
                 state.dispatch(TenantAction::Begin(View { id: view, range: *range, anchor_ms: started }));
-                let plan = range.plan(started);
+                let viewport = web_sys::window()
+                    .and_then(|w| w.inner_width().ok())
+                    .and_then(|w| w.as_f64())
+                    .map_or(1280, |w| w as u32);
+                let plan = range.plan(started, model::range::chart_width_px(viewport));
                 wasm_bindgen_futures::spawn_local(load_view(state, slug.clone(), agent.clone(), view, plan, layout));
             },
         );
