@@ -66,6 +66,10 @@ pub async fn expire_once(
     let mut failed = None;
     for tenant in store.list_tenants().await? {
         expire_tenant(store, config, telemetry, &tenant, now_ms, &mut expired, &mut failed).await;
+        // The database gone: every further delete would wait for it too, the next pass retries.
+        if let Some(err) = failed.take_if(|err| unavailable(err)) {
+            return Err(err);
+        }
     }
     match store.expire_alert_history(now_ms - ALERT_HISTORY_DAYS * DAY_MS, config.chunk_rows).await {
         Ok(history) => {
@@ -81,6 +85,11 @@ pub async fn expire_once(
     }
     telemetry.record_retention_run(now_ms);
     Ok(expired)
+}
+
+/// Whether `err` says the database cannot be reached (rather than that one delete failed).
+fn unavailable(err: &StoreError) -> bool {
+    err.kind() == microdash_core::ErrorKind::Unavailable
 }
 
 /// Delete what `tenant` no longer keeps, adding the counts to `expired` and the first
@@ -105,7 +114,11 @@ async fn expire_tenant(
             Ok(deleted) => deleted,
             Err(err) => {
                 tracing::warn!(tenant = %tenant.slug, table = kind.table(), error = %err, "retention of a table failed");
+                let gone = unavailable(&err);
                 failed.get_or_insert(err);
+                if gone {
+                    return;
+                }
                 continue;
             }
         };

@@ -43,12 +43,23 @@ impl DataKind {
     }
 
     /// The `tenants` column recording how far this kind was deleted
-    /// ([`microdash_core::rollup::ExpiredBefore`]); the 30-minute level goes with the 5-minute one.
+    /// ([`microdash_core::rollup::ExpiredBefore`]); the 30-minute level shares the 5-minute
+    /// one's (its cutoff, rounded to half hours, never passes the 5-minute one's, so the mark
+    /// only moves when the 5-minute level's delete did not run first).
     fn expired_before_column(self) -> &'static str {
         match self {
             DataKind::Raw => "raw_expired_before_ms",
             DataKind::Rollup(RollupLevel::OneMinute) => "rollup_1m_expired_before_ms",
             DataKind::Rollup(_) => "rollup_5m_expired_before_ms",
+        }
+    }
+
+    /// This kind's mark among a tenant's.
+    fn expired_before(self, marks: &microdash_core::rollup::ExpiredBefore) -> Option<i64> {
+        match self {
+            DataKind::Raw => marks.raw_ms,
+            DataKind::Rollup(RollupLevel::OneMinute) => marks.rollup_1m_ms,
+            DataKind::Rollup(_) => marks.rollup_5m_ms,
         }
     }
 
@@ -83,7 +94,8 @@ impl DataKind {
 impl Store {
     /// Delete every row of `kind` of one tenant older than `before_ms`, a chunk of at most
     /// `chunk_rows` rows at a time, yielding between chunks, after recording the cutoff on the
-    /// tenant ([`microdash_core::rollup::ExpiredBefore`]). Returns the rows deleted.
+    /// tenant where it moves ([`microdash_core::rollup::ExpiredBefore`]). Returns the rows
+    /// deleted.
     pub async fn expire(
         &self,
         tenant_id: i64,
@@ -102,24 +114,33 @@ impl Store {
         let series_ids: Vec<SeriesId> = with_conn!(self, |conn| expiring.clone().load(&mut conn).await?);
         // Recorded before the first row goes, and only ever moved forward: from now on a query
         // treats this kind as incomplete before the cutoff (it soon is), even if the retention
-        // is raised again later. Only when there is something to delete (the older mark still
-        // describes what is stored otherwise), and not for the 30-minute level, whose cutoff
-        // is never past the 5-minute level's mark it shares.
+        // is raised again later. With nothing to delete, only where there is no mark yet (what
+        // an older version deleted is unmarked); otherwise the older mark still describes what
+        // is stored, and the pass writes nothing.
         let column = kind.expired_before_column();
-        let mark = diesel::sql_query(format!(
-            "UPDATE tenants SET {column} = ? WHERE id = ? AND ({column} IS NULL OR {column} < ?)"
-        ))
-        .bind::<BigInt, _>(before_ms)
-        .bind::<BigInt, _>(tenant_id)
-        .bind::<BigInt, _>(before_ms);
-        match &self.inner.pool {
-            _ if series_ids.is_empty() || kind == DataKind::Rollup(RollupLevel::ThirtyMinutes) => {}
-            Pool::Sqlite(_) => {
-                self.write_sqlite(1, move |c| diesel::RunQueryDsl::execute(mark, c)).await?;
-            }
-            Pool::Mysql(pool) => {
-                let mut conn = pool.get().await.map_err(StoreError::pool)?;
-                mark.execute(&mut conn).await.map_err(StoreError::query)?;
+        let marked = match self.tenant(tenant_id).await? {
+            Some(tenant) => kind.expired_before(&tenant.expired_before),
+            None => return Ok(0),
+        };
+        let moves = match marked {
+            None => true,
+            Some(mark) => !series_ids.is_empty() && mark < before_ms,
+        };
+        if moves {
+            let mark = diesel::sql_query(format!(
+                "UPDATE tenants SET {column} = ? WHERE id = ? AND ({column} IS NULL OR {column} < ?)"
+            ))
+            .bind::<BigInt, _>(before_ms)
+            .bind::<BigInt, _>(tenant_id)
+            .bind::<BigInt, _>(before_ms);
+            match &self.inner.pool {
+                Pool::Sqlite(_) => {
+                    self.write_sqlite(1, move |c| diesel::RunQueryDsl::execute(mark, c)).await?;
+                }
+                Pool::Mysql(pool) => {
+                    let mut conn = pool.get().await.map_err(StoreError::pool)?;
+                    mark.execute(&mut conn).await.map_err(StoreError::query)?;
+                }
             }
         }
         let sql = kind.delete_sql(self.backend());

@@ -238,10 +238,11 @@ async fn retention_deletes_what_it_should_and_nothing_else(store: Store) {
     // How far each level was deleted is recorded on the tenant (rollup cutoffs at their
     // bucket start), only moves forward, and leaves the other tenant alone.
     let marks = store.tenant(t.id).await.unwrap().unwrap().expired_before;
-    // The 30-minute level shares the 5-minute level's mark, which its deletes never pass.
+    // The 30-minute level shares the 5-minute level's mark (here the 5-minute level was not
+    // expired first).
     assert_eq!(
         (marks.raw_ms, marks.rollup_1m_ms, marks.rollup_5m_ms),
-        (Some(cutoff), Some(bucket_start(cutoff, MINUTE)), None)
+        (Some(cutoff), Some(bucket_start(cutoff, MINUTE)), Some(bucket_start(cutoff, 30 * MINUTE)))
     );
     let late = metric("cpu", "h1", cutoff - 120 * MINUTE, 1.0, None);
     store.insert_batches(&[Batch { tenant_id: t.id, received_at_ms: NOW, metrics: vec![late] }], NOW).await.unwrap();
@@ -251,6 +252,12 @@ async fn retention_deletes_what_it_should_and_nothing_else(store: Store) {
     let fives = store.tenant(t.id).await.unwrap().unwrap().expired_before.rollup_5m_ms;
     assert_eq!(fives, Some(bucket_start(cutoff, 5 * MINUTE)));
     assert_eq!(store.tenant(keep.id).await.unwrap().unwrap().expired_before, Default::default());
+    // A tenant with nothing to delete gets a first mark (what an older version deleted is
+    // unmarked), and no write after that.
+    store.expire(keep.id, DataKind::Raw, NOW - 10 * 60 * MINUTE, 7).await.unwrap();
+    assert_eq!(store.tenant(keep.id).await.unwrap().unwrap().expired_before.raw_ms, Some(NOW - 600 * MINUTE));
+    store.expire(keep.id, DataKind::Raw, NOW - 9 * 60 * MINUTE, 7).await.unwrap();
+    assert_eq!(store.tenant(keep.id).await.unwrap().unwrap().expired_before.raw_ms, Some(NOW - 600 * MINUTE));
 }
 
 /// A tenant's own retention is stored, shown, and returned to the default with `null`; bad

@@ -2,6 +2,7 @@
 //! server for it.
 
 use microdash_core::api::{MetricsQuery, Resolution, ResolutionRequest, TimestampIn};
+use microdash_core::layout::WidgetSize;
 use microdash_core::metric::format_millis;
 
 use super::WINDOW_MS;
@@ -20,22 +21,29 @@ pub const MIN_ZOOM_MS: i64 = 10_000;
 pub const MAX_POINTS: u32 = 1_500;
 /// ...and beyond a day at most this many: about a bucket per pixel of a chart
 /// ([`chart_width_px`], as Grafana's `maxDataPoints` is a panel's width), so a week is read at
-/// 30 minutes in the usual grid (336 buckets) and never finer than 15 minutes (672).
+/// 30 minutes for a small widget of the usual grid (337 buckets) and never finer than 15
+/// minutes (673).
 pub const MAX_POINTS_BEYOND_A_DAY: u32 = 800;
 /// ...and at least this many, for narrow screens.
 pub const MIN_POINTS_BEYOND_A_DAY: u32 = 200;
 
-/// About how wide a widget's plot is, in CSS pixels, on a page `viewport_px` wide: the
-/// tenant page's grid (`grid-cols-1 md:grid-cols-2 xl:grid-cols-3 2xl:grid-cols-4` in
-/// `pages/tenant.rs`, Tailwind's 768, 1280 and 1536 px breakpoints) less the value axis.
-pub fn chart_width_px(viewport_px: u32) -> u32 {
+/// About how wide the plot of a widget of `size` is, in CSS pixels, on a page `viewport_px`
+/// wide: the tenant page's grid (`grid-cols-1 md:grid-cols-2 xl:grid-cols-3 2xl:grid-cols-4`
+/// in `pages/tenant.rs`, Tailwind's 768, 1280 and 1536 px breakpoints; a medium widget spans
+/// two columns, a large one all, `components/widget.rs`) less the value axis.
+pub fn chart_width_px(viewport_px: u32, size: WidgetSize) -> u32 {
     let columns = match viewport_px {
         0..768 => 1,
         768..1280 => 2,
         1280..1536 => 3,
         _ => 4,
     };
-    (viewport_px / columns).saturating_sub(60)
+    let spans = match size {
+        WidgetSize::Small => 1,
+        WidgetSize::Medium => columns.min(2),
+        WidgetSize::Large => columns,
+    };
+    (viewport_px * spans / columns).saturating_sub(60)
 }
 /// Row limit of a live load (15 minutes of raw points of every series of one metric).
 pub const LIVE_LIMIT: u32 = 20_000;
@@ -281,10 +289,14 @@ mod tests {
 
     #[test]
     fn charts_are_about_as_wide_as_the_grid_makes_them() {
-        assert_eq!(chart_width_px(400), 340, "phones: one column");
-        assert_eq!(chart_width_px(1000), 440, "two columns");
-        assert_eq!(chart_width_px(1280), 366, "three columns");
-        assert_eq!(chart_width_px(1920), 420, "four columns");
+        let small = |px| chart_width_px(px, WidgetSize::Small);
+        assert_eq!(small(400), 340, "phones: one column");
+        assert_eq!(small(1000), 440, "two columns");
+        assert_eq!(small(1280), 366, "three columns");
+        assert_eq!(small(1920), 420, "four columns");
+        assert_eq!(chart_width_px(1920, WidgetSize::Medium), 900, "two of four columns");
+        assert_eq!(chart_width_px(1920, WidgetSize::Large), 1860, "all four");
+        assert_eq!(chart_width_px(400, WidgetSize::Large), 340, "phones: one column whatever the size");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use microdash_core::api::alert::{AlertEventOut, AlertRuleOut};
 use microdash_core::api::{AgentOut, PointOut, QueryResponse, Resolution};
+use microdash_core::layout::WidgetSize;
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
@@ -193,7 +194,7 @@ async fn load_view(
     slug: String,
     agent: Option<String>,
     view: u64,
-    plan: QueryPlan,
+    plan: impl Fn(WidgetSize) -> QueryPlan,
     layout: Option<BoardLayout>,
 ) {
     // Each metric on its own: small answers draw the first chart soonest. State changes
@@ -217,11 +218,17 @@ async fn load_view(
     metrics.dedup();
     // Shown widgets in their order, then the hidden ones.
     let arranged = order_by.arrange(metrics.iter().map(String::as_str));
-    let order: Vec<String> = arranged.shown.into_iter().map(|p| p.metric).chain(arranged.hidden).collect();
+    // Each with the size it is shown at: a wider chart asks for more buckets.
+    let order: Vec<(String, WidgetSize)> = arranged
+        .shown
+        .into_iter()
+        .map(|p| (p.metric, p.size))
+        .chain(arranged.hidden.into_iter().map(|metric| (metric, WidgetSize::Small)))
+        .collect();
     // A few at a time, in display order: the server answers a long range's queries no faster
     // side by side, so fewer at once bring the first charts on screen sooner.
-    let loads = futures_util::StreamExt::map(futures_util::stream::iter(order.iter()), |metric| {
-        let (slug, agent) = (&slug, agent.as_deref());
+    let loads = futures_util::StreamExt::map(futures_util::stream::iter(order.iter()), |(metric, size)| {
+        let (slug, agent, plan) = (&slug, agent.as_deref(), plan(*size));
         async move { (metric.clone(), load_metric(slug, metric, agent, plan).await) }
     });
     let mut loads = futures_util::StreamExt::buffer_unordered(loads, LOADS_AT_ONCE);
@@ -328,7 +335,8 @@ pub fn TenantPage(props: &TenantProps) -> Html {
                     .and_then(|w| w.inner_width().ok())
                     .and_then(|w| w.as_f64())
                     .map_or(1280, |w| w as u32);
-                let plan = range.plan(started, model::range::chart_width_px(viewport));
+                let range = *range;
+                let plan = move |size| range.plan(started, model::range::chart_width_px(viewport, size));
                 wasm_bindgen_futures::spawn_local(load_view(state, slug.clone(), agent.clone(), view, plan, layout));
             },
         );
