@@ -155,6 +155,8 @@ async fn quotas_are_set_listed_and_checked_by_name() {
         let reply = set_quota(&app, &admin, "acme", patch).await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{patch}: {}", reply.text);
         assert_eq!(reply.json["details"][0]["field"], field, "{}", reply.text);
+        let message = reply.json["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{field} must be")), "the field named once: {message}");
     }
     let reply = set_quota(&app, &admin, "acme", r#"{"max_series": "many"}"#).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.text);

@@ -108,7 +108,12 @@ impl ApiError {
     /// `422` naming one field.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("{field} {message}"));
+        // Messages of the shared checks (`check_quota`, ...) name their field already.
+        let text = match message.strip_prefix(field).is_some_and(|rest| rest.starts_with(' ')) {
+            true => message.clone(),
+            false => format!("{field} {message}"),
+        };
+        let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", text);
         err.body.details.push(FieldError::new(None, Some(field.to_owned()), message));
         err
     }
