@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use microdash_core::api::Resolution;
 use microdash_core::rollup::{DAY_MS, Retention};
 use microdash_store::{DataKind, RollupLevel, Store, StoreError, Tenant};
 use tokio_util::sync::CancellationToken;
@@ -105,12 +104,8 @@ async fn expire_tenant(
 ) {
     let retention = tenant.retention.over(config.defaults);
     for kind in DataKind::ALL {
-        let resolution = match kind {
-            DataKind::Raw => Resolution::Raw,
-            DataKind::Rollup(level) => level.resolution(),
-        };
-        let before = retention.horizon_ms(resolution, now_ms);
-        let deleted = match store.expire(tenant.id, kind, before, config.chunk_rows).await {
+        let before = retention.horizon_ms(kind.resolution(), now_ms);
+        let deleted = match store.expire(tenant, kind, before, config.chunk_rows).await {
             Ok(deleted) => deleted,
             Err(err) => {
                 tracing::warn!(tenant = %tenant.slug, table = kind.table(), error = %err, "retention of a table failed");

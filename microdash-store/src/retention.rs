@@ -8,8 +8,9 @@
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
+use microdash_core::api::Resolution;
 
-use crate::{Pool, RollupLevel, Store, StoreError, with_conn};
+use crate::{Pool, RollupLevel, Store, StoreError, Tenant, with_conn};
 
 /// What retention deletes from: raw points or one rollup level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,12 +55,11 @@ impl DataKind {
         }
     }
 
-    /// This kind's mark among a tenant's.
-    fn expired_before(self, marks: &microdash_core::rollup::ExpiredBefore) -> Option<i64> {
+    /// The resolution this kind stores, which its retention is set by.
+    pub fn resolution(self) -> Resolution {
         match self {
-            DataKind::Raw => marks.raw_ms,
-            DataKind::Rollup(RollupLevel::OneMinute) => marks.rollup_1m_ms,
-            DataKind::Rollup(_) => marks.rollup_5m_ms,
+            DataKind::Raw => Resolution::Raw,
+            DataKind::Rollup(level) => level.resolution(),
         }
     }
 
@@ -91,18 +91,40 @@ impl DataKind {
     }
 }
 
+/// Execute `$query`, a statement writing about `$rows` rows, where writes go: on SQLite
+/// through the point writer (in turn with the workers, and counted towards its WAL restarts;
+/// SQLite has one writer, and waiting here beats waiting in its busy handler), on MariaDB on a
+/// pooled connection. Its value is the rows changed.
+macro_rules! execute_written {
+    ($store:expr, $rows:expr, $query:expr) => {{
+        let query = $query;
+        match &$store.inner.pool {
+            Pool::Sqlite(_) => $store.write_sqlite($rows, move |c| diesel::RunQueryDsl::execute(query, c)).await?,
+            Pool::Mysql(pool) => {
+                let mut conn = pool.get().await.map_err(StoreError::pool)?;
+                query.execute(&mut conn).await.map_err(StoreError::query)?
+            }
+        }
+    }};
+}
+
 impl Store {
-    /// Delete every row of `kind` of one tenant older than `before_ms`, a chunk of at most
+    /// Delete every row of `kind` of `tenant` older than `before_ms`, a chunk of at most
     /// `chunk_rows` rows at a time, yielding between chunks, after recording the cutoff on the
     /// tenant where it moves ([`microdash_core::rollup::ExpiredBefore`]). Returns the rows
     /// deleted.
+    ///
+    /// `tenant` as read at the start of a pass: its marks decide whether one is written, and
+    /// one that moved since costs at most a statement that changes nothing (the database
+    /// only ever moves a mark forward).
     pub async fn expire(
         &self,
-        tenant_id: i64,
+        tenant: &Tenant,
         kind: DataKind,
         before_ms: i64,
         chunk_rows: usize,
     ) -> Result<u64, StoreError> {
+        let tenant_id = tenant.id;
         // A bucket is deleted only when all of it is older than the cutoff: one that
         // straddles it still holds data that is kept.
         let before_ms = match kind {
@@ -118,30 +140,20 @@ impl Store {
         // an older version deleted is unmarked); otherwise the older mark still describes what
         // is stored, and the pass writes nothing.
         let column = kind.expired_before_column();
-        let marked = match self.tenant(tenant_id).await? {
-            Some(tenant) => kind.expired_before(&tenant.expired_before),
-            None => return Ok(0),
-        };
-        let moves = match marked {
+        let moves = match tenant.expired_before.of(kind.resolution()) {
             None => true,
             Some(mark) => !series_ids.is_empty() && mark < before_ms,
         };
         if moves {
+            // With nothing to delete, only a missing mark is written (`< i64::MIN` never holds).
+            let past = if series_ids.is_empty() { i64::MIN } else { before_ms };
             let mark = diesel::sql_query(format!(
                 "UPDATE tenants SET {column} = ? WHERE id = ? AND ({column} IS NULL OR {column} < ?)"
             ))
             .bind::<BigInt, _>(before_ms)
             .bind::<BigInt, _>(tenant_id)
-            .bind::<BigInt, _>(before_ms);
-            match &self.inner.pool {
-                Pool::Sqlite(_) => {
-                    self.write_sqlite(1, move |c| diesel::RunQueryDsl::execute(mark, c)).await?;
-                }
-                Pool::Mysql(pool) => {
-                    let mut conn = pool.get().await.map_err(StoreError::pool)?;
-                    mark.execute(&mut conn).await.map_err(StoreError::query)?;
-                }
-            }
+            .bind::<BigInt, _>(past);
+            execute_written!(self, 1, mark);
         }
         let sql = kind.delete_sql(self.backend());
         let chunk = i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX);
@@ -153,18 +165,7 @@ impl Store {
                     .bind::<BigInt, _>(series_id)
                     .bind::<BigInt, _>(before_ms)
                     .bind::<BigInt, _>(chunk);
-                let done = match &self.inner.pool {
-                    // Through the point writer (in turn with the workers, and counted
-                    // towards its WAL restarts): SQLite has one writer, and waiting here
-                    // beats waiting in its busy handler.
-                    Pool::Sqlite(_) => {
-                        self.write_sqlite(chunk_rows, move |c| diesel::RunQueryDsl::execute(query, c)).await?
-                    }
-                    Pool::Mysql(pool) => {
-                        let mut conn = pool.get().await.map_err(StoreError::pool)?;
-                        query.execute(&mut conn).await.map_err(StoreError::query)?
-                    }
-                };
+                let done = execute_written!(self, chunk_rows, query);
                 deleted += done as u64;
                 tokio::task::yield_now().await;
                 if (done as i64) < chunk {

@@ -208,7 +208,7 @@ async fn retention_deletes_what_it_should_and_nothing_else(store: Store) {
     };
     store.insert_batches(&[points(t.id), points(keep.id)], NOW).await.unwrap();
     let cutoff = NOW - 30 * MINUTE;
-    let deleted = store.expire(t.id, DataKind::Raw, cutoff, 7).await.unwrap();
+    let deleted = store.expire(&t, DataKind::Raw, cutoff, 7).await.unwrap();
     let remaining = store.query_points(t.id, &all(None)).await.unwrap();
     assert!(remaining.iter().all(|p| p.timestamp_ms >= cutoff));
     assert_eq!(remaining.len() as u64 + deleted, 120);
@@ -217,19 +217,19 @@ async fn retention_deletes_what_it_should_and_nothing_else(store: Store) {
     let minutes = store.query_rollups(t.id, RollupLevel::OneMinute, &all(None)).await.unwrap();
     assert_eq!(minutes.iter().map(|b| b.aggregate.count).sum::<u64>(), 120);
     assert_eq!(store.query_points(keep.id, &all(None)).await.unwrap().len(), 120);
-    let deleted = store.expire(t.id, DataKind::Rollup(RollupLevel::OneMinute), cutoff, 5).await.unwrap();
+    let deleted = store.expire(&t, DataKind::Rollup(RollupLevel::OneMinute), cutoff, 5).await.unwrap();
     let minutes = store.query_rollups(t.id, RollupLevel::OneMinute, &all(None)).await.unwrap();
     // Only whole buckets older than the cutoff go: the one that straddles it stays.
     assert!(minutes.iter().all(|b| b.bucket_ms + MINUTE > cutoff));
     assert_eq!(minutes[0].bucket_ms, bucket_start(cutoff, MINUTE), "the straddling bucket is kept");
     assert!(deleted > 0);
     assert!(!store.query_rollups(t.id, RollupLevel::FiveMinutes, &all(None)).await.unwrap().is_empty());
-    assert_eq!(store.expire(t.id, DataKind::Raw, cutoff, 7).await.unwrap(), 0, "nothing left to expire");
+    assert_eq!(store.expire(&t, DataKind::Raw, cutoff, 7).await.unwrap(), 0, "nothing left to expire");
     // The 30-minute level the same way: the half hour that straddles the cutoff stays.
     let halves =
         |store: Store| async move { store.query_rollups(t.id, RollupLevel::ThirtyMinutes, &all(None)).await.unwrap() };
     let before = halves(store.clone()).await;
-    let deleted = store.expire(t.id, DataKind::Rollup(RollupLevel::ThirtyMinutes), cutoff, 1).await.unwrap();
+    let deleted = store.expire(&t, DataKind::Rollup(RollupLevel::ThirtyMinutes), cutoff, 1).await.unwrap();
     let after = halves(store.clone()).await;
     assert_eq!(after.len() as u64 + deleted, before.len() as u64);
     assert!(after.iter().all(|b| b.bucket_ms + 30 * MINUTE > cutoff));
@@ -246,17 +246,17 @@ async fn retention_deletes_what_it_should_and_nothing_else(store: Store) {
     );
     let late = metric("cpu", "h1", cutoff - 120 * MINUTE, 1.0, None);
     store.insert_batches(&[Batch { tenant_id: t.id, received_at_ms: NOW, metrics: vec![late] }], NOW).await.unwrap();
-    assert_eq!(store.expire(t.id, DataKind::Raw, cutoff - 60 * MINUTE, 7).await.unwrap(), 1);
+    assert_eq!(store.expire(&t, DataKind::Raw, cutoff - 60 * MINUTE, 7).await.unwrap(), 1);
     assert_eq!(store.tenant(t.id).await.unwrap().unwrap().expired_before.raw_ms, Some(cutoff), "never back");
-    store.expire(t.id, DataKind::Rollup(RollupLevel::FiveMinutes), cutoff, 7).await.unwrap();
+    store.expire(&t, DataKind::Rollup(RollupLevel::FiveMinutes), cutoff, 7).await.unwrap();
     let fives = store.tenant(t.id).await.unwrap().unwrap().expired_before.rollup_5m_ms;
     assert_eq!(fives, Some(bucket_start(cutoff, 5 * MINUTE)));
     assert_eq!(store.tenant(keep.id).await.unwrap().unwrap().expired_before, Default::default());
     // A tenant with nothing to delete gets a first mark (what an older version deleted is
     // unmarked), and no write after that.
-    store.expire(keep.id, DataKind::Raw, NOW - 10 * 60 * MINUTE, 7).await.unwrap();
+    store.expire(&keep, DataKind::Raw, NOW - 10 * 60 * MINUTE, 7).await.unwrap();
     assert_eq!(store.tenant(keep.id).await.unwrap().unwrap().expired_before.raw_ms, Some(NOW - 600 * MINUTE));
-    store.expire(keep.id, DataKind::Raw, NOW - 9 * 60 * MINUTE, 7).await.unwrap();
+    store.expire(&keep, DataKind::Raw, NOW - 9 * 60 * MINUTE, 7).await.unwrap();
     assert_eq!(store.tenant(keep.id).await.unwrap().unwrap().expired_before.raw_ms, Some(NOW - 600 * MINUTE));
 }
 

@@ -91,35 +91,35 @@ pub(crate) async fn query_metrics(
         state.store.tenant(tenant_id).await?.ok_or_else(|| ApiError::forbidden("the tenant no longer exists"))?;
     // What is stored, not only what the settings keep: after a retention is raised, the
     // data deleted under the shorter one is still missing.
-    let retention = tenant.coverage(state.config.retention);
+    let coverage = tenant.coverage(state.config.retention);
     let now = now_ms();
     let mut query = plan.query;
     let end = query.end_ms.unwrap_or(now);
-    let raw_horizon = retention.horizon_ms(Resolution::Raw, now);
+    let raw_horizon = coverage.horizon_ms(Resolution::Raw, now);
     // Without a start, a range is needed to choose by: what raw points still cover, or, for
     // an `end_time` before that, as long a range as raw points are kept, ending there (an
     // empty range would answer nothing).
     let start = query.start_ms.unwrap_or_else(|| {
-        if end > raw_horizon { raw_horizon } else { end.saturating_sub(retention.retention.keep_ms(Resolution::Raw)) }
+        if end > raw_horizon { raw_horizon } else { end.saturating_sub(coverage.retention.keep_ms(Resolution::Raw)) }
     });
     let resolution = match plan.resolution {
         ResolutionRequest::Exact(Resolution::Raw) if query.start_ms.is_some() || end <= raw_horizon => {
             // Raw may no longer cover the range: answer from the finest rollup that does, and
             // say so in `resolution`, rather than with an empty or partial answer (the
             // limit still keeps the most recent buckets).
-            retention.finest_covering(if query.start_ms.is_some() { start } else { end - 1 }, now)
+            coverage.finest_covering(if query.start_ms.is_some() { start } else { end - 1 }, now)
         }
         ResolutionRequest::Exact(resolution) => resolution,
         ResolutionRequest::Auto => {
             // Auto answers exactly the range it chose by.
             (query.start_ms, query.end_ms) = (Some(start), Some(end));
-            let finest = retention.finest_covering(start, now);
+            let finest = coverage.finest_covering(start, now);
             let raw_fits = finest == Resolution::Raw
                 && state.store.most_points_per_series(tenant_id, &query).await? <= plan.max_points;
             if raw_fits {
                 Resolution::Raw
             } else {
-                let finest_rollup = retention.finest_covering(start, now).max(Resolution::ONE_MINUTE);
+                let finest_rollup = coverage.finest_covering(start, now).max(Resolution::ONE_MINUTE);
                 auto_rollup(start, end, plan.max_points, finest_rollup)
             }
         }
@@ -143,7 +143,7 @@ pub(crate) async fn query_metrics(
             // Read from the coarsest stored level whose buckets tile the answer's, retained
             // for the range; merging is exact, so coarser answers lose nothing. A range
             // older than every level's retention reads the longest kept.
-            let retained = |level: RollupLevel| start >= retention.horizon_ms(level.resolution(), now);
+            let retained = |level: RollupLevel| start >= coverage.horizon_ms(level.resolution(), now);
             let level = RollupLevel::coarsest_tiling(width, retained)
                 .or_else(|| RollupLevel::coarsest_tiling(width, |_| true))
                 .unwrap_or(RollupLevel::OneMinute);
